@@ -1,0 +1,37 @@
+"""synthdata: differentially private synthetic data, audited and signed.
+
+Python API (the CLI is a thin layer over it)::
+
+    from synthdata import read_table, infer_schema, Schema
+    table = read_table("patients.csv")
+    schema = infer_schema(table.frame, source=table.source)
+    schema.save("patients.schema.json")   # review, declare public facts, reuse
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import DataError, IdentifierColumnWarning, SchemaError, SynthdataError, SynthdataWarning
+from .ingest import Table, from_frame, load_table, read_table
+from .schema import Column, Excluded, Schema, infer_schema
+
+try:
+    __version__ = version("synthdata")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "__version__",
+    "Column",
+    "DataError",
+    "Excluded",
+    "IdentifierColumnWarning",
+    "Schema",
+    "SchemaError",
+    "SynthdataError",
+    "SynthdataWarning",
+    "Table",
+    "from_frame",
+    "infer_schema",
+    "load_table",
+    "read_table",
+]

@@ -1,0 +1,177 @@
+"""Command line: a thin layer over the Python API.
+
+Every user-facing problem is a :class:`~synthdata.errors.SynthdataError`, which click
+prints as one ``Error: …`` line on stderr with exit status 1 (2 for usage errors).
+An unexpected exception is reported the same way, as a bug, unless SYNTHDATA_DEBUG=1
+asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import DataError, SynthdataError
+from .ingest import Table, parse_size, read_table
+from .schema import Schema, infer_schema, summarize
+
+
+@contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Show library warnings as one 'Warning: …' line each, not Python's two-line form."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        click.echo(f"Warning: {warning.message}", err=True)
+
+
+class _Size(click.ParamType):
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except DataError as exc:
+            self.fail(exc.message, param, ctx)
+
+
+def _read_options(command):
+    """Options shared by every command that reads a table."""
+    options = [
+        click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of a CSV file."),
+        click.option("--delimiter", default=None, help="CSV delimiter (default: detect , ; tab |)."),
+        click.option("--thousands", default=None, help="Thousands separator in numbers, e.g. ','."),
+        click.option("--decimal", default=".", show_default=True, help="Decimal mark in numbers."),
+        click.option("--memory-limit", type=_Size(), default=None,
+                      help="Largest file loaded whole, e.g. 2GB; a larger one is sampled "
+                           "(default: a tenth of free memory, 256MB-2GB)."),
+        click.option("--drop", "drop", multiple=True, metavar="COLUMN",
+                      help="Leave this column out (repeat for several)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _load(data: str, *, encoding, delimiter, thousands, decimal, memory_limit, drop) -> Table:
+    table = read_table(data, encoding=encoding, delimiter=delimiter, thousands=thousands,
+                       decimal=decimal, memory_limit=memory_limit)
+    missing = [name for name in drop if name not in table.frame.columns]
+    if missing:
+        raise DataError(f"{data}: --drop {missing[0]}: no such column; the columns are "
+                        f"{', '.join(map(str, table.frame.columns))}")
+    if drop:
+        frame = table.frame.drop(columns=list(drop))
+        if frame.shape[1] == 0:
+            raise DataError(f"{data}: --drop leaves no column")
+        table = Table(**{**table.__dict__, "frame": frame})
+    return table
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="synthdata")
+def cli() -> None:
+    """Differentially private synthetic data, with audited and signed release reports.
+
+    Start with `synthdata inspect DATA` to review how your table will be read.
+    """
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=str))
+@click.option("--schema-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the inferred schema here (JSON) for you to review and edit.")
+@click.option("--schema", "schema_path", type=click.Path(path_type=Path), default=None,
+              help="Check DATA against this schema instead of inferring one.")
+@_read_options
+def inspect(data, schema_out, schema_path, **read):
+    """Show how DATA (CSV or Parquet) will be read: column types, missing values, and
+    which facts are public (free) or estimated privately (paid from the budget).
+
+    What inspect prints is read off your data, for your eyes only; nothing is released.
+    """
+    with _warnings_to_stderr():
+        table = _load(data, **read)
+        if schema_path is not None:
+            schema = Schema.load(schema_path)
+            schema.check_frame(table.frame, source=data)
+        else:
+            schema = infer_schema(table.frame, source=data)
+    if schema_out is not None and schema_out.exists() and schema_path != schema_out:
+        raise SynthdataError(f"{schema_out} already exists; choose another --schema-out or remove it")
+
+    click.echo(f"{data}: {table.rows_total:,} rows, {len(table.frame.columns)} columns"
+               + (f", delimiter {table.delimiter!r}, {table.encoding}" if table.delimiter else ""))
+    if table.note:
+        click.echo(f"Note: {table.note}; the figures below describe that sample.")
+    click.echo()
+    _echo_table(summarize(table.frame, schema))
+    click.echo()
+    for excluded in schema.excluded:
+        click.echo(f"Left out: {excluded.name} ({excluded.reason})")
+    paid, public = schema.paid_facts(), schema.public_facts()
+    if paid:
+        click.echo("Estimated privately, paid from the privacy budget at release:")
+        for fact, names in _group(paid).items():
+            click.echo(f"  {fact} of: {', '.join(names)}")
+    if public:
+        click.echo("Declared public in the schema, free:")
+        for fact, names in _group(public).items():
+            click.echo(f"  {fact}: {', '.join(names)}")
+    click.echo("Observed values above are read off your data and shown only to you; nothing here "
+               "is released.")
+    if schema_out is not None:
+        try:
+            schema_out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SynthdataError(f"cannot create {schema_out.parent}: {exc.strerror}") from None
+        schema.save(schema_out)
+        click.echo(f"Schema written to {schema_out}: review it, and set bounds or categories that are "
+                   "public knowledge to make them free.")
+
+
+def _group(facts: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, fact in facts:
+        grouped.setdefault(fact, []).append(name)
+    return grouped
+
+
+def _echo_table(rows: list[dict[str, str]], width: int = 42) -> None:
+    headers = list(rows[0])
+    cells = [[_clip(row[h], width) for h in headers] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    click.echo("  ".join("-" * w for w in widths))
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    try:
+        cli.main(args=argv, prog_name="synthdata")
+    except MemoryError:
+        click.echo("Error: ran out of memory; lower --memory-limit so that large inputs are sampled",
+                   err=True)
+        sys.exit(1)
+    except Exception as exc:  # a bug, not a user error: say so in one line
+        if os.environ.get("SYNTHDATA_DEBUG"):
+            raise
+        click.echo(f"Error: unexpected {type(exc).__name__}: {exc} — this is a bug in synthdata; "
+                   "re-run with SYNTHDATA_DEBUG=1 for the traceback and report it", err=True)
+        sys.exit(1)

@@ -1,0 +1,512 @@
+"""Ingestion: read a sensitive table (CSV, Parquet or a pandas DataFrame) as it is.
+
+The input is never modified. Every problem with the file itself (missing, a folder,
+empty, binary, badly encoded, ragged rows, duplicate column names) is raised as one
+:class:`~synthdata.errors.DataError` line naming the file and, where it helps, the line.
+Problems with the *values* (infinite numbers, constant columns, …) are the schema's job,
+see :mod:`synthdata.schema`.
+
+A file bigger than memory is comfortable with is not loaded whole: :func:`read_table`
+streams it once and keeps a uniform random sample of rows, and says so in
+:attr:`Table.note` (or refuses, with ``on_large="error"``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+__all__ = [
+    "MIN_ROWS",
+    "DEFAULT_SAMPLE_ROWS",
+    "DELIMITERS",
+    "Table",
+    "read_table",
+    "from_frame",
+    "load_table",
+    "default_memory_limit",
+    "parse_size",
+    "format_size",
+]
+
+#: Fewer data rows than this cannot be modelled, privately or not.
+MIN_ROWS = 10
+#: Rows kept when a file is too large to load whole.
+DEFAULT_SAMPLE_ROWS = 100_000
+#: Delimiters tried, in order of preference, when none is given.
+DELIMITERS = (",", ";", "\t", "|")
+
+_HEAD_BYTES = 64 * 1024
+_CHUNK_BYTES = 1 << 20
+
+# Formats people hand us by mistake, recognised by their first bytes.
+_MAGIC = (
+    (b"PK\x03\x04", "is a ZIP archive (an Excel .xlsx workbook?); save the sheet as CSV and try again"),
+    (b"\x1f\x8b", "is gzip-compressed; decompress it (gunzip) and try again"),
+    (b"BZh", "is bzip2-compressed; decompress it and try again"),
+    (b"\xd0\xcf\x11\xe0", "is an old Excel/Office file; save the sheet as CSV and try again"),
+    (b"%PDF", "is a PDF document; export the table as CSV and try again"),
+    (b"SQLite format 3\x00", "is an SQLite database; export the table as CSV and try again"),
+    (b"\x89PNG", "is a PNG image, not a table"),
+    (b"\xff\xd8\xff", "is a JPEG image, not a table"),
+)
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table as read from its source, plus where it came from.
+
+    ``frame`` holds the rows (all of them, or a uniform random sample when ``sampled``);
+    its index is the 0-based data-row number in the source, so messages can point at a
+    row. ``sha256`` fingerprints the source bytes (for a DataFrame, its contents).
+    """
+
+    frame: pd.DataFrame
+    source: str
+    format: str
+    sha256: str
+    rows_total: int
+    sampled: bool = False
+    delimiter: str | None = None
+    encoding: str | None = None
+    size_bytes: int | None = None
+    memory_limit: int | None = None
+
+    @property
+    def note(self) -> str | None:
+        """A sentence on sampling, or None when every row was read."""
+        if not self.sampled:
+            return None
+        return (
+            f"read a uniform random sample of {len(self.frame):,} of {self.rows_total:,} rows: "
+            f"{self.source} is {format_size(self.size_bytes or 0)}, above the in-memory limit of "
+            f"{format_size(self.memory_limit or 0)} (raise it with --memory-limit)"
+        )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def load_table(data: str | os.PathLike | pd.DataFrame | Table, **options) -> Table:
+    """Read ``data`` whatever it is: a path (CSV or Parquet), a DataFrame, or a Table."""
+    if isinstance(data, Table):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return from_frame(data)
+    if isinstance(data, (str, os.PathLike)):
+        return read_table(data, **options)
+    raise DataError(
+        f"cannot read data of type {type(data).__name__}; "
+        "pass a path to a CSV or Parquet file, or a pandas DataFrame"
+    )
+
+
+def from_frame(frame: pd.DataFrame, *, source: str = "<DataFrame>") -> Table:
+    """Wrap a DataFrame given through the Python API, after the same checks as a file."""
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    names = list(frame.columns)
+    for position, name in enumerate(names, start=1):
+        if not isinstance(name, str):
+            raise DataError(
+                f"{source}: column {position} is named {name!r} ({type(name).__name__}); "
+                "column names must be text — rename the columns"
+            )
+    _check_names(names, source)
+    _check_row_count(len(frame), source)
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(names).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return Table(
+        frame=frame,
+        source=source,
+        format="dataframe",
+        sha256=digest.hexdigest(),
+        rows_total=len(frame),
+    )
+
+
+def read_table(
+    path: str | os.PathLike,
+    *,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    thousands: str | None = None,
+    decimal: str = ".",
+    memory_limit: int | None = None,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    on_large: str = "sample",
+    seed: int = 0,
+) -> Table:
+    """Read a CSV or Parquet file without modifying it.
+
+    CSV delimiters ``, ; tab |`` are detected unless ``delimiter`` is given; text is
+    UTF-8 unless ``encoding`` says otherwise. ``thousands`` accepts numbers written with
+    a thousands separator (``"1,234"``), which are otherwise refused; ``decimal=","``
+    numbers written with a decimal comma (``"3,5"``). A file larger than
+    ``memory_limit`` bytes (default: :func:`default_memory_limit`) is streamed and a
+    uniform random sample of ``sample_rows`` rows kept (``on_large="sample"``), or
+    refused (``on_large="error"``).
+    """
+    if on_large not in ("sample", "error"):
+        raise ValueError("on_large must be 'sample' or 'error'")
+    if delimiter is not None and len(delimiter) != 1:
+        raise DataError(f"delimiter {delimiter!r} must be a single character, such as ',' or ';'")
+    if thousands is not None and len(thousands) != 1:
+        raise DataError(f"thousands separator {thousands!r} must be a single character, such as ','")
+    if len(decimal) != 1 or decimal == thousands:
+        raise DataError(f"decimal mark {decimal!r} must be one character, other than the thousands separator")
+    path = Path(path)
+    where = str(path)
+    _check_file(path)
+    size = path.stat().st_size
+    limit = memory_limit if memory_limit is not None else default_memory_limit()
+    with path.open("rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+    large = size > limit
+    if large and on_large == "error":
+        raise DataError(
+            f"{where} is {format_size(size)}, above the in-memory limit of {format_size(limit)}; "
+            "raise it with --memory-limit, or work on a sample of the rows"
+        )
+    sample = _Sample(size=size, limit=limit, rows=sample_rows, seed=seed) if large else None
+    if head.startswith(b"PAR1") or path.suffix.lower() in _PARQUET_SUFFIXES:
+        return _read_parquet(path, head, sample)
+    _check_text(head, where, encoding)
+    return _read_csv(path, encoding=encoding, delimiter=delimiter, numbers=(thousands, decimal), sample=sample)
+
+
+def default_memory_limit() -> int:
+    """How many bytes of input we load whole: a tenth of available memory, 256 MiB–2 GiB."""
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        available = 8 << 30
+    return int(min(max(available // 10, 256 << 20), 2 << 30))
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``"500MB"`` → bytes (binary units: 1 KB = 1024 bytes)."""
+    match = _SIZE.match(str(text))
+    if not match:
+        raise DataError(f"cannot read the size {text!r}; write it like 500MB, 2GB or 1048576")
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[(unit or "").lower()[:1]])
+
+
+def format_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- file checks
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DataError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a file; give the path of a CSV or Parquet file")
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file; give the path of a CSV or Parquet file")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path} cannot be read (permission denied); check its permissions")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty (0 bytes); give a file with a header row and data rows")
+
+
+def _check_text(head: bytes, where: str, encoding: str) -> None:
+    """Refuse files that are clearly not delimited text, before trying to parse them."""
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            raise DataError(f"{where} {what}")
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise DataError(f"unknown encoding {encoding!r}; use a name such as utf-8, latin-1 or cp1252") from None
+    if codec.startswith(("utf-16", "utf-32")):
+        return  # NUL bytes are normal there
+    if head.startswith(_UTF16_BOMS):
+        raise DataError(f"{where} looks like UTF-16 text; re-run with --encoding utf-16")
+    nul = head.find(b"\x00")
+    control = sum(1 for byte in head if byte < 9 or 13 < byte < 32 or byte == 127)
+    if nul >= 0 or control > max(2, len(head) // 100):
+        offset = nul if nul >= 0 else next(i for i, b in enumerate(head) if b < 9 or 13 < b < 32 or b == 127)
+        raise DataError(
+            f"{where} does not look like a CSV file (binary content at byte {offset}); "
+            "give a CSV text file or a Parquet file"
+        )
+
+
+def _check_names(names: list[str], where: str) -> None:
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name.strip() == "":
+            raise DataError(
+                f"{where}: column {position} has no name in the header; name it "
+                "(or remove a trailing delimiter at the end of the header line)"
+            )
+        if name in seen:
+            raise DataError(
+                f"{where}: duplicate column name {name!r} (columns {seen[name]} and {position}); "
+                "rename one of them"
+            )
+        seen[name] = position
+
+
+def _check_row_count(rows: int, where: str) -> None:
+    if rows == 0:
+        raise DataError(f"{where} has a header but no data rows; give a file with data rows")
+    if rows < MIN_ROWS:
+        noun = "row" if rows == 1 else "rows"
+        raise DataError(
+            f"{where} has only {rows} data {noun}; synthdata needs at least {MIN_ROWS} rows "
+            "(and far more for a useful private release)"
+        )
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """How to sample a file too large to load whole."""
+
+    size: int
+    limit: int
+    rows: int
+    seed: int
+
+
+def _read_csv(path: Path, *, encoding: str, delimiter: str | None, numbers: tuple[str | None, str],
+              sample: _Sample | None) -> Table:
+    where = str(path)
+    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    if sample is None:
+        raw = path.read_bytes()
+        sha256 = hashlib.sha256(raw).hexdigest()
+        text = _decode(raw, codec, encoding, where)
+        del raw
+        delimiter = delimiter or _detect_delimiter(text[:_HEAD_BYTES])
+        header, rows_total, kept = _scan(io.StringIO(text), delimiter, where, encoding)
+        buffer, index = io.StringIO(text), None
+    else:
+        sha256 = _sha256_file(path)
+        with path.open("r", encoding=codec, newline="", errors="strict") as handle:
+            try:
+                head_text = handle.read(_HEAD_BYTES)
+            except UnicodeDecodeError as exc:
+                raise _decode_error(exc, encoding, where, line=None) from None
+        delimiter = delimiter or _detect_delimiter(head_text)
+        # Estimate the row count from the head to aim the Bernoulli sample at `rows`.
+        head_lines = max(head_text.count("\n"), 1)
+        estimated = max(sample.size * head_lines / max(len(head_text.encode(codec, "replace")), 1), 1)
+        probability = min(1.0, 1.2 * sample.rows / estimated)
+        rng = np.random.default_rng(sample.seed)
+        with path.open("r", encoding=codec, newline="", errors="strict") as handle:
+            header, rows_total, kept = _scan(handle, delimiter, where, encoding, keep=(probability, rng))
+        if len(kept) > sample.rows:
+            chosen = np.sort(rng.choice(len(kept), size=sample.rows, replace=False))
+            kept = [kept[i] for i in chosen]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(row for _, row in kept)
+        buffer.seek(0)
+        index = pd.Index([number for number, _ in kept])
+    _check_row_count(rows_total, where)
+    frame = _parse(buffer, delimiter, numbers, where)
+    if index is not None:
+        frame.index = index
+    return Table(
+        frame=frame,
+        source=where,
+        format="csv",
+        sha256=sha256,
+        rows_total=rows_total,
+        sampled=sample is not None,
+        delimiter=delimiter,
+        encoding=encoding,
+        size_bytes=path.stat().st_size,
+        memory_limit=sample.limit if sample else None,
+    )
+
+
+def _decode(raw: bytes, codec: str, encoding: str, where: str) -> str:
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise _decode_error(exc, encoding, where, line=line) from None
+
+
+def _decode_error(exc: UnicodeDecodeError, encoding: str, where: str, line: int | None) -> DataError:
+    bad = exc.object[exc.start:exc.start + 1].hex()
+    place = f"{where}, line {line}" if line else where
+    other = "--encoding latin-1 or --encoding cp1252" if "utf" in encoding.lower() else "--encoding utf-8"
+    return DataError(
+        f"{place}: byte 0x{bad} is not valid {encoding} text; the file uses another encoding — "
+        f"re-run with the right one, for example {other}"
+    )
+
+
+def _detect_delimiter(sample: str) -> str:
+    """The candidate that splits the header into the most columns, consistently."""
+    if "\n" in sample:
+        sample = sample[: sample.rfind("\n") + 1]  # drop a line cut in the middle
+    best, best_score = ",", (0.0, 1)
+    for candidate in DELIMITERS:
+        try:
+            rows = [row for row in _first_rows(sample, candidate, 50) if row]
+        except csv.Error:
+            continue
+        if not rows or len(rows[0]) < 2:
+            continue
+        width = len(rows[0])
+        score = (sum(len(row) == width for row in rows) / len(rows), width)
+        if score > best_score:
+            best, best_score = candidate, score
+    return best
+
+
+def _first_rows(sample: str, delimiter: str, count: int) -> Iterator[list[str]]:
+    reader = csv.reader(io.StringIO(sample), delimiter=delimiter, strict=True)
+    for number, row in enumerate(reader):
+        if number >= count:
+            return
+        yield row
+
+
+def _scan(lines: Iterable[str], delimiter: str, where: str, encoding: str,
+          keep: tuple[float, np.random.Generator] | None = None) -> tuple[list[str], int, list]:
+    """Check every row's field count; return the header, the data-row count, kept rows."""
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    kept: list[tuple[int, list[str]]] = []
+    rows = 0
+    try:
+        header = next((row for row in reader if row), None)
+        if header is None:
+            raise DataError(f"{where} holds only blank lines; give a file with a header row and data rows")
+        _check_names(header, where)
+        width = len(header)
+        for row in reader:
+            if not row:
+                continue  # blank line
+            if len(row) != width:
+                hint = (
+                    f"quote values that contain {_show(delimiter)}" if len(row) > width
+                    else "fill in the missing fields (an empty field is a missing value)"
+                )
+                raise DataError(
+                    f"{where}, line {reader.line_num}: {len(row)} fields where the header has {width}; "
+                    f"fix that row ({hint})"
+                )
+            if keep is not None and keep[1].random() < keep[0]:
+                kept.append((rows, row))
+            rows += 1
+    except csv.Error as exc:
+        raise DataError(f"{where}, line {reader.line_num}: {exc}; check the quotes on that line") from None
+    except UnicodeDecodeError as exc:
+        raise _decode_error(exc, encoding, where, line=reader.line_num + 1) from None
+    return header, rows, kept
+
+
+def _parse(buffer: io.StringIO, delimiter: str, numbers: tuple[str | None, str], where: str) -> pd.DataFrame:
+    thousands, decimal = numbers
+    try:
+        return pd.read_csv(
+            buffer,
+            sep=delimiter,
+            thousands=thousands,
+            decimal=decimal,
+            skip_blank_lines=True,
+            low_memory=False,
+        )
+    except (pd.errors.ParserError, ValueError) as exc:
+        message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{where} could not be parsed as CSV ({message}); check the file's format") from None
+
+
+def _show(delimiter: str) -> str:
+    return {"\t": "a tab", ",": "','", ";": "';'", "|": "'|'"}.get(delimiter, repr(delimiter))
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def _read_parquet(path: Path, head: bytes, sample: _Sample | None) -> Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    where = str(path)
+    if not head.startswith(b"PAR1"):
+        raise DataError(f"{where} is not a Parquet file (it does not start with PAR1); check the file")
+    try:
+        parquet = pq.ParquetFile(path)
+        names = list(parquet.schema_arrow.names)
+        _check_names(names, where)
+        rows_total = parquet.metadata.num_rows
+        _check_row_count(rows_total, where)
+        if sample is None:
+            frame = parquet.read().to_pandas()
+        else:
+            rng = np.random.default_rng(sample.seed)
+            chosen = np.sort(rng.choice(rows_total, size=min(sample.rows, rows_total), replace=False))
+            pieces, start = [], 0
+            for batch in parquet.iter_batches(batch_size=65_536):
+                stop = start + batch.num_rows
+                lo, hi = np.searchsorted(chosen, [start, stop])
+                if hi > lo:
+                    pieces.append(batch.take(pa.array(chosen[lo:hi] - start)))
+                start = stop
+            frame = pa.Table.from_batches(pieces, schema=parquet.schema_arrow).to_pandas()
+            frame.index = pd.Index(chosen)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{where} is not a readable Parquet file ({exc}); check the file") from None
+    return Table(
+        frame=frame,
+        source=where,
+        format="parquet",
+        sha256=_sha256_file(path),
+        rows_total=rows_total,
+        sampled=sample is not None,
+        size_bytes=path.stat().st_size,
+        memory_limit=sample.limit if sample else None,
+    )

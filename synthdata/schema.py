@@ -1,0 +1,589 @@
+"""Schema: what each column is, and which facts about it are public.
+
+A :class:`Schema` is immutable and round-trips through JSON. Per column it holds a type
+(numerical, categorical, boolean, datetime) and, optionally, *public* facts: numeric or
+date bounds, a category list. What the schema declares is public knowledge and costs no
+privacy budget. What it leaves out (``null`` in the JSON) is estimated from the data by
+later stages, privately, at a stated cost — :meth:`Schema.paid_facts` lists those.
+
+:func:`infer_schema` proposes a schema from the data for the steward to review. It
+declares **no** data-derived bound or category as public: an observed maximum is a real
+person's value. It also refuses columns nothing can be learned from (all missing,
+constant, infinite numbers, numbers stored as text) and leaves out identifier-like
+columns with an :class:`~synthdata.errors.IdentifierColumnWarning`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from .errors import DataError, IdentifierColumnWarning, SchemaError
+
+__all__ = [
+    "COLUMN_TYPES",
+    "MAX_CATEGORIES",
+    "SCHEMA_FORMAT",
+    "Column",
+    "Excluded",
+    "Schema",
+    "infer_schema",
+    "summarize",
+]
+
+COLUMN_TYPES = ("numerical", "categorical", "boolean", "datetime")
+SCHEMA_FORMAT = "synthdata-schema/1"
+#: More distinct values than this in a categorical column cannot be modelled usefully.
+MAX_CATEGORIES = 1000
+#: A column with a distinct value on at least this share of its rows is identifier-like.
+ID_DISTINCT_SHARE = 0.95
+#: Below this many non-missing values we do not call a column identifier-like.
+ID_MIN_VALUES = 20
+
+_ID_NAME = re.compile(r"(^|[_\W])(id|ids|uuid|guid|key|no|nr|num|number|code)$|^id[_\W]|Id$|ID$", re.IGNORECASE)
+_PLAIN_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+_THOUSANDS = re.compile(r"^\s*[+-]?\d{1,3}(?P<sep>[,.' \u00a0\u202f])\d{3}(?:(?P=sep)\d{3})*(?:[.,]\d+)?\s*$")
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
+_DATE_LIKE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
+_DATETIME_FORMATS = (
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y/%m/%d",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d.%m.%Y",
+    "%d-%m-%Y",
+)
+_ISO = "%Y-%m-%d %H:%M:%S"
+_Scalar = str | int | float | bool
+
+
+# --------------------------------------------------------------------------- value objects
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its type and the facts about it that are public.
+
+    ``bounds`` is a public (min, max) — numbers, or date strings in ``datetime_format``
+    for datetime columns; ``categories`` a public list of values. ``None`` means "not
+    public: estimate it privately". ``integer`` marks a numerical column whose values
+    are whole numbers, so synthetic values are rounded and written as integers.
+    """
+
+    name: str
+    type: str
+    integer: bool = False
+    bounds: tuple[Any, Any] | None = None
+    categories: tuple[_Scalar, ...] | None = None
+    datetime_format: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f"column {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SchemaError(f"a column has no name ({self.name!r}); give every column a non-empty name")
+        if self.type not in COLUMN_TYPES:
+            raise SchemaError(f"{where}: unknown type {self.type!r}; use one of {', '.join(COLUMN_TYPES)}")
+        if self.integer and self.type != "numerical":
+            raise SchemaError(f"{where}: 'integer' applies to numerical columns only")
+        if self.categories is not None:
+            object.__setattr__(self, "categories", tuple(self.categories))
+            self._check_categories(where)
+        if self.bounds is not None:
+            object.__setattr__(self, "bounds", tuple(self.bounds))
+            self._check_bounds(where)
+        if self.datetime_format is not None and self.type != "datetime":
+            raise SchemaError(f"{where}: 'format' applies to datetime columns only")
+        if self.type == "datetime" and self.datetime_format is None:
+            object.__setattr__(self, "datetime_format", _ISO)
+
+    def _check_categories(self, where: str) -> None:
+        if self.type != "categorical":
+            raise SchemaError(f"{where}: 'categories' applies to categorical columns only")
+        if not self.categories:
+            raise SchemaError(f"{where}: the public category list is empty; list the values, or use null")
+        for value in self.categories:
+            if not isinstance(value, (str, int, float, bool)) or (isinstance(value, float) and not math.isfinite(value)):
+                raise SchemaError(f"{where}: category {value!r} is not a plain text or number value")
+        if len(set(self.categories)) != len(self.categories):
+            duplicate = next(v for v in self.categories if self.categories.count(v) > 1)
+            raise SchemaError(f"{where}: category {duplicate!r} is listed twice; list each value once")
+
+    def _check_bounds(self, where: str) -> None:
+        if self.type not in ("numerical", "datetime"):
+            raise SchemaError(f"{where}: 'bounds' applies to numerical and datetime columns only")
+        if len(self.bounds) != 2:
+            raise SchemaError(f"{where}: bounds must be [min, max], got {list(self.bounds)}")
+        low, high = self.bounds
+        if self.type == "numerical":
+            ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high))
+            if not ok:
+                raise SchemaError(f"{where}: bounds must be two finite numbers [min, max], got {list(self.bounds)}")
+        else:
+            try:
+                low, high = (pd.Timestamp(v) for v in (low, high))
+            except (ValueError, TypeError):
+                raise SchemaError(f"{where}: bounds must be two dates like \"2020-01-31\", got {list(self.bounds)}") from None
+        if not low < high:
+            raise SchemaError(f"{where}: bounds [min, max] need min < max, got {list(self.bounds)}")
+
+    # Facts ----------------------------------------------------------------------------
+
+    @property
+    def public_facts(self) -> list[str]:
+        """Facts the schema declares public (free)."""
+        if self.type == "boolean":
+            return ["values true/false"]
+        if self.bounds is not None:
+            return [f"bounds [{self.bounds[0]}, {self.bounds[1]}]"]
+        if self.categories is not None:
+            return [f"{len(self.categories)} categories"]
+        return []
+
+    @property
+    def paid_facts(self) -> list[str]:
+        """Facts the schema leaves out, which preprocessing estimates privately (paid)."""
+        if self.type in ("numerical", "datetime") and self.bounds is None:
+            return ["range"]
+        if self.type == "categorical" and self.categories is None:
+            return ["category list"]
+        return []
+
+    # JSON -------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.type == "numerical":
+            out["integer"] = self.integer
+        if self.type == "datetime":
+            out["format"] = self.datetime_format
+        if self.type in ("numerical", "datetime"):
+            out["bounds"] = list(self.bounds) if self.bounds is not None else None
+        if self.type == "categorical":
+            out["categories"] = list(self.categories) if self.categories is not None else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Column:
+        if not isinstance(data, dict):
+            raise SchemaError(f"each entry of 'columns' must be an object, got {data!r}")
+        known = {"name", "type", "integer", "bounds", "categories", "format"}
+        name = data.get("name")
+        unknown = sorted(k for k in data if k not in known and not str(k).startswith("_"))
+        if unknown:
+            raise SchemaError(
+                f"column {name!r}: unknown key {unknown[0]!r}; known keys are {', '.join(sorted(known))}"
+            )
+        for key in ("name", "type"):
+            if key not in data:
+                raise SchemaError(f"column {name!r}: missing key {key!r}")
+        integer = data.get("integer", False)
+        if not isinstance(integer, bool):
+            raise SchemaError(f"column {name!r}: 'integer' must be true or false, got {integer!r}")
+        for key in ("bounds", "categories"):
+            if data.get(key) is not None and not isinstance(data[key], list):
+                raise SchemaError(f"column {name!r}: {key!r} must be a list or null, got {data[key]!r}")
+        return cls(
+            name=name,
+            type=data["type"],
+            integer=integer,
+            bounds=data.get("bounds"),
+            categories=data.get("categories"),
+            datetime_format=data.get("format"),
+        )
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A column left out of the synthesis, and why."""
+
+    name: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Excluded:
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise SchemaError(f"each entry of 'excluded' must be an object with a 'name', got {data!r}")
+        return cls(name=data["name"], reason=str(data.get("reason", "excluded by the steward")))
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The columns to synthesise, in order, and the columns left out."""
+
+    columns: tuple[Column, ...]
+    excluded: tuple[Excluded, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", tuple(self.columns))
+        object.__setattr__(self, "excluded", tuple(self.excluded))
+        if not self.columns:
+            raise SchemaError("the schema has no columns to synthesise")
+        seen: set[str] = set()
+        for name in [c.name for c in self.columns] + [e.name for e in self.excluded]:
+            if name in seen:
+                raise SchemaError(f"column {name!r} appears twice in the schema; list it once")
+            seen.add(name)
+
+    def __iter__(self) -> Iterator[Column]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __getitem__(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def paid_facts(self) -> list[tuple[str, str]]:
+        """(column, fact) pairs that later stages must estimate privately, at a cost."""
+        return [(c.name, fact) for c in self.columns for fact in c.paid_facts]
+
+    def public_facts(self) -> list[tuple[str, str]]:
+        """(column, fact) pairs the schema declares public: free."""
+        return [(c.name, fact) for c in self.columns for fact in c.public_facts]
+
+    # JSON -------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": SCHEMA_FORMAT,
+            "_help": (
+                "bounds and categories set to null are estimated from the data with differential "
+                "privacy, paid from the budget. Replace null with a value only if it is public "
+                "knowledge (a code book, a legal range), never one read off this data: e.g. "
+                "\"bounds\": [0, 120] or \"categories\": [\"Female\", \"Male\"]."
+            ),
+            "columns": [c.to_dict() for c in self.columns],
+            "excluded": [e.to_dict() for e in self.excluded],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Schema:
+        if not isinstance(data, dict):
+            raise SchemaError("a schema must be a JSON object with 'columns'")
+        if data.get("format", SCHEMA_FORMAT) != SCHEMA_FORMAT:
+            raise SchemaError(f"unsupported schema format {data.get('format')!r}; expected {SCHEMA_FORMAT!r}")
+        unknown = sorted(k for k in data if k not in {"format", "columns", "excluded"} and not k.startswith("_"))
+        if unknown:
+            raise SchemaError(f"unknown schema key {unknown[0]!r}; known keys are columns, excluded, format")
+        columns = data.get("columns")
+        if not isinstance(columns, list):
+            raise SchemaError("the schema needs a 'columns' list")
+        excluded = data.get("excluded") or []
+        if not isinstance(excluded, list):
+            raise SchemaError("'excluded' must be a list")
+        return cls(
+            columns=tuple(Column.from_dict(c) for c in columns),
+            excluded=tuple(Excluded.from_dict(e) for e in excluded),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "schema") -> Schema:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"{source}, line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})") from None
+        try:
+            return cls.from_dict(data)
+        except SchemaError as exc:
+            raise SchemaError(f"{source}: {exc.message}") from None
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the schema as JSON, atomically (a crash leaves the old file or none)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_text(self.to_json(), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise SchemaError(f"cannot write the schema to {path}: {exc.strerror}") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Schema:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SchemaError(f"{path}: no such schema file; check the path") from None
+        except IsADirectoryError:
+            raise SchemaError(f"{path} is a directory; give the schema's JSON file") from None
+        except UnicodeDecodeError:
+            raise SchemaError(f"{path} is not UTF-8 text; a schema is a JSON file") from None
+        except OSError as exc:
+            raise SchemaError(f"cannot read the schema {path}: {exc.strerror}") from None
+        return cls.from_json(text, source=str(path))
+
+    # Data -------------------------------------------------------------------------------
+
+    def check_frame(self, frame: pd.DataFrame, *, source: str | None = None) -> None:
+        """Refuse data that does not fit this schema, naming the column and what to do."""
+        prefix = f"{source}: " if source else ""
+        present = set(frame.columns)
+        for column in self.columns:
+            if column.name not in present:
+                raise SchemaError(
+                    f"{prefix}column {column.name!r} of the schema is not in the data; "
+                    "check the column names, or remove it from the schema"
+                )
+        known = set(self.names) | {e.name for e in self.excluded}
+        for name in frame.columns:
+            if name not in known:
+                raise SchemaError(
+                    f"{prefix}column {name!r} is in the data but not in the schema; "
+                    "add it to the schema's columns, or to its excluded list"
+                )
+        for column in self.columns:
+            series = frame[column.name]
+            _check_values(column.name, series, prefix)
+            _check_type(column, series, prefix)
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def infer_schema(frame: pd.DataFrame, *, source: str | None = None) -> Schema:
+    """Propose a schema for ``frame``; no data-derived fact is declared public.
+
+    Raises :class:`~synthdata.errors.DataError` for a column nothing can be learned from,
+    and warns (:class:`~synthdata.errors.IdentifierColumnWarning`) for each
+    identifier-like column it leaves out.
+    """
+    prefix = f"{source}: " if source else ""
+    columns: list[Column] = []
+    excluded: list[Excluded] = []
+    for name in frame.columns:
+        result = _infer_column(str(name), frame[name], prefix)
+        if isinstance(result, Excluded):
+            warnings.warn(
+                f"{prefix}column {name!r} looks like an identifier ({result.reason}); it is left out "
+                "of the synthesis, since real ids must never be reproduced",
+                IdentifierColumnWarning,
+                stacklevel=2,
+            )
+            excluded.append(result)
+        else:
+            columns.append(result)
+    if not columns:
+        raise DataError(f"{prefix}no column is left to synthesise once identifier-like columns are left out")
+    return Schema(columns=tuple(columns), excluded=tuple(excluded))
+
+
+def _infer_column(name: str, series: pd.Series, prefix: str) -> Column | Excluded:
+    _check_values(name, series, prefix)
+    values = series.dropna()
+    if ptypes.is_bool_dtype(series.dtype) or _all_bool(values):
+        return Column(name=name, type="boolean")
+    if ptypes.is_datetime64_any_dtype(series.dtype):
+        _check_constant(name, series, values, prefix)
+        return Column(name=name, type="datetime", datetime_format=_datetime_output_format(values))
+    if ptypes.is_numeric_dtype(series.dtype):
+        array = values.to_numpy(dtype=float)
+        integer = bool(ptypes.is_integer_dtype(series.dtype) or np.all(array == np.round(array)))
+        if integer and _integer_ids(name, array):
+            return Excluded(name, f"{len(array):,} distinct whole numbers in {len(array):,} rows")
+        _check_constant(name, series, values, prefix)
+        return Column(name=name, type="numerical", integer=integer)
+    text = values.astype(str)
+    _check_numbers_as_text(name, text, prefix)
+    datetime_format = _datetime_format(text)
+    if datetime_format is not None:
+        _check_constant(name, series, values, prefix)
+        return Column(name=name, type="datetime", datetime_format=datetime_format)
+    distinct = text.nunique()
+    if len(text) >= ID_MIN_VALUES and distinct >= ID_DISTINCT_SHARE * len(text):
+        return Excluded(name, f"{distinct:,} distinct values in {len(text):,} rows")
+    _check_constant(name, series, values, prefix)
+    if distinct > MAX_CATEGORIES:
+        raise DataError(
+            f"{prefix}column {name!r} has {distinct:,} distinct values, more than the {MAX_CATEGORIES:,} "
+            f"a categorical column may have; group rare values into broader ones, or drop it (--drop {name})"
+        )
+    return Column(name=name, type="categorical")
+
+
+def _check_values(name: str, series: pd.Series, prefix: str) -> None:
+    """Refusals that hold whatever the column's type."""
+    values = series.dropna()
+    if values.empty:
+        raise DataError(
+            f"{prefix}column {name!r} is missing in every row; drop it (--drop {name}) or fill it in"
+        )
+    if ptypes.is_numeric_dtype(series.dtype) and not ptypes.is_bool_dtype(series.dtype):
+        array = values.to_numpy(dtype=float)
+        bad = ~np.isfinite(array)
+        if bad.any():
+            row = values.index[int(np.argmax(bad))]
+            raise DataError(
+                f"{prefix}column {name!r} holds infinite values ({array[bad][0]} in data row {_row(row)}); "
+                "replace them with finite numbers, or leave the cell empty for a missing value"
+            )
+
+
+def _check_type(column: Column, series: pd.Series, prefix: str) -> None:
+    values = series.dropna()
+    if column.type == "numerical" and not (
+        ptypes.is_numeric_dtype(series.dtype) and not ptypes.is_bool_dtype(series.dtype)
+    ):
+        example = next(v for v in values if not _PLAIN_NUMBER.match(str(v)))
+        raise SchemaError(
+            f"{prefix}column {column.name!r} is numerical in the schema but holds {str(example)!r}; "
+            "fix the value or change the column's type"
+        )
+    if column.type == "boolean" and not (ptypes.is_bool_dtype(series.dtype) or _all_bool(values)):
+        raise SchemaError(
+            f"{prefix}column {column.name!r} is boolean in the schema but holds {values.iloc[0]!r}; "
+            "make it categorical, or write its values as true/false"
+        )
+    if column.type == "datetime" and not ptypes.is_datetime64_any_dtype(series.dtype):
+        parsed = pd.to_datetime(values.astype(str), format=column.datetime_format, errors="coerce")
+        if parsed.isna().any():
+            example = values[parsed.isna()].iloc[0]
+            raise SchemaError(
+                f"{prefix}column {column.name!r}: {example!r} is not a date in the schema's format "
+                f"{column.datetime_format!r}; fix the value or the format"
+            )
+
+
+def _check_constant(name: str, series: pd.Series, values: pd.Series, prefix: str) -> None:
+    if len(values) == len(series) and values.nunique() == 1:
+        raise DataError(
+            f"{prefix}column {name!r} holds the same value in every row, so there is nothing to learn "
+            f"from it; drop it (--drop {name})"
+        )
+
+
+def _check_numbers_as_text(name: str, text: pd.Series, prefix: str) -> None:
+    """Numbers the CSV parser left as text because of their separators."""
+    sample = text.head(1000)
+    thousands = sample.str.match(_THOUSANDS)
+    plain = sample.str.match(_PLAIN_NUMBER)
+    if thousands.any() and (thousands | plain).mean() >= 0.9:
+        example = sample[thousands].iloc[0]
+        separator = _THOUSANDS.match(example).group("sep")
+        raise DataError(
+            f"{prefix}column {name!r} holds numbers written with a thousands separator "
+            f"({example.strip()!r} in data row {_row(sample[thousands].index[0])}); re-run with "
+            f"--thousands {_quote(separator)} to read them as numbers, or remove the separators"
+        )
+    comma = sample.str.match(_DECIMAL_COMMA)
+    if comma.any() and (comma | plain).mean() >= 0.9:
+        example = sample[comma].iloc[0]
+        raise DataError(
+            f"{prefix}column {name!r} holds numbers written with a decimal comma "
+            f"({example.strip()!r} in data row {_row(sample[comma].index[0])}); re-run with --decimal ','"
+        )
+
+
+def _integer_ids(name: str, array: np.ndarray) -> bool:
+    """Whole numbers, distinct on (nearly) every row, named or laid out like record ids."""
+    if len(array) < ID_MIN_VALUES:
+        return False
+    distinct = len(np.unique(array))
+    if distinct < 0.99 * len(array):
+        return False
+    sequential = (array.max() - array.min() + 1) <= 1.5 * len(array)
+    return bool(_ID_NAME.search(name)) or sequential
+
+
+def _all_bool(values: pd.Series) -> bool:
+    return len(values) > 0 and values.map(lambda v: isinstance(v, (bool, np.bool_))).all()
+
+
+def _datetime_format(text: pd.Series) -> str | None:
+    if not text.head(20).str.match(_DATE_LIKE).all():
+        return None
+    for fmt in _DATETIME_FORMATS:
+        if pd.to_datetime(text, format=fmt, errors="coerce").notna().all():
+            return fmt
+    return None
+
+
+def _datetime_output_format(values: pd.Series) -> str:
+    return "%Y-%m-%d" if (values == values.dt.normalize()).all() else _ISO
+
+
+def _row(index_label: Any) -> str:
+    """Data rows are numbered from 1 in messages (the header is not a data row)."""
+    try:
+        return str(int(index_label) + 1)
+    except (TypeError, ValueError):
+        return repr(index_label)
+
+
+def _quote(separator: str) -> str:
+    return {"'": '"\'"', " ": "' '"}.get(separator, f"'{separator}'")
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summarize(frame: pd.DataFrame, schema: Schema) -> list[dict[str, str]]:
+    """Per column: type, missing share, observed range or top values, public facts.
+
+    For the steward's eyes on their own machine (``synthdata inspect``): the observed
+    values are read off the data and are never released.
+    """
+    rows = []
+    for column in schema:
+        series = frame[column.name]
+        values = series.dropna()
+        missing = len(series) - len(values)
+        rows.append({
+            "column": column.name,
+            "type": column.type + (" (integer)" if column.integer else ""),
+            "missing": f"{missing:,} ({missing / max(len(series), 1):.1%})" if missing else "0",
+            "distinct": f"{values.nunique():,}",
+            "observed": _observed(column, values),
+            "public": "; ".join(column.public_facts) or "-",
+        })
+    return rows
+
+
+def _observed(column: Column, values: pd.Series) -> str:
+    if column.type == "numerical":
+        return f"{_number(values.min())} .. {_number(values.max())}"
+    if column.type == "datetime":
+        parsed = values if ptypes.is_datetime64_any_dtype(values.dtype) else pd.to_datetime(
+            values.astype(str), format=column.datetime_format, errors="coerce")
+        return f"{parsed.min():{column.datetime_format}} .. {parsed.max():{column.datetime_format}}"
+    counts = values.astype(str).value_counts()
+    top = ", ".join(str(v) for v in counts.index[:3])
+    more = ", ..." if len(counts) > 3 else ""
+    return f"{top}{more}"
+
+
+def _number(value: Any) -> str:
+    value = float(value)
+    if value.is_integer():
+        return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.0f}"
+    return f"{value:.4g}"

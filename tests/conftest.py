@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from synthdata.cli import cli
+
+ADULT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "adult"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def invoke(runner):
+    """Run the CLI in-process; returns click's Result."""
+
+    def run(*args: str):
+        return runner.invoke(cli, [str(a) for a in args])
+
+    return run
+
+
+def assert_one_line_error(result, *fragments: str, exit_code: int = 1) -> str:
+    """The run failed cleanly: given exit status, one 'Error:' line, no traceback."""
+    assert result.exit_code == exit_code, (result.exit_code, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("Error: "), errors[0]
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
+
+
+@pytest.fixture
+def adult_train() -> Path:
+    path = ADULT / "train.csv"
+    if not path.exists():
+        pytest.skip(f"{path} is not present (the shared datasets live beside the repository)")
+    return path
