@@ -14,6 +14,8 @@ __all__ = [
     "SynthdataError",
     "DataError",
     "SchemaError",
+    "PrivacyError",
+    "ModelError",
     "SynthdataWarning",
     "IdentifierColumnWarning",
 ]
@@ -35,6 +37,14 @@ class DataError(SynthdataError):
 
 class SchemaError(SynthdataError):
     """A schema file is malformed, or does not match the data."""
+
+
+class PrivacyError(SynthdataError):
+    """A privacy parameter is invalid, or a spend would exceed the budget."""
+
+
+class ModelError(SynthdataError):
+    """A saved model cannot be loaded (missing, tampered, not ours), or is not fitted."""
 
 
 class SynthdataWarning(UserWarning):

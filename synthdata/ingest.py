@@ -32,6 +32,7 @@ __all__ = [
     "MIN_ROWS",
     "DEFAULT_SAMPLE_ROWS",
     "DELIMITERS",
+    "MISSING_MARKERS",
     "Table",
     "read_table",
     "from_frame",
@@ -47,6 +48,10 @@ MIN_ROWS = 10
 DEFAULT_SAMPLE_ROWS = 100_000
 #: Delimiters tried, in order of preference, when none is given.
 DELIMITERS = (",", ";", "\t", "|")
+
+#: Cell texts read as a missing value (beside the empty cell). pandas' defaults less
+#: "None", "null"-like words that are often real answers ("Allergies: None").
+MISSING_MARKERS = ("", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "<NA>")
 
 _HEAD_BYTES = 64 * 1024
 _CHUNK_BYTES = 1 << 20
@@ -448,6 +453,8 @@ def _parse(buffer: io.StringIO, delimiter: str, numbers: tuple[str | None, str],
             sep=delimiter,
             thousands=thousands,
             decimal=decimal,
+            keep_default_na=False,
+            na_values=list(MISSING_MARKERS),
             skip_blank_lines=True,
             low_memory=False,
         )

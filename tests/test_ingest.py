@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synthdata import DataError, from_frame, load_table, read_table
-from synthdata.ingest import DELIMITERS, parse_size
+from synthdata.ingest import DELIMITERS, MISSING_MARKERS, parse_size
 
 
 def _frame(n=40):
@@ -125,7 +125,16 @@ def test_parse_size(text, size):
     assert parse_size(text) == size
 
 
-_word = st.text(alphabet=string.ascii_letters + " -", min_size=1, max_size=8).map(str.strip).filter(bool)
+_word = (st.text(alphabet=string.ascii_letters + " -", min_size=1, max_size=8).map(str.strip)
+         .filter(lambda w: w and w not in MISSING_MARKERS))
+
+
+def test_missing_markers_and_none_as_a_value(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("allergies,n\n" + "None,1\nNA,2\n,3\nnull,4\npollen,5\n" * 4)
+    column = read_table(path).frame["allergies"]
+    assert column.isna().sum() == 12
+    assert (column == "None").sum() == 4
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
