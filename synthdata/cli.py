@@ -9,6 +9,7 @@ asks for the traceback.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from tqdm import tqdm
 
 from . import __version__
 from .errors import DataError, SynthdataError
@@ -138,6 +140,97 @@ def inspect(data, schema_out, schema_path, **read):
         schema.save(schema_out)
         click.echo(f"Schema written to {schema_out}: review it, and set bounds or categories that are "
                    "public knowledge to make them free.")
+
+
+class _Progress:
+    """A tqdm bar on stderr fed by the model's progress dicts; silent with --quiet."""
+
+    def __init__(self, quiet: bool, description: str) -> None:
+        self.bar = None if quiet else tqdm(desc=description, unit="step", file=sys.stderr, leave=True,
+                                           dynamic_ncols=True)
+
+    def __call__(self, info: dict) -> None:
+        if self.bar is None:
+            return
+        self.bar.total = info["total"]
+        self.bar.n = info["step"]
+        self.bar.set_postfix(loss=f"{info['loss']:.4f}", d_loss=f"{info['d_loss']:.3f}",
+                             eps=f"{info['epsilon']:.3f}", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=str))
+@click.option("--epsilon", type=float, required=True, help="Privacy budget: the epsilon never exceeded.")
+@click.option("--delta", type=float, default=None,
+              help="Privacy delta (default: min(1/(n ln n), 1e-5), well below 1/n).")
+@click.option("--schema", "schema_path", type=click.Path(path_type=Path), default=None,
+              help="Schema JSON (from `synthdata inspect --schema-out`); inferred when absent.")
+@click.option("--epochs", type=float, default=4.0, show_default=True,
+              help="Passes of the DP discriminator over the data.")
+@click.option("--batch-size", type=int, default=1024, show_default=True,
+              help="Expected size of the Poisson-sampled real batches.")
+@click.option("--seed", type=int, default=None, help="Seed: a seeded CPU run is reproducible.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--model-out", type=click.Path(path_type=Path), required=True,
+              help="Directory to save the fitted model in (must not exist).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_read_options
+def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, model_out, quiet, **read):
+    """Fit a differentially private generator to DATA and save it to --model-out."""
+    from .models import TabularGAN
+
+    if model_out.exists():
+        raise SynthdataError(f"{model_out} already exists; choose another --model-out or remove it")
+    with _warnings_to_stderr():
+        table = _load(data, **read)
+        if table.sampled:
+            raise DataError(f"{data} is larger than the in-memory limit; raise --memory-limit to train on it")
+        schema = Schema.load(schema_path) if schema_path is not None else None
+        progress = _Progress(quiet, "fit")
+        model = TabularGAN(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, seed=seed,
+                           device=device, progress=progress)
+        try:
+            model.fit(table.frame, schema=schema)
+        finally:
+            progress.close()
+    tmp = model_out.with_name(f".{model_out.name}.partial")
+    try:
+        model.save(tmp)
+        os.replace(tmp, model_out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    click.echo(f"Fitted on {model.n_rows_:,} rows: epsilon spent {model.epsilon_spent_:.4f} of {epsilon} "
+               f"(delta {model.delta_:.3g}). Model saved to {model_out}")
+    for spend in model.ledger_.spends:
+        click.echo(f"  {spend.step:<20} {spend.mechanism} -> cumulative epsilon {spend.epsilon:.4f}")
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("-n", "--rows", type=click.IntRange(min=1), required=True, help="Rows to generate.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="CSV file to write (must not exist).")
+@click.option("--seed", type=int, default=None, help="Seed for sampling.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sample(model_dir, rows, output, seed, quiet):
+    """Write ROWS synthetic rows from a fitted model to a CSV file (streamed in chunks)."""
+    from .models import TabularGAN
+    from .sampling import write_csv
+
+    model = TabularGAN.load(model_dir)
+    bar = None if quiet else tqdm(total=rows, desc="sample", unit="row", unit_scale=True, file=sys.stderr)
+    try:
+        write_csv(model, rows, output, seed=seed, progress=None if bar is None else bar.update)
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo(f"Wrote {rows:,} synthetic rows to {output}")
 
 
 def _group(facts: list[tuple[str, str]]) -> dict[str, list[str]]:

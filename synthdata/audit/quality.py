@@ -1,0 +1,500 @@
+"""Quality audit: how closely a synthetic table follows the real one.
+
+Three complementary views, each returning plain JSON-ready dictionaries so a release
+report can embed them as they are:
+
+* :func:`marginal_tvd` — total-variation distance of every 1-way and 2-way marginal.
+  Cheap, exact and easy to explain: "on average, 8 % of the probability mass of a pair of
+  columns sits in the wrong cell".
+* :func:`ml_utility` — train on synthetic, test on real, beside train on real, test on
+  real, with the same model. It answers the question a data user asks: "can I build the
+  model I need from the synthetic copy?"
+* :func:`sdmetrics_quality` — the SDMetrics quality report, a score other tools quote,
+  so figures can be compared with published ones.
+
+Every function compares frames the caller already holds. None of them is differentially
+private: they read the real data freely, so their outputs are for the data steward (and
+for a report whose release the steward approves), not for publication as DP statistics.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from ..errors import DataError
+
+__all__ = ["marginal_tvd", "ml_utility", "sdmetrics_quality"]
+
+#: A numeric target with at most this many distinct values is predicted as classes.
+MAX_NUMERIC_CLASSES = 20
+#: Category cap for the gradient-boosting model (its max_bins is 255; one code is spared
+#: for the infrequent-categories bucket the encoder adds above this many).
+_MAX_MODEL_CATEGORIES = 254
+#: Above this many cells a pair's joint histogram is counted by sorting, not by an array.
+_MAX_DENSE_CELLS = 1 << 22
+
+
+# --------------------------------------------------------------------------- TVD
+
+
+def marginal_tvd(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    *,
+    columns: list[str] | None = None,
+    bins: int = 20,
+) -> dict[str, Any]:
+    """Mean total-variation distance of the 1-way and 2-way marginals.
+
+    TVD is half the L1 distance between two distributions: 0 when they match, 1 when
+    they share no mass. A numeric (or datetime) column with more than ``bins`` distinct
+    real values is cut into quantile bins of the *real* data — so each bin holds about
+    the same share of real rows and the distance weights every part of the range — and
+    synthetic values beyond the real range fall into the outer bins. Other columns are
+    compared as categories (numbers by value, so ``13`` and ``13.0`` agree; everything
+    else as text). A missing value is a level of its own, so missingness that the
+    synthesis loses or invents counts against it.
+
+    Returns ``{"tvd_1way", "tvd_2way", "per_column": {col: tvd},
+    "per_pair": {"a | b": tvd}}``; ``tvd_2way`` is ``None`` for a single column.
+    """
+    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 2:
+        raise DataError(f"bins must be a whole number of at least 2, got {bins!r}")
+    names = _columns(real, synthetic, columns)
+    if len(real) == 0 or len(synthetic) == 0:
+        raise DataError(
+            f"cannot compare marginals: the real table has {len(real)} rows and the synthetic "
+            f"{len(synthetic)}; both need at least one"
+        )
+    coded = {name: _codes(name, real[name], synthetic[name], bins) for name in names}
+
+    per_column = {
+        name: _tvd(r, s, k, len(real), len(synthetic)) for name, (r, s, k) in coded.items()
+    }
+    per_pair: dict[str, float] = {}
+    for a, b in combinations(names, 2):
+        ra, sa, ka = coded[a]
+        rb, sb, kb = coded[b]
+        # One joint code per row turns a contingency table into a single bincount.
+        per_pair[f"{a} | {b}"] = _tvd(ra * kb + rb, sa * kb + sb, ka * kb, len(real), len(synthetic))
+    return {
+        "tvd_1way": float(np.mean(list(per_column.values()))),
+        "tvd_2way": float(np.mean(list(per_pair.values()))) if per_pair else None,
+        "per_column": per_column,
+        "per_pair": per_pair,
+    }
+
+
+def _columns(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[str] | None) -> list[str]:
+    names = list(real.columns) if columns is None else list(columns)
+    if not names:
+        raise DataError("no columns to compare; pass at least one column")
+    for name in names:
+        for label, frame in (("real", real), ("synthetic", synthetic)):
+            if name not in frame.columns:
+                raise DataError(f"column {name!r} is not in the {label} table; compare columns both tables hold")
+    return names
+
+
+def _codes(name: str, real: pd.Series, synthetic: pd.Series, bins: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Integer codes in [0, k) for both columns, on levels read off the real column."""
+    kind = _kind(real)
+    if kind != "categorical":
+        r = _as_float(real, kind, name, "real")
+        s = _as_float(synthetic, kind, name, "synthetic")
+        observed = r[~np.isnan(r)]
+        if np.unique(observed).size > bins:
+            edges = np.unique(np.quantile(observed, np.linspace(0.0, 1.0, bins + 1)))
+            inner = edges[1:-1]  # the outer edges are open: out-of-range values join the end bins
+            missing = inner.size + 1
+            return _binned(r, inner, missing), _binned(s, inner, missing), missing + 1
+        return _level_codes(pd.Series(r), pd.Series(s))
+    return _level_codes(_as_text(real), _as_text(synthetic))
+
+
+def _binned(values: np.ndarray, inner: np.ndarray, missing: int) -> np.ndarray:
+    codes = np.searchsorted(inner, values, side="right")
+    codes[np.isnan(values)] = missing
+    return codes.astype(np.int64)
+
+
+def _level_codes(real: pd.Series, synthetic: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
+    """Codes for the real levels, then one for missing, then one for 'not a real level'.
+
+    Folding every synthetic-only level into one code leaves the TVD unchanged (the real
+    distribution has no mass on any of them) and keeps the joint tables small however
+    many stray values a generator invents.
+    """
+    real_codes, levels = pd.factorize(real, use_na_sentinel=True)
+    missing, unseen = len(levels), len(levels) + 1
+    real_codes = np.where(real_codes < 0, missing, real_codes).astype(np.int64)
+    synthetic_codes = pd.Index(levels).get_indexer(synthetic)
+    synthetic_codes = np.where(synthetic_codes < 0, unseen, synthetic_codes)
+    synthetic_codes[synthetic.isna().to_numpy()] = missing
+    return real_codes, synthetic_codes.astype(np.int64), unseen + 1
+
+
+def _tvd(real_codes: np.ndarray, synthetic_codes: np.ndarray, cells: int, n_real: int, n_synthetic: int) -> float:
+    if cells <= max(_MAX_DENSE_CELLS, 4 * (n_real + n_synthetic)):
+        p = np.bincount(real_codes, minlength=cells) / n_real
+        q = np.bincount(synthetic_codes, minlength=cells) / n_synthetic
+    else:  # a huge, sparse table: count only the cells that occur
+        _, inverse = np.unique(np.concatenate([real_codes, synthetic_codes]), return_inverse=True)
+        used = int(inverse.max()) + 1
+        p = np.bincount(inverse[:n_real], minlength=used) / n_real
+        q = np.bincount(inverse[n_real:], minlength=used) / n_synthetic
+    return float(0.5 * np.abs(p - q).sum())
+
+
+def _kind(series: pd.Series) -> str:
+    """'numeric', 'datetime' or 'categorical', from the dtype of the real column."""
+    if ptypes.is_bool_dtype(series.dtype):
+        return "categorical"
+    if ptypes.is_datetime64_any_dtype(series.dtype):
+        return "datetime"
+    if ptypes.is_numeric_dtype(series.dtype):
+        return "numeric"
+    return "categorical"
+
+
+def _as_float(series: pd.Series, kind: str, name: str, label: str) -> np.ndarray:
+    """A numeric or datetime column as floats, NaN for missing; refuse text that is neither."""
+    try:
+        if kind == "datetime":
+            stamps = pd.to_datetime(series, errors="raise")
+            if getattr(stamps.dt, "tz", None) is not None:
+                stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+            values = stamps.astype("datetime64[ns]").to_numpy().view(np.int64).astype(float)
+            values[stamps.isna().to_numpy()] = np.nan
+            return values
+        if ptypes.is_bool_dtype(series.dtype) or not ptypes.is_numeric_dtype(series.dtype):
+            series = pd.to_numeric(series, errors="raise")
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    except (ValueError, TypeError):
+        what = "dates" if kind == "datetime" else "numbers"
+        raise DataError(
+            f"column {name!r} holds {what} in the real table but values that are not {what} in the "
+            f"{label} one; the tables must use the same types"
+        ) from None
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Categories as text (so 'True' and True agree), missing kept as NaN."""
+    missing = series.isna().to_numpy()
+    text = series.astype(object).astype(str).to_numpy(dtype=object)
+    text[missing] = np.nan
+    return pd.Series(text, dtype=object)
+
+
+# --------------------------------------------------------------------------- ML utility
+
+
+def ml_utility(
+    real_train: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    real_test: pd.DataFrame,
+    *,
+    target: str,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Train on synthetic, test on real — beside train on real, test on real.
+
+    Both models are the same scikit-learn histogram gradient-boosting model, with the
+    same settings and seed, so the gap between them is the price of training on the
+    synthetic copy. ``real_test`` must be rows the synthesis never saw (a holdout),
+    otherwise a generator that memorises rows looks better than it is.
+
+    A numeric target with more than :data:`MAX_NUMERIC_CLASSES` distinct values is a
+    regression (scored by R²); any other target a classification, scored by AUROC and
+    accuracy. For two classes the positive class is the rarer one in ``real_train`` (the
+    one a user usually wants to find); for more, AUROC is the macro one-vs-rest mean.
+    Categorical features are ordinal-encoded on the training rows; a category the model
+    has not seen, and a missing value, both reach it as missing. Rows whose target is
+    missing are left out, and so are rows whose class ``real_train`` never holds — each
+    with a ``note``.
+
+    Returns ``{"task", "target", "synthetic": {...}, "real": {...}}`` with
+    ``{"auroc", "accuracy"}`` or ``{"r2"}`` as scores, plus ``rows`` and, when something
+    needs saying, ``note``.
+    """
+    for label, frame in (("real_train", real_train), ("synthetic", synthetic), ("real_test", real_test)):
+        if target not in frame.columns:
+            raise DataError(f"the target column {target!r} is not in {label}; name a column all three tables hold")
+    features = [c for c in real_train.columns if c != target]
+    if not features:
+        raise DataError(f"real_train holds only the target {target!r}; there are no features to learn from")
+    for label, frame in (("synthetic", synthetic), ("real_test", real_test)):
+        absent = [c for c in features if c not in frame.columns]
+        if absent:
+            raise DataError(f"column {absent[0]!r} of real_train is not in {label}; the tables must share columns")
+
+    notes: list[str] = []
+    frames = {}
+    for label, frame in (("real_train", real_train), ("synthetic", synthetic), ("real_test", real_test)):
+        kept = frame[frame[target].notna()]
+        if len(kept) < len(frame):
+            notes.append(f"{len(frame) - len(kept):,} rows of {label} with a missing target were left out")
+        if kept.empty:
+            raise DataError(f"{label} has no row with a value for the target {target!r}")
+        frames[label] = kept
+
+    kinds = {c: _kind(real_train[c]) for c in features}
+    target_kind = _kind(real_train[target])
+    numeric_target = target_kind == "numeric"
+    if numeric_target and frames["real_train"][target].nunique() > MAX_NUMERIC_CLASSES:
+        result = _regression(frames, features, kinds, target, seed)
+    else:
+        result = _classification(frames, features, kinds, target, numeric_target, seed, notes)
+    result["rows"] = {label: len(frame) for label, frame in frames.items()}
+    if notes:
+        result["note"] = "; ".join(notes)
+    return result
+
+
+def _classification(
+    frames: dict[str, pd.DataFrame],
+    features: list[str],
+    kinds: dict[str, str],
+    target: str,
+    numeric_target: bool,
+    seed: int,
+    notes: list[str],
+) -> dict[str, Any]:
+    from sklearn.metrics import accuracy_score
+
+    def labels(frame: pd.DataFrame, label: str) -> pd.Series:
+        series = frame[target]
+        if numeric_target:
+            return pd.Series(_as_float(series, "numeric", target, label), index=series.index)
+        return pd.Series(_as_text(series).to_numpy(), index=series.index)
+
+    train_labels = labels(frames["real_train"], "real_train")
+    counts = train_labels.value_counts()
+    classes = sorted(counts.index, key=lambda v: (str(type(v)), v))
+    if len(classes) < 2:
+        raise DataError(f"the target {target!r} holds a single class in real_train; there is nothing to predict")
+    index = pd.Index(classes)
+
+    encoded = {}
+    for label in ("real_train", "synthetic", "real_test"):
+        y = index.get_indexer(labels(frames[label], label))
+        unknown = y < 0
+        if unknown.any():
+            notes.append(
+                f"{int(unknown.sum()):,} rows of {label} with a class real_train never holds were left out"
+            )
+            frames[label] = frames[label][~unknown]
+            y = y[~unknown]
+            if len(y) == 0:
+                raise DataError(f"no row of {label} holds a class of the target {target!r} that real_train holds")
+        encoded[label] = y
+
+    binary = len(classes) == 2
+    positive = None
+    if binary:
+        # The rarer class is the one worth finding; ties go to the later class.
+        rarer = min(classes, key=lambda c: (counts[c], -classes.index(c)))
+        positive = classes.index(rarer)
+
+    y_test = encoded["real_test"]
+    scores = {}
+    for label in ("synthetic", "real_train"):
+        y_train = encoded[label]
+        present = np.unique(y_train)
+        if present.size == 1:
+            proba = np.zeros((len(y_test), len(classes)))
+            proba[:, present[0]] = 1.0
+            notes.append(
+                f"{label} holds a single class of {target!r} ({_plain(classes[present[0]])!r}), so a model "
+                "trained on it always predicts that class: AUROC is 0.5 by definition"
+            )
+        else:
+            model = _model("classification", kinds, features, seed)
+            X_train, X_test = _features(frames[label], frames["real_test"], features, kinds)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(X_train, y_train)
+                proba = np.zeros((len(y_test), len(classes)))
+                proba[:, model.classes_] = model.predict_proba(X_test)
+        predicted = np.argmax(proba, axis=1)
+        auroc = _auroc(y_test, proba, positive, len(classes), notes)
+        scores["synthetic" if label == "synthetic" else "real"] = {
+            "auroc": auroc,
+            "accuracy": float(accuracy_score(y_test, predicted)),
+        }
+
+    result: dict[str, Any] = {"task": "classification", "target": target, "classes": [_plain(c) for c in classes]}
+    if binary:
+        result["positive_class"] = _plain(classes[positive])
+    return {**result, **scores}
+
+
+def _auroc(y: np.ndarray, proba: np.ndarray, positive: int | None, n_classes: int, notes: list[str]) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    if positive is not None:
+        truth = y == positive
+        if truth.all() or not truth.any():
+            notes.append("real_test holds a single class, so AUROC is undefined")
+            return None
+        return float(roc_auc_score(truth, proba[:, positive]))
+    # Macro one-vs-rest over the classes the test rows contain (a class with no test row
+    # has no AUROC); a class the model never saw scores 0 everywhere, i.e. 0.5.
+    values = [
+        roc_auc_score(y == c, proba[:, c]) for c in range(n_classes) if 0 < int((y == c).sum()) < len(y)
+    ]
+    if not values:
+        notes.append("real_test holds a single class, so AUROC is undefined")
+        return None
+    return float(np.mean(values))
+
+
+def _regression(
+    frames: dict[str, pd.DataFrame],
+    features: list[str],
+    kinds: dict[str, str],
+    target: str,
+    seed: int,
+) -> dict[str, Any]:
+    from sklearn.metrics import r2_score
+
+    y_test = _as_float(frames["real_test"][target], "numeric", target, "real_test")
+    scores = {}
+    for label in ("synthetic", "real_train"):
+        y_train = _as_float(frames[label][target], "numeric", target, label)
+        model = _model("regression", kinds, features, seed)
+        X_train, X_test = _features(frames[label], frames["real_test"], features, kinds)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X_train, y_train)
+            predicted = model.predict(X_test)
+        scores["synthetic" if label == "synthetic" else "real"] = {"r2": float(r2_score(y_test, predicted))}
+    return {"task": "regression", "target": target, **scores}
+
+
+def _model(task: str, kinds: dict[str, str], features: list[str], seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    mask = [kinds[c] == "categorical" for c in features]
+    cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
+    return cls(categorical_features=mask if any(mask) else None, random_state=seed)
+
+
+def _features(
+    train: pd.DataFrame, test: pd.DataFrame, features: list[str], kinds: dict[str, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float matrices: numbers as they are, dates as nanoseconds, categories as codes.
+
+    Codes are read off the training rows only; the encoder turns an unseen category
+    into NaN, which the model handles as it does a missing value.
+    """
+    from sklearn.preprocessing import OrdinalEncoder
+
+    def numeric(frame: pd.DataFrame, label: str) -> np.ndarray:
+        columns = [_as_float(frame[c], kinds[c], c, label) for c in features if kinds[c] != "categorical"]
+        return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
+    categorical = [c for c in features if kinds[c] == "categorical"]
+    X_train, X_test = numeric(train, "training"), numeric(test, "real_test")
+    if categorical:
+        encoder = OrdinalEncoder(
+            handle_unknown="use_encoded_value",
+            unknown_value=np.nan,
+            encoded_missing_value=np.nan,
+            max_categories=_MAX_MODEL_CATEGORIES,
+            dtype=float,
+        )
+        text = lambda frame: pd.DataFrame({c: _as_text(frame[c]).to_numpy() for c in categorical})  # noqa: E731
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            codes_train = encoder.fit_transform(text(train))
+            codes_test = encoder.transform(text(test))
+        X_train, X_test = np.hstack([X_train, codes_train]), np.hstack([X_test, codes_test])
+    # Reorder to the feature order, which the categorical mask follows.
+    order = [c for c in features if kinds[c] != "categorical"] + categorical
+    position = [order.index(c) for c in features]
+    return X_train[:, position], X_test[:, position]
+
+
+# --------------------------------------------------------------------------- SDMetrics
+
+
+def sdmetrics_quality(
+    real: pd.DataFrame, synthetic: pd.DataFrame, *, metadata: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The SDMetrics single-table quality report, as plain numbers.
+
+    ``score`` is the mean of ``column_shapes`` (per-column distribution similarity:
+    KS complement for numbers, TV complement for categories) and
+    ``column_pair_trends`` (per-pair correlation or contingency similarity); 1 is
+    best. ``metadata`` is SDMetrics' ``{"columns": {name: {"sdtype": ...}}}``; when left
+    out it is read off the real dtypes (numerical, categorical, boolean, datetime).
+    Scores SDMetrics cannot compute come back as ``None``.
+
+    Returns ``{"score", "column_shapes", "column_pair_trends",
+    "details": {"column_shapes": [...], "column_pair_trends": [...]}}``.
+    """
+    names = list(real.columns)
+    _columns(real, synthetic, names)
+    if len(real) == 0 or len(synthetic) == 0:
+        raise DataError(
+            f"cannot score quality: the real table has {len(real)} rows and the synthetic "
+            f"{len(synthetic)}; both need at least one"
+        )
+    if metadata is None:
+        metadata = {"columns": {name: {"sdtype": _sdtype(real[name])} for name in names}}
+    with warnings.catch_warnings():
+        # SDMetrics warns on import (a deprecated module path kept for older releases)
+        # and on data it finds odd; neither is the caller's to act on.
+        warnings.simplefilter("ignore")
+        from sdmetrics.reports.single_table import QualityReport
+
+        report = QualityReport()
+        report.generate(real, synthetic[names], metadata, verbose=False)
+        properties = report.get_properties()
+        shapes = report.get_details(property_name="Column Shapes")
+        trends = report.get_details(property_name="Column Pair Trends")
+    by_name = dict(zip(properties["Property"], properties["Score"]))
+    return {
+        "score": _plain(report.get_score()),
+        "column_shapes": _plain(by_name.get("Column Shapes")),
+        "column_pair_trends": _plain(by_name.get("Column Pair Trends")),
+        "details": {
+            "column_shapes": _records(shapes),
+            "column_pair_trends": _records(trends),
+        },
+    }
+
+
+def _sdtype(series: pd.Series) -> str:
+    if ptypes.is_bool_dtype(series.dtype):
+        return "boolean"
+    if ptypes.is_datetime64_any_dtype(series.dtype):
+        return "datetime"
+    if ptypes.is_numeric_dtype(series.dtype):
+        return "numerical"
+    return "categorical"
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready Python value: numpy scalars unwrapped, NaN and NA as None."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

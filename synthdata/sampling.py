@@ -1,0 +1,42 @@
+"""Sampling a fitted model to a file, in chunks: memory stays flat however many rows.
+
+The file is written beside its destination under a temporary name and renamed at the
+end, so an interrupted run leaves no half-written CSV.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import SynthdataError
+
+__all__ = ["write_csv"]
+
+DEFAULT_CHUNK_ROWS = 100_000
+
+
+def write_csv(model, n: int, path: str | os.PathLike, *, chunk_size: int = DEFAULT_CHUNK_ROWS,
+              seed: int | None = None, progress: Callable[[int], None] | None = None,
+              overwrite: bool = False) -> Path:
+    """Write ``n`` synthetic rows of ``model`` to ``path`` as CSV; returns the path."""
+    path = Path(path)
+    if n < 1:
+        raise SynthdataError(f"the number of rows must be at least 1, got {n}")
+    if path.exists() and not overwrite:
+        raise SynthdataError(f"{path} already exists; choose another output file or remove it")
+    if not path.parent.exists():
+        raise SynthdataError(f"{path.parent} does not exist; create the folder first")
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as handle:
+            for number, chunk in enumerate(model.sample_chunks(n, chunk_size=chunk_size, seed=seed)):
+                chunk.to_csv(handle, index=False, header=number == 0)
+                if progress is not None:
+                    progress(len(chunk))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

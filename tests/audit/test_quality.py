@@ -1,0 +1,175 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthdata import DataError
+from synthdata.audit import marginal_tvd, ml_utility, sdmetrics_quality
+
+
+def _correlated(n=400, seed=0):
+    """Columns that depend on each other strongly, with some missing values."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    senior = age >= 50
+    income = age * 800 + rng.normal(0, 2000, n)
+    group = np.where(senior, "senior", np.where(age < 30, "young", "middle")).astype(object)
+    city = np.where(rng.random(n) < 0.8, np.where(senior, "Oslo", "Lima"), "Pune").astype(object)
+    city[rng.random(n) < 0.05] = None
+    return pd.DataFrame({
+        "age": age,
+        "income": income,
+        "group": group,
+        "city": city,
+        "smoker": rng.random(n) < np.where(senior, 0.7, 0.1),
+    })
+
+
+def _shuffled(frame, seed=1):
+    """Each column permuted on its own: the same marginals, no dependence left."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({c: frame[c].to_numpy()[rng.permutation(len(frame))] for c in frame})
+
+
+def _round_trips(value):
+    assert json.loads(json.dumps(value, allow_nan=False)) == value
+
+
+# --------------------------------------------------------------------------- TVD
+
+
+def test_identical_data_has_zero_tvd():
+    real = _correlated()
+    result = marginal_tvd(real, real.sample(frac=1, random_state=3))  # row order must not matter
+    assert result["tvd_1way"] == 0.0 and result["tvd_2way"] == 0.0
+    assert set(result["per_column"]) == set(real.columns)
+    assert len(result["per_pair"]) == 10 and "age | income" in result["per_pair"]
+    _round_trips(result)
+
+
+def test_shuffled_columns_keep_marginals_but_lose_pairs():
+    real = _correlated()
+    result = marginal_tvd(real, _shuffled(real))
+    assert result["tvd_1way"] < 1e-12
+    assert result["tvd_2way"] > 0.1
+    # Dependent pairs lose the most; the pair-wise figure is not an average artefact.
+    assert result["per_pair"]["age | group"] > 0.4
+    assert result["per_pair"]["group | smoker"] > 0.1
+
+
+def test_values_beyond_the_real_range_land_in_the_outer_bins():
+    real = pd.DataFrame({"x": np.arange(100.0)})
+    below_and_above = pd.DataFrame({"x": [-1e9] * 50 + [1e9] * 50})
+    at_the_ends = pd.DataFrame({"x": [0.0] * 50 + [99.0] * 50})
+    far = marginal_tvd(real, below_and_above, bins=10)["per_column"]["x"]
+    near = marginal_tvd(real, at_the_ends, bins=10)["per_column"]["x"]
+    # Half the mass in each outer bin (each holding a tenth of the real rows): TVD 0.8.
+    assert far == pytest.approx(0.8)
+    assert near == pytest.approx(far)
+
+
+def test_missing_is_a_level_and_numbers_compare_by_value():
+    real = pd.DataFrame({"code": [1, 2, 3, 4] * 25, "city": ["a", "b", None, "c"] * 25})
+    same_as_floats = pd.DataFrame({"code": [1.0, 2.0, 3.0, 4.0] * 25, "city": ["a", "b", None, "c"] * 25})
+    assert marginal_tvd(real, same_as_floats)["tvd_1way"] == 0.0
+    no_missing = pd.DataFrame({"code": [1, 2, 3, 4] * 25, "city": ["a", "b", "a", "c"] * 25})
+    assert marginal_tvd(real, no_missing)["per_column"]["city"] == pytest.approx(0.25)
+    invented = pd.DataFrame({"code": [1, 2, 3, 4] * 25, "city": [f"new{i}" for i in range(100)]})
+    assert marginal_tvd(real, invented)["per_column"]["city"] == pytest.approx(1.0)
+
+
+def test_tvd_refuses_missing_columns_and_text_in_numbers():
+    real = _correlated(50)
+    with pytest.raises(DataError, match="'city' is not in the synthetic table"):
+        marginal_tvd(real, real.drop(columns="city"))
+    with pytest.raises(DataError, match="'income' holds numbers"):
+        marginal_tvd(real, real.assign(income="lots"))
+    only = marginal_tvd(real, real, columns=["age"])
+    assert only["tvd_2way"] is None and only["per_pair"] == {}
+
+
+# --------------------------------------------------------------------------- ML utility
+
+
+def _learnable(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    colour = rng.choice(["red", "blue", "green"], n).astype(object)
+    colour[rng.random(n) < 0.05] = None
+    score = 2.0 * x + np.where(colour == "red", 1.5, 0.0) + rng.normal(0, 0.5, n)
+    label = np.where(score > 1.0, "yes", "no")
+    return pd.DataFrame({"x": x, "noise": rng.normal(size=n), "colour": colour, "label": label})
+
+
+def test_ml_utility_on_a_learnable_task():
+    train, synthetic, test = _learnable(seed=0), _learnable(seed=1), _learnable(seed=2)
+    result = ml_utility(train, synthetic, test, target="label", seed=0)
+    assert result["task"] == "classification" and result["target"] == "label"
+    assert result["positive_class"] == "yes"  # the rarer class
+    assert result["real"]["auroc"] > 0.9 and result["synthetic"]["auroc"] > 0.9
+    assert result["real"]["accuracy"] > 0.8
+    assert "note" not in result
+    _round_trips(result)
+
+
+def test_ml_utility_with_a_shuffled_synthetic_target_is_chance():
+    train, test = _learnable(seed=0), _learnable(seed=2)
+    synthetic = _learnable(seed=1)
+    synthetic["label"] = synthetic["label"].sample(frac=1, random_state=0).to_numpy()
+    result = ml_utility(train, synthetic, test, target="label")
+    assert result["real"]["auroc"] > 0.9
+    assert abs(result["synthetic"]["auroc"] - 0.5) < 0.1
+
+
+def test_ml_utility_with_a_single_synthetic_class():
+    train, test = _learnable(seed=0), _learnable(seed=2)
+    synthetic = _learnable(seed=1).assign(label="no")
+    result = ml_utility(train, synthetic, test, target="label")
+    assert result["synthetic"]["auroc"] == 0.5
+    assert result["synthetic"]["accuracy"] == pytest.approx((test["label"] == "no").mean())
+    assert "single class" in result["note"]
+    _round_trips(result)
+
+
+def test_ml_utility_unseen_categories_multiclass_and_regression():
+    train, test = _learnable(seed=0), _learnable(seed=2)
+    synthetic = _learnable(seed=1)
+    synthetic.loc[:100, "colour"] = "purple"  # a category the real data never holds
+
+    def three_classes(frame):
+        return frame.assign(label=np.where(frame["x"] > 0.5, "hi", np.where(frame["x"] < -0.5, "lo", "mid")))
+
+    result = ml_utility(three_classes(train), three_classes(synthetic), three_classes(test), target="label")
+    assert len(result["classes"]) == 3 and "positive_class" not in result
+    assert result["real"]["auroc"] > 0.95 and result["synthetic"]["auroc"] > 0.95
+
+    regression = ml_utility(train, synthetic, test, target="x")
+    assert regression["task"] == "regression" and regression["real"]["r2"] > 0.5
+    _round_trips(regression)
+
+
+def test_ml_utility_refuses_what_it_cannot_score():
+    train = _learnable()
+    with pytest.raises(DataError, match="target column 'nope'"):
+        ml_utility(train, train, train, target="nope")
+    with pytest.raises(DataError, match="single class in real_train"):
+        ml_utility(train.assign(label="no"), train, train, target="label")
+
+
+# --------------------------------------------------------------------------- SDMetrics
+
+
+def test_sdmetrics_quality_of_identical_and_shuffled_data():
+    real = _correlated(300)
+    same = sdmetrics_quality(real, real)
+    assert same["score"] == pytest.approx(1.0, abs=1e-6)
+    assert same["column_shapes"] == pytest.approx(1.0, abs=1e-6)
+    assert {row["Column"] for row in same["details"]["column_shapes"]} == set(real.columns)
+    assert len(same["details"]["column_pair_trends"]) == 10
+    _round_trips(same)
+
+    shuffled = sdmetrics_quality(real, _shuffled(real))
+    assert shuffled["column_shapes"] == pytest.approx(1.0, abs=1e-6)
+    assert shuffled["column_pair_trends"] < 0.9
+    _round_trips(shuffled)
