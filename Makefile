@@ -19,8 +19,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+DEMO := privacy_reports/demo
+
+# Runs the furthest pipeline stage that exists, on the affairs survey; re-runnable.
 demo: $(STAMP)
-	$(BIN)/synthdata inspect sample_datasets/affairs.csv --schema-out privacy_reports/affairs.schema.json
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(BIN)/synthdata inspect sample_datasets/affairs.csv --schema-out $(DEMO)/affairs.schema.json
+	$(BIN)/synthdata fit sample_datasets/affairs.csv --schema $(DEMO)/affairs.schema.json \
+		--epsilon 1 --seed 0 --model-out $(DEMO)/affairs-model
+	$(BIN)/synthdata sample $(DEMO)/affairs-model -n 6366 -o $(DEMO)/affairs-synthetic.csv
+	@echo "Synthetic copy: $(DEMO)/affairs-synthetic.csv"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -210,6 +210,11 @@ def _parse_value(value: str) -> Any:
             return kind(value)
         except ValueError:
             pass
+    if value[:1] in "{[":  # e.g. budget_split={"discriminator": 0}
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            pass
     return value
 
 

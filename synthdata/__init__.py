@@ -19,8 +19,21 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
+
+
+def __getattr__(name: str):
+    # The models import torch (seconds); load them on first use, not for `synthdata --help`.
+    if name in ("TabularGAN", "create_model"):
+        from . import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'synthdata' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
+    "TabularGAN",
+    "create_model",
     "Column",
     "DataError",
     "Excluded",

@@ -178,10 +178,23 @@ class _Progress:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--model-out", type=click.Path(path_type=Path), required=True,
               help="Directory to save the fitted model in (must not exist).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Save the fit's state here every --checkpoint-every steps.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Generator steps between checkpoints.")
+@click.option("--resume", is_flag=True,
+              help="Continue a killed fit from --checkpoint-dir; the privacy count continues too.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_read_options
-def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, model_out, quiet, **read):
-    """Fit a differentially private generator to DATA and save it to --model-out."""
+def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, model_out, checkpoint_dir,
+        checkpoint_every, resume, quiet, **read):
+    """Fit a differentially private generator to DATA and save it to --model-out.
+
+    The privacy budget (--epsilon, --delta) covers every read of DATA: the private
+    preprocessing, the measured marginals and every discriminator step.
+    """
+    if resume and checkpoint_dir is None:
+        raise click.UsageError("--resume needs --checkpoint-dir")
     from .models import TabularGAN
 
     if model_out.exists():
@@ -195,7 +208,8 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, mod
         model = TabularGAN(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, seed=seed,
                            device=device, progress=progress)
         try:
-            model.fit(table.frame, schema=schema)
+            model.fit(table.frame, schema=schema, checkpoint_dir=checkpoint_dir, resume=resume,
+                      checkpoint_every=checkpoint_every)
         finally:
             progress.close()
     tmp = model_out.with_name(f".{model_out.name}.partial")

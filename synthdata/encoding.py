@@ -61,12 +61,30 @@ def _grid_value(mantissa: int, exponent: int) -> float:
     return float(f"{int(mantissa)}e{int(exponent)}")
 
 
+def _cell(mantissa: int, exponent: int, digits: int) -> tuple[float, float]:
+    """The interval of values that round to ``mantissa * 10**exponent``.
+
+    Half a unit either side, except at a power of ten, where the values just below
+    round with one more digit of precision (at 2 digits, 10 holds [9.95, 10.5)).
+    """
+    if mantissa == 0:
+        return 0.0, 0.0
+    value, unit = _grid_value(mantissa, exponent), 10.0**exponent
+    low, high = value - unit / 2, value + unit / 2
+    if abs(mantissa) == 10 ** (digits - 1):
+        if mantissa > 0:
+            low = value - unit / 20
+        else:
+            high = value + unit / 20
+    return low, high
+
+
 @dataclass
 class ColumnCode:
     """How one column maps to levels, learned privately. Plain data: saved as JSON.
 
     Each level is a list of ``points`` (values; ``None`` for the missing level) with
-    noisy ``weights``; ``units`` is each point's rounding cell width (0 = exact).
+    noisy ``weights``; numbers are drawn uniformly from ``[lows, highs)`` of their point.
     ``coarse`` maps each level to a coarser group used for 2-way marginals.
     """
 
@@ -112,25 +130,31 @@ class TabularEncoder:
 
     def fit(self, frame: pd.DataFrame, schema: Schema, *, ledger: PrivacyLedger, noise_multiplier: float,
             threshold_delta: float, rng: np.random.Generator) -> TabularEncoder:
-        """Measure every column's histogram once (one Gaussian release, charged to ``ledger``)."""
+        """Measure every column's histogram once (one Gaussian release, charged to ``ledger``).
+
+        A number is counted twice, at ``digits`` and at ``digits - 1`` significant digits:
+        where the fine cells are too sparse to clear the threshold (the tails), the coarse
+        cell still carries their mass.
+        """
         columns = list(schema)
-        sensitivity = math.sqrt(len(columns))  # one row adds 1 to one cell of each column
+        resolutions = [self._resolutions(column) for column in columns]
+        cells_per_row = sum(len(r) for r in resolutions)
+        sensitivity = math.sqrt(cells_per_row)  # one row adds 1 to one cell per histogram
         sigma = noise_multiplier * sensitivity
-        thresholded = [c for c in columns if not _public_domain(c)]
-        fail = threshold_delta / max(len(thresholded), 1)
+        thresholded = sum(len(r) for c, r in zip(columns, resolutions) if not _public_domain(c))
+        fail = threshold_delta / max(thresholded, 1)
         self.threshold_ = gaussian_threshold(sigma=sigma, fail_probability=fail) if thresholded else 0.0
         self.sigma_ = sigma
-        self.codes_ = []
-        for column in columns:
-            keys, values = self._keys(column, frame[column.name])
-            self.codes_.append(self._measure(column, frame[column.name], keys, values, sigma, rng))
+        self.codes_ = [self._measure(column, frame[column.name], digits, sigma, rng)
+                       for column, digits in zip(columns, resolutions)]
         ledger.gaussian(
             "preprocessing",
             sensitivity=sensitivity,
             sigma=sigma,
-            mechanism="Gaussian sparse histogram per column (values below the threshold are not released)",
+            mechanism="Gaussian sparse histograms per column (values below the threshold are not released)",
             parameters={
                 "columns": len(columns),
+                "histograms": cells_per_row,
                 "significant_digits": self.digits,
                 "threshold": round(self.threshold_, 3),
                 "threshold_delta": threshold_delta if thresholded else 0.0,
@@ -139,38 +163,15 @@ class TabularEncoder:
         )
         return self
 
-    def _keys(self, column: Column, series: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
-        """Per row: a hashable key of its grid cell (object array), and numeric values."""
+    def _resolutions(self, column: Column) -> list[int | None]:
+        """Significant digits of each histogram of a column (None: exact values)."""
         if column.type in ("numerical", "datetime"):
-            values = _to_number(column, series)
-            if column.bounds is not None:
-                low, high = _numeric_bounds(column)
-                values = np.where(np.isnan(values), np.nan, np.clip(values, low, high))
-            digits = self.digits + (2 if column.type == "datetime" else 0)
-            mantissa, exponent = round_significant(np.nan_to_num(values), digits)
-            keys = np.empty(len(values), dtype=object)
-            keys[:] = list(zip(mantissa.tolist(), exponent.tolist()))
-            keys[np.isnan(values)] = None
-            return keys, values
-        keys = series.astype(object).where(series.notna(), None).to_numpy()
-        return keys, None
+            fine = self.digits + (2 if column.type == "datetime" else 0)
+            return [fine, fine - 1] if fine > 1 else [fine]
+        return [None]
 
-    def _measure(self, column: Column, series: pd.Series, keys: np.ndarray, values: np.ndarray | None,
-                 sigma: float, rng: np.random.Generator) -> ColumnCode:
-        observed = pd.Series(keys, dtype=object).value_counts(dropna=False)
-        counts = {key: int(c) for key, c in observed.items()}
-        missing_count = sum(c for k, c in counts.items() if k is None or (isinstance(k, float) and math.isnan(k)))
-        counts = {k: c for k, c in counts.items() if not (k is None or (isinstance(k, float) and math.isnan(k)))}
-        if _public_domain(column):
-            domain = [True, False] if column.type == "boolean" else list(column.categories)
-            noisy = {value: counts.get(value, 0) + rng.normal(0, sigma) for value in domain}
-            released = {value: c for value, c in noisy.items() if c > 0}
-        else:
-            noisy = {key: c + rng.normal(0, sigma) for key, c in counts.items()}
-            released = {key: c for key, c in noisy.items() if c > self.threshold_}
-        # The missing level is public (any column may have gaps); its count is noisy and
-        # a count indistinguishable from noise is read as "no missing values".
-        noisy_missing = missing_count + rng.normal(0, sigma)
+    def _measure(self, column: Column, series: pd.Series, resolutions: list[int | None], sigma: float,
+                 rng: np.random.Generator) -> ColumnCode:
         code = ColumnCode(
             name=column.name,
             kind=column.type,
@@ -180,13 +181,37 @@ class TabularEncoder:
             datetime_format=column.datetime_format,
         )
         if column.type in ("numerical", "datetime"):
-            levels = self._numeric_levels(released)
+            values = _to_number(column, series)
+            if column.bounds is not None:
+                values = np.where(np.isnan(values), np.nan, np.clip(values, *_numeric_bounds(column)))
+            missing = int(np.isnan(values).sum())
+            present = values[~np.isnan(values)]
+            histograms = []
+            for digits in resolutions:
+                mantissa, exponent = round_significant(present, digits)
+                cells = pd.Series(list(zip(mantissa.tolist(), exponent.tolist())), dtype=object).value_counts()
+                noisy = {key: c + rng.normal(0, sigma) for key, c in cells.items()}
+                histograms.append((digits, {k: c for k, c in noisy.items() if c > self.threshold_}))
+            levels = self._numeric_levels(histograms)
             if not levels and column.bounds is not None:
                 low, high = _numeric_bounds(column)
-                levels = [{"points": [(low + high) / 2], "units": [high - low], "weights": [1.0]}]
+                levels = [{"points": [(low + high) / 2], "lows": [low], "highs": [high], "weights": [1.0]}]
         else:
-            levels = [{"points": [value], "units": [0.0], "weights": [float(c)]}
+            keys = series.astype(object).where(series.notna(), None).to_numpy()
+            missing = int(pd.isna(series).sum())
+            counts = pd.Series([k for k in keys if k is not None], dtype=object).value_counts()
+            if _public_domain(column):
+                domain = [True, False] if column.type == "boolean" else list(column.categories)
+                noisy = {value: int(counts.get(value, 0)) + rng.normal(0, sigma) for value in domain}
+                released = {value: c for value, c in noisy.items() if c > 0}
+            else:
+                noisy = {key: c + rng.normal(0, sigma) for key, c in counts.items()}
+                released = {key: c for key, c in noisy.items() if c > self.threshold_}
+            levels = [{"points": [value], "lows": [None], "highs": [None], "weights": [float(c)]}
                       for value, c in sorted(released.items(), key=lambda kv: -kv[1])]
+        # The missing level is public (any column may have gaps); its count is noisy, and
+        # a count indistinguishable from noise is read as "no missing values".
+        noisy_missing = missing + rng.normal(0, sigma)
         if not levels:
             warnings.warn(
                 f"column {column.name!r}: no value is frequent enough to be released at this privacy "
@@ -196,23 +221,40 @@ class TabularEncoder:
                 stacklevel=4,
             )
         if noisy_missing > 3 * sigma or not levels:
-            levels.append({"points": [None], "units": [0.0], "weights": [max(noisy_missing, 1.0)]})
+            levels.append({"points": [None], "lows": [None], "highs": [None], "weights": [max(noisy_missing, 1.0)]})
         code.levels = levels
         code.counts = [float(sum(level["weights"])) for level in levels]
         code.variances = [float(len(level["weights"]) * sigma**2) for level in levels]
         code.coarse = self._coarse(code)
         return code
 
-    def _numeric_levels(self, released: dict[tuple[int, int], float]) -> list[dict[str, Any]]:
-        if not released:
+    def _numeric_levels(self, histograms: list[tuple[int, dict[tuple[int, int], float]]]) -> list[dict[str, Any]]:
+        """Released cells -> weighted points; coarse cells carry the mass their fine cells lost."""
+        fine_digits, fine = histograms[0]
+        points = []  # (value, low, high, weight, digits)
+        for (m, e), w in fine.items():
+            low, high = _cell(m, e, fine_digits)
+            points.append((_grid_value(m, e), low, high, w, fine_digits))
+        if len(histograms) > 1:
+            coarse_digits, coarse = histograms[1]
+            inside: dict[tuple[int, int], float] = {}
+            for value, _, _, w, _ in points:
+                m, e = round_significant(np.array([value]), coarse_digits)
+                key = (int(m[0]), int(e[0]))
+                inside[key] = inside.get(key, 0.0) + w
+            for (m, e), w in coarse.items():
+                residual = w - inside.get((m, e), 0.0)
+                if residual > 0:
+                    low, high = _cell(m, e, coarse_digits)
+                    points.append((_grid_value(m, e), low, high, residual, coarse_digits))
+        if not points:
             return []
-        items = sorted(((_grid_value(m, e), 10.0**e if m != 0 else 0.0, w) for (m, e), w in released.items()))
-        points = [p for p, _, _ in items]
-        units = [u for _, u, _ in items]
-        weights = np.array([w for _, _, w in items])
-        groups = _split_by_mass(weights, self.max_levels)
-        return [{"points": [points[i] for i in g], "units": [units[i] for i in g],
-                 "weights": [float(weights[i]) for i in g]} for g in groups]
+        points.sort()
+        weights = np.array([p[3] for p in points])
+        return [{"points": [points[i][0] for i in g], "lows": [points[i][1] for i in g],
+                 "highs": [points[i][2] for i in g], "weights": [float(weights[i]) for i in g],
+                 "digits": [points[i][4] for i in g]}
+                for g in _split_by_mass(weights, self.max_levels)]
 
     def _coarse(self, code: ColumnCode) -> list[int]:
         """Group levels for 2-way marginals: mass-balanced runs (numbers) or the top values."""
@@ -253,18 +295,7 @@ class TabularEncoder:
             values = _to_number(column, series)
             if code.bounds is not None:
                 values = np.clip(values, *code.bounds)
-            present = [(p, i) for i, lv in enumerate(code.levels) for p in lv["points"] if p is not None]
-            if present:
-                present.sort()
-                grid = np.array([p for p, _ in present])
-                level_of = np.array([i for _, i in present])
-                ok = ~np.isnan(values)
-                # Nearest released point: a value that was not released moves to its neighbour.
-                pos = np.clip(np.searchsorted(grid, values[ok]), 1, len(grid) - 1) if len(grid) > 1 else np.zeros(ok.sum(), int)
-                if len(grid) > 1:
-                    left = grid[pos - 1]
-                    pos = np.where(np.abs(values[ok] - left) <= np.abs(grid[pos] - values[ok]), pos - 1, pos)
-                index[ok] = level_of[pos]
+            index = _numeric_levels_of(code, values)
             is_missing = np.isnan(values)
         else:
             lookup = {lv["points"][0]: i for i, lv in enumerate(code.levels) if lv["points"] != [None]}
@@ -310,6 +341,36 @@ class TabularEncoder:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _numeric_levels_of(code: ColumnCode, values: np.ndarray) -> np.ndarray:
+    """Level of each value: its released fine cell, else its coarse cell, else the nearest point."""
+    index = np.full(len(values), -1, dtype=np.int64)
+    ok = ~np.isnan(values)
+    points = [(p, d, i) for i, lv in enumerate(code.levels) if lv["points"] != [None]
+              for p, d in zip(lv["points"], lv.get("digits", [None] * len(lv["points"])))]
+    if not points or not ok.any():
+        return index
+    for digits in sorted({d for _, d, _ in points if d is not None}, reverse=True):
+        lookup = {}
+        for p, d, i in points:
+            if d == digits:
+                m, e = round_significant(np.array([p]), digits)
+                lookup[(int(m[0]), int(e[0]))] = i
+        todo = ok & (index < 0)
+        m, e = round_significant(np.nan_to_num(values[todo]), digits)
+        index[todo] = pd.Series(list(zip(m.tolist(), e.tolist())), dtype=object).map(lookup).fillna(-1).to_numpy(np.int64)
+    todo = ok & (index < 0)
+    if todo.any():  # a value whose cells were not released moves to the nearest point
+        grid = np.array(sorted(p for p, _, _ in points))
+        level_of = np.array([i for _, _, i in sorted(points)])
+        pos = np.clip(np.searchsorted(grid, values[todo]), 1, max(len(grid) - 1, 1)) if len(grid) > 1 \
+            else np.zeros(int(todo.sum()), dtype=int)
+        if len(grid) > 1:
+            left = grid[pos - 1]
+            pos = np.where(np.abs(values[todo] - left) <= np.abs(grid[pos] - values[todo]), pos - 1, pos)
+        index[todo] = level_of[pos]
+    return index
 
 
 def _public_domain(column: Column) -> bool:
@@ -370,9 +431,9 @@ def _decode_column(code: ColumnCode, levels: np.ndarray, rng: np.random.Generato
                 continue
             weights = np.maximum(np.array(level["weights"]), 1e-9)
             pick = rng.choice(len(weights), size=len(rows), p=weights / weights.sum())
-            points = np.array(level["points"])[pick]
-            units = np.array(level["units"])[pick]
-            values[rows] = points + (rng.random(len(rows)) - 0.5) * units
+            lows = np.array(level["lows"], dtype=float)[pick]
+            highs = np.array(level["highs"], dtype=float)[pick]
+            values[rows] = lows + rng.random(len(rows)) * (highs - lows)
         if code.bounds is not None:
             values = np.clip(values, *code.bounds)
         if code.kind == "datetime":

@@ -17,6 +17,7 @@ The generator only ever sees the noisy marginals and the private discriminator.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import torch
 from opacus.optimizers import DPOptimizerFastGradientClipping
 from torch.nn import functional as F
 
+from .checkpoint import Checkpointer
 from .encoding import TabularEncoder
 from .models.networks import Discriminator, Generator, segment_gumbel, segment_softmax
 from .privacy import PrivacyLedger
@@ -40,6 +42,16 @@ class MeasuredMarginals:
     one_way: list[tuple[int, np.ndarray, np.ndarray]]  # column, target per level, weight per level
     two_way: list[tuple[int, int, np.ndarray, float]]  # columns i, j, target per coarse cell, weight
     rows: float
+
+    def to_dict(self) -> dict:
+        return {"one_way": [[j, t.tolist(), w.tolist()] for j, t, w in self.one_way],
+                "two_way": [[i, j, t.tolist(), w] for i, j, t, w in self.two_way], "rows": self.rows}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MeasuredMarginals:
+        return cls(one_way=[(j, np.asarray(t), np.asarray(w)) for j, t, w in data["one_way"]],
+                   two_way=[(i, j, np.asarray(t), float(w)) for i, j, t, w in data["two_way"]],
+                   rows=float(data["rows"]))
 
 
 @dataclass(frozen=True)
@@ -147,8 +159,13 @@ def _pair_counts(coarse: np.ndarray, i: int, j: int, sizes: list[int]) -> np.nda
 
 def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularEncoder, codes: np.ndarray,
           ledger: PrivacyLedger, device: torch.device, seed: int,
-          progress: Callable[[dict], None] | None = None) -> Generator:
-    """Fit the generator to the noisy marginals and, adversarially, to the DP discriminator."""
+          progress: Callable[[dict], None] | None = None, checkpoint: Checkpointer | None = None,
+          resume: dict | None = None) -> Generator:
+    """Fit the generator to the noisy marginals and, adversarially, to the DP discriminator.
+
+    With ``checkpoint``, the whole training state (ledger included) is saved every
+    ``checkpoint.every`` steps; ``resume`` is such a saved state to continue from.
+    """
     torch.manual_seed(seed)
     sizes = [code.size for code in encoder.codes_]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -181,9 +198,30 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
         ))
         sampler = torch.Generator(device="cpu").manual_seed(seed + 1)
         d_every = plan.generator_steps / plan.discriminator_steps
-    d_done, d_loss = 0, float("nan")
+    d_done, d_loss, start = 0, float("nan"), 0
+    if resume is not None:
+        generator.load_state_dict(resume["generator"])
+        g_opt.load_state_dict(resume["g_opt"])
+        schedule.load_state_dict(resume["schedule"])
+        if use_discriminator:
+            discriminator.load_state_dict(resume["discriminator"])
+            d_opt.original_optimizer.load_state_dict(resume["d_opt"])
+            sampler.set_state(resume["sampler"])
+        torch.set_rng_state(resume["rng"])
+        start, d_done = int(resume["step"]), int(resume["d_done"])
 
-    for step in range(plan.generator_steps):
+    def save(step: int) -> None:
+        checkpoint.save_training({
+            "step": step, "d_done": d_done, "generator": generator.state_dict(), "g_opt": g_opt.state_dict(),
+            "schedule": schedule.state_dict(), "rng": torch.get_rng_state(),
+            "ledger": json.dumps(ledger.state_dict()),
+            **({"discriminator": discriminator.state_dict(), "d_opt": d_opt.original_optimizer.state_dict(),
+                "sampler": sampler.get_state()} if use_discriminator else {}),
+        })
+
+    for step in range(start, plan.generator_steps):
+        if checkpoint is not None and step > start and step % checkpoint.every == 0:
+            save(step)
         # Discriminator steps, spread evenly over generator steps; exactly as many as planned.
         while use_discriminator and d_done < plan.discriminator_steps and d_done <= step / d_every:
             d_loss = _discriminator_step(discriminator, d_opt, generator, real, sizes, plan, sampler, device)

@@ -13,6 +13,7 @@ exceeds ``epsilon``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -26,12 +27,13 @@ import pandas as pd
 import torch
 
 from .. import __version__
+from ..checkpoint import Checkpointer
 from ..encoding import TabularEncoder
 from ..errors import ModelError, PrivacyError
 from ..ingest import from_frame
 from ..privacy import DPSGDRequest, GaussianRequest, PrivacyLedger, check_privacy_parameters, default_delta, plan_noise
 from ..schema import Schema, infer_schema
-from ..training import TrainingPlan, measure_marginals, train
+from ..training import MeasuredMarginals, TrainingPlan, measure_marginals, train
 from .networks import Generator, segment_softmax
 
 __all__ = ["TabularGAN", "resolve_device"]
@@ -42,6 +44,13 @@ MODEL_FORMAT = "synthdata-tabular-gan/1"
 DEFAULT_BUDGET_SPLIT = {"preprocessing": 0.25, "selection": 0.05, "marginals": 0.45, "discriminator": 0.25}
 #: Share of delta reserved for the sparse histograms' thresholds.
 THRESHOLD_DELTA_SHARE = 0.1
+
+
+def _measured_pairs(ledger: PrivacyLedger) -> list[tuple[str, str]]:
+    for spend in ledger.spends:
+        if spend.step == "marginals":
+            return [tuple(pair) for pair in spend.parameters.get("pairs", [])]
+    return []
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -79,8 +88,8 @@ class TabularGAN:
     def __init__(self, *, epsilon: float, delta: float | None = None, epochs: float = 4.0,
                  batch_size: int = 1024, generator_steps: int = 1500, seed: int | None = None,
                  device: str = "auto", budget_split: dict[str, float] | None = None, digits: int = 2,
-                 max_levels: int = 32, max_coarse: int = 8, max_pairs: int = 40,
-                 adversarial_weight: float = 0.05, max_grad_norm: float = 1.0, learning_rate: float = 2e-3,
+                 max_levels: int = 32, max_coarse: int = 16, max_pairs: int = 105,
+                 adversarial_weight: float = 0.05, max_grad_norm: float = 1.0, learning_rate: float = 2e-2,
                  progress=None) -> None:
         self.epsilon = epsilon
         self.delta = delta
@@ -101,9 +110,17 @@ class TabularGAN:
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, data: pd.DataFrame, schema: Schema | None = None) -> TabularGAN:
-        """Learn from ``data`` (a DataFrame) with differential privacy; returns self."""
-        frame = from_frame(data).frame
+    def fit(self, data: pd.DataFrame, schema: Schema | None = None, *,
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
+            checkpoint_every: int = 100) -> TabularGAN:
+        """Learn from ``data`` (a DataFrame) with differential privacy; returns self.
+
+        With ``checkpoint_dir``, the fit saves its state there every ``checkpoint_every``
+        steps; ``resume=True`` continues a killed fit from it, continuing the privacy
+        count (the private measurements are reused, never repeated).
+        """
+        table = from_frame(data)
+        frame = table.frame
         if schema is None:
             schema = infer_schema(frame)
         else:
@@ -113,9 +130,62 @@ class TabularGAN:
         delta = self.delta if self.delta is not None else default_delta(rows)
         check_privacy_parameters(epsilon=self.epsilon, delta=delta, n=rows)
         device = resolve_device(self.device)
-        seed = self.seed if self.seed is not None else secrets.randbits(31)
-        rng = np.random.default_rng(seed)
+        checkpoint = Checkpointer(checkpoint_dir, every=checkpoint_every) if checkpoint_dir is not None else None
+        params = {k: v for k, v in self.get_params().items() if k != "progress"}
 
+        if resume:
+            if checkpoint is None:
+                raise ModelError("resume needs a checkpoint directory (--checkpoint-dir)")
+            setup = checkpoint.load_setup()
+            if setup["input_sha256"] != table.sha256 or setup["schema"] != schema.to_dict():
+                raise ModelError(f"the checkpoint in {checkpoint.directory} was made from other data or another "
+                                 "schema; resume with the same input, or start afresh in another directory")
+            if setup["params"] != json.loads(json.dumps(params)):
+                raise ModelError(f"the checkpoint in {checkpoint.directory} was made with other settings; "
+                                 "resume with the same settings")
+            seed = setup["seed"]
+            encoder = TabularEncoder.from_state_dict(setup["encoder"])
+            marginals = MeasuredMarginals.from_dict(setup["marginals"])
+            training = TrainingPlan(**setup["plan"])
+            state = checkpoint.load_training()
+            ledger = PrivacyLedger.from_state_dict(json.loads(state["ledger"]) if state else setup["ledger"])
+        else:
+            if checkpoint is not None and checkpoint.exists():
+                raise ModelError(f"{checkpoint.directory} already holds a checkpoint; resume it (--resume) "
+                                 "or choose another directory")
+            seed = self.seed if self.seed is not None else secrets.randbits(31)
+            encoder, marginals, training, ledger = self._measure(frame, schema, rows, delta, seed)
+            state = None
+            if checkpoint is not None:
+                checkpoint.save_setup({
+                    "input_sha256": table.sha256, "schema": schema.to_dict(), "params": params, "seed": seed,
+                    "encoder": encoder.state_dict(), "marginals": marginals.to_dict(),
+                    "plan": dataclasses.asdict(training), "ledger": ledger.state_dict(),
+                })
+
+        # Encoding is seeded on its own so that a resumed fit sees the same training codes.
+        codes = encoder.encode(frame, schema, rng=np.random.default_rng([seed, 1]))
+        generator = train(plan=training, marginals=marginals, encoder=encoder, codes=codes, ledger=ledger,
+                          device=device, seed=seed, progress=self.progress, checkpoint=checkpoint, resume=state)
+        if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
+            raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
+
+        self.schema_ = schema
+        self.columns_ = list(schema.names)
+        self.encoder_ = encoder
+        self.generator_ = generator.to("cpu")
+        self.ledger_ = ledger
+        self.epsilon_spent_ = ledger.epsilon_spent
+        self.delta_ = delta
+        self.seed_ = seed
+        self.n_rows_ = rows
+        self.training_ = training
+        self.pairs_ = _measured_pairs(ledger)
+        return self
+
+    def _measure(self, frame: pd.DataFrame, schema: Schema, rows: int, delta: float, seed: int):
+        """The private releases: plan all noise up front, then preprocessing and marginals."""
+        rng = np.random.default_rng(seed)
         split = {**DEFAULT_BUDGET_SPLIT, **(self.budget_split or {})}
         unknown = set(split) - set(DEFAULT_BUDGET_SPLIT)
         if unknown:
@@ -135,11 +205,10 @@ class TabularGAN:
             threshold_delta=threshold_delta,
         )
         ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=threshold_delta)
-
         encoder = TabularEncoder(digits=self.digits, max_levels=self.max_levels, max_coarse=self.max_coarse)
         encoder.fit(frame, schema, ledger=ledger, noise_multiplier=plan.sigmas["preprocessing"],
                     threshold_delta=threshold_delta, rng=rng)
-        codes = encoder.encode(frame, schema, rng=rng)
+        codes = encoder.encode(frame, schema, rng=np.random.default_rng([seed, 1]))
         marginals = measure_marginals(
             codes, encoder, ledger=ledger,
             select_multiplier=plan.sigmas.get("selection", math.inf),
@@ -155,23 +224,7 @@ class TabularGAN:
             adversarial_weight=self.adversarial_weight,
             learning_rate=self.learning_rate,
         )
-        generator = train(plan=training, marginals=marginals, encoder=encoder, codes=codes, ledger=ledger,
-                          device=device, seed=seed, progress=self.progress)
-        if ledger.epsilon_spent > self.epsilon + 1e-9:  # the plan makes this impossible; never release
-            raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
-
-        self.schema_ = schema
-        self.columns_ = list(schema.names)
-        self.encoder_ = encoder
-        self.generator_ = generator.to("cpu")
-        self.ledger_ = ledger
-        self.epsilon_spent_ = ledger.epsilon_spent
-        self.delta_ = delta
-        self.seed_ = seed
-        self.n_rows_ = rows
-        self.training_ = training
-        self.pairs_ = [(encoder.codes_[i].name, encoder.codes_[j].name) for i, j, _, _ in marginals.two_way]
-        return self
+        return encoder, marginals, training, ledger
 
     # ------------------------------------------------------------------ sample
 
