@@ -244,7 +244,10 @@ class TabularEncoder:
                 inside[key] = inside.get(key, 0.0) + w
             for (m, e), w in coarse.items():
                 residual = w - inside.get((m, e), 0.0)
-                if residual > 0:
+                # A remainder below the release threshold is indistinguishable from noise;
+                # spreading it over the coarse cell would invent values (ages 15-19
+                # where the data starts at 20).
+                if residual > self.threshold_:
                     low, high = _cell(m, e, coarse_digits)
                     points.append((_grid_value(m, e), low, high, residual, coarse_digits))
         if not points:

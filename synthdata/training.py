@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from .checkpoint import Checkpointer
 from .encoding import TabularEncoder
-from .models.networks import Discriminator, Generator, segment_gumbel, segment_softmax
+from .models.networks import Discriminator, Generator, Segments
 from .privacy import PrivacyLedger
 
 __all__ = ["MeasuredMarginals", "TrainingPlan", "measure_marginals", "train"]
@@ -174,6 +174,7 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
     g_opt = torch.optim.Adam(generator.parameters(), lr=plan.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(g_opt, T_max=max(plan.generator_steps, 1))
     target = _MarginalTargets(marginals, encoder, device)
+    segments = Segments(sizes, device)
 
     use_discriminator = plan.discriminator_steps > 0 and plan.noise_multiplier is not None
     if use_discriminator:
@@ -224,13 +225,13 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
             save(step)
         # Discriminator steps, spread evenly over generator steps; exactly as many as planned.
         while use_discriminator and d_done < plan.discriminator_steps and d_done <= step / d_every:
-            d_loss = _discriminator_step(discriminator, d_opt, generator, real, sizes, plan, sampler, device)
+            d_loss = _discriminator_step(discriminator, d_opt, generator, real, segments, plan, sampler, device)
             d_done += 1
         logits = generator(plan.generator_batch)
-        loss = target.loss(segment_softmax(logits, sizes))
+        loss = target.loss(segments.softmax(logits))
         adv = torch.zeros((), device=device)
         if use_discriminator and plan.adversarial_weight > 0:
-            adv = F.softplus(-discriminator(segment_gumbel(logits, sizes))).mean()
+            adv = F.softplus(-discriminator(segments.gumbel(logits))).mean()
             loss = loss + plan.adversarial_weight * adv
         g_opt.zero_grad(set_to_none=True)
         loss.backward(inputs=list(generator.parameters()))
@@ -240,26 +241,26 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
             progress({"step": step + 1, "total": plan.generator_steps, "loss": float(loss),
                       "d_loss": d_loss, "epsilon": ledger.epsilon_spent})
     while use_discriminator and d_done < plan.discriminator_steps:  # never fewer than planned
-        _discriminator_step(discriminator, d_opt, generator, real, sizes, plan, sampler, device)
+        _discriminator_step(discriminator, d_opt, generator, real, segments, plan, sampler, device)
         d_done += 1
     generator.eval()
     return generator
 
 
 def _discriminator_step(discriminator: Discriminator, optimizer, generator: Generator, real: torch.Tensor,
-                        sizes: list[int], plan: TrainingPlan, sampler: torch.Generator,
+                        segments: Segments, plan: TrainingPlan, sampler: torch.Generator,
                         device: torch.device) -> float:
     # Poisson sampling: each real row joins the batch independently with probability q,
     # as the accountant assumes. An empty batch still takes its (noise-only) step.
     mask = torch.rand(real.shape[0], generator=sampler) < plan.sample_rate
     batch = real[mask.to(device)]
-    width = int(sum(sizes))
+    width = int(segments.valid.numel())
     real_rows = torch.zeros(batch.shape[0], width, device=device)
     if batch.shape[0]:
         real_rows.scatter_(1, batch, 1.0)
     fakes = max(1, round(plan.sample_rate * real.shape[0]))
     with torch.no_grad():
-        fake_rows = segment_gumbel(generator(fakes), sizes)
+        fake_rows = segments.gumbel(generator(fakes))
     rows = torch.cat([real_rows, fake_rows])
     labels = torch.cat([torch.ones(real_rows.shape[0], device=device), torch.zeros(fakes, device=device)])
     optimizer.zero_grad(set_to_none=True)
@@ -306,8 +307,8 @@ class _MarginalTargets:
             self.two_weight = tensor(np.concatenate(two_weight))
         self.norm = 1e2 / (len(marginals.one_way) + len(marginals.two_way))
 
-    def loss(self, probabilities: list[torch.Tensor]) -> torch.Tensor:
-        fine = torch.cat(probabilities, dim=1)
+    def loss(self, fine: torch.Tensor) -> torch.Tensor:
+        """``fine``: per-column level probabilities of a generated batch, concatenated."""
         total = _hellinger(fine.mean(0), self.one_target, self.one_weight)
         if self.has_pairs:
             coarse = fine @ self.aggregate

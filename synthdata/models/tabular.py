@@ -34,7 +34,7 @@ from ..ingest import from_frame
 from ..privacy import DPSGDRequest, GaussianRequest, PrivacyLedger, check_privacy_parameters, default_delta, plan_noise
 from ..schema import Schema, infer_schema
 from ..training import MeasuredMarginals, TrainingPlan, measure_marginals, train
-from .networks import Generator, segment_softmax
+from .networks import Generator, Segments
 
 __all__ = ["TabularGAN", "resolve_device"]
 
@@ -230,25 +230,30 @@ class TabularGAN:
 
     def sample(self, n: int, *, seed: int | None = None) -> pd.DataFrame:
         """``n`` synthetic rows with the input's columns, dtypes and category labels."""
-        return pd.concat(list(self.sample_chunks(n, seed=seed)), ignore_index=True) if n > 0 else \
-            self._decode(np.zeros((0, len(self.encoder_.codes_)), dtype=np.int64), np.random.default_rng(0))
+        self._check_fitted()
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if n == 0:
+            return self._decode(np.zeros((0, len(self.encoder_.codes_)), dtype=np.int64), np.random.default_rng(0))
+        return pd.concat(list(self.sample_chunks(n, seed=seed)), ignore_index=True)
 
-    def sample_chunks(self, n: int, *, chunk_size: int = 100_000, seed: int | None = None):
+    def sample_chunks(self, n: int, *, chunk_size: int = 50_000, seed: int | None = None):
         """Yield DataFrames of at most ``chunk_size`` rows, ``n`` rows in all (constant memory)."""
         self._check_fitted()
         if n < 0:
-            raise ValueError("n must be >= 0")
+            raise ValueError(f"n must be >= 0, got {n}")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         seed = self.seed_ + 1 if seed is None else seed
         rng = np.random.default_rng(seed)
         torch_rng = torch.Generator().manual_seed(seed)
-        sizes = [code.size for code in self.encoder_.codes_]
+        segments = Segments([code.size for code in self.encoder_.codes_])
         done = 0
         while done < n:
             size = min(chunk_size, n - done)
             with torch.no_grad():
-                probs = segment_softmax(self.generator_(size, generator=torch_rng), sizes)
-                levels = np.stack([torch.multinomial(p, 1, generator=torch_rng).squeeze(1).numpy()
-                                   for p in probs], axis=1)
+                logits = self.generator_(size, generator=torch_rng)
+                levels = segments.sample(logits, generator=torch_rng).numpy()
             yield self._decode(levels, rng)
             done += size
 

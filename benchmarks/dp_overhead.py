@@ -1,0 +1,228 @@
+"""Cost of privacy in one discriminator step: DP-SGD as synthdata does it vs a plain step.
+
+Times, side by side and interleaved (so a busy machine slows every variant alike), one
+step of the tabular GAN's discriminator done four ways on the same network and batch size:
+
+    plain      uniform batch of B real rows + B fake rows, loss.backward(), Adam step
+    synthdata  Poisson batch (expected B real) + B fake, Discriminator.clipped_backward
+               (exact per-sample clipping, one backward pass), Opacus'
+               DPOptimizerFastGradientClipping step with Gaussian noise (Adam inside)
+    ghost      the same Poisson batch through Opacus' own ghost clipping
+               (GradSampleModuleFastGradientClipping + DPLossFastGradientClipping, two backward passes)
+    hooks      the same through Opacus' standard per-sample gradients (GradSampleModule + DPOptimizer)
+
+Each timed step includes forming the batch (index sampling, one-hot scatter, concatenation
+with the fake rows); fake rows are drawn once, since generating them costs the same with
+or without privacy. Prints median and 10th/90th percentile milliseconds per step and each
+variant's ratio to the plain step. Target (issue): synthdata / plain <= 1.5.
+
+    python benchmarks/dp_overhead.py
+    python benchmarks/dp_overhead.py --repeats 500 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+from opacus import GradSampleModule
+from opacus.grad_sample import GradSampleModuleFastGradientClipping
+from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
+from torch import nn
+from torch.nn import functional as F
+
+from synthdata.models.networks import Discriminator
+
+TARGET_RATIO = 1.5
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input-dim", type=int, default=250, help="width of an encoded row (default 250)")
+    parser.add_argument("--columns", type=int, default=15, help="columns the width is split into (default 15)")
+    parser.add_argument("--hidden", type=int, default=128, help="discriminator hidden width (default 128)")
+    parser.add_argument("--batch", type=int, default=1024,
+                        help="expected real rows per step; as many fake rows (default 1024)")
+    parser.add_argument("--rows", type=int, default=32_561, help="rows of the real table (default: Adult's 32,561)")
+    parser.add_argument("--repeats", type=int, default=200, help="timed steps per variant (default 200)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed steps per variant first (default 20)")
+    parser.add_argument("--noise-multiplier", type=float, default=1.0)
+    parser.add_argument("--max-grad-norm", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+class _Setup:
+    """The shared table, fake rows and network every variant starts from."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.device = torch.device(args.device)
+        rng = np.random.default_rng(args.seed)
+        cuts = np.sort(rng.choice(np.arange(1, args.input_dim), args.columns - 1, replace=False))
+        sizes = np.diff(np.concatenate([[0], cuts, [args.input_dim]]))
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        codes = np.stack([rng.integers(0, s, args.rows) for s in sizes], axis=1)
+        self.width = args.input_dim
+        self.real = torch.as_tensor(codes + offsets, dtype=torch.long, device=self.device)
+        fake_codes = np.stack([rng.integers(0, s, args.batch) for s in sizes], axis=1) + offsets
+        self.fake = torch.zeros(args.batch, self.width, device=self.device)
+        self.fake.scatter_(1, torch.as_tensor(fake_codes, device=self.device), 1.0)
+        torch.manual_seed(args.seed)
+        self.network = Discriminator(input_dim=self.width, hidden=args.hidden).to(self.device)
+        self.sample_rate = args.batch / args.rows
+        self.sampler = torch.Generator().manual_seed(args.seed + 1)
+
+    def poisson_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = torch.rand(self.real.shape[0], generator=self.sampler) < self.sample_rate
+        return self._rows(self.real[mask.to(self.device)])
+
+    def uniform_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.randint(self.real.shape[0], (self.args.batch,), generator=self.sampler)
+        return self._rows(self.real[index.to(self.device)])
+
+    def _rows(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        real_rows = torch.zeros(batch.shape[0], self.width, device=self.device)
+        if batch.shape[0]:
+            real_rows.scatter_(1, batch, 1.0)
+        rows = torch.cat([real_rows, self.fake])
+        labels = torch.cat([torch.ones(batch.shape[0], device=self.device),
+                            torch.zeros(self.fake.shape[0], device=self.device)])
+        return rows, labels
+
+    def adam(self, module: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(module.parameters(), lr=2e-3, betas=(0.5, 0.9))
+
+    def dp_kwargs(self) -> dict:
+        return {"noise_multiplier": self.args.noise_multiplier, "max_grad_norm": self.args.max_grad_norm,
+                "expected_batch_size": 2 * self.args.batch, "loss_reduction": "mean"}
+
+
+def plain_step(setup: _Setup):
+    network = copy.deepcopy(setup.network)
+    optimizer = setup.adam(network)
+
+    def step() -> None:
+        rows, labels = setup.uniform_batch()
+        optimizer.zero_grad(set_to_none=True)
+        F.binary_cross_entropy_with_logits(network(rows), labels).backward()
+        optimizer.step()
+
+    return step
+
+
+def synthdata_step(setup: _Setup):
+    network = copy.deepcopy(setup.network)
+    optimizer = DPOptimizerFastGradientClipping(setup.adam(network), **setup.dp_kwargs())
+    clip = setup.args.max_grad_norm
+
+    def step() -> None:
+        rows, labels = setup.poisson_batch()
+        optimizer.zero_grad(set_to_none=True)
+        network.clipped_backward(
+            rows, lambda logits: F.binary_cross_entropy_with_logits(logits, labels, reduction="none"),
+            max_grad_norm=clip)
+        optimizer.step()
+
+    return step
+
+
+def ghost_step(setup: _Setup):
+    module = GradSampleModuleFastGradientClipping(copy.deepcopy(setup.network), loss_reduction="mean",
+                                                  max_grad_norm=setup.args.max_grad_norm,
+                                                  use_ghost_clipping=True)
+    optimizer = DPOptimizerFastGradientClipping(setup.adam(module), **setup.dp_kwargs())
+    criterion = DPLossFastGradientClipping(module, optimizer, nn.BCEWithLogitsLoss(reduction="mean"), "mean")
+
+    def step() -> None:
+        rows, labels = setup.poisson_batch()
+        optimizer.zero_grad(set_to_none=True)
+        criterion(module(rows), labels).backward()
+        optimizer.step()
+
+    return step
+
+
+def hooks_step(setup: _Setup):
+    module = GradSampleModule(copy.deepcopy(setup.network), loss_reduction="mean")
+    optimizer = DPOptimizer(setup.adam(module), **setup.dp_kwargs())
+
+    def step() -> None:
+        rows, labels = setup.poisson_batch()
+        optimizer.zero_grad(set_to_none=True)
+        F.binary_cross_entropy_with_logits(module(rows), labels).backward()
+        optimizer.step()
+
+    return step
+
+
+VARIANTS = {"plain": plain_step, "synthdata": synthdata_step, "ghost": ghost_step, "hooks": hooks_step}
+LABELS = {
+    "plain": "non-private: loss.backward() + Adam",
+    "synthdata": "DP: clipped_backward + DPOptimizerFastGradientClipping",
+    "ghost": "DP: Opacus ghost clipping (GradSampleModuleFastGradientClipping)",
+    "hooks": "DP: Opacus per-sample hooks (GradSampleModule + DPOptimizer)",
+}
+
+
+def main() -> None:
+    args = _parse()
+    # Opacus' hooks warn that inputs need no gradient; the benchmark knows.
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    warnings.filterwarnings("ignore", category=UserWarning, module="opacus")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    setup = _Setup(args)
+    sync = torch.cuda.synchronize if setup.device.type == "cuda" else (lambda: None)
+    steps = {name: make(setup) for name, make in VARIANTS.items()}
+    for _ in range(args.warmup):
+        for step in steps.values():
+            step()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    order = list(steps)
+    for repeat in range(args.repeats):
+        for name in order[repeat % len(order):] + order[:repeat % len(order)]:  # rotate: no fixed position
+            start = time.perf_counter()
+            steps[name]()
+            sync()
+            times[name].append(time.perf_counter() - start)
+
+    print(f"Discriminator step: input width {args.input_dim}, hidden {args.hidden}, "
+          f"{args.batch} real (expected) + {args.batch} fake rows, table of {args.rows:,} rows "
+          f"(Poisson rate {setup.sample_rate:.4f})")
+    print(f"device {setup.device}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+          f"{platform.processor() or platform.machine()}; {args.repeats} timed steps per variant "
+          f"after {args.warmup} warm-up, interleaved")
+    print("load average " + " ".join(f"{x:.2f}" for x in load_before) + " before, "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()) + " after")
+    print()
+    plain = statistics.median(times["plain"])
+    print(f"{'variant':<10} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8} {'x plain':>8}  what")
+    for name, values in times.items():
+        ms = np.array(values) * 1e3
+        median = float(np.median(ms))
+        print(f"{name:<10} {median:>10.3f} {np.percentile(ms, 10):>8.3f} {np.percentile(ms, 90):>8.3f} "
+              f"{median / (plain * 1e3):>8.2f}  {LABELS[name]}")
+    ratio = statistics.median(times["synthdata"]) / plain
+    print()
+    print(f"DP step / non-private step = {ratio:.2f} (target <= {TARGET_RATIO}): "
+          f"{'met' if ratio <= TARGET_RATIO else 'MISSED'}")
+    for name in ("ghost", "hooks"):
+        print(f"Opacus {name} step / synthdata DP step = "
+              f"{statistics.median(times[name]) / statistics.median(times['synthdata']):.2f} (above 1: synthdata faster)")
+
+
+if __name__ == "__main__":
+    main()

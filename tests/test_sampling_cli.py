@@ -1,0 +1,138 @@
+"""`synthdata fit` and `synthdata sample` from the command line.
+
+The CLI trains with the model's default generator_steps (no option for it), so the
+table is small and narrow: about 500 rows, four short columns. One fit serves the module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from synthdata.cli import cli
+
+from .conftest import assert_one_line_error
+
+ROWS = 500
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Small networks: one intra-op thread is as fast, and much faster on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _write_table(path, n: int = ROWS, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    score = np.round(rng.normal(50, 10, n), 1)
+    score[rng.random(n) < 0.1] = np.nan
+    pd.DataFrame({
+        "age": rng.integers(20, 30, n),
+        "city": rng.choice(["Oslo", "Lima", "Pune"], n),
+        "smoker": rng.random(n) < 0.3,
+        "score": score,
+    }).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return _write_table(tmp_path_factory.mktemp("data") / "people.csv")
+
+
+@pytest.fixture(scope="module")
+def fitted(data, tmp_path_factory):
+    """(result of `synthdata fit`, model directory), fitted once for the module."""
+    model_dir = tmp_path_factory.mktemp("models") / "model"
+    result = CliRunner().invoke(cli, ["fit", str(data), "--epsilon", "5", "--model-out", str(model_dir),
+                                      "--quiet", "--seed", "0"])
+    return result, model_dir
+
+
+def test_fit_then_sample(fitted, invoke, tmp_path):
+    result, model_dir = fitted
+    assert result.exit_code == 0, result.output
+    assert "epsilon spent" in result.output and str(model_dir) in result.output
+    assert (model_dir / "model.json").is_file() and (model_dir / "generator.pt").is_file()
+    assert not any(p.name.endswith(".partial") for p in model_dir.parent.iterdir())
+
+    out = tmp_path / "out.csv"
+    result = invoke("sample", model_dir, "-n", 1234, "-o", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "1,234" in result.output
+    synthetic = pd.read_csv(out)
+    assert len(synthetic) == 1234
+    assert list(synthetic.columns) == ["age", "city", "smoker", "score"]
+    assert set(synthetic["city"].dropna()) <= {"Oslo", "Lima", "Pune"}
+    assert synthetic["smoker"].dtype == bool
+    assert pd.api.types.is_integer_dtype(synthetic["age"])
+    assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
+
+
+def test_sample_is_reproducible_with_a_seed(fitted, invoke, tmp_path):
+    _, model_dir = fitted
+    for name in ("a.csv", "b.csv"):
+        assert invoke("sample", model_dir, "-n", 300, "-o", tmp_path / name, "--seed", 5, "--quiet").exit_code == 0
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_fit_refuses_an_existing_model_out(data, invoke, tmp_path):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "keep.txt").write_text("mine")
+    result = invoke("fit", data, "--epsilon", 5, "--model-out", model_dir, "--quiet")
+    assert_one_line_error(result, "already exists")
+    assert [p.name for p in model_dir.iterdir()] == ["keep.txt"]
+
+
+def test_sample_refuses_an_existing_output(fitted, invoke, tmp_path):
+    _, model_dir = fitted
+    out = tmp_path / "out.csv"
+    out.write_text("precious\n")
+    result = invoke("sample", model_dir, "-n", 10, "-o", out, "--quiet")
+    assert_one_line_error(result, "already exists")
+    assert out.read_text() == "precious\n"
+
+
+def test_sample_refuses_a_directory_that_is_not_a_model(invoke, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")
+    result = invoke("sample", tmp_path, "-n", 10, "-o", tmp_path / "out.csv", "--quiet")
+    assert_one_line_error(result, "not a saved synthdata model")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_sample_refuses_a_missing_model(invoke, tmp_path):
+    result = invoke("sample", tmp_path / "nowhere", "-n", 10, "-o", tmp_path / "out.csv", "--quiet")
+    assert_one_line_error(result, "nowhere")
+
+
+def test_sample_refuses_zero_rows(fitted, invoke, tmp_path):
+    _, model_dir = fitted
+    result = invoke("sample", model_dir, "-n", 0, "-o", tmp_path / "out.csv", "--quiet")
+    assert result.exit_code == 2, result.output  # a usage error: click adds its usage lines
+    assert "Error: " in result.stderr and "--rows" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(("option", "value", "fragment"), [
+    ("--epsilon", "0", "epsilon"),
+    ("--epsilon", "-1", "epsilon"),
+    ("--delta", "2", "delta"),
+])
+def test_fit_refuses_bad_privacy_parameters(data, invoke, tmp_path, option, value, fragment):
+    args = ["fit", data, "--epsilon", "5", "--model-out", tmp_path / "model", "--quiet"]
+    if option == "--epsilon":
+        args[3] = value
+    else:
+        args += [option, value]
+    result = invoke(*args)
+    assert result.exit_code in (1, 2), result.output
+    assert_one_line_error(result, fragment, exit_code=result.exit_code)
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "model").exists()
