@@ -154,7 +154,7 @@ class _Progress:
             return
         self.bar.total = info["total"]
         self.bar.n = info["step"]
-        self.bar.set_postfix(loss=f"{info['loss']:.4f}", d_loss=f"{info['d_loss']:.3f}",
+        self.bar.set_postfix(epoch=f"{info['epoch']:.2f}", loss=f"{info['loss']:.4f}", d_loss=f"{info['d_loss']:.3f}",
                              eps=f"{info['epsilon']:.3f}", refresh=False)
         self.bar.refresh()
 
@@ -176,6 +176,9 @@ class _Progress:
               help="Expected size of the Poisson-sampled real batches.")
 @click.option("--seed", type=int, default=None, help="Seed: a seeded CPU run is reproducible.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--discriminator-share", type=click.FloatRange(min=0, max=0.9), default=None,
+              help="Share of epsilon for the DP-SGD discriminator (default 0.1 of the total weight; "
+                   "0 turns it off).")
 @click.option("--model-out", type=click.Path(path_type=Path), required=True,
               help="Directory to save the fitted model in (must not exist).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -186,8 +189,8 @@ class _Progress:
               help="Continue a killed fit from --checkpoint-dir; the privacy count continues too.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_read_options
-def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, model_out, checkpoint_dir,
-        checkpoint_every, resume, quiet, **read):
+def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, discriminator_share, model_out,
+        checkpoint_dir, checkpoint_every, resume, quiet, **read):
     """Fit a differentially private generator to DATA and save it to --model-out.
 
     The privacy budget (--epsilon, --delta) covers every read of DATA: the private
@@ -205,8 +208,9 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, mod
             raise DataError(f"{data} is larger than the in-memory limit; raise --memory-limit to train on it")
         schema = Schema.load(schema_path) if schema_path is not None else None
         progress = _Progress(quiet, "fit")
+        split = None if discriminator_share is None else {"discriminator": discriminator_share}
         model = TabularGAN(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, seed=seed,
-                           device=device, progress=progress)
+                           device=device, budget_split=split, progress=progress)
         try:
             model.fit(table.frame, schema=schema, checkpoint_dir=checkpoint_dir, resume=resume,
                       checkpoint_every=checkpoint_every)

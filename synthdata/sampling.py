@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,14 +33,27 @@ def write_csv(model, n: int, path: str | os.PathLike, *, chunk_size: int = DEFAU
     if not path.parent.exists():
         raise SynthdataError(f"{path.parent} does not exist; create the folder first")
     tmp = path.with_name(f".{path.name}.partial")
+
+    def write(handle, chunk, header: bool) -> int:
+        # pyarrow's CSV writer is C++: pandas' to_csv alone would cap us near 100k rows/s.
+        options = pa_csv.WriteOptions(include_header=header, quoting_style="needed")
+        pa_csv.write_csv(pa.Table.from_pandas(chunk, preserve_index=False), handle, options)
+        return len(chunk)
+
     try:
-        with tmp.open("wb") as handle:
+        # One chunk is written (mostly outside the GIL) while the next is generated.
+        with tmp.open("wb") as handle, ThreadPoolExecutor(max_workers=1) as writer:
+            pending = None
             for number, chunk in enumerate(model.sample_chunks(n, chunk_size=chunk_size, seed=seed)):
-                # pyarrow's CSV writer is C++: pandas' to_csv alone would cap us near 100k rows/s.
-                options = pa_csv.WriteOptions(include_header=number == 0, quoting_style="needed")
-                pa_csv.write_csv(pa.Table.from_pandas(chunk, preserve_index=False), handle, options)
+                if pending is not None:
+                    done = pending.result()
+                    if progress is not None:
+                        progress(done)
+                pending = writer.submit(write, handle, chunk, number == 0)
+            if pending is not None:
+                done = pending.result()
                 if progress is not None:
-                    progress(len(chunk))
+                    progress(done)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
