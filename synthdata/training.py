@@ -238,7 +238,7 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
         g_opt.step()
         schedule.step()
         if progress is not None and (step % 25 == 0 or step == plan.generator_steps - 1):
-            progress({"step": step + 1, "total": plan.generator_steps, "loss": float(loss),
+            progress({"step": step + 1, "total": plan.generator_steps, "loss": float(loss.detach()),
                       "epoch": d_done * plan.sample_rate, "d_loss": d_loss, "epsilon": ledger.epsilon_spent})
     while use_discriminator and d_done < plan.discriminator_steps:  # never fewer than planned
         _discriminator_step(discriminator, d_opt, generator, real, segments, plan, sampler, device)

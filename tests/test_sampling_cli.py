@@ -51,13 +51,16 @@ def fitted(data, tmp_path_factory):
     """(result of `synthdata fit`, model directory), fitted once for the module."""
     model_dir = tmp_path_factory.mktemp("models") / "model"
     result = CliRunner().invoke(cli, ["fit", str(data), "--epsilon", "5", "--model-out", str(model_dir),
-                                      "--quiet", "--seed", "0"])
+                                      "--seed", "0"])
     return result, model_dir
 
 
 def test_fit_then_sample(fitted, invoke, tmp_path):
     result, model_dir = fitted
     assert result.exit_code == 0, result.output
+    # The progress bar shows the epoch, the losses and epsilon spent, and nothing else is said.
+    assert "epoch=" in result.stderr and "eps=" in result.stderr and "loss=" in result.stderr
+    assert "Warning" not in result.stderr
     assert "epsilon spent" in result.output and str(model_dir) in result.output
     assert (model_dir / "model.json").is_file() and (model_dir / "generator.pt").is_file()
     assert not any(p.name.endswith(".partial") for p in model_dir.parent.iterdir())
