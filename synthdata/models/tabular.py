@@ -194,6 +194,9 @@ class TabularGAN:
         if unknown:
             raise PrivacyError(f"unknown budget_split part {sorted(unknown)[0]!r}; "
                                f"parts are {', '.join(DEFAULT_BUDGET_SPLIT)}")
+        if split["preprocessing"] <= 0 or (split["marginals"] > 0 and split["selection"] <= 0):
+            raise PrivacyError("budget_split needs a positive share for preprocessing, and for selection "
+                               "whenever marginals are measured")
         batch = min(self.batch_size, max(1, rows // 2))
         sample_rate = batch / rows
         d_steps = int(math.ceil(self.epochs * rows / batch)) if split["discriminator"] > 0 else 0

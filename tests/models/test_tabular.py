@@ -459,3 +459,15 @@ def test_clipped_backward_equals_opacus_per_sample_clipping(regime):
         F.binary_cross_entropy_with_logits(plain(x), labels, reduction="sum").backward()
         for got, want in zip(model.parameters(), plain.parameters()):
             torch.testing.assert_close(got.grad, want.grad, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("split, fragment", [
+    ({"selection": 0.0}, "for selection"),
+    ({"preprocessing": 0.0}, "for preprocessing"),
+    ({"typo": 0.1}, "unknown budget_split part 'typo'"),
+])
+def test_budget_split_is_checked(split, fragment):
+    from synthdata.errors import PrivacyError
+
+    with pytest.raises(PrivacyError, match=fragment):
+        TabularGAN(epsilon=1.0, seed=0, budget_split=split, device="cpu").fit(_small())
