@@ -49,6 +49,11 @@ DEFAULT_BUDGET_SPLIT = {"preprocessing": 0.25, "selection": 0.05, "marginals": 0
 THRESHOLD_DELTA_SHARE = 0.1
 
 
+def _encode(encoder: TabularEncoder, frame: pd.DataFrame, schema: Schema, seed: int) -> np.ndarray:
+    """Training rows as levels; its own seeded stream, so a resumed fit sees the same codes."""
+    return encoder.encode(frame, schema, rng=np.random.default_rng([seed, 1]))
+
+
 def _measured_pairs(ledger: PrivacyLedger) -> list[tuple[str, str]]:
     for spend in ledger.spends:
         if spend.step == "marginals":
@@ -157,7 +162,7 @@ class TabularGAN:
                 raise ModelError(f"{checkpoint.directory} already holds a checkpoint; resume it (--resume) "
                                  "or choose another directory")
             seed = self.seed if self.seed is not None else secrets.randbits(31)
-            encoder, marginals, training, ledger = self._measure(frame, schema, rows, delta, seed)
+            encoder, codes, marginals, training, ledger = self._measure(frame, schema, rows, delta, seed)
             state = None
             if checkpoint is not None:
                 checkpoint.save_setup({
@@ -166,8 +171,8 @@ class TabularGAN:
                     "plan": dataclasses.asdict(training), "ledger": ledger.state_dict(),
                 })
 
-        # Encoding is seeded on its own so that a resumed fit sees the same training codes.
-        codes = encoder.encode(frame, schema, rng=np.random.default_rng([seed, 1]))
+        if resume:  # seeded on its own: a resumed fit sees the same training codes
+            codes = _encode(encoder, frame, schema, seed)
         generator = train(plan=training, marginals=marginals, encoder=encoder, codes=codes, ledger=ledger,
                           device=device, seed=seed, progress=self.progress, checkpoint=checkpoint, resume=state)
         if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
@@ -214,7 +219,7 @@ class TabularGAN:
         encoder = TabularEncoder(digits=self.digits, max_levels=self.max_levels, max_coarse=self.max_coarse)
         encoder.fit(frame, schema, ledger=ledger, noise_multiplier=plan.sigmas["preprocessing"],
                     threshold_delta=threshold_delta, rng=rng)
-        codes = encoder.encode(frame, schema, rng=np.random.default_rng([seed, 1]))
+        codes = _encode(encoder, frame, schema, seed)
         marginals = measure_marginals(
             codes, encoder, ledger=ledger,
             select_multiplier=plan.sigmas.get("selection", math.inf),
@@ -230,7 +235,7 @@ class TabularGAN:
             adversarial_weight=self.adversarial_weight,
             learning_rate=self.learning_rate,
         )
-        return encoder, marginals, training, ledger
+        return encoder, codes, marginals, training, ledger
 
     # ------------------------------------------------------------------ sample
 
