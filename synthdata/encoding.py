@@ -95,7 +95,6 @@ class ColumnCode:
     levels: list[dict[str, Any]] = field(default_factory=list)
     coarse: list[int] = field(default_factory=list)
     counts: list[float] = field(default_factory=list)
-    variances: list[float] = field(default_factory=list)
     bounds: list[float] | None = None
     datetime_format: str | None = None
 
@@ -224,7 +223,6 @@ class TabularEncoder:
             levels.append({"points": [None], "lows": [None], "highs": [None], "weights": [max(noisy_missing, 1.0)]})
         code.levels = levels
         code.counts = [float(sum(level["weights"])) for level in levels]
-        code.variances = [float(len(level["weights"]) * sigma**2) for level in levels]
         code.coarse = self._coarse(code)
         return code
 
@@ -265,11 +263,11 @@ class TabularEncoder:
         mapping = [0] * code.size
         budget = self.max_coarse - (1 if len(present) < code.size else 0)
         if code.kind in ("numerical", "datetime"):
-            weights = np.array([code.counts[i] for i in present])
-            for group, members in enumerate(_split_by_mass(weights, budget) if present else []):
+            groups = _split_by_mass(np.array([code.counts[i] for i in present]), budget) if present else []
+            for group, members in enumerate(groups):
                 for member in members:
                     mapping[present[member]] = group
-            top = len(_split_by_mass(weights, budget)) if present else 0
+            top = len(groups)
         else:
             ranked = sorted(present, key=lambda i: -code.counts[i])
             for rank, index in enumerate(ranked):

@@ -37,21 +37,20 @@ __all__ = ["MeasuredMarginals", "TrainingPlan", "measure_marginals", "train"]
 
 @dataclass(frozen=True)
 class MeasuredMarginals:
-    """Noisy marginals as shares of the (noisy) row count, with their precisions."""
+    """2-way targets for the generator: (columns i, j, noisy shares per coarse cell, weight).
 
-    one_way: list[tuple[int, np.ndarray, np.ndarray]]  # column, target per level, weight per level
-    two_way: list[tuple[int, int, np.ndarray, float]]  # columns i, j, target per coarse cell, weight
-    rows: float
+    Measured pairs weigh 1; unmeasured pairs carry the independence prior at
+    :data:`PRIOR_WEIGHT`. The 1-way targets are the encoder's released counts.
+    """
+
+    two_way: list[tuple[int, int, np.ndarray, float]]
 
     def to_dict(self) -> dict:
-        return {"one_way": [[j, t.tolist(), w.tolist()] for j, t, w in self.one_way],
-                "two_way": [[i, j, t.tolist(), w] for i, j, t, w in self.two_way], "rows": self.rows}
+        return {"two_way": [[i, j, t.tolist(), w] for i, j, t, w in self.two_way]}
 
     @classmethod
     def from_dict(cls, data: dict) -> MeasuredMarginals:
-        return cls(one_way=[(j, np.asarray(t), np.asarray(w)) for j, t, w in data["one_way"]],
-                   two_way=[(i, j, np.asarray(t), float(w)) for i, j, t, w in data["two_way"]],
-                   rows=float(data["rows"]))
+        return cls(two_way=[(i, j, np.asarray(t), float(w)) for i, j, t, w in data["two_way"]])
 
 
 @dataclass(frozen=True)
@@ -75,20 +74,15 @@ class TrainingPlan:
 def measure_marginals(codes: np.ndarray, encoder: TabularEncoder, *, ledger: PrivacyLedger,
                       select_multiplier: float, measure_multiplier: float, max_pairs: int,
                       rng: np.random.Generator) -> MeasuredMarginals:
-    """1-way marginals from the encoder's release; 2-way ones selected and measured here."""
-    sizes = [code.size for code in encoder.codes_]
+    """Select the informative column pairs and measure their 2-way marginals (both charged)."""
+    # The row count as released (a DP estimate): scales the independence prediction.
     rows = float(np.median([max(sum(code.counts), 1.0) for code in encoder.codes_]))
-    one_way = []
-    for j, code in enumerate(encoder.codes_):
-        counts = np.array(code.counts)
-        one_way.append((j, counts / rows, rows**2 / np.maximum(np.array(code.variances), 1e-9)))
-
     coarse = np.stack([np.asarray(code.coarse)[codes[:, j]] for j, code in enumerate(encoder.codes_)], axis=1)
     coarse_sizes = [code.coarse_size for code in encoder.codes_]
-    pairs = [(i, j) for i in range(len(sizes)) for j in range(i + 1, len(sizes))
+    pairs = [(i, j) for i in range(len(coarse_sizes)) for j in range(i + 1, len(coarse_sizes))
              if coarse_sizes[i] > 1 and coarse_sizes[j] > 1]
     if not pairs:
-        return MeasuredMarginals(one_way=one_way, two_way=[], rows=rows)
+        return MeasuredMarginals(two_way=[])
 
     # What 1-way marginals alone predict for each pair (independence), from released counts.
     shares = []
@@ -121,8 +115,7 @@ def measure_marginals(codes: np.ndarray, encoder: TabularEncoder, *, ledger: Pri
         if gain > best_gain:
             best_k, best_gain, best_order = k, gain, order
     if best_k == 0:
-        prior = PRIOR_WEIGHT * float(np.median(np.concatenate([w for _, _, w in one_way])))
-        return MeasuredMarginals(one_way=one_way, two_way=_independent(pairs, [], shares, prior), rows=rows)
+        return MeasuredMarginals(two_way=_independent(pairs, [], shares))
 
     chosen = [pairs[index] for index in best_order]
     sensitivity = math.sqrt(len(chosen))
@@ -130,27 +123,26 @@ def measure_marginals(codes: np.ndarray, encoder: TabularEncoder, *, ledger: Pri
     two_way = []
     for i, j in chosen:
         noisy = tables[(i, j)] + rng.normal(0, sigma, tables[(i, j)].shape)
-        two_way.append((i, j, noisy / rows, rows**2 / sigma**2))
+        two_way.append((i, j, noisy / rows, 1.0))
     ledger.gaussian("marginals", sensitivity=sensitivity, sigma=sigma,
                     mechanism="Gaussian mechanism on 2-way marginals",
                     parameters={"pairs": [[encoder.codes_[i].name, encoder.codes_[j].name] for i, j in chosen]})
-    weight = rows**2 / sigma**2 * PRIOR_WEIGHT
-    return MeasuredMarginals(one_way=one_way, two_way=two_way + _independent(pairs, chosen, shares, weight),
-                             rows=rows)
+    return MeasuredMarginals(two_way=two_way + _independent(pairs, chosen, shares))
 
 
 #: Weight of the independence prior on unmeasured pairs, relative to a measured pair.
 PRIOR_WEIGHT = 0.1
 
 
-def _independent(pairs, chosen, shares, weight) -> list:
+def _independent(pairs, chosen, shares) -> list:
     """Unmeasured pairs pull towards independence (the product of released 1-way shares).
 
     A neural generator left unconstrained on a pair invents dependence that is not in
     the data; the maximum-entropy default is independence. Post-processing: free.
     """
     measured = set(chosen)
-    return [(i, j, np.outer(shares[i], shares[j]).ravel(), weight) for i, j in pairs if (i, j) not in measured]
+    return [(i, j, np.outer(shares[i], shares[j]).ravel(), PRIOR_WEIGHT) for i, j in pairs
+            if (i, j) not in measured]
 
 
 def _pair_counts(coarse: np.ndarray, i: int, j: int, sizes: list[int]) -> np.ndarray:
@@ -272,7 +264,7 @@ def _discriminator_step(discriminator: Discriminator, optimizer, generator: Gene
 
 
 class _MarginalTargets:
-    """Weighted least squares between generated and noisy marginals (a Gaussian likelihood).
+    """Hellinger distance between generated and noisy marginals, 1-way and 2-way.
 
     All marginals are read off two tensors: the batch mean of the per-column level
     probabilities (1-way), and the Gram matrix of their coarse aggregates (2-way); each
@@ -287,29 +279,28 @@ class _MarginalTargets:
         aggregate = np.zeros((sum(c.size for c in codes), sum(c.coarse_size for c in codes)), dtype=np.float32)
         for code, fo, co in zip(codes, fine_offsets, coarse_offsets):
             aggregate[fo + np.arange(code.size), co + np.asarray(code.coarse)] = 1.0
-        one_target = np.concatenate([_shares(t) for _, t, _ in marginals.one_way])
-        one_weight = np.concatenate([np.full(len(t), 1.0) for _, t, _ in marginals.one_way])
+        one_target = np.concatenate([_shares(code.counts) for code in codes])
         rows, cols, two_target, two_weight = [], [], [], []
         for i, j, target, weight in marginals.two_way:
             ci, cj = codes[i].coarse_size, codes[j].coarse_size
             rows.append(coarse_offsets[i] + np.repeat(np.arange(ci), cj))
             cols.append(coarse_offsets[j] + np.tile(np.arange(cj), ci))
             two_target.append(_shares(target))
-            two_weight.append(np.full(ci * cj, min(1.0, weight / self_weight_scale(marginals))))
+            two_weight.append(np.full(ci * cj, weight))
         tensor = lambda a, dtype=torch.float32: torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
         self.aggregate = tensor(aggregate)
-        self.one_target, self.one_weight = tensor(one_target), tensor(one_weight)
+        self.one_target = tensor(one_target)
         self.has_pairs = bool(rows)
         if self.has_pairs:
             self.rows = tensor(np.concatenate(rows), torch.long)
             self.cols = tensor(np.concatenate(cols), torch.long)
             self.two_target = tensor(np.concatenate(two_target))
             self.two_weight = tensor(np.concatenate(two_weight))
-        self.norm = 1e2 / (len(marginals.one_way) + len(marginals.two_way))
+        self.norm = 1e2 / (len(codes) + len(marginals.two_way))
 
     def loss(self, fine: torch.Tensor) -> torch.Tensor:
         """``fine``: per-column level probabilities of a generated batch, concatenated."""
-        total = _hellinger(fine.mean(0), self.one_target, self.one_weight)
+        total = _hellinger(fine.mean(0), self.one_target, 1.0)
         if self.has_pairs:
             coarse = fine @ self.aggregate
             gram = coarse.t() @ coarse / coarse.shape[0]
@@ -323,12 +314,7 @@ def _shares(noisy: np.ndarray) -> np.ndarray:
     return clipped / max(clipped.sum(), 1e-12)
 
 
-def self_weight_scale(marginals: MeasuredMarginals) -> float:
-    """Weight of a measured pair: the independence prior's pairs weigh less."""
-    return max(w for _, _, _, w in marginals.two_way)
-
-
-def _hellinger(generated: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def _hellinger(generated: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | float) -> torch.Tensor:
     """Squared Hellinger distance per cell, weighted: unlike squared error, it still pulls
     hard on a cell the data says is empty (p = 0.01 where the target is 0 costs 0.01)."""
     return (weight * (generated.clamp_min(1e-12).sqrt() - target.sqrt()) ** 2).sum()
