@@ -6,6 +6,8 @@ end, so an interrupted run leaves no half-written CSV.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,17 +36,20 @@ def write_csv(model, n: int, path: str | os.PathLike, *, chunk_size: int = DEFAU
         raise SynthdataError(f"{path.parent} does not exist; create the folder first")
     tmp = path.with_name(f".{path.name}.partial")
 
-    def write(handle, chunk, header: bool) -> int:
+    def write(handle, chunk: pa.Table, header: bool) -> int:
+        if header:  # as pandas writes it: Arrow would quote every column name
+            line = io.StringIO()
+            csv.writer(line, lineterminator="\n").writerow(chunk.column_names)
+            handle.write(line.getvalue().encode("utf-8"))
         # pyarrow's CSV writer is C++: pandas' to_csv alone would cap us near 100k rows/s.
-        options = pa_csv.WriteOptions(include_header=header, quoting_style="needed")
-        pa_csv.write_csv(pa.Table.from_pandas(chunk, preserve_index=False), handle, options)
-        return len(chunk)
+        pa_csv.write_csv(chunk, handle, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+        return chunk.num_rows
 
     try:
         # One chunk is written (mostly outside the GIL) while the next is generated.
         with tmp.open("wb") as handle, ThreadPoolExecutor(max_workers=1) as writer:
             pending = None
-            for number, chunk in enumerate(model.sample_chunks(n, chunk_size=chunk_size, seed=seed)):
+            for number, chunk in enumerate(model.sample_arrow_chunks(n, chunk_size=chunk_size, seed=seed)):
                 if pending is not None:
                     done = pending.result()
                     if progress is not None:

@@ -38,10 +38,25 @@ class Generator(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, batch: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        index, noise = self._latent(batch, generator)
+        return self.table[index] + self.net(noise)
+
+    def logits_by_column(self, batch: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``forward(batch).T`` (outputs x rows, contiguous), computed directly in that layout.
+
+        The same random draws as :meth:`forward`; for sampling, where each column's
+        levels then form a contiguous block of rows (see :meth:`Segments.sample_by_column`).
+        """
+        index, noise = self._latent(batch, generator)
+        hidden = self.net[1](self.net[0](noise))
+        out = self.table.t().index_select(1, index).add_(self.net[2].bias[:, None])
+        return torch.addmm(out, self.net[2].weight, hidden.t())
+
+    def _latent(self, batch: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.table.device
         index = torch.randint(self.components, (batch,), generator=generator, device="cpu").to(device)
         noise = torch.randn(batch, self.noise_dim, generator=generator, device="cpu").to(device)
-        return self.table[index] + self.net(noise)
+        return index, noise
 
 
 class Segments:
@@ -65,6 +80,7 @@ class Segments:
         self.index = index.reshape(-1).to(device)
         self.pad = pad.to(device)
         self.valid = (~pad).reshape(-1).nonzero().squeeze(1).to(device)
+        self.lower = [torch.ones(size, size, device=device).tril_() for size in sizes]  # CDF as a product
 
     def padded(self, logits: torch.Tensor) -> torch.Tensor:
         x = logits[:, self.index].reshape(logits.shape[0], *self.shape)
@@ -84,18 +100,29 @@ class Segments:
         hard = torch.zeros_like(soft).scatter_(2, soft.argmax(dim=2, keepdim=True), 1.0)
         return self.flat(hard - soft.detach() + soft)
 
-    def sample(self, logits: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Level index per column (rows x columns), drawn from the softmax by inverse CDF.
+    def sample_by_column(self, logits_t: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Level index per column (columns x rows), drawn from each column's softmax.
 
-        Column by column, one uniform per cell: a padded Gumbel-max would draw and take
-        two logarithms of rows x columns x most-levels numbers (4x slower on Adult).
+        ``logits_t`` is the logits transposed (outputs x rows, as
+        :meth:`Generator.logits_by_column` makes them), so a column's levels are a
+        contiguous block. Inverse CDF, one uniform per cell: the CDF of a column is a
+        small lower-triangular matrix product (a GEMM, far faster than ``cumsum``), and
+        the level is how many CDF values lie below the uniform: 5x faster on Adult than a
+        softmax per column on rows x levels. Call it on a few thousand rows at a time,
+        so the intermediates stay in cache.
         """
-        uniform = torch.rand(logits.shape[0], len(self.sizes), generator=generator, device="cpu").to(logits.device)
-        out = torch.empty(logits.shape[0], len(self.sizes), dtype=torch.long, device=logits.device)
-        for c, part in enumerate(torch.split(logits, self.sizes, dim=1)):
-            cdf = F.softmax(part, dim=1).cumsum_(dim=1)
-            out[:, c] = (cdf < uniform[:, c:c + 1] * cdf[:, -1:]).sum(dim=1).clamp_(max=part.shape[1] - 1)
-        return out
+        columns, rows = len(self.sizes), logits_t.shape[1]
+        device = logits_t.device
+        uniform = torch.rand(columns, rows, generator=generator, device="cpu").to(device)
+        out = torch.empty(columns, rows, dtype=torch.long, device=device)
+        offset = 0
+        for c, size in enumerate(self.sizes):
+            part = logits_t[offset:offset + size]
+            offset += size
+            cdf = self.lower[c] @ (part - part.amax(0)).exp_()
+            torch.sum(cdf < uniform[c] * cdf[-1], 0, out=out[c])
+        # A uniform that rounds onto the last CDF value would count every level.
+        return torch.minimum(out, torch.tensor(self.sizes, device=device)[:, None] - 1)
 
 
 class Discriminator(nn.Module):
