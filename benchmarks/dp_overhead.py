@@ -4,7 +4,7 @@ Times, side by side and interleaved (so a busy machine slows every variant alike
 step of the tabular GAN's discriminator done four ways on the same network and batch size:
 
     plain      uniform batch of B real rows + B fake rows, loss.backward(), Adam step
-    synthdata  Poisson batch (expected B real) + B fake, Discriminator.clipped_backward
+    synthdata  Poisson batch (expected B real, synthdata.privacy.poisson_sample) + B fake, Discriminator.clipped_backward
                (exact per-sample clipping, one backward pass), Opacus'
                DPOptimizerFastGradientClipping step with Gaussian noise (Adam inside)
     ghost      the same Poisson batch through Opacus' own ghost clipping
@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from synthdata.models.networks import Discriminator
+from synthdata.privacy import poisson_sample
 
 TARGET_RATIO = 1.5
 
@@ -82,10 +83,11 @@ class _Setup:
         self.network = Discriminator(input_dim=self.width, hidden=args.hidden).to(self.device)
         self.sample_rate = args.batch / args.rows
         self.sampler = torch.Generator().manual_seed(args.seed + 1)
+        self.rows_rng = np.random.default_rng(args.seed + 1)
 
     def poisson_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = torch.rand(self.real.shape[0], generator=self.sampler) < self.sample_rate
-        return self._rows(self.real[mask.to(self.device)])
+        index = poisson_sample(self.real.shape[0], self.sample_rate, self.rows_rng)
+        return self._rows(self.real[torch.from_numpy(index).to(self.device)])
 
     def uniform_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.randint(self.real.shape[0], (self.args.batch,), generator=self.sampler)

