@@ -8,6 +8,7 @@ asks for the traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -249,6 +250,69 @@ def sample(model_dir, rows, output, seed, quiet):
         if bar is not None:
             bar.close()
     click.echo(f"Wrote {rows:,} synthetic rows to {output}")
+
+
+@cli.command(name="audit")
+@click.argument("real_train", type=click.Path(path_type=str))
+@click.argument("synthetic", type=click.Path(path_type=str))
+@click.option("--holdout", type=click.Path(path_type=str), required=True,
+              help="Real rows from the same source that the generator never saw.")
+@click.option("--target", default=None, help="Column to score ML utility on (train on synthetic, test on holdout).")
+@click.option("--schema", "schema_path", type=click.Path(path_type=Path), default=None,
+              help="Schema JSON: the audited columns and their types (default: REAL_TRAIN's columns).")
+@click.option("--epsilon", type=float, default=None, help="The claimed epsilon to test.")
+@click.option("--delta", type=float, default=None,
+              help="The claimed delta (default: min(1/(n ln n), 1e-5) for REAL_TRAIN's n rows).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write every figure here as JSON (replaced atomically if it exists).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the audit's sampling and models.")
+@click.option("--max-rows", type=click.IntRange(min=100), default=10_000, show_default=True,  # audit.run.MAX_ROWS
+              help="Rows per table read by the costly metrics (detection, membership inference).")
+@_read_options
+def audit_command(real_train, synthetic, holdout, target, schema_path, epsilon, delta, json_out, seed, max_rows,
+                  **read):
+    """Audit SYNTHETIC's quality and leakage against REAL_TRAIN, the rows it was made from.
+
+    Works on a synthetic CSV or Parquet file made by any tool. The audit reads the real
+    data and is not differentially private; what it prints and writes holds aggregates
+    only, never a real row.
+    """
+    from .audit import audit, summary
+
+    if json_out is not None and not json_out.parent.is_dir():
+        raise SynthdataError(f"cannot write {json_out}: the folder {json_out.parent} does not exist; create it first")
+    schema = Schema.load(schema_path) if schema_path is not None else None
+    with _warnings_to_stderr():
+        drop = read.pop("drop")
+        train = _load(real_train, drop=drop, **read)
+        fake, held = (_without(_load(path, drop=(), **read), drop) for path in (synthetic, holdout))
+        result = audit(train, fake, holdout=held, target=target, schema=schema, epsilon=epsilon, delta=delta,
+                       seed=seed, max_rows=max_rows)
+    rows = result["rows"]
+    click.echo(f"Audit of {synthetic} ({rows['synthetic']:,} rows) against {real_train} ({rows['real_train']:,} "
+               f"rows), holdout {holdout} ({rows['holdout']:,} rows): {len(result['columns'])} columns")
+    for line in summary(result):
+        click.echo(line)
+    if json_out is not None:
+        _write_json(result, json_out)
+        click.echo(f"Written to {json_out}")
+
+
+def _without(table: Table, drop: tuple[str, ...]) -> Table:
+    """The table less the --drop columns it holds (the synthetic file may lack them)."""
+    present = [name for name in drop if name in table.frame.columns]
+    return Table(**{**table.__dict__, "frame": table.frame.drop(columns=present)}) if present else table
+
+
+def _write_json(data: dict, path: Path) -> None:
+    """Write ``data`` as JSON atomically: a crash leaves the old file or none, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SynthdataError(f"cannot write {path}: {exc.strerror}; check the folder exists and is writable") from None
 
 
 def _group(facts: list[tuple[str, str]]) -> dict[str, list[str]]:
