@@ -10,7 +10,15 @@ Python API (the CLI is a thin layer over it)::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .errors import DataError, IdentifierColumnWarning, SchemaError, SynthdataError, SynthdataWarning
+from .errors import (
+    DataError,
+    IdentifierColumnWarning,
+    ModelError,
+    PrivacyError,
+    SchemaError,
+    SynthdataError,
+    SynthdataWarning,
+)
 from .ingest import Table, from_frame, load_table, read_table
 from .schema import Column, Excluded, Schema, infer_schema
 
@@ -38,6 +46,8 @@ __all__ = [
     "DataError",
     "Excluded",
     "IdentifierColumnWarning",
+    "ModelError",
+    "PrivacyError",
     "Schema",
     "SchemaError",
     "SynthdataError",
