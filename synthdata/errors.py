@@ -16,6 +16,7 @@ __all__ = [
     "SchemaError",
     "PrivacyError",
     "ModelError",
+    "VerificationError",
     "SynthdataWarning",
     "IdentifierColumnWarning",
 ]
@@ -45,6 +46,10 @@ class PrivacyError(SynthdataError):
 
 class ModelError(SynthdataError):
     """A saved model cannot be loaded (missing, tampered, not ours), or is not fitted."""
+
+
+class VerificationError(SynthdataError):
+    """A release directory does not match its signed report: altered, incomplete or signed by another key."""
 
 
 class SynthdataWarning(UserWarning):
