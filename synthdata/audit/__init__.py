@@ -13,7 +13,9 @@ confidence intervals and the ε bound).
 
 The audit reads the real data freely and is **not** differentially private: its output
 is for the data steward and the compliance reviewer. It holds aggregates only — rates,
-counts, scores, column names — never a real row or a category value of the real data.
+counts, scores, column names — never a real row. The plot data names a category value
+only when at least ``rare_k`` (5) training rows hold it, and cuts numbers at points of a
+round grid inside the real range, so no rare value and no extreme of a column appears.
 
 Result schema (``format`` ``"synthdata-audit/1"``); ``None`` where a figure could not be
 computed, with a note saying why::
@@ -36,14 +38,31 @@ computed, with a note saying why::
       detection            {folds, rows: {real, synthetic}, model}
       details              {column_shapes: [...], column_pair_trends: [...]} (SDMetrics rows:
                            column(s), metric, score), tvd_per_column {col: tvd},
-                           tvd_per_pair {"a | b": tvd}
+                           tvd_per_pair {"a | b": tvd}, distributions {col: ...} (below)
+      details.distributions[col]
+                           real and synthetic shares for a per-column plot: {kind,
+                           binning, labels, real, synthetic, edges, other, missing, rows}.
+                           binning "values" (categories, booleans, numbers with at most 20
+                           distinct values): one bar per value held by >= rare_k training
+                           rows, the 20 most frequent; every other value — rare, beyond
+                           the 20, or only synthetic — is summed in other {real,
+                           synthetic}, never named. binning "intervals" (other numbers,
+                           dates): bins of one round width between clip points that leave
+                           >= max(rare_k, 1%) real rows beyond them, rounded outwards,
+                           plus open bins "< a" and ">= b" (labels say so; left out when
+                           empty); edges run from a to b (ISO text for dates); other is
+                           null. missing {real, synthetic}: share of missing values.
+                           Shares are of all rows: a table's bars + other + missing sum
+                           to 1; rows {real, synthetic} are the row counts
     leakage
       mia_auc              AUROC of the best membership-inference attack (members: training
                            rows, non-members: holdout rows); 0.5 = chance
       mia_auc_ci           its 95% DeLong interval; best_attack: its name
       attacks              {distance_to_closest_record, density_ratio}: {auroc, auroc_ci,
                            tpr_at_fpr: [{target_fpr, tpr, fpr, tpr_ci}] at FPR 1% and 0.1%,
-                           description}
+                           roc: {fpr: [...], tpr: [...]}, description}; roc is the ROC
+                           curve from (0, 0) to (1, 1), at most 200 points evenly spaced
+                           along it, rates rounded to 4 decimals
       rows                 {members, non_members, reference}: rows each attack scored, and
                            the real reference sample of the density attack
       empirical_epsilon_lower_bound
@@ -71,16 +90,16 @@ computed, with a note saying why::
                            rare_rows_share, columns: {col: counts}, note}: synthetic category
                            values held by 1..k-1 training rows (rare) or none (unseen);
                            counted, never listed
-      note                 the audit is not DP; aggregates only
+      note                 the audit is not DP; aggregates only, no rare or extreme value
     subsampled      [{metric, rows_used: {table: n}, rows_total: {table: n}}] for every
                     metric computed on a sample
     notes           sentences: what was ignored, skipped or defaulted
 """
 
 from .leakage import exact_copies, leakage_audit, rare_values
-from .quality import detection_auc, marginal_tvd, ml_utility, sdmetrics_quality
+from .quality import column_distributions, detection_auc, marginal_tvd, ml_utility, sdmetrics_quality
 from .run import AUDIT_FORMAT, audit, summary
-from .stats import auroc_delong, clopper_pearson, epsilon_lower_bound, tpr_at_fpr
+from .stats import auroc_delong, clopper_pearson, epsilon_lower_bound, roc_points, tpr_at_fpr
 from .tables import AuditTables, prepare
 
 __all__ = [
@@ -89,6 +108,7 @@ __all__ = [
     "audit",
     "auroc_delong",
     "clopper_pearson",
+    "column_distributions",
     "detection_auc",
     "epsilon_lower_bound",
     "exact_copies",
@@ -97,6 +117,7 @@ __all__ = [
     "ml_utility",
     "prepare",
     "rare_values",
+    "roc_points",
     "sdmetrics_quality",
     "summary",
     "tpr_at_fpr",

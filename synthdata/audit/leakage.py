@@ -36,7 +36,7 @@ test) and **rare values** (synthetic category values held by fewer than ``k`` tr
 rows — counted per column, never listed).
 
 The audit reads the real data freely and is not differentially private; its output holds
-aggregates only (rates, counts, column names), never a value or row of the real data.
+aggregates only (rates, counts, ROC curves, column names), never a value or row of the real data.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from scipy import stats
 
 from ..errors import DataError
 from .log import AuditLog
-from .stats import auroc_delong, clopper_pearson, epsilon_lower_bound, tpr_at_fpr
+from .stats import auroc_delong, clopper_pearson, epsilon_lower_bound, roc_points, tpr_at_fpr
 from .tables import AuditTables
 
 __all__ = [
@@ -76,6 +76,8 @@ COPY_ALPHA = 0.01
 CONFIDENCE = 0.95
 #: False-positive rates at which each attack's TPR is reported.
 FPR_TARGETS = (0.01, 0.001)
+#: Most points kept of each attack's ROC curve (for the report's plot).
+ROC_POINTS = 200
 #: Fewer holdout rows than this leave too few non-members for membership inference.
 MIN_HOLDOUT_ROWS = 40
 #: Synthetic rows searched for the closest record (the search is O(rows × queries)).
@@ -91,7 +93,9 @@ _THRESHOLDS = 512
 
 NOTE = (
     "This audit reads the real data and is not differentially private itself; its output "
-    "holds aggregates only (rates, counts, column names), never a real row or value."
+    "holds aggregates only (rates, counts, shares, column names, and, for the plots, category "
+    "values that at least {k} training rows hold and bin edges on a round grid), never a real "
+    "row, a rare value or a column's extreme value."
 )
 
 
@@ -128,7 +132,7 @@ def leakage_audit(
         result.update(_verdict(result, copies, epsilon))
     result["exact_copies"] = copies
     result["rare_values"] = rare
-    result["note"] = NOTE
+    result["note"] = NOTE.format(k=rare_k)
     return result
 
 
@@ -207,6 +211,7 @@ def _attack_figures(member_scores: np.ndarray, non_member_scores: np.ndarray) ->
             {"target_fpr": target, **tpr_at_fpr(member_scores, non_member_scores, target, confidence=CONFIDENCE)}
             for target in FPR_TARGETS
         ],
+        "roc": roc_points(member_scores, non_member_scores, max_points=ROC_POINTS),
     }
 
 

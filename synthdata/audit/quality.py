@@ -1,6 +1,6 @@
 """Quality audit: how closely a synthetic table follows the real one.
 
-Three complementary views, each returning plain JSON-ready dictionaries so a release
+Complementary views, each returning plain JSON-ready dictionaries so a release
 report can embed them as they are:
 
 * :func:`marginal_tvd` — total-variation distance of every 1-way and 2-way marginal.
@@ -13,6 +13,8 @@ report can embed them as they are:
   so figures can be compared with published ones.
 * :func:`detection_auc` — how well a classifier tells real rows from synthetic ones:
   every dependence, of any order, that the synthesis gets wrong helps it.
+* :func:`column_distributions` — real and synthetic shares per column, binned for a
+  report's plots so that no rare real value (nor a column's extremes) is ever shown.
 
 Every function compares frames the caller already holds. None of them is differentially
 private: they read the real data freely, so their outputs are for the data steward (and
@@ -34,7 +36,7 @@ from pandas.api import types as ptypes
 
 from ..errors import DataError
 
-__all__ = ["detection_auc", "marginal_tvd", "ml_utility", "sdmetrics_quality"]
+__all__ = ["column_distributions", "detection_auc", "marginal_tvd", "ml_utility", "sdmetrics_quality"]
 
 #: A numeric target with at most this many distinct values is predicted as classes.
 MAX_NUMERIC_CLASSES = 20
@@ -45,6 +47,14 @@ _MAX_MODEL_CATEGORIES = 254
 DETECTION_FOLDS = 3
 #: Above this many cells a pair's joint histogram is counted by sorting, not by an array.
 _MAX_DENSE_CELLS = 1 << 22
+#: Most bars a column's plot shows one value each; the other values share one bar.
+MAX_BARS = 20
+#: About this many bins between a numeric column's clip points, in its plot.
+PLOT_BINS = 18
+#: Each clip point of a numeric plot leaves at least this share of the real rows (and at
+#: least k rows) beyond it, in an open-ended outer bin.
+_CLIP_SHARE = 0.01
+_NS_PER_DAY = 86_400e9
 
 
 # --------------------------------------------------------------------------- TVD
@@ -197,6 +207,166 @@ def _as_text(series: pd.Series) -> pd.Series:
     text = series.astype(object).astype(str).to_numpy(dtype=object)
     text[missing] = np.nan
     return pd.Series(text, dtype=object)
+
+
+# --------------------------------------------------------------------------- distributions
+
+
+def column_distributions(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    *,
+    k: int,
+    kinds: dict[str, str] | None = None,
+    max_bars: int = MAX_BARS,
+    bins: int = PLOT_BINS,
+) -> dict[str, dict[str, Any]]:
+    """Real and synthetic shares per column, for the report's per-column plots.
+
+    The bars are chosen so that no rare real value is ever shown (the result goes into a
+    report that must hold no fragment of a real record):
+
+    * **values** — a categorical or boolean column, and a numeric one with at most
+      ``max_bars`` distinct real values: one bar per value held by at least ``k``
+      training rows, the ``max_bars`` most frequent of them (by count, then by text).
+      Every other value — rarer than ``k`` in the real data, beyond the cap, or found
+      only in the synthetic data — is counted in ``other``, never named.
+    * **intervals** — any other numeric or datetime column: about ``bins`` bins of one
+      round width (1, 2, 2.5 or 5 times a power of ten; whole days for dates) between
+      clip points, plus two open-ended outer bins ("< a", "≥ b"). The clip points are
+      the real values with at least ``max(k, 1 %)`` of the rows beyond them, rounded
+      outwards to the width: the extremes of the real data (a real person's value) never
+      become an edge, and every edge is a point of a round grid rather than a recorded
+      value. Out-of-range synthetic values fall in the outer bins; an outer bin that
+      neither table reaches is left out.
+
+    Missing values are a bar of their own. Shares are of all rows, so a column's
+    ``real`` bars, ``other`` and ``missing`` sum to 1 (likewise for synthetic).
+    ``kinds`` maps columns to ``numeric``, ``datetime``, ``categorical`` or ``boolean``
+    (default: read off the real dtypes).
+
+    Returns ``{column: {"kind", "binning", "labels", "real", "synthetic", "edges",
+    "other", "missing", "rows"}}``: ``labels`` name the bars, ``real`` and ``synthetic``
+    are their shares; ``edges`` (intervals only; ISO dates for a datetime column) are the
+    bin edges from the lower clip point to the upper one; ``other`` and ``missing`` are ``{"real", "synthetic"}`` shares
+    (``other`` is ``None`` for intervals, which cover every value); ``rows`` counts each
+    table's rows.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise DataError(f"the rare-value threshold k must be a whole number of at least 1, got {k!r}")
+    names = _columns(real, synthetic, None if kinds is None else list(kinds))
+    result = {}
+    for name in names:
+        kind = _kind(real[name]) if kinds is None else kinds[name]
+        if kind in ("numeric", "datetime"):
+            r = _as_float(real[name], kind, name, "real")
+            s = _as_float(synthetic[name], kind, name, "synthetic")
+            if kind == "numeric" and np.unique(r[~np.isnan(r)]).size <= max_bars:
+                entry = _value_shares(pd.Series(r), pd.Series(s), k=k, max_bars=max_bars, numeric=True)
+            else:
+                entry = _interval_shares(r, s, k=k, bins=bins, dates=kind == "datetime")
+        else:
+            entry = _value_shares(_as_text(real[name]), _as_text(synthetic[name]), k=k, max_bars=max_bars,
+                                  numeric=False)
+        result[name] = {"kind": kind, **entry, "rows": {"real": len(real), "synthetic": len(synthetic)}}
+    return result
+
+
+def _value_shares(real: pd.Series, synthetic: pd.Series, *, k: int, max_bars: int, numeric: bool) -> dict[str, Any]:
+    counts = real.value_counts(dropna=True)
+    common = counts[counts >= k]
+    # Most frequent first, ties by text, so the bars do not depend on the row order.
+    chosen = sorted(common.index, key=lambda v: (-int(common[v]), str(v)))[:max_bars]
+    if numeric:
+        chosen.sort()  # numbers read best in order
+    synthetic_counts = synthetic.value_counts(dropna=True)
+    real_shares = [int(counts[v]) / len(real) for v in chosen]
+    synthetic_shares = [int(synthetic_counts.get(v, 0)) / len(synthetic) for v in chosen]
+    missing = {"real": float(real.isna().mean()), "synthetic": float(synthetic.isna().mean())}
+    return {
+        "binning": "values",
+        "labels": [_number_text(v) if numeric else str(v) for v in chosen],
+        "real": _shares(real_shares),
+        "synthetic": _shares(synthetic_shares),
+        "edges": None,
+        "other": _pair(1.0 - missing["real"] - sum(real_shares), 1.0 - missing["synthetic"] - sum(synthetic_shares)),
+        "missing": _pair(missing["real"], missing["synthetic"]),
+    }
+
+
+def _interval_shares(real: np.ndarray, synthetic: np.ndarray, *, k: int, bins: int, dates: bool) -> dict[str, Any]:
+    scale = _NS_PER_DAY if dates else 1.0  # dates are binned in days
+    observed = np.sort(real[~np.isnan(real)]) / scale
+    beyond = max(k, math.ceil(_CLIP_SHARE * observed.size))
+    missing = _pair(float(np.isnan(real).mean()), float(np.isnan(synthetic).mean()))
+    if observed.size <= 2 * beyond:
+        # Too few values to leave k of them beyond each clip point: one bar for all.
+        real_share, synthetic_share = 1.0 - missing["real"], 1.0 - missing["synthetic"]
+        return {"binning": "intervals", "labels": ["any value"], "real": _shares([real_share]),
+                "synthetic": _shares([synthetic_share]), "edges": [], "other": None, "missing": missing}
+    low, high = observed[beyond], observed[observed.size - 1 - beyond]
+    whole = bool(np.all(observed == np.round(observed)))
+    width = _round_width((high - low) / bins, whole=whole or dates and high - low >= bins)
+    decimals = _decimals(width)
+    first, last = math.floor(low / width), math.ceil(high / width)
+    edges = np.round(width * np.arange(first, max(last, first + 1) + 1), decimals)
+    counts = {}
+    for label, values in (("real", real), ("synthetic", synthetic)):
+        present = values[~np.isnan(values)] / scale
+        codes = np.searchsorted(edges, present, side="right")  # 0: below the first edge
+        counts[label] = np.bincount(codes, minlength=edges.size + 1) / values.size
+    text = (lambda e: _date_text(e, width)) if dates else (lambda e: f"{e:,.{decimals}f}")
+    labels = [f"< {text(edges[0])}"]
+    labels += [f"{text(a)} – {text(b)}" for a, b in zip(edges[:-1], edges[1:])]
+    labels.append(f"≥ {text(edges[-1])}")
+    # An open outer bin that neither table reaches (the clip point rounded outwards past
+    # every value) is left out.
+    used = np.ones(len(labels), dtype=bool)
+    for end in (0, -1):
+        used[end] = counts["real"][end] > 0 or counts["synthetic"][end] > 0
+    return {
+        "binning": "intervals",
+        "labels": [label for label, keep in zip(labels, used) if keep],
+        "real": _shares(counts["real"][used]),
+        "synthetic": _shares(counts["synthetic"][used]),
+        "edges": [_date_text(e, width, iso=True) for e in edges] if dates else [float(e) for e in edges],
+        "other": None,
+        "missing": missing,
+    }
+
+
+def _round_width(raw: float, *, whole: bool) -> float:
+    """The smallest of 1, 2, 2.5, 5 × 10^m at least ``raw`` (1, 2, 5 × 10^m, ≥ 1 when ``whole``)."""
+    if not raw > 0:
+        return 1.0
+    exponent = math.floor(math.log10(raw))
+    steps = (1, 2, 5, 10) if whole else (1, 2, 2.5, 5, 10)
+    width = next(m * 10.0**exponent for m in steps if m * 10.0**exponent >= raw * (1 - 1e-12))
+    return max(width, 1.0) if whole else width
+
+
+def _decimals(width: float) -> int:
+    return next((d for d in range(13) if abs(round(width, d) - width) <= 1e-9 * width), 12)
+
+
+def _date_text(days: float, width: float, *, iso: bool = False) -> str:
+    stamp = pd.Timestamp(int(round(days * _NS_PER_DAY)), unit="ns")
+    if iso:
+        return stamp.isoformat()
+    return stamp.strftime("%Y-%m-%d" if width >= 1 else "%Y-%m-%d %H:%M")
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _shares(values) -> list[float]:
+    return [round(float(v), 6) for v in values]
+
+
+def _pair(real: float, synthetic: float) -> dict[str, float]:
+    # max(0, ·): the sums above can leave -1e-17 where the answer is 0
+    return {"real": round(max(0.0, real), 6), "synthetic": round(max(0.0, synthetic), 6)}
 
 
 # --------------------------------------------------------------------------- ML utility

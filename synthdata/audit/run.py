@@ -19,7 +19,7 @@ from ..ingest import Table
 from ..schema import Schema
 from .leakage import RARE_K, leakage_audit
 from .log import AuditLog
-from .quality import detection_auc, marginal_tvd, ml_utility, sdmetrics_quality
+from .quality import column_distributions, detection_auc, marginal_tvd, ml_utility, sdmetrics_quality
 from .tables import AuditTables, prepare
 
 __all__ = ["AUDIT_FORMAT", "MAX_ROWS", "FULL_ROWS", "audit", "summary"]
@@ -126,7 +126,7 @@ def _real(value: Any) -> bool:
 def _quality(
     tables: AuditTables, *, target: str | None, seed: int, max_rows: int, rare_k: int, log: AuditLog
 ) -> dict[str, Any]:
-    """The ``quality`` object: SDMetrics, marginal TVDs, detection, ML utility."""
+    """The ``quality`` object: SDMetrics, marginal TVDs, detection, ML utility, plot data."""
     rng = np.random.default_rng([seed, 1])
     pair = {"real_train": tables.train, "synthetic": tables.synthetic}
     sampled = log.subsample("sdmetrics quality report", pair, FULL_ROWS, rng)
@@ -149,6 +149,7 @@ def _quality(
             "column_pair_trends": report["details"]["column_pair_trends"],
             "tvd_per_column": tvd["per_column"],
             "tvd_per_pair": tvd["per_pair"],
+            "distributions": column_distributions(tables.train, tables.synthetic, k=rare_k, kinds=tables.kinds),
         },
     }
 

@@ -15,6 +15,7 @@ The functions here attach the uncertainty:
   principles", 2022).
 * :func:`epsilon_lower_bound` — the ε that an attack with a measured TPR and FPR proves
   at least, from the definition of (ε, δ)-DP.
+* :func:`roc_points` — the ROC curve, thinned to a few hundred points for a plot.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import math
 import numpy as np
 from scipy import stats
 
-__all__ = ["clopper_pearson", "auroc_delong", "tpr_at_fpr", "epsilon_lower_bound"]
+__all__ = ["clopper_pearson", "auroc_delong", "tpr_at_fpr", "epsilon_lower_bound", "roc_points"]
 
 
 def clopper_pearson(successes, trials, *, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -120,3 +121,33 @@ def tpr_at_fpr(
         "fpr": float((non_member_scores > threshold).mean()),
         "tpr_ci": [float(low), float(high)],
     }
+
+
+def roc_points(
+    member_scores: np.ndarray, non_member_scores: np.ndarray, *, max_points: int = 200, decimals: int = 4
+) -> dict[str, list[float]]:
+    """The ROC curve of an attack, as at most ``max_points`` points for a plot.
+
+    One point per distinct score threshold (tied scores move both rates at once, so ties
+    make a diagonal step, as they should), from (0, 0) to (1, 1). A long curve keeps
+    points evenly spaced along its length, which keeps its shape at any scale of a
+    linear plot; the rates are rounded to ``decimals``. Returns ``{"fpr": [...],
+    "tpr": [...]}``.
+
+    >>> roc_points(np.array([3.0, 2.0]), np.array([1.0, 0.0]))
+    {'fpr': [0.0, 0.0, 0.0, 0.5, 1.0], 'tpr': [0.0, 0.5, 1.0, 1.0, 1.0]}
+    """
+    scores = np.concatenate([member_scores, non_member_scores]).astype(float)
+    is_member = np.r_[np.ones(len(member_scores), dtype=bool), np.zeros(len(non_member_scores), dtype=bool)]
+    order = np.argsort(-scores, kind="mergesort")
+    scores, is_member = scores[order], is_member[order]
+    last_of_tie = np.r_[np.nonzero(np.diff(scores))[0], scores.size - 1]
+    tpr = np.r_[0.0, np.cumsum(is_member)[last_of_tie] / max(len(member_scores), 1)]
+    fpr = np.r_[0.0, np.cumsum(~is_member)[last_of_tie] / max(len(non_member_scores), 1)]
+    if tpr.size > max_points:
+        length = np.r_[0.0, np.cumsum(np.hypot(np.diff(fpr), np.diff(tpr)))]
+        keep = np.searchsorted(length, np.linspace(0.0, length[-1], max_points))
+        keep = np.unique(np.r_[0, np.minimum(keep, tpr.size - 1), tpr.size - 1])
+        fpr, tpr = fpr[keep], tpr[keep]
+    points = np.unique(np.column_stack([np.round(fpr, decimals), np.round(tpr, decimals)]), axis=0)
+    return {"fpr": [float(x) for x in points[:, 0]], "tpr": [float(y) for y in points[:, 1]]}

@@ -129,3 +129,31 @@ def test_default_delta_is_the_training_default():
 
     for n in (10, 1000, 32_561, 10**7):
         assert _default_delta(n) == default_delta(n)
+
+
+def test_plot_data_holds_no_rare_or_extreme_real_value(tables):
+    train = tables["train"].copy()  # PLANTED is one person's city already
+    train.loc[7, "income"] = 987654321.0  # one person's extreme number
+    train.loc[9, "age"] = 1234567
+    train.loc[11, "visit"] = pd.Timestamp("2199-03-04")  # one person's extreme date
+    result = audit(train, tables["other"], holdout=tables["holdout"], seed=0)
+    text = json.dumps(result, allow_nan=False) + "\n".join(summary(result))
+    for planted in (PLANTED, "987654321", "9.87654321e", "1234567", "1.234567e", "2199-03"):
+        assert planted not in text, planted
+
+    distributions = result["quality"]["details"]["distributions"]
+    assert list(distributions) == result["columns"]
+    city = distributions["city"]
+    assert city["binning"] == "values" and set(city["labels"]) == {"Oslo", "Lima", "Pune", "Kyiv", "Accra"}
+    assert city["other"]["real"] == pytest.approx(1 / 800) and city["missing"]["real"] > 0
+    assert distributions["income"]["binning"] == "intervals" and distributions["smoker"]["labels"] == ["False", "True"]
+    for entry in distributions.values():
+        for table in ("real", "synthetic"):
+            other = entry["other"][table] if entry["other"] else 0.0
+            assert sum(entry[table]) + other + entry["missing"][table] == pytest.approx(1.0, abs=1e-5)
+
+    for attack in result["leakage"]["attacks"].values():
+        roc = attack["roc"]
+        assert 2 < len(roc["fpr"]) == len(roc["tpr"]) <= 201
+        assert (roc["fpr"][0], roc["tpr"][0]) == (0.0, 0.0) and (roc["fpr"][-1], roc["tpr"][-1]) == (1.0, 1.0)
+        assert np.trapezoid(roc["tpr"], roc["fpr"]) == pytest.approx(attack["auroc"], abs=0.01)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from synthdata import DataError
-from synthdata.audit import marginal_tvd, ml_utility, sdmetrics_quality
+from synthdata.audit import column_distributions, marginal_tvd, ml_utility, sdmetrics_quality
 
 
 def _correlated(n=400, seed=0):
@@ -87,6 +87,109 @@ def test_tvd_refuses_missing_columns_and_text_in_numbers():
         marginal_tvd(real, real.assign(income="lots"))
     only = marginal_tvd(real, real, columns=["age"])
     assert only["tvd_2way"] is None and only["per_pair"] == {}
+
+
+# --------------------------------------------------------------------------- distributions
+
+
+def _sums_to_one(entry):
+    for table in ("real", "synthetic"):
+        other = entry["other"][table] if entry["other"] else 0.0
+        assert sum(entry[table]) + other + entry["missing"][table] == pytest.approx(1.0, abs=1e-5), table
+
+
+def test_category_bars_name_only_values_held_by_k_rows():
+    real = pd.DataFrame({"c": ["a"] * 50 + ["b"] * 5 + ["c"] * 4 + ["Solo-Value"] + [None] * 10})
+    synthetic = pd.DataFrame({"c": ["a"] * 30 + ["c"] * 10 + ["made-up"] * 10 + [None] * 20})
+    entry = column_distributions(real, synthetic, k=5)["c"]
+    assert entry["binning"] == "values" and entry["kind"] == "categorical"
+    assert entry["labels"] == ["a", "b"]  # 'c' (4 rows) and the unique value are merged
+    assert entry["real"] == pytest.approx([50 / 70, 5 / 70], abs=1e-6)
+    assert entry["synthetic"] == pytest.approx([30 / 70, 0.0], abs=1e-6)
+    assert entry["other"] == pytest.approx({"real": 5 / 70, "synthetic": 20 / 70}, abs=1e-6)
+    assert entry["missing"] == pytest.approx({"real": 10 / 70, "synthetic": 20 / 70}, abs=1e-6)
+    assert entry["rows"] == {"real": 70, "synthetic": 70}
+    text = json.dumps(entry, allow_nan=False)
+    assert "Solo-Value" not in text and "made-up" not in text and '"c"' not in text
+    _sums_to_one(entry)
+
+
+def test_category_bars_are_capped_at_the_most_frequent():
+    values = [f"v{i:02d}" for i in range(30) for _ in range(10 + i)]  # v29 the most frequent
+    real = pd.DataFrame({"c": values})
+    entry = column_distributions(real, real, k=5)["c"]
+    assert entry["labels"] == [f"v{i:02d}" for i in range(29, 9, -1)]
+    assert entry["other"]["real"] == pytest.approx(sum(10 + i for i in range(10)) / len(values), abs=1e-6)
+    _sums_to_one(entry)
+    # The bars do not depend on the row order.
+    shuffled = real.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    assert column_distributions(shuffled, real, k=5)["c"]["labels"] == entry["labels"]
+
+
+def test_numeric_bins_never_show_a_real_extreme():
+    rng = np.random.default_rng(0)
+    income = np.round(rng.normal(50_000, 12_000, 2000), 2)
+    income[7], income[8] = 987654321.0, -123456789.0  # one person each, far out
+    income[rng.random(2000) < 0.05] = np.nan
+    real = pd.DataFrame({"income": income})
+    synthetic = pd.DataFrame({"income": rng.normal(52_000, 12_000, 1000)})
+    entry = column_distributions(real, synthetic, k=5)["income"]
+    assert entry["binning"] == "intervals" and entry["other"] is None
+    edges = np.array(entry["edges"])
+    width = edges[1] - edges[0]
+    assert np.allclose(np.diff(edges), width) and np.allclose(edges / width, np.round(edges / width))
+    assert 10 <= len(edges) <= 22
+    observed = np.sort(income[~np.isnan(income)])
+    assert (observed < edges[0]).sum() >= 1 and (observed >= edges[-1]).sum() >= 5  # open outer bins
+    assert edges[0] > observed[0] and edges[-1] < observed[-1]
+    assert entry["labels"][0] == f"< {edges[0]:,.0f}" and entry["labels"][-1] == f"≥ {edges[-1]:,.0f}"
+    assert len(entry["labels"]) == len(entry["real"]) == len(entry["synthetic"]) == len(edges) + 1
+    text = json.dumps(entry, allow_nan=False)
+    for planted in ("987654321", "9.87654321e", "123456789", "1.23456789e"):
+        assert planted not in text
+    assert entry["missing"]["real"] == pytest.approx(np.isnan(income).mean(), abs=1e-6)
+    _sums_to_one(entry)
+
+
+def test_numeric_bins_keep_k_rows_beyond_the_clip_points():
+    # 100 rows: 1 % is one row, so k = 5 rows decide how far in the clip points sit.
+    real = pd.DataFrame({"x": np.arange(100.0) ** 2})
+    entry = column_distributions(real, real, k=5)["x"]
+    assert entry["edges"][0] <= 25.0 and entry["edges"][-1] >= 94.0**2
+    assert (real["x"] < entry["edges"][0]).sum() <= 5
+    # Too few values to leave k beyond each end: a single bar.
+    few = pd.DataFrame({"x": np.r_[np.arange(24) + 0.5, 1e9]})
+    entry = column_distributions(few, few, k=15)["x"]
+    assert entry["labels"] == ["any value"] and entry["edges"] == [] and entry["real"] == [1.0]
+    assert "1000000000" not in json.dumps(entry)
+
+
+def test_whole_numbers_and_dates():
+    rng = np.random.default_rng(1)
+    real = pd.DataFrame({
+        "level": rng.integers(1, 8, 500).astype(float),  # few distinct values: one bar each
+        "age": rng.integers(18, 90, 500),
+        "visit": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1500, 500), unit="D"),
+    })
+    real.loc[0, "level"] = 99.0  # one person's value
+    out = column_distributions(real, real, k=5)
+    assert out["level"]["binning"] == "values" and out["level"]["labels"] == [str(v) for v in range(1, 8)]
+    assert out["level"]["other"]["real"] == pytest.approx(1 / 500)
+    assert out["age"]["binning"] == "intervals" and all(e == int(e) for e in out["age"]["edges"])
+    visit = out["visit"]
+    assert visit["kind"] == "datetime" and visit["binning"] == "intervals"
+    assert all(pd.Timestamp(e) == pd.Timestamp(e).normalize() for e in visit["edges"])  # whole days
+    assert visit["labels"][1].count("-") == 4 and " – " in visit["labels"][1]  # two ISO dates
+    for entry in out.values():
+        _sums_to_one(entry)
+    _round_trips(out)
+
+
+def test_distributions_refuse_a_bad_threshold():
+    frame = pd.DataFrame({"c": ["a", "b"]})
+    for bad in (0, 2.5, True):
+        with pytest.raises(DataError, match="threshold k"):
+            column_distributions(frame, frame, k=bad)
 
 
 # --------------------------------------------------------------------------- ML utility

@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 
-from synthdata.audit import auroc_delong, clopper_pearson, epsilon_lower_bound, tpr_at_fpr
+from synthdata.audit import auroc_delong, clopper_pearson, epsilon_lower_bound, roc_points, tpr_at_fpr
 
 
 def test_clopper_pearson_bounds_are_the_binomial_tail_quantiles():
@@ -91,3 +91,25 @@ def test_tpr_at_fpr_keeps_false_positives_within_the_target():
     # Ties at the threshold count against the attack.
     tied = tpr_at_fpr(np.ones(100), np.ones(100), 0.01)
     assert tied["tpr"] == 0.0 and tied["fpr"] == 0.0
+
+
+def test_roc_points_match_sklearn_on_a_short_curve():
+    rng = np.random.default_rng(3)
+    members, non_members = np.round(rng.normal(0.5, 1, 60), 1), np.round(rng.normal(0, 1, 70), 1)  # ties
+    roc = roc_points(members, non_members)
+    fpr, tpr, _ = roc_curve(np.r_[np.ones(60), np.zeros(70)], np.r_[members, non_members], drop_intermediate=False)
+    assert roc["fpr"] == list(np.round(fpr, 4)) and roc["tpr"] == list(np.round(tpr, 4))
+    # The area under the points is the AUROC (ties count half).
+    assert np.trapezoid(roc["tpr"], roc["fpr"]) == pytest.approx(auroc_delong(members, non_members)[0], abs=1e-3)
+
+
+def test_roc_points_thin_a_long_curve_and_keep_its_shape():
+    rng = np.random.default_rng(4)
+    members, non_members = rng.normal(0.7, 1, 5000), rng.normal(0, 1, 5000)
+    roc = roc_points(members, non_members, max_points=200)
+    fpr, tpr = np.array(roc["fpr"]), np.array(roc["tpr"])
+    assert len(fpr) <= 201 and (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    assert all(x == round(x, 4) for x in np.r_[fpr, tpr])
+    full_fpr, full_tpr, _ = roc_curve(np.r_[np.ones(5000), np.zeros(5000)], np.r_[members, non_members])
+    assert np.max(np.abs(np.interp(full_fpr, fpr, tpr) - full_tpr)) < 0.02
