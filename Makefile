@@ -21,14 +21,15 @@ $(STAMP): pyproject.toml
 
 DEMO := privacy_reports/demo
 
-# Runs the furthest pipeline stage that exists, on the affairs survey; re-runnable.
+# The main job on the affairs survey: a signing key, a signed release, its verification.
+# Re-runnable: it starts from an empty privacy_reports/demo (keys and ledger included).
 demo: $(STAMP)
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(BIN)/synthdata inspect sample_datasets/affairs.csv --schema-out $(DEMO)/affairs.schema.json
-	$(BIN)/synthdata fit sample_datasets/affairs.csv --schema $(DEMO)/affairs.schema.json \
-		--epsilon 1 --seed 0 --model-out $(DEMO)/affairs-model
-	$(BIN)/synthdata sample $(DEMO)/affairs-model -n 6366 -o $(DEMO)/affairs-synthetic.csv
-	@echo "Synthetic copy: $(DEMO)/affairs-synthetic.csv"
+	$(BIN)/synthdata keygen --out $(DEMO)/keys
+	$(BIN)/synthdata release sample_datasets/affairs.csv --epsilon 1 --target rate_marriage \
+		--key $(DEMO)/keys/signing_key.pem --out $(DEMO)/affairs-release
+	$(BIN)/synthdata verify $(DEMO)/affairs-release --public-key $(DEMO)/keys/signing_key.pub.pem
+	@echo "Release: $(DEMO)/affairs-release (open report.html in a browser)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

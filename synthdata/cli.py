@@ -23,6 +23,7 @@ from tqdm import tqdm
 from . import __version__
 from .errors import DataError, SynthdataError
 from .ingest import Table, parse_size, read_table
+from .budget import DEFAULT_BUDGET_LIMIT, DEFAULT_RELEASES_DIR, LEDGER_NAME
 from .schema import Schema, infer_schema, summarize
 
 
@@ -296,6 +297,143 @@ def audit_command(real_train, synthetic, holdout, target, schema_path, epsilon, 
     if json_out is not None:
         _write_json(result, json_out)
         click.echo(f"Written to {json_out}")
+
+
+@cli.command(name="keygen")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for signing_key.pem (private, mode 0600) and signing_key.pub.pem (public).")
+@click.option("--encrypt", is_flag=True,
+              help="Encrypt the private key with a passphrase: $SYNTHDATA_KEY_PASSPHRASE, else asked for twice.")
+def keygen_command(out_dir, encrypt):
+    """Make an Ed25519 key pair for signing releases.
+
+    Keep signing_key.pem secret; give signing_key.pub.pem to whoever verifies your
+    releases. An existing key is never overwritten.
+    """
+    from .signing import PASSPHRASE_ENV, fingerprint, generate_keypair, load_public_key
+
+    passphrase = None
+    if encrypt:
+        passphrase = os.environ.get(PASSPHRASE_ENV) or click.prompt(
+            "Passphrase for the private key", hide_input=True, confirmation_prompt=True)
+    private_path, public_path = generate_keypair(out_dir, passphrase=passphrase)
+    state = "encrypted" if encrypt else "unencrypted"
+    click.echo(f"Private key: {private_path} ({state}, mode 0600): keep it secret")
+    click.echo(f"Public key:  {public_path}: give it to whoever verifies your releases")
+    click.echo(f"Fingerprint: {fingerprint(load_public_key(public_path))}")
+
+
+@cli.command(name="verify")
+@click.argument("release_dir", type=click.Path(path_type=Path))
+@click.option("--public-key", type=click.Path(path_type=Path), required=True,
+              help="The signer's public key (signing_key.pub.pem), obtained from the signer directly.")
+def verify_command(release_dir, public_key):
+    """Check that RELEASE_DIR is exactly the release its signer made.
+
+    The Ed25519 signature in report.dsse.json must verify with PUBLIC_KEY, report.json must
+    be the signed payload, every released file must match its sha256, and no other file
+    may be present. Exit status 0 when all hold; otherwise 1, naming what failed.
+    """
+    from .signing import summary, verify_release
+
+    verified = verify_release(release_dir, public_key)
+    click.echo(f"Verified {release_dir}: signed with {public_key}, nothing altered, added or missing")
+    for line in summary(verified):
+        click.echo(line)
+
+
+@cli.command(name="release")
+@click.argument("data", type=click.Path(path_type=str))
+@click.option("--epsilon", type=float, required=True, help="Privacy budget of this release: never exceeded.")
+@click.option("--delta", type=float, default=None,
+              help="Privacy delta (default: min(1/(n ln n), 1e-5) for the n training rows).")
+@click.option("--target", default=None, help="Column the audit scores ML utility on (train on synthetic, test on real).")
+@click.option("--schema", "schema_path", type=click.Path(path_type=Path), default=None,
+              help="Schema JSON (from `synthdata inspect --schema-out`); inferred when absent.")
+@click.option("--holdout-fraction", type=float, default=0.2, show_default=True,
+              help="Share of rows kept from the generator for the membership audit; 0 turns the audit off.")
+@click.option("--rows", type=click.IntRange(min=1), default=None,
+              help="Synthetic rows to write (default: as many as the training rows).")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Ed25519 private key (PEM) to sign with (default: your default key, created on first use).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Release directory to create (must not exist; default: privacy_reports/NAME-TIME).")
+@click.option("--seed", type=int, default=None,
+              help="Seed: a seeded CPU run is reproducible. Keep it secret: it reproduces the privacy noise.")
+@click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Budget ledger file (default: budget-ledger.json beside the release directory).")
+@click.option("--budget-limit", type=float, default=DEFAULT_BUDGET_LIMIT, show_default=True,
+              help="Largest cumulative epsilon of all releases of the same input.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@_read_options
+def release_command(data, epsilon, delta, target, schema_path, holdout_fraction, rows, key_path, out, seed, ledger,
+                    budget_limit, quiet, **read):
+    """Release DATA as private synthetic data: fit, sample, audit, report, sign.
+
+    Writes synthetic.csv, report.json (an in-toto statement), report.dsse.json (its
+    Ed25519 signature) and report.html into a new directory, atomically; records the
+    spend in the budget ledger. Check it with `synthdata verify DIR --public-key KEY`.
+    """
+    from .release import release
+    from .signing import load_private_key
+
+    key = None
+    if key_path is not None:
+        key = load_private_key(key_path, passphrase=os.environ.get("SYNTHDATA_KEY_PASSPHRASE"))
+    stages = _Stages(quiet)
+    progress = _Progress(quiet, "fit")
+    with _warnings_to_stderr():
+        table = _load(data, **read)
+        schema = Schema.load(schema_path) if schema_path is not None else None
+        try:
+            result = release(table, epsilon=epsilon, delta=delta, target=target, schema=schema,
+                             holdout_fraction=holdout_fraction, rows=rows, key=key, out=out, seed=seed,
+                             ledger=ledger, budget_limit=budget_limit, progress=stages, fit_progress=progress)
+        finally:
+            progress.close()
+    predicate = result.predicate
+    privacy, leakage, quality = predicate["privacy"], predicate["leakage"], predicate["quality"]
+    click.echo(f"Released {predicate['data']['rows_synthetic']:,} synthetic rows to {result.directory}")
+    click.echo(f"  epsilon spent {privacy['epsilon_spent']:.4f} of {privacy['epsilon']:g} (delta {privacy['delta']:.3g})")
+    click.echo(f"  quality (SDMetrics) {quality['sdmetrics_score']:.3f}; leakage: {leakage['verdict']}")
+    if result.key_created:
+        click.echo(f"  created your signing key; its public half is {result.public_key_path}")
+    if result.public_key_path is not None:
+        click.echo(f"  verify with: synthdata verify {result.directory} --public-key {result.public_key_path}")
+
+
+class _Stages:
+    """Prints each release stage as it starts, on stderr; silent with --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.number = 0
+
+    def __call__(self, message: str) -> None:
+        self.number += 1
+        if not self.quiet:
+            click.echo(f"[{self.number}/8] {message}", err=True)
+
+
+@cli.command(name="budget")
+@click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_RELEASES_DIR / LEDGER_NAME, show_default=True, help="Budget ledger file.")
+def budget_command(ledger):
+    """List the budget ledger: every release, and the cumulative epsilon per input."""
+    from .budget import BudgetLedger
+
+    if not ledger.exists():
+        raise SynthdataError(f"{ledger} does not exist: no release has been recorded there (choose it with --ledger)")
+    entries = BudgetLedger(ledger).entries()
+    totals: dict[str, float] = {}
+    click.echo(f"{'time':<26} {'input sha256':<14} {'epsilon':>8} {'delta':>9}  {'state':<9} release")
+    for entry in entries:
+        totals[entry["input_sha256"]] = totals.get(entry["input_sha256"], 0.0) + entry["epsilon"]
+        delta = "-" if entry.get("delta") is None else f"{entry['delta']:.3g}"
+        click.echo(f"{entry['time']:<26} {entry['input_sha256'][:12]:<14} {entry['epsilon']:>8g} {delta:>9}  "
+                   f"{entry.get('state', 'released'):<9} {entry['release']}")
+    for sha, total in totals.items():
+        click.echo(f"input {sha[:12]}: cumulative epsilon {total:g}")
 
 
 def _without(table: Table, drop: tuple[str, ...]) -> Table:
