@@ -145,15 +145,22 @@ def inspect(data, schema_out, schema_path, **read):
 
 
 class _Progress:
-    """A tqdm bar on stderr fed by the model's progress dicts; silent with --quiet."""
+    """A tqdm bar on stderr fed by the model's progress dicts; silent with --quiet.
+
+    The bar appears with the first progress report, so lines printed before it stay
+    whole.
+    """
 
     def __init__(self, quiet: bool, description: str) -> None:
-        self.bar = None if quiet else tqdm(desc=description, unit="step", file=sys.stderr, leave=True,
-                                           dynamic_ncols=True)
+        self.quiet = quiet
+        self.description = description
+        self.bar = None
 
     def __call__(self, info: dict) -> None:
-        if self.bar is None:
+        if self.quiet:
             return
+        if self.bar is None:
+            self.bar = tqdm(desc=self.description, unit="step", file=sys.stderr, leave=True, dynamic_ncols=True)
         self.bar.total = info["total"]
         self.bar.n = info["step"]
         self.bar.set_postfix(epoch=f"{info['epoch']:.2f}", loss=f"{info['loss']:.4f}", d_loss=f"{info['d_loss']:.3f}",
@@ -163,6 +170,7 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 @cli.command()
@@ -380,8 +388,8 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
     key = None
     if key_path is not None:
         key = load_private_key(key_path, passphrase=os.environ.get("SYNTHDATA_KEY_PASSPHRASE"))
-    stages = _Stages(quiet)
     progress = _Progress(quiet, "fit")
+    stages = _Stages(quiet, progress)
     with _warnings_to_stderr():
         table = _load(data, **read)
         schema = Schema.load(schema_path) if schema_path is not None else None
@@ -403,14 +411,16 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
 
 
 class _Stages:
-    """Prints each release stage as it starts, on stderr; silent with --quiet."""
+    """Prints each release stage as it starts, on stderr (after closing the fit's bar)."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, bar: _Progress) -> None:
         self.quiet = quiet
+        self.bar = bar
         self.number = 0
 
     def __call__(self, message: str) -> None:
         self.number += 1
+        self.bar.close()
         if not self.quiet:
             click.echo(f"[{self.number}/8] {message}", err=True)
 
