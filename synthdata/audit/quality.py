@@ -229,8 +229,9 @@ def column_distributions(
     * **values** — a categorical or boolean column, and a numeric one with at most
       ``max_bars`` distinct real values: one bar per value held by at least ``k``
       training rows, the ``max_bars`` most frequent of them (by count, then by text).
-      Every other value — rarer than ``k`` in the real data, beyond the cap, or found
-      only in the synthetic data — is counted in ``other``, never named.
+      Every other value — rarer than ``k`` in the real data, absent from the synthetic
+      data (so a DP release's report names nothing the release does not), beyond the
+      cap, or found only in the synthetic data — is counted in ``other``, never named.
     * **intervals** — any other numeric or datetime column: about ``bins`` bins of one
       round width (1, 2, 2.5 or 5 times a power of ten; whole days for dates) between
       clip points, plus two open-ended outer bins ("< a", "≥ b"). The clip points are
@@ -274,12 +275,14 @@ def column_distributions(
 
 def _value_shares(real: pd.Series, synthetic: pd.Series, *, k: int, max_bars: int, numeric: bool) -> dict[str, Any]:
     counts = real.value_counts(dropna=True)
-    common = counts[counts >= k]
+    synthetic_counts = synthetic.value_counts(dropna=True)
+    # Named: values k or more real rows hold *and* the synthetic table already shows. Of a
+    # DP release, the report then names no value the release itself does not disclose.
+    common = counts[(counts >= k) & counts.index.isin(synthetic_counts.index)]
     # Most frequent first, ties by text, so the bars do not depend on the row order.
     chosen = sorted(common.index, key=lambda v: (-int(common[v]), str(v)))[:max_bars]
     if numeric:
         chosen.sort()  # numbers read best in order
-    synthetic_counts = synthetic.value_counts(dropna=True)
     real_shares = [int(counts[v]) / len(real) for v in chosen]
     synthetic_shares = [int(synthetic_counts.get(v, 0)) / len(synthetic) for v in chosen]
     missing = {"real": float(real.isna().mean()), "synthetic": float(synthetic.isna().mean())}

@@ -103,14 +103,15 @@ def test_category_bars_name_only_values_held_by_k_rows():
     synthetic = pd.DataFrame({"c": ["a"] * 30 + ["c"] * 10 + ["made-up"] * 10 + [None] * 20})
     entry = column_distributions(real, synthetic, k=5)["c"]
     assert entry["binning"] == "values" and entry["kind"] == "categorical"
-    assert entry["labels"] == ["a", "b"]  # 'c' (4 rows) and the unique value are merged
-    assert entry["real"] == pytest.approx([50 / 70, 5 / 70], abs=1e-6)
-    assert entry["synthetic"] == pytest.approx([30 / 70, 0.0], abs=1e-6)
-    assert entry["other"] == pytest.approx({"real": 5 / 70, "synthetic": 20 / 70}, abs=1e-6)
+    # 'c' (4 rows), the unique value and 'b' (5 rows, but not in the synthetic data) are merged.
+    assert entry["labels"] == ["a"]
+    assert entry["real"] == pytest.approx([50 / 70], abs=1e-6)
+    assert entry["synthetic"] == pytest.approx([30 / 70], abs=1e-6)
+    assert entry["other"] == pytest.approx({"real": 10 / 70, "synthetic": 20 / 70}, abs=1e-6)
     assert entry["missing"] == pytest.approx({"real": 10 / 70, "synthetic": 20 / 70}, abs=1e-6)
     assert entry["rows"] == {"real": 70, "synthetic": 70}
     text = json.dumps(entry, allow_nan=False)
-    assert "Solo-Value" not in text and "made-up" not in text and '"c"' not in text
+    assert "Solo-Value" not in text and "made-up" not in text and '"c"' not in text and '"b"' not in text
     _sums_to_one(entry)
 
 
