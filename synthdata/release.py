@@ -28,7 +28,7 @@ import pandas as pd
 from . import __version__
 from .budget import DEFAULT_BUDGET_LIMIT, DEFAULT_RELEASES_DIR, LEDGER_NAME, BudgetLedger
 from .errors import DataError, SynthdataError
-from .ingest import Table
+from .ingest import MISSING_MARKERS, Table
 from .privacy import check_privacy_parameters, default_delta
 from .schema import Schema, infer_schema
 
@@ -117,7 +117,8 @@ def release(
         say(f"sample: {n_rows:,} rows")
         write_csv(model, n_rows, staging / "synthetic.csv", seed=seed + 1)
         say("audit")
-        synthetic = pd.read_csv(staging / "synthetic.csv", nrows=AUDIT_SYNTHETIC_ROWS, low_memory=False)
+        synthetic = pd.read_csv(staging / "synthetic.csv", nrows=AUDIT_SYNTHETIC_ROWS, low_memory=False,
+                                keep_default_na=False, na_values=list(MISSING_MARKERS))  # read as the input was
         audited = audit(train, synthetic, holdout=holdout, target=target, schema=model.schema_,
                         epsilon=epsilon, delta=model.delta_, seed=seed)
         say("report")
