@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from .images import ImageGAN
 from .tabular import TabularGAN
 
-__all__ = ["MODELS", "TabularGAN", "create_model"]
+__all__ = ["MODELS", "ImageGAN", "TabularGAN", "create_model"]
 
 #: Registry of synthesisers by name; the image GAN joins it later.
 MODELS = {"tabular-gan": TabularGAN}
