@@ -372,16 +372,22 @@ def verify_command(release_dir, public_key):
               help="Budget ledger file (default: budget-ledger.json beside the release directory).")
 @click.option("--budget-limit", type=float, default=DEFAULT_BUDGET_LIMIT, show_default=True,
               help="Largest cumulative epsilon of all releases of the same input.")
+@click.option("--image-size", default=None, metavar="HxW",
+              help="Images only: resize every image to HEIGHTxWIDTH pixels (needed when their sizes differ).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @_read_options
 def release_command(data, epsilon, delta, target, schema_path, holdout_fraction, rows, key_path, out, seed, ledger,
-                    budget_limit, quiet, **read):
+                    budget_limit, image_size, quiet, **read):
     """Release DATA as private synthetic data: fit, sample, audit, report, sign.
 
-    Writes synthetic.csv, report.json (an in-toto statement), report.dsse.json (its
-    Ed25519 signature) and report.html into a new directory, atomically; records the
-    spend in the budget ledger. Check it with `synthdata verify DIR --public-key KEY`.
+    DATA is a table (CSV, Parquet) or images (a folder of PNG/JPEG files, optionally one
+    sub-folder per class, or a .npz/.npy file). Writes synthetic.csv (or, for images,
+    images/*.png, images.npz and grid.png), report.json (an in-toto statement),
+    report.dsse.json (its Ed25519 signature) and report.html into a new directory,
+    atomically; records the spend in the budget ledger. Check it with
+    `synthdata verify DIR --public-key KEY`.
     """
+    from .images import is_image_input
     from .release import release
     from .signing import load_private_key
 
@@ -390,6 +396,15 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
         key = load_private_key(key_path, passphrase=os.environ.get("SYNTHDATA_KEY_PASSPHRASE"))
     progress = _Progress(quiet, "fit")
     stages = _Stages(quiet, progress)
+    if is_image_input(data):
+        if target is not None or schema_path is not None:
+            raise DataError(f"{data} holds images: --target and --schema apply to tables only")
+        _release_images(data, epsilon=epsilon, delta=delta, holdout_fraction=holdout_fraction, count=rows, key=key,
+                        key_path=key_path, out=out, seed=seed, ledger=ledger, budget_limit=budget_limit,
+                        image_size=image_size, progress=progress, stages=stages)
+        return
+    if image_size is not None:
+        raise DataError(f"--image-size applies to images (a folder, .npz or .npy), not to {data}")
     with _warnings_to_stderr():
         table = _load(data, **read)
         schema = Schema.load(schema_path) if schema_path is not None else None
@@ -404,6 +419,32 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
     click.echo(f"Released {predicate['data']['rows_synthetic']:,} synthetic rows to {result.directory}")
     click.echo(f"  epsilon spent {privacy['epsilon_spent']:.4f} of {privacy['epsilon']:g} (delta {privacy['delta']:.3g})")
     click.echo(f"  quality (SDMetrics) {quality['sdmetrics_score']:.3f}; leakage: {leakage['verdict']}")
+    if result.key_created:
+        click.echo(f"  created your signing key; its public half is {result.public_key_path}")
+    if result.public_key_path is not None:
+        click.echo(f"  verify with: synthdata verify {result.directory} --public-key {result.public_key_path}")
+
+
+def _release_images(data, *, image_size, progress, stages, **options) -> None:
+    from .images import parse_image_size, read_images
+    from .release import release_images
+
+    with _warnings_to_stderr():
+        images = read_images(data, size=None if image_size is None else parse_image_size(image_size))
+        try:
+            result = release_images(images, progress=stages, fit_progress=progress, **options)
+        finally:
+            progress.close()
+    predicate = result.predicate
+    privacy, leakage, quality = predicate["privacy"], predicate["leakage"], predicate["quality"]
+    click.echo(f"Released {predicate['data']['rows_synthetic']:,} synthetic images to {result.directory}")
+    click.echo(f"  epsilon spent {privacy['epsilon_spent']:.4f} of {privacy['epsilon']:g} (delta {privacy['delta']:.3g})")
+    utility = quality["ml_utility"]
+    accuracy = "" if utility is None else (f"; CNN accuracy on real holdout images: trained on synthetic "
+                                           f"{utility['synthetic']['accuracy']:.3f}, on real {utility['real']['accuracy']:.3f}")
+    click.echo(f"  quality: Fréchet distance {quality['frechet_distance']:.3f} in a small CNN's features (not FID; "
+               f"real-vs-real {quality['frechet_distance_floor']:.3f}){accuracy}")
+    click.echo(f"  leakage: {leakage['verdict']}")
     if result.key_created:
         click.echo(f"  created your signing key; its public half is {result.public_key_path}")
     if result.public_key_path is not None:

@@ -226,6 +226,10 @@ def _quality_tile(quality: Mapping[str, Any]) -> str:
     score = quality.get("sdmetrics_score")
     value = f"{_pct(score, 1)}" if _real(score) else "<span class=\"na\">not available</span>"
     sub = ["SDMetrics quality score (100% = same distributions)"]
+    if not _real(score) and _real(quality.get("frechet_distance")):  # images: no SDMetrics
+        value = f"FD {_num(quality['frechet_distance'], 2)}"
+        sub = [f"Fréchet distance in a small CNN's features (not FID); two halves of the real images: "
+               f"{_num(quality.get('frechet_distance_floor'), 2)}"]
     utility = _utility_sentence(_map(quality.get("ml_utility")))
     if utility:
         sub.append(utility)
@@ -236,7 +240,9 @@ def _utility_sentence(utility: Mapping[str, Any]) -> str:
     if not utility:
         return ""
     metric = "r2" if utility.get("task") == "regression" else "auroc"
-    name = "R²" if metric == "r2" else "AUROC"
+    if metric == "auroc" and not _real(_get(utility, "synthetic", "auroc")):
+        metric = "accuracy"  # image utility: a CNN's accuracy only
+    name = {"r2": "R²", "auroc": "AUROC", "accuracy": "accuracy"}[metric]
     synthetic, real = _get(utility, "synthetic", metric), _get(utility, "real", metric)
     target = f" for {_e(utility['target'])}" if utility.get("target") is not None else ""
     return f"ML utility{target}: {name} {_num(synthetic)} trained on synthetic vs {_num(real)} on real rows"
@@ -369,6 +375,13 @@ def _quality_section(p: Mapping[str, Any]) -> str:
         ("Detection AUROC", _num(quality.get("detection_auc")),
          "how well a classifier tells real rows from synthetic ones; 0.5 = indistinguishable"),
     ]
+    if "frechet_distance" in quality:  # an image release: its own measures, no per-column plots
+        facts = [
+            ("Fréchet distance", _num(quality.get("frechet_distance"), 3), _e(quality.get("frechet_distance_note", ""))),
+            ("Fréchet distance between two halves of the real training images",
+             _num(quality.get("frechet_distance_floor"), 3), "sampling-noise reference for the line above"),
+            ("SDMetrics quality score", _na(), _e(quality.get("sdmetrics_note", "not applicable to images"))),
+        ]
     out.append("<table><thead><tr><th>Measure</th><th class=\"num\">Value</th><th>Meaning</th></tr></thead><tbody>"
                + "".join(f"<tr><td>{k}</td><td class=\"num\">{v}</td><td>{m}</td></tr>" for k, v, m in facts)
                + "</tbody></table>")
@@ -385,6 +398,8 @@ def _utility_table(utility: Mapping[str, Any]) -> str:
         return "<p class=\"na\">ML utility: not measured (no target column, or no holdout to test on).</p>"
     regression = utility.get("task") == "regression"
     metrics = [("r2", "R²")] if regression else [("auroc", "AUROC"), ("accuracy", "Accuracy")]
+    if not regression and not _real(_get(utility, "synthetic", "auroc")):
+        metrics = [("accuracy", "Accuracy")]
     head = "".join(f"<th class=\"num\">{name}</th>" for _, name in metrics)
     rows = "".join(
         f"<tr><td>{label}</td>" + "".join(f"<td class=\"num\">{_num(_get(utility, key, m))}</td>" for m, _ in metrics)
@@ -605,6 +620,7 @@ def _leakage_section(p: Mapping[str, Any]) -> str:
         out.append("<p class=\"na\">Membership inference was not run (it needs holdout rows).</p>")
     out.append(_epsilon_figure(leakage))
     out.append(_copies(_map(leakage.get("exact_copies"))))
+    out.append(_memorisation(_map(leakage.get("memorisation"))))
     out.append(_rare(_map(leakage.get("rare_values"))))
     out.append(_audit_notes(p, leakage))
     return "\n".join(x for x in out if x) + "\n</section>"
@@ -768,6 +784,27 @@ def _copies(copies: Mapping[str, Any]) -> str:
                       f"{_int(matched.get('rows_each'))} rows of each)"))
     return ("<h3>Exact copies</h3><p class=\"explain\">A synthetic row identical to a real row may be a copy; "
             "comparing with the holdout tells copies apart from rows that are merely common.</p>" + _key_table(facts))
+
+
+def _memorisation(memo: Mapping[str, Any]) -> str:
+    """Images: quantiles of the distance to the closest training image (never the images)."""
+    synthetic, holdout = _map(memo.get("synthetic_to_train")), _map(memo.get("holdout_to_train"))
+    if not synthetic:
+        return ""
+    head = "".join(f"<th class=\"num\">{_e(q)}</th>" for q in synthetic)
+
+    def cells(values: Mapping[str, Any]) -> str:
+        return "".join(f"<td class=\"num\">{_num(values.get(q))}</td>" for q in synthetic)
+
+    rows = f"<tr><td>synthetic images</td>{cells(synthetic)}</tr>"
+    if holdout:
+        rows += f"<tr><td>holdout images (never seen)</td>{cells(holdout)}</tr>"
+    share = memo.get("share_closer_than_holdout_q01")
+    tail = (f"<p>{_pct(share, 1)} of synthetic images are closer to a training image than 99% of holdout images "
+            "are (about 1% expected without memorisation).</p>") if _real(share) else ""
+    return ("<h3>Memorisation</h3><p class=\"explain\">Distance from each image to its closest training image ("
+            f"{_e(memo.get('metric', ''))}), as quantiles; the report never shows a real image.</p>"
+            f"<table><thead><tr><th>Images</th>{head}</tr></thead><tbody>{rows}</tbody></table>{tail}")
 
 
 def _rare(rare: Mapping[str, Any]) -> str:
