@@ -379,8 +379,8 @@ def _skipped() -> dict[str, Any]:
     return {"mia_auc": None, "mia_auc_ci": None, "best_attack": None, "attacks": {}, "rows": None,
             "empirical_epsilon_lower_bound": None, "epsilon_bound": None, "max_certifiable_epsilon": None,
             "leak_detected": None, "tests": None,
-            "verdict": "not tested: without holdout images there are no non-members to compare the training "
-                       "images with"}
+            "verdict": f"not tested: membership inference needs at least {MIN_HOLDOUT_ROWS} holdout images (real "
+                       "images the generator never saw) to compare the training images with"}
 
 
 def _membership_inference(train, holdout, synthetic_flat, *, delta, rng, max_images, log) -> dict[str, Any]:
