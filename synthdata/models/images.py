@@ -32,7 +32,6 @@ a real image: it is trained to match the noisy class-conditional mean embeddings
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -60,6 +59,7 @@ from ..privacy import (
     plan_noise,
     poisson_sample,
 )
+from .persistence import META_NAME, WEIGHTS_NAME, read_model, weights_sha256
 from .tabular import resolve_device
 
 __all__ = ["ImageGAN", "ImageGenerator", "ImageDiscriminator", "fourier_features"]
@@ -372,44 +372,26 @@ class ImageGAN:
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        weights = path / "generator.pt"
+        weights = path / WEIGHTS_NAME
         torch.save(self.generator_.state_dict(), weights)
         meta = {
             "format": MODEL_FORMAT,
             "synthdata_version": __version__,
             "params": self._saved_params(),
             "privacy": self.ledger_.state_dict(),
-            "generator": {**self.generator_.config(), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()},
+            "generator": {**self.generator_.config(), "sha256": weights_sha256(path)},
             "state": {"epsilon_spent": self.epsilon_spent_, "delta": self.delta_, "seed": self.seed_,
                       "n_images": self.n_images_, "image_shape": list(self.image_shape_),
                       "classes": self.classes_.tolist(), "classes_dtype": self.classes_.dtype.str,
                       "class_weights": self.class_weights_.tolist(), "has_labels": self.has_labels_,
                       "noise_plan": self.noise_plan_},
         }
-        (path / "model.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        (path / META_NAME).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ImageGAN:
         """Load a saved model; refuses anything tampered with or not written by :meth:`save`."""
-        path = Path(path)
-        meta_path, weights = path / "model.json", path / "generator.pt"
-        if not meta_path.is_file() or not weights.is_file():
-            raise ModelError(f"{path} is not a saved synthdata model (model.json and generator.pt expected)")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelError(f"{meta_path} is not valid JSON ({exc}); the model is damaged") from None
-        if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-            raise ModelError(f"{meta_path} is not a {MODEL_FORMAT} model")
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-        if digest != meta.get("generator", {}).get("sha256"):
-            raise ModelError(f"{weights} does not match the checksum in model.json; it was modified — "
-                             "do not use this model")
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as exc:  # weights_only refuses pickled code objects
-            raise ModelError(f"{weights} is not a plain tensor file ({type(exc).__name__}); refusing to load it") \
-                from None
+        meta, state = read_model(path, MODEL_FORMAT)
         try:
             params = dict(meta["params"])
             params["length_scales"] = tuple(params["length_scales"])

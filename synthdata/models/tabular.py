@@ -14,7 +14,6 @@ exceeds ``epsilon``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -35,6 +34,7 @@ from ..ingest import from_frame
 from ..privacy import DPSGDRequest, GaussianRequest, PrivacyLedger, check_privacy_parameters, default_delta, plan_noise
 from ..schema import Schema, infer_schema
 from ..training import MeasuredMarginals, TrainingPlan, measure_marginals, train
+from .persistence import META_NAME, WEIGHTS_NAME, read_model, weights_sha256
 from .networks import Generator, Segments
 
 __all__ = ["TabularGAN", "resolve_device"]
@@ -314,7 +314,7 @@ class TabularGAN:
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        weights = path / "generator.pt"
+        weights = path / WEIGHTS_NAME
         torch.save(self.generator_.state_dict(), weights)
         meta = {
             "format": MODEL_FORMAT,
@@ -327,34 +327,16 @@ class TabularGAN:
                           "noise_dim": self.generator_.noise_dim,
                           "hidden": self.generator_.net[0].out_features,
                           "output_dim": self.generator_.net[-1].out_features,
-                          "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()},
+                          "sha256": weights_sha256(path)},
             "state": {"epsilon_spent": self.epsilon_spent_, "delta": self.delta_, "seed": self.seed_,
                       "n_rows": self.n_rows_, "columns": self.columns_, "pairs": self.pairs_},
         }
-        (path / "model.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        (path / META_NAME).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TabularGAN:
         """Load a saved model; refuses anything tampered with or not written by :meth:`save`."""
-        path = Path(path)
-        meta_path, weights = path / "model.json", path / "generator.pt"
-        if not meta_path.is_file() or not weights.is_file():
-            raise ModelError(f"{path} is not a saved synthdata model (model.json and generator.pt expected)")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelError(f"{meta_path} is not valid JSON ({exc}); the model is damaged") from None
-        if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-            raise ModelError(f"{meta_path} is not a {MODEL_FORMAT} model")
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-        if digest != meta.get("generator", {}).get("sha256"):
-            raise ModelError(f"{weights} does not match the checksum in model.json; it was modified — "
-                             "do not use this model")
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as exc:  # weights_only refuses pickled code objects
-            raise ModelError(f"{weights} is not a plain tensor file ({type(exc).__name__}); refusing to load it") \
-                from None
+        meta, state = read_model(path, MODEL_FORMAT)
         try:
             model = cls(**meta["params"])
             g = meta["generator"]
