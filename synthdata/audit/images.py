@@ -51,15 +51,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, PrivacyError
-from .leakage import (
-    MIN_HOLDOUT_ROWS,
-    _attack_figures,
-    _closest_record_scores,
-    _density_ratio_scores,
-    _epsilon_bound,
-    _verdict,
-    exact_copies,
-)
+from .leakage import MIN_HOLDOUT_ROWS, _verdict, exact_copies, run_attacks, split_members
 from .log import AuditLog
 
 __all__ = ["IMAGE_AUDIT_FORMAT", "audit_images", "closest_pairs", "frechet_distance"]
@@ -384,38 +376,18 @@ def _skipped() -> dict[str, Any]:
 
 
 def _membership_inference(train, holdout, synthetic_flat, *, delta, rng, max_images, log) -> dict[str, Any]:
-    order = rng.permutation(len(holdout))
-    n_reference = min(len(holdout) // 2, max_images)
-    n_scored = min(len(holdout) - n_reference, len(train), max_images)
-    reference = _flat(holdout[order[:n_reference]])
-    non_members = holdout[order[n_reference:n_reference + n_scored]]
-    members = train[rng.choice(len(train), size=n_scored, replace=False)]
-    log.record("membership inference (members, non-members)",
-               {"real_train": n_scored, "holdout": n_scored + n_reference},
-               {"real_train": len(train), "holdout": len(holdout)})
-    queries = _flat(np.concatenate([members, non_members]))
-    scores = {
-        "distance_to_closest_record": _closest_record_scores(synthetic_flat, queries),
-        "density_ratio": _density_ratio_scores(synthetic_flat, reference, queries, rng, max_images),
-    }
-    attacks = {name: _attack_figures(s[:n_scored], s[n_scored:]) for name, s in scores.items()}
-    attacks["distance_to_closest_record"]["description"] = (
-        "minus the Euclidean pixel distance from the image to its closest synthetic image")
-    attacks["density_ratio"]["description"] = (
-        "DOMIAS: log of the density of the synthetic images over that of a real reference sample (half the "
-        "holdout), at the image; 1-nearest-neighbour densities in 8 whitened PCA dimensions of pixel space")
-    best = max(attacks, key=lambda name: attacks[name]["auroc"])
-    bound = _epsilon_bound(scores, n_scored, delta=delta, rng=rng)
-    return {
-        "mia_auc": attacks[best]["auroc"],
-        "mia_auc_ci": attacks[best]["auroc_ci"],
-        "best_attack": best,
-        "attacks": attacks,
-        "rows": {"members": n_scored, "non_members": n_scored, "reference": n_reference},
-        "empirical_epsilon_lower_bound": bound["value"],
-        "epsilon_bound": bound,
-        "max_certifiable_epsilon": bound["max_certifiable"],
-    }
+    members, non_members, reference = split_members(len(train), len(holdout), max_rows=max_images, rng=rng, log=log)
+    return run_attacks(
+        synthetic_flat, _flat(holdout[reference]), _flat(np.concatenate([train[members], holdout[non_members]])),
+        delta=delta, rng=rng, max_rows=max_images,
+        descriptions={
+            "distance_to_closest_record": "minus the Euclidean pixel distance from the image to its closest "
+                                          "synthetic image",
+            "density_ratio": "DOMIAS: log of the density of the synthetic images over that of a real reference "
+                             "sample (half the holdout), at the image; 1-nearest-neighbour densities in 8 whitened "
+                             "PCA dimensions of pixel space",
+        },
+    )
 
 
 def _memorisation(synthetic_distance: np.ndarray, holdout_distance: np.ndarray | None) -> dict[str, Any]:

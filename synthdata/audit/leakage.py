@@ -159,35 +159,54 @@ def _membership_inference(
     tables: AuditTables, *, delta: float, max_rows: int, rng: np.random.Generator, log: AuditLog
 ) -> dict[str, Any]:
     train, holdout = tables.train, tables.holdout
-    # Half the holdout is the density attack's real reference; the other half supplies
-    # the non-members, and as many training rows are drawn as members (balanced classes).
-    order = rng.permutation(len(holdout))
-    n_reference = min(len(holdout) // 2, max_rows)
-    n_scored = min(len(holdout) - n_reference, len(train), max_rows)
-    reference = holdout.iloc[order[:n_reference]]
-    non_members = holdout.iloc[order[n_reference : n_reference + n_scored]]
-    members = train.iloc[rng.choice(len(train), size=n_scored, replace=False)]
-    log.record(
-        "membership inference (members, non-members)",
-        {"real_train": n_scored, "holdout": n_scored + n_reference},
-        {"real_train": len(train), "holdout": len(holdout)},
-    )
+    members, non_members, reference = split_members(len(train), len(holdout), max_rows=max_rows, rng=rng, log=log)
     searched = log.subsample("membership inference (synthetic rows searched)",
                              {"synthetic": tables.synthetic}, MAX_SEARCH_ROWS, rng)["synthetic"]
     embed = _Embedding(tables)
-    synthetic, queries = embed(searched), embed(pd.concat([members, non_members], ignore_index=True))
+    queries = embed(pd.concat([train.iloc[members], holdout.iloc[non_members]], ignore_index=True))
+    return run_attacks(
+        embed(searched), embed(holdout.iloc[reference]), queries, delta=delta, rng=rng, max_rows=max_rows,
+        descriptions={
+            "distance_to_closest_record": "minus the mixed-type distance from the row to its closest synthetic row",
+            "density_ratio": "DOMIAS: log of the density of the synthetic rows over that of a real reference sample "
+                             "(half the holdout), at the row; 1-nearest-neighbour densities in "
+                             f"{DENSITY_DIMENSIONS} whitened PCA dimensions",
+        },
+    )
+
+
+def split_members(
+    n_train: int, n_holdout: int, *, max_rows: int, rng: np.random.Generator, log: AuditLog
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of (members in train, non-members in holdout, density reference in holdout).
+
+    Half the holdout is the density attack's real reference; the other half supplies
+    the non-members, and as many training rows are drawn as members (balanced classes).
+    """
+    order = rng.permutation(n_holdout)
+    n_reference = min(n_holdout // 2, max_rows)
+    n_scored = min(n_holdout - n_reference, n_train, max_rows)
+    members = rng.choice(n_train, size=n_scored, replace=False)
+    log.record(
+        "membership inference (members, non-members)",
+        {"real_train": n_scored, "holdout": n_scored + n_reference},
+        {"real_train": n_train, "holdout": n_holdout},
+    )
+    return members, order[n_reference:n_reference + n_scored], order[:n_reference]
+
+
+def run_attacks(
+    synthetic: np.ndarray, reference: np.ndarray, queries: np.ndarray, *, delta: float, rng: np.random.Generator,
+    max_rows: int, descriptions: dict[str, str],
+) -> dict[str, Any]:
+    """Both attacks on embedded ``queries`` (members first, then as many non-members), summarised."""
+    n_scored = len(queries) // 2
     scores = {
         "distance_to_closest_record": _closest_record_scores(synthetic, queries),
-        "density_ratio": _density_ratio_scores(synthetic, embed(reference), queries, rng, max_rows),
+        "density_ratio": _density_ratio_scores(synthetic, reference, queries, rng, max_rows),
     }
-    attacks = {name: _attack_figures(s[:n_scored], s[n_scored:]) for name, s in scores.items()}
-    attacks["distance_to_closest_record"]["description"] = (
-        "minus the mixed-type distance from the row to its closest synthetic row"
-    )
-    attacks["density_ratio"]["description"] = (
-        "DOMIAS: log of the density of the synthetic rows over that of a real reference sample (half the holdout), "
-        f"at the row; 1-nearest-neighbour densities in {DENSITY_DIMENSIONS} whitened PCA dimensions"
-    )
+    attacks = {name: {**_attack_figures(s[:n_scored], s[n_scored:]), "description": descriptions[name]}
+               for name, s in scores.items()}
     best = max(attacks, key=lambda name: attacks[name]["auroc"])
     bound = _epsilon_bound(scores, n_scored, delta=delta, rng=rng)
     return {
@@ -195,7 +214,7 @@ def _membership_inference(
         "mia_auc_ci": attacks[best]["auroc_ci"],
         "best_attack": best,
         "attacks": attacks,
-        "rows": {"members": n_scored, "non_members": n_scored, "reference": n_reference},
+        "rows": {"members": n_scored, "non_members": n_scored, "reference": len(reference)},
         "empirical_epsilon_lower_bound": bound["value"],
         "epsilon_bound": bound,
         "max_certifiable_epsilon": bound["max_certifiable"],
