@@ -28,7 +28,7 @@ from pandas.api import types as ptypes
 from ..errors import DataError
 from ..ingest import Table
 from ..schema import Schema
-from .quality import _as_float
+from .quality import _as_float, _kind as _quality_kind
 
 __all__ = ["AuditTables", "prepare"]
 
@@ -126,13 +126,8 @@ def _kinds(train: pd.DataFrame, schema: Schema | None, label: str, notes: list[s
 
 
 def _kind(series: pd.Series) -> str:
-    if ptypes.is_bool_dtype(series.dtype):
-        return "boolean"
-    if ptypes.is_datetime64_any_dtype(series.dtype):
-        return "datetime"
-    if ptypes.is_numeric_dtype(series.dtype):
-        return "numeric"
-    return "categorical"
+    """The quality metrics' kind, with booleans told apart (they align by truth value)."""
+    return "boolean" if ptypes.is_bool_dtype(series.dtype) else _quality_kind(series)
 
 
 def _check_columns(frame: pd.DataFrame, kinds: dict[str, str], label: str, train_label: str, notes: list[str]) -> None:
