@@ -81,6 +81,7 @@ class Segments:
         self.pad = pad.to(device)
         self.valid = (~pad).reshape(-1).nonzero().squeeze(1).to(device)
         self.lower = [torch.ones(size, size, device=device).tril_() for size in sizes]  # CDF as a product
+        self.last_level = (torch.tensor(sizes, device=device) - 1)[:, None]
 
     def padded(self, logits: torch.Tensor) -> torch.Tensor:
         x = logits[:, self.index].reshape(logits.shape[0], *self.shape)
@@ -122,7 +123,7 @@ class Segments:
             cdf = self.lower[c] @ (part - part.amax(0)).exp_()
             torch.sum(cdf < uniform[c] * cdf[-1], 0, out=out[c])
         # A uniform that rounds onto the last CDF value would count every level.
-        return torch.minimum(out, torch.tensor(self.sizes, device=device)[:, None] - 1)
+        return torch.minimum(out, self.last_level.to(device))
 
 
 class Discriminator(nn.Module):
