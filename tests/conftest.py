@@ -44,3 +44,18 @@ def adult_train() -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not present (the shared datasets live beside the repository)")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module's models (``pytestmark = pytest.mark.usefixtures(...)``).
+
+    These networks are small, and on a busy 2-core machine two threads spin against
+    each other (a 100-step fit: 4 s with one thread, 27-80 s with two).
+    """
+    import torch  # here, not at the top: most tests never load it
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

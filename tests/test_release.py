@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from synthdata import from_frame
 from synthdata.budget import BudgetLedger
@@ -26,12 +25,7 @@ FAST = {"generator_steps": 60, "epochs": 1, "device": "cpu"}
 STAGES = ["schema", "holdout split", "fit", "sample", "audit", "report", "sign", "write"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _frame(n: int = 800, seed: int = 0) -> pd.DataFrame:

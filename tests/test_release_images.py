@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from synthdata.budget import BudgetLedger
 from synthdata.errors import VerificationError
@@ -26,12 +25,7 @@ from .conftest import assert_one_line_error
 DIGITS = Path(__file__).resolve().parents[1] / "sample_datasets" / "digits.npz"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _Ledger:

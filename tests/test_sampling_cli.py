@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from click.testing import CliRunner
 
 from synthdata.cli import cli
@@ -19,13 +18,7 @@ from .conftest import assert_one_line_error
 ROWS = 500
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Small networks: one intra-op thread is as fast, and much faster on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _write_table(path, n: int = ROWS, seed: int = 0):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from synthdata.audit.images import audit_images, closest_pairs, frechet_distance
 from synthdata.errors import DataError
@@ -14,12 +13,7 @@ from synthdata.errors import DataError
 DIGITS = Path(__file__).resolve().parents[2] / "sample_datasets" / "digits.npz"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

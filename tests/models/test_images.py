@@ -24,12 +24,7 @@ DIGITS = Path(__file__).resolve().parents[2] / "sample_datasets" / "digits.npz"
 FAST = {"generator_steps": 30, "features": 400, "device": "cpu"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ from synthdata.models.networks import Generator, Segments
 from synthdata.sampling import write_csv
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _every_dtype(n: int = 2000, seed: int = 0) -> pd.DataFrame:

@@ -36,14 +36,7 @@ FAST = {"generator_steps": 200, "epochs": 1, "device": "cpu"}
 # --------------------------------------------------------------------------- data
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: these networks are small, and on a busy 2-core machine two
-    threads spin against each other (a 100-step fit: 4 s with one thread, 27-80 s with two)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _mixed(n: int = 2000, seed: int = 0) -> pd.DataFrame:
