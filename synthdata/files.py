@@ -208,14 +208,16 @@ def load_json(text: str | bytes, *, what: str, max_depth: int = 64,
 
     Refused: bytes that are not UTF-8; invalid JSON (with line and column); an object
     with a key given twice (JSON parsers differ on which one counts, so a signature
-    checker and a reader could see different documents); ``NaN``, ``Infinity``; nesting
+    checker and a reader could see different documents); ``NaN``, ``Infinity`` and numbers
+    too large for a float (``1e999``); nesting
     deeper than ``max_depth`` (checked without ever raising RecursionError). The error
     carries the short reason as ``.reason`` for callers that rephrase it.
     """
     try:
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
+                           parse_float=_finite_float)
     except UnicodeDecodeError as exc:
         raise _json_error(error, what, f"byte {exc.start} is not UTF-8") from None
     except _Refused as exc:
@@ -242,6 +244,13 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise _Refused(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e999: valid JSON, but no float holds it
+        raise _Refused(f"the number {text[:40]} is too large")
+    return value
 
 
 def _json_error(error: type[SynthdataError], what: str, reason: str) -> SynthdataError:

@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -31,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .errors import SynthdataError, VerificationError
+from .files import atomic_write, load_json, open_regular_file, printable, read_regular_file, sha256_file
 
 __all__ = [
     "CONFIG_DIR_ENV",
@@ -70,9 +72,23 @@ REPORT_NAME = "report.json"
 ENVELOPE_NAME = "report.dsse.json"
 
 _MAX_KEY_FILE = 64 * 1024  # a PEM key is a few hundred bytes: anything larger is the wrong file
+#: Largest report.json verify reads (checked before reading); a real one is far smaller.
+MAX_REPORT_BYTES = 32 * 1024 * 1024
+#: Largest report.dsse.json: the report in base64 and a signature.
+MAX_ENVELOPE_BYTES = MAX_REPORT_BYTES * 4 // 3 + 64 * 1024
+#: Deepest nesting verify accepts in the envelope and the statement.
+MAX_JSON_DEPTH = 64
+#: The fields of a DSSE envelope and of its signature entry; anything else is unsigned and refused.
+_ENVELOPE_FIELDS = frozenset({"payloadType", "payload", "signatures"})
+_SIGNATURE_FIELDS = frozenset({"keyid", "sig"})
 
 
 # --- Keys --------------------------------------------------------------------------------
+#
+# Key files are held to ssh's rules: a private key must be a regular file (never a link),
+# owned by the user (or root), with no permission for group or others; its folder must
+# not be writable by group or others, who could otherwise replace the key. A public key
+# is the verifier's own input: it may be a link, but must lead to a small regular file.
 
 
 def generate_keypair(out_dir: Path | str, *, passphrase: str | None = None) -> tuple[Path, Path]:
@@ -80,7 +96,9 @@ def generate_keypair(out_dir: Path | str, *, passphrase: str | None = None) -> t
 
     ``signing_key.pem`` is PKCS8 PEM, encrypted when a passphrase is given, and is created
     with mode 0600 (never readable by others, not even for a moment); ``signing_key.pub.pem``
-    is SubjectPublicKeyInfo PEM. An existing key is never overwritten.
+    is SubjectPublicKeyInfo PEM. Each is written whole or not at all, and an existing key
+    is never overwritten. ``out_dir`` is created with mode 0700; an existing folder that
+    group or others may write to is refused (they could replace the key).
     """
     out_dir = Path(out_dir)
     private_path, public_path = out_dir / PRIVATE_KEY_NAME, out_dir / PUBLIC_KEY_NAME
@@ -89,66 +107,78 @@ def generate_keypair(out_dir: Path | str, *, passphrase: str | None = None) -> t
             raise _exists_error(path)
     if passphrase is not None and not passphrase:
         raise SynthdataError("the passphrase is empty; give a non-empty passphrase, or none for an unencrypted key")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SynthdataError(f"cannot write keys into {printable(out_dir)}: it is a file, not a folder")
+    try:
+        out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SynthdataError(f"cannot create the key folder {printable(out_dir)}: {exc.strerror}; "
+                             "check the folder above it is writable") from None
+    _check_key_folder(out_dir)
     encryption = (serialization.BestAvailableEncryption(passphrase.encode("utf-8")) if passphrase is not None
                   else serialization.NoEncryption())
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SynthdataError(f"cannot write keys into {out_dir}: it is a file, not a folder")
     try:
-        out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _create_exclusive(private_path, private_pem, mode=0o600)
+        atomic_write(private_path, private_pem, mode=0o600, overwrite=False)
         try:
-            _create_exclusive(public_path, public_key_pem(key.public_key()), mode=0o644)
+            atomic_write(public_path, public_key_pem(key.public_key()), mode=0o644, overwrite=False)
         except BaseException:
             private_path.unlink()  # half a key pair is worse than none
             raise
     except FileExistsError as exc:
         raise _exists_error(Path(exc.filename)) from None
-    except OSError as exc:
-        raise SynthdataError(f"cannot write a key into {out_dir}: {exc.strerror}; "
-                             "check the folder is writable") from None
     return private_path, public_path
 
 
 def load_private_key(path: Path | str, passphrase: str | None = None) -> Ed25519PrivateKey:
-    """The Ed25519 private key in PEM file ``path``, decrypted with ``passphrase`` if it is encrypted."""
+    """The Ed25519 private key in PEM file ``path``, decrypted with ``passphrase`` if it is encrypted.
+
+    Refused, like ssh refuses them: a link, a file others may read or write (fix with
+    ``chmod 600``), a file of another user, a folder others may write to.
+    """
     path = Path(path)
-    data = _read_key_file(path, "private key")
+    data, info = _read_key_file(path, "private key", follow_symlinks=False)
     if b"-----BEGIN PUBLIC KEY-----" in data:
-        raise SynthdataError(f"{path} is a public key; signing needs the private key ({PRIVATE_KEY_NAME})")
+        raise SynthdataError(f"{printable(path)} is a public key; signing needs the private key ({PRIVATE_KEY_NAME})")
     encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data
     if encrypted and passphrase is None:
-        raise SynthdataError(f"{path} is encrypted; set {PASSPHRASE_ENV} to its passphrase")
+        raise SynthdataError(f"{printable(path)} is encrypted; set {PASSPHRASE_ENV} to its passphrase")
     try:
         key = serialization.load_pem_private_key(data, passphrase.encode("utf-8") if encrypted else None)
     except ValueError:
         if encrypted:
-            raise SynthdataError(f"cannot decrypt {path}: wrong passphrase (or the file is damaged)") from None
+            raise SynthdataError(f"cannot decrypt {printable(path)}: wrong passphrase (or the file is damaged)") \
+                from None
         raise _not_pem_error(path, "private key") from None
     except TypeError:  # an encrypted key in a format whose header we did not recognise
-        raise SynthdataError(f"{path} is encrypted in a format synthdata does not read; "
+        raise SynthdataError(f"{printable(path)} is encrypted in a format synthdata does not read; "
                              "make a key with `synthdata keygen`") from None
     except UnsupportedAlgorithm:
         raise _not_pem_error(path, "private key") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise _not_ed25519_error(path, key)
+    _check_private_key_file(path, info)  # once it is known to be a key: other files get the plainer message
     return key
 
 
-def load_public_key(path: Path | str) -> Ed25519PublicKey:
-    """The Ed25519 public key in PEM file ``path`` (SubjectPublicKeyInfo, as keygen writes it)."""
+def load_public_key(path: Path | str, *, error: type[SynthdataError] = SynthdataError) -> Ed25519PublicKey:
+    """The Ed25519 public key in PEM file ``path`` (SubjectPublicKeyInfo, as keygen writes it).
+
+    A link is followed (the key is the verifier's own input), but only to a regular file
+    of at most 64 KiB: a FIFO or a device is refused without reading it.
+    """
     path = Path(path)
-    data = _read_key_file(path, "public key")
+    data, _ = _read_key_file(path, "public key", follow_symlinks=True, error=error)
     if b"PRIVATE KEY-----" in data:
-        raise SynthdataError(f"{path} holds a private key; give the public key ({PUBLIC_KEY_NAME}) "
-                             "and keep the private key secret")
+        raise error(f"{printable(path)} holds a private key; give the public key ({PUBLIC_KEY_NAME}) "
+                    "and keep the private key secret")
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):
-        raise _not_pem_error(path, "public key") from None
+        raise _not_pem_error(path, "public key", error) from None
     if not isinstance(key, Ed25519PublicKey):
-        raise _not_ed25519_error(path, key)
+        raise _not_ed25519_error(path, key, error)
     return key
 
 
@@ -178,35 +208,29 @@ def default_key(config_dir: Path | str | None = None, *,
     """The user's default signing key; return (private key, public key path, whether it was just created).
 
     The key pair lives in ``config_dir`` (default: :func:`user_config_dir`) and is made there,
-    unencrypted with mode 0600, on first use. ``passphrase`` is needed only if the user
-    replaced it with an encrypted key.
+    unencrypted with mode 0600, on first use. If the user replaced it with an encrypted
+    key, ``passphrase`` (default: $SYNTHDATA_KEY_PASSPHRASE) decrypts it.
     """
+    if passphrase is None:
+        passphrase = os.environ.get(PASSPHRASE_ENV) or None
     directory = Path(config_dir) if config_dir is not None else user_config_dir()
     private_path, public_path = directory / PRIVATE_KEY_NAME, directory / PUBLIC_KEY_NAME
-    created = not private_path.exists()
+    created = not os.path.lexists(private_path)
     if created:
         generate_keypair(directory)
     key = load_private_key(private_path, passphrase)
-    if not public_path.exists():  # deleted by hand: it is derived from the private key
+    if not os.path.lexists(public_path):  # deleted by hand: it is derived from the private key
         try:
-            _create_exclusive(public_path, public_key_pem(key.public_key()), mode=0o644)
+            atomic_write(public_path, public_key_pem(key.public_key()), mode=0o644, overwrite=False)
         except FileExistsError:
             pass  # another process wrote it meanwhile; checked below
-        except OSError as exc:
-            raise SynthdataError(f"cannot write {public_path}: {exc.strerror}") from None
     if fingerprint(load_public_key(public_path)) != fingerprint(key.public_key()):
-        raise SynthdataError(f"{public_path} is not the public half of {private_path}; "
+        raise SynthdataError(f"{printable(public_path)} is not the public half of {printable(private_path)}; "
                              "delete it and synthdata writes the right one")
     return key, public_path, created
 
 
 # --- in-toto Statement -------------------------------------------------------------------
-
-
-def sha256_file(path: Path | str) -> str:
-    """Hex sha256 of a file's bytes, read in chunks (never the whole file in memory)."""
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def statement_bytes(subjects: Mapping[str, str], predicate: Mapping[str, Any]) -> bytes:
@@ -286,14 +310,11 @@ def write_signed(directory: Path | str, predicate: Mapping[str, Any], files: Ite
     problem = _unlisted_entry(directory, set(names) | {REPORT_NAME, ENVELOPE_NAME})
     if problem is not None:
         raise ValueError(f"cannot sign {directory}: it holds {problem}; pass it in files or remove it")
-    subjects = {name: sha256_file(directory / name) for name in names}
+    subjects = {name: sha256_file(directory / name, follow_symlinks=False) for name in names}
     payload = statement_bytes(subjects, predicate)
     envelope = json.dumps(sign_envelope(payload, private_key), indent=2) + "\n"
-    try:
-        (directory / REPORT_NAME).write_bytes(payload)
-        (directory / ENVELOPE_NAME).write_text(envelope, encoding="utf-8")
-    except OSError as exc:
-        raise SynthdataError(f"cannot write the signed report into {directory}: {exc.strerror}") from None
+    atomic_write(directory / REPORT_NAME, payload)
+    atomic_write(directory / ENVELOPE_NAME, envelope)
 
 
 # --- Verification ------------------------------------------------------------------------
@@ -306,27 +327,33 @@ def verify_release(directory: Path | str, public_key_path: Path | str) -> dict[s
     ``public_key_path``; report.json is the signed payload, byte for byte; the statement is
     ours; every subject is present with its sha256; no other file or folder is there.
     Returns ``{"predicate": the privacy report, "subjects": {name: sha256}, "keyid": ...}``.
+
+    Nothing in ``directory`` is trusted before the signature: report.dsse.json and
+    report.json must be regular files (not links, FIFOs or devices) under a size cap,
+    checked before reading; their JSON must have no duplicate key and limited depth; the
+    envelope may hold only the fields DSSE defines (an unsigned extra field is refused).
     """
     directory, public_key_path = Path(directory), Path(public_key_path)
     public_key = load_public_key(public_key_path)
     if not directory.is_dir():
         where = "is not a folder" if directory.exists() else "does not exist"
-        raise VerificationError(f"no release directory: {directory} {where}")
+        raise VerificationError(f"no release directory: {printable(directory)} {where}")
     payload = _verified_payload(directory / ENVELOPE_NAME, public_key, public_key_path)
     _check_report_is_payload(directory / REPORT_NAME, payload)
     predicate, subjects = _parse_statement(payload)
     problem = _unlisted_entry(directory, set(subjects) | {REPORT_NAME, ENVELOPE_NAME})
     if problem is not None:
-        raise VerificationError(f"{problem} in {directory}: it is not among report.json's subjects")
+        raise VerificationError(f"{problem} in {printable(directory)}: it is not among report.json's subjects")
     for name, expected in subjects.items():
-        path = directory / name
-        if not path.exists():
-            raise VerificationError(f"{name} is listed in report.json but missing from {directory}")
-        if not path.is_file():
-            raise VerificationError(f"{name} in {directory} is not a file, though report.json lists it as one")
-        actual = sha256_file(path)
+        path, shown = directory / name, printable(name)
+        if not os.path.lexists(path):
+            raise VerificationError(f"{shown} is listed in report.json but missing from {printable(directory)}")
+        if not stat.S_ISREG(path.lstat().st_mode):
+            raise VerificationError(f"{shown} in {printable(directory)} is not a file, though report.json lists "
+                                    "it as one")
+        actual = sha256_file(path, what="released file", follow_symlinks=False, error=VerificationError)
         if actual != expected:
-            raise VerificationError(f"{name} was altered: its sha256 is {actual}, report.json says {expected}")
+            raise VerificationError(f"{shown} was altered: its sha256 is {actual}, report.json says {expected}")
     return {"predicate": predicate, "subjects": subjects, "keyid": fingerprint(public_key)}
 
 
@@ -334,7 +361,8 @@ def summary(verified: Mapping[str, Any]) -> list[str]:
     """One screen about a verified release (what :func:`verify_release` returned), line by line.
 
     Reads the predicate's keys when present (nested ``{"privacy": {"epsilon": ...}}`` or
-    flat ``{"privacy.epsilon": ...}``) and says "not reported" for those absent.
+    flat ``{"privacy.epsilon": ...}``) and says "not reported" for those absent. Every
+    value is shown through :func:`~synthdata.files.printable`.
     """
     predicate = verified["predicate"]
 
@@ -360,16 +388,23 @@ def summary(verified: Mapping[str, Any]) -> list[str]:
 def _verified_payload(envelope_path: Path, public_key: Ed25519PublicKey, public_key_path: Path) -> bytes:
     """The payload of the DSSE envelope at ``envelope_path``, once its one signature verifies."""
     name = envelope_path.name
-    if not envelope_path.exists():
-        raise VerificationError(f"{envelope_path.parent} has no {name}: the release is not signed")
+    if not os.path.lexists(envelope_path):
+        raise VerificationError(f"{printable(envelope_path.parent)} has no {name}: the release is not signed")
+    data = read_regular_file(envelope_path, max_bytes=MAX_ENVELOPE_BYTES, what=f"signed envelope {name}",
+                             error=VerificationError)
     try:
-        envelope = json.loads(envelope_path.read_bytes())
-    except OSError as exc:
-        raise VerificationError(f"cannot read {envelope_path}: {exc.strerror}") from None
-    except ValueError:  # includes a JSONDecodeError and bytes that are not UTF-8
-        raise VerificationError(f"{name} is not valid JSON: it is damaged or not a DSSE envelope") from None
+        envelope = load_json(data, what=name, max_depth=MAX_JSON_DEPTH, error=VerificationError)
+    except VerificationError as exc:
+        raise VerificationError(f"{name} is not valid JSON ({exc.reason}): it is damaged or not a DSSE "
+                                "envelope") from None
     if not isinstance(envelope, dict):
         raise VerificationError(f"{name} is not a DSSE envelope (a JSON object with payloadType, payload, signatures)")
+    # DSSE signs only payloadType and payload: any other field would travel unsigned, and
+    # a reader could take it for part of the release. Refuse it rather than ignore it.
+    extra = sorted(set(envelope) - _ENVELOPE_FIELDS)
+    if extra:
+        raise VerificationError(f"{name} has a field {_clip(extra[0])} that DSSE does not define and no signature "
+                                "covers; refusing the envelope")
     payload_type = envelope.get("payloadType")
     if payload_type != PAYLOAD_TYPE:
         raise VerificationError(f"{name} has payloadType {_clip(payload_type)}, expected {PAYLOAD_TYPE!r}")
@@ -380,31 +415,34 @@ def _verified_payload(envelope_path: Path, public_key: Ed25519PublicKey, public_
     entry = signatures[0]
     if not (isinstance(entry, dict) and isinstance(entry.get("sig"), str) and isinstance(entry.get("keyid"), str)):
         raise VerificationError(f"{name}'s signature is malformed: it needs a keyid and a sig, both strings")
+    extra = sorted(set(entry) - _SIGNATURE_FIELDS)
+    if extra:
+        raise VerificationError(f"{name}'s signature has a field {_clip(extra[0])} that DSSE does not define; "
+                                "refusing the envelope")
     payload = _b64decode(envelope.get("payload"), f"{name}'s payload")
     signature = _b64decode(entry["sig"], f"{name}'s signature")
     keyid, claimed = fingerprint(public_key), _clip(entry["keyid"], 100, quote=False)
+    shown_key = printable(public_key_path)
     try:
         public_key.verify(signature, pae(payload_type, payload))
     except InvalidSignature:
         # The keyid is an unauthenticated hint: it only chooses which message to give.
         if entry["keyid"] != keyid:
             raise VerificationError(f"{name} is signed by another key (keyid {claimed}), "
-                                    f"not by {public_key_path} ({keyid})") from None
-        raise VerificationError(f"the signature in {name} does not verify with {public_key_path}: "
+                                    f"not by {shown_key} ({keyid})") from None
+        raise VerificationError(f"the signature in {name} does not verify with {shown_key}: "
                                 "the envelope was altered") from None
     if entry["keyid"] != keyid:
-        raise VerificationError(f"{name} names keyid {claimed}, not {public_key_path}'s ({keyid}), although "
+        raise VerificationError(f"{name} names keyid {claimed}, not {shown_key}'s ({keyid}), although "
                                 "its signature verifies: the envelope was edited")
     return payload
 
 
 def _check_report_is_payload(report_path: Path, payload: bytes) -> None:
-    if not report_path.exists():
-        raise VerificationError(f"{report_path.parent} has no {report_path.name}, the signed report")
-    try:
-        report = report_path.read_bytes()
-    except OSError as exc:
-        raise VerificationError(f"cannot read {report_path}: {exc.strerror}") from None
+    if not os.path.lexists(report_path):
+        raise VerificationError(f"{printable(report_path.parent)} has no {report_path.name}, the signed report")
+    report = read_regular_file(report_path, max_bytes=MAX_REPORT_BYTES, what=f"signed report {report_path.name}",
+                               error=VerificationError)
     if report != payload:
         offset = next((i for i, (a, b) in enumerate(zip(report, payload)) if a != b), min(len(report), len(payload)))
         raise VerificationError(f"{report_path.name} differs from the payload signed in {ENVELOPE_NAME} "
@@ -413,10 +451,12 @@ def _check_report_is_payload(report_path: Path, payload: bytes) -> None:
 
 def _parse_statement(payload: bytes) -> tuple[dict[str, Any], dict[str, str]]:
     """(predicate, {subject name: sha256}) of the signed statement, each part checked."""
+    if len(payload) > MAX_REPORT_BYTES:
+        raise VerificationError(f"the signed {REPORT_NAME} is larger than {MAX_REPORT_BYTES} bytes; refusing it")
     try:
-        statement = json.loads(payload)
-    except ValueError:
-        raise VerificationError(f"{REPORT_NAME} is not valid JSON, though it is signed") from None
+        statement = load_json(payload, what=REPORT_NAME, max_depth=MAX_JSON_DEPTH, error=VerificationError)
+    except VerificationError as exc:
+        raise VerificationError(f"{REPORT_NAME} is not valid JSON ({exc.reason}), though it is signed") from None
     if not isinstance(statement, dict):
         raise VerificationError(f"{REPORT_NAME} is not an in-toto Statement (a JSON object)")
     for field, expected in (("_type", STATEMENT_TYPE), ("predicateType", PREDICATE_TYPE)):
@@ -442,7 +482,7 @@ def _parse_statement(payload: bytes) -> tuple[dict[str, Any], dict[str, str]]:
         if name in (REPORT_NAME, ENVELOPE_NAME):
             raise VerificationError(f"{REPORT_NAME} lists {name} among its subjects; that name is the report's own")
         if name in subjects:
-            raise VerificationError(f"{REPORT_NAME} lists subject {name} twice")
+            raise VerificationError(f"{REPORT_NAME} lists subject {_clip(name)} twice")
         subjects[name] = sha256
     return predicate, subjects
 
@@ -451,7 +491,8 @@ def _unlisted_entry(directory: Path, allowed: set[str]) -> str | None:
     """The first entry of ``directory`` (recursively) that ``allowed`` does not name, described; else None.
 
     Folders are allowed only as parents of allowed files; links are never allowed, since
-    what they point at can change after signing.
+    what they point at can change after signing. Names are shown escaped: a file name
+    may carry terminal escapes.
     """
     folders = {str(parent) for name in allowed for parent in PurePosixPath(name).parents if str(parent) != "."}
     for root, dirnames, filenames in os.walk(directory):
@@ -460,15 +501,15 @@ def _unlisted_entry(directory: Path, allowed: set[str]) -> str | None:
         for name in dirnames:
             relative = str(base / name)
             if (Path(root) / name).is_symlink():
-                return f"a symbolic link {relative}"
+                return f"a symbolic link {printable(relative)}"
             if relative not in folders:
-                return f"unlisted folder {relative}"
+                return f"unlisted folder {printable(relative)}"
         for name in sorted(filenames):
             relative = str(base / name)
             if (Path(root) / name).is_symlink():
-                return f"a symbolic link {relative}"
+                return f"a symbolic link {printable(relative)}"
             if relative not in allowed:
-                return f"unlisted file {relative}"
+                return f"unlisted file {printable(relative)}"
     return None
 
 
@@ -496,41 +537,67 @@ def _b64decode(text: object, what: str) -> bytes:
         raise VerificationError(f"{what} is not valid base64") from None
 
 
-def _read_key_file(path: Path, what: str) -> bytes:
+def _read_key_file(path: Path, what: str, *, follow_symlinks: bool,
+                   error: type[SynthdataError] = SynthdataError) -> tuple[bytes, os.stat_result]:
+    """The bytes of a key file and its stat, read only if it is a small regular file."""
+    if not os.path.lexists(path):
+        raise error(f"no {what} at {printable(path)}; make a key pair with `synthdata keygen --out DIR`")
+    with open_regular_file(path, what=what, max_bytes=_MAX_KEY_FILE, follow_symlinks=follow_symlinks,
+                           error=error) as file:
+        info = os.fstat(file.fileno())
+        try:
+            data = file.read(_MAX_KEY_FILE + 1)
+        except OSError as exc:
+            raise error(f"cannot read the {what} {printable(path)}: {exc.strerror}") from None
+    if len(data) > _MAX_KEY_FILE:
+        raise error(f"{printable(path)} is too large to be a {what}; give the PEM file that keygen wrote")
+    return data, info
+
+
+def _check_private_key_file(path: Path, info: os.stat_result) -> None:
+    """ssh's rules for a private key file (POSIX only): the user's own, private, in a folder others cannot write."""
+    if os.name != "posix":
+        return
+    if info.st_uid not in (os.geteuid(), 0):
+        raise SynthdataError(f"{printable(path)} belongs to another user (uid {info.st_uid}); use a private key "
+                             "file of your own")
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        raise SynthdataError(f"{printable(path)} is accessible by group or others (mode {mode:04o}); a private key "
+                             f"must be private: run `chmod 600 {printable(path)}`")
+    _check_key_folder(path.parent)
+
+
+def _check_key_folder(folder: Path) -> None:
+    """Refuse a key folder that group or others may write to (they could replace the key), or another user's."""
+    if os.name != "posix":
+        return
     try:
-        if path.stat().st_size > _MAX_KEY_FILE:
-            raise SynthdataError(f"{path} is too large to be a {what}; give the PEM file that keygen wrote")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise SynthdataError(f"no {what} at {path}; make a key pair with `synthdata keygen --out DIR`") from None
-    except IsADirectoryError:
-        raise SynthdataError(f"{path} is a folder; give the {what} file inside it") from None
+        info = os.stat(folder)
     except OSError as exc:
-        raise SynthdataError(f"cannot read {what} {path}: {exc.strerror}") from None
-
-
-def _create_exclusive(path: Path, data: bytes, *, mode: int) -> None:
-    """Write a new file with ``mode`` from its creation; FileExistsError if anything is at ``path``."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+        raise SynthdataError(f"cannot check the key folder {printable(folder)}: {exc.strerror}") from None
+    if info.st_uid not in (os.geteuid(), 0):
+        raise SynthdataError(f"the key folder {printable(folder)} belongs to another user (uid {info.st_uid}), "
+                             "who could replace the key; keep keys in a folder of your own")
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022:
+        who = "everyone" if mode & 0o002 else "its group"
+        raise SynthdataError(f"the key folder {printable(folder)} is writable by {who} (mode {mode:04o}), who could "
+                             f"replace the key; run `chmod go-w {printable(folder)}` or choose a private folder")
 
 
 def _exists_error(path: Path) -> SynthdataError:
-    return SynthdataError(f"{path} already exists; refusing to overwrite a key: move it away or choose another folder")
+    return SynthdataError(f"{printable(path)} already exists; refusing to overwrite a key: move it away or choose "
+                          "another folder")
 
 
-def _not_pem_error(path: Path, what: str) -> SynthdataError:
-    return SynthdataError(f"{path} is not a PEM {what}; give the file that `synthdata keygen` wrote")
+def _not_pem_error(path: Path, what: str, error: type[SynthdataError] = SynthdataError) -> SynthdataError:
+    return error(f"{printable(path)} is not a PEM {what}; give the file that `synthdata keygen` wrote")
 
 
-def _not_ed25519_error(path: Path, key: object) -> SynthdataError:
+def _not_ed25519_error(path: Path, key: object, error: type[SynthdataError] = SynthdataError) -> SynthdataError:
     kind = type(key).__name__.lstrip("_").replace("PrivateKey", "").replace("PublicKey", "") or "another"
-    return SynthdataError(f"{path} holds an {kind} key, not Ed25519; make one with `synthdata keygen`")
+    return error(f"{printable(path)} holds an {kind} key, not Ed25519; make one with `synthdata keygen`")
 
 
 def _lookup(mapping: Mapping[str, Any], dotted: str) -> Any:
@@ -557,5 +624,5 @@ def _show(value: Any) -> str:
 
 def _clip(value: object, width: int = 80, *, quote: bool = True) -> str:
     """A value from an untrusted file, printable and short enough for a one-line message."""
-    text = repr(value) if quote or not isinstance(value, str) or not value.isprintable() else value
+    text = repr(printable(value)) if quote or not isinstance(value, str) else printable(value)
     return text if len(text) <= width else text[: width - 3] + "..."
