@@ -8,6 +8,7 @@ asks for the traceback.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -318,6 +319,7 @@ def keygen_command(out_dir, encrypt):
     Keep signing_key.pem secret; give signing_key.pub.pem to whoever verifies your
     releases. An existing key is never overwritten.
     """
+    from .files import printable
     from .signing import PASSPHRASE_ENV, fingerprint, generate_keypair, load_public_key
 
     passphrase = None
@@ -326,8 +328,8 @@ def keygen_command(out_dir, encrypt):
             "Passphrase for the private key", hide_input=True, confirmation_prompt=True)
     private_path, public_path = generate_keypair(out_dir, passphrase=passphrase)
     state = "encrypted" if encrypt else "unencrypted"
-    click.echo(f"Private key: {private_path} ({state}, mode 0600): keep it secret")
-    click.echo(f"Public key:  {public_path}: give it to whoever verifies your releases")
+    click.echo(f"Private key: {printable(private_path)} ({state}, mode 0600): keep it secret")
+    click.echo(f"Public key:  {printable(public_path)}: give it to whoever verifies your releases")
     click.echo(f"Fingerprint: {fingerprint(load_public_key(public_path))}")
 
 
@@ -342,10 +344,12 @@ def verify_command(release_dir, public_key):
     be the signed payload, every released file must match its sha256, and no other file
     may be present. Exit status 0 when all hold; otherwise 1, naming what failed.
     """
+    from .files import printable
     from .signing import summary, verify_release
 
     verified = verify_release(release_dir, public_key)
-    click.echo(f"Verified {release_dir}: signed with {public_key}, nothing altered, added or missing")
+    click.echo(f"Verified {printable(release_dir)}: signed with {printable(public_key)}, nothing altered, added "
+               "or missing")
     for line in summary(verified):
         click.echo(line)
 
@@ -469,22 +473,44 @@ class _Stages:
 @cli.command(name="budget")
 @click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path),
               default=DEFAULT_RELEASES_DIR / LEDGER_NAME, show_default=True, help="Budget ledger file.")
-def budget_command(ledger):
-    """List the budget ledger: every release, and the cumulative epsilon per input."""
-    from .budget import BudgetLedger
+@click.option("--repair", is_flag=True,
+              help="Settle the reservations of crashed releases, remove their staging folders, and say what "
+                   "was done.")
+def budget_command(ledger, repair):
+    """List the budget ledger: every release, and the cumulative epsilon per input.
 
-    if not ledger.exists():
-        raise SynthdataError(f"{ledger} does not exist: no release has been recorded there (choose it with --ledger)")
-    entries = BudgetLedger(ledger).entries()
+    Crashed releases are settled on every read: released if their directory is in place,
+    dropped (and their staging folder removed) if not. --repair also settles those of
+    other machines whose lock is free and removes abandoned staging folders beside the
+    ledger, and says what it did.
+    """
+    from .budget import BudgetLedger, LedgerReadOnlyError
+    from .files import printable
+
+    if not os.path.lexists(ledger):
+        raise SynthdataError(f"{printable(ledger)} does not exist: no release has been recorded there "
+                             "(choose it with --ledger)")
+    book = BudgetLedger(ledger)
+    if repair:
+        for line in book.repair() or ["nothing to settle: no crashed release, no abandoned staging folder"]:
+            click.echo(f"Repair: {line}")
+    try:
+        entries = book.entries()
+    except LedgerReadOnlyError:
+        if repair:
+            raise
+        entries = book.snapshot()
+        click.echo(f"Note: {printable(ledger.parent)} is not writable: the ledger is listed as it is, crashed "
+                   "releases (if any) not settled", err=True)
     totals: dict[str, float] = {}
     click.echo(f"{'time':<26} {'input sha256':<14} {'epsilon':>8} {'delta':>9}  {'state':<9} release")
     for entry in entries:
         totals[entry["input_sha256"]] = totals.get(entry["input_sha256"], 0.0) + entry["epsilon"]
         delta = "-" if entry.get("delta") is None else f"{entry['delta']:.3g}"
-        click.echo(f"{entry['time']:<26} {entry['input_sha256'][:12]:<14} {entry['epsilon']:>8g} {delta:>9}  "
-                   f"{entry.get('state', 'released'):<9} {entry['release']}")
+        click.echo(f"{printable(entry['time']):<26} {printable(entry['input_sha256'][:12]):<14} "
+                   f"{entry['epsilon']:>8g} {delta:>9}  {entry['state']:<9} {printable(entry['release'])}")
     for sha, total in totals.items():
-        click.echo(f"input {sha[:12]}: cumulative epsilon {total:g}")
+        click.echo(f"input {printable(sha[:12])}: cumulative epsilon {total:g}")
 
 
 def _without(table: Table, drop: tuple[str, ...]) -> Table:
@@ -526,16 +552,45 @@ def _clip(text: str, width: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point."""
+    """Console entry point.
+
+    A file-system error that reaches here (a read-only --out folder, a full disk, a
+    permission) is the user's to fix: one line naming the path. Any other exception is
+    a bug in synthdata, and is reported as one.
+    """
     try:
         cli.main(args=argv, prog_name="synthdata")
     except MemoryError:
         click.echo("Error: ran out of memory; lower --memory-limit so that large inputs are sampled",
                    err=True)
         sys.exit(1)
-    except Exception as exc:  # a bug, not a user error: say so in one line
-        if os.environ.get("SYNTHDATA_DEBUG"):
-            raise
-        click.echo(f"Error: unexpected {type(exc).__name__}: {exc} — this is a bug in synthdata; "
-                   "re-run with SYNTHDATA_DEBUG=1 for the traceback and report it", err=True)
+    except OSError as exc:
+        if os.environ.get("SYNTHDATA_DEBUG") or not _is_environmental(exc):
+            _report_bug(exc)
+        from .files import os_error_message
+
+        click.echo(f"Error: {os_error_message(exc)}", err=True)
         sys.exit(1)
+    except Exception as exc:  # a bug, not a user error: say so in one line
+        _report_bug(exc)
+
+
+#: OSErrors that come from the environment (the file system, the machine), not from synthdata's code.
+_ENVIRONMENTAL_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC),
+                         errno.ENOENT, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP,
+                         errno.EIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EBUSY, errno.ETXTBSY,
+                         errno.EXDEV, errno.ENOTEMPTY, errno.ENXIO, errno.ENODEV, errno.EFBIG}
+
+
+def _is_environmental(exc: OSError) -> bool:
+    return exc.errno in _ENVIRONMENTAL_ERRNOS
+
+
+def _report_bug(exc: BaseException) -> None:
+    if os.environ.get("SYNTHDATA_DEBUG"):
+        raise exc
+    from .files import printable
+
+    click.echo(f"Error: unexpected {type(exc).__name__}: {printable(exc)} — this is a bug in synthdata; "
+               "re-run with SYNTHDATA_DEBUG=1 for the traceback and report it", err=True)
+    sys.exit(1)
