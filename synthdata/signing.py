@@ -495,7 +495,12 @@ def _unlisted_entry(directory: Path, allowed: set[str]) -> str | None:
     may carry terminal escapes.
     """
     folders = {str(parent) for name in allowed for parent in PurePosixPath(name).parents if str(parent) != "."}
-    for root, dirnames, filenames in os.walk(directory):
+
+    def unreadable(exc: OSError) -> None:  # os.walk would skip a folder it cannot list, and what it holds
+        raise VerificationError(f"cannot list {printable(exc.filename)}: {exc.strerror}; every folder of a "
+                                "release must be readable to check that nothing was added")
+
+    for root, dirnames, filenames in os.walk(directory, onerror=unreadable):
         base = PurePosixPath(Path(root).relative_to(directory).as_posix())
         dirnames.sort()
         for name in dirnames:

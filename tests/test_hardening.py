@@ -595,6 +595,26 @@ def test_verify_shows_terminal_escapes_in_file_names_escaped(invoke, signed):
     assert error.isprintable()
 
 
+def test_verify_refuses_a_folder_it_cannot_list(invoke, tmp_path, monkeypatch):
+    """os.walk skips a folder it cannot read, and whatever was added there: refuse instead."""
+    private_path, public_path = generate_keypair(tmp_path / "keys")
+    directory = tmp_path / "release"
+    (directory / "images").mkdir(parents=True)
+    (directory / "images" / "0001.png").write_bytes(b"png")
+    write_signed(directory, {}, ["images/0001.png"], load_private_key(private_path))
+    assert invoke("verify", directory, "--public-key", public_path).exit_code == 0
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("images"):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert_one_line_error(invoke("verify", directory, "--public-key", public_path), "cannot list",
+                          "images: Permission denied")
+
+
 def test_verify_refuses_duplicate_keys_in_the_envelope(invoke, signed):
     """Last-wins here, first-wins elsewhere: two verifiers could see different payloads. Refuse."""
     directory, public_path = signed
