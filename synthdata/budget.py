@@ -322,7 +322,15 @@ class BudgetLedger:
             mode = stat.S_IMODE(os.lstat(self.path).st_mode) & ~0o002
         except OSError:
             mode = 0o644
-        atomic_write(self.path, text, mode=mode)
+        try:
+            atomic_write(self.path, text, mode=mode)
+        except SynthdataError as exc:
+            if os.access(self.path.parent, os.W_OK):
+                raise
+            raise LedgerReadOnlyError(f"cannot write the budget ledger {printable(self.path)}: its folder "
+                                      f"{printable(self.path.parent)} is not writable; synthdata records every "
+                                      "release there, so make the folder writable or choose another --ledger") \
+                from exc
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

@@ -430,6 +430,26 @@ def test_budget_on_a_read_only_ledger_folder_lists_with_a_note_and_refuses_chang
     assert_one_line_error(invoke("budget", "--ledger", path, "--repair"), "not writable")
 
 
+def test_budget_on_a_read_only_folder_whose_lock_exists_still_lists(invoke, tmp_path, monkeypatch):
+    """The lock was made while the folder was writable; now a crashed entry needs settling and cannot be."""
+    path = tmp_path / "budget-ledger.json"
+    _write_ledger(path, [_entry(tmp_path, state="reserved", pid=_dead_pid(), host=socket.gethostname())])
+    (tmp_path / ".budget-ledger.json.lock").write_text("")
+    real_mkstemp, real_access = tempfile.mkstemp, os.access
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == tmp_path:
+            raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == tmp_path else real_access(p, mode))
+    result = invoke("budget", "--ledger", path)
+    assert result.exit_code == 0, result.output
+    assert "reserved" in result.output and "listed as it is" in result.stderr
+    assert_one_line_error(invoke("budget", "--ledger", path, "--repair"), "is not writable", "--ledger")
+
+
 @pytest.mark.skipif(ROOT, reason="root ignores folder permissions; the injected case above covers it")
 def test_budget_on_a_really_read_only_folder(invoke, tmp_path):
     path = tmp_path / "ro" / "budget-ledger.json"
