@@ -84,6 +84,13 @@ _STATES = ("reserved", "released")
 _RECOVER = "restore it from a backup, or choose another file with --ledger (a new ledger forgets earlier spends)"
 
 
+#: Staging locks this process holds, by entry id: module-wide, so a reservation stays locked
+#: until it is committed or cancelled, whatever becomes of the BudgetLedger object.
+_HOLDS: dict[str, int] = {}
+#: The entries this process reserved and has not settled, by id (commit re-adds a vanished one).
+_RESERVED: dict[str, dict[str, Any]] = {}
+
+
 class LedgerReadOnlyError(SynthdataError):
     """The ledger's folder cannot be written: it can be listed, not changed."""
 
@@ -127,14 +134,21 @@ def cleanup_staging(release_root: str | os.PathLike) -> list[Path]:
         children = sorted(os.scandir(root), key=lambda child: child.name)
     except OSError:
         return removed  # no such folder, or not ours to list: nothing of ours to clean
+    names = {child.name for child in children}
     for child in children:
-        if not _STAGING.fullmatch(child.name):
-            continue
         try:
             info = child.stat(follow_symlinks=False)
         except OSError:
             continue
-        if not stat.S_ISDIR(info.st_mode) or (hasattr(os, "geteuid") and info.st_uid != os.geteuid()):
+        if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+            continue
+        if child.name.endswith(".lock") and _STAGING.fullmatch(child.name[:-5]) and child.name[:-5] not in names:
+            # A lock left alone (killed before its staging folder was made): a lock file only
+            # ever appears already held, so a free one is stale.
+            with _claimed(root / child.name, absent_ok=False):
+                pass
+            continue
+        if not _STAGING.fullmatch(child.name) or not stat.S_ISDIR(info.st_mode):
             continue
         staging = root / child.name
         with _claimed(_lock_path(staging)) as claimed:
@@ -150,8 +164,6 @@ class BudgetLedger:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self._holds: dict[str, int] = {}  # entry id -> fd holding its staging lock (this process's releases)
-        self._reserved: dict[str, dict[str, Any]] = {}  # entry id -> the entry as reserved here
 
     # ------------------------------------------------------------------ reading
 
@@ -227,7 +239,7 @@ class BudgetLedger:
             except BaseException:
                 self._release_hold(entry_id, _lock_path(staging))
                 raise
-            self._reserved[entry_id] = entry
+            _RESERVED[entry_id] = entry
         return Reservation(id=entry_id, release=release, staging=staging)
 
     def commit(self, reservation: Reservation, *, delta: float | None = None) -> None:
@@ -245,8 +257,8 @@ class BudgetLedger:
                     _mark_released(entry)
                     if delta is not None:
                         entry["delta"] = float(delta)
-            if not found and reservation.id in self._reserved:
-                entry = dict(self._reserved[reservation.id])
+            if not found and reservation.id in _RESERVED:
+                entry = dict(_RESERVED[reservation.id])
                 _mark_released(entry)
                 if delta is not None:
                     entry["delta"] = float(delta)
@@ -416,22 +428,18 @@ class BudgetLedger:
                     os.unlink(temporary)
             raise SynthdataError(f"cannot create the staging lock {printable(lock)}: {exc.strerror}; check that "
                                  "the release folder exists and is writable") from None
-        self._holds[entry_id] = fd
+        _HOLDS[entry_id] = fd
 
-    def _release_hold(self, entry_id: str, lock: Path | None) -> None:
-        fd = self._holds.pop(entry_id, None)
+    @staticmethod
+    def _release_hold(entry_id: str, lock: Path | None) -> None:
+        _RESERVED.pop(entry_id, None)
+        fd = _HOLDS.pop(entry_id, None)
         if fd is None:
             return
         if lock is not None:
             with suppress(OSError):
                 os.unlink(lock)  # unlinked while still held: nobody sees it free and ours
         os.close(fd)
-        self._reserved.pop(entry_id, None)
-
-    def __del__(self) -> None:
-        for fd in self._holds.values():
-            with suppress(OSError):
-                os.close(fd)
 
 
 # --- Entries -----------------------------------------------------------------------------
@@ -557,16 +565,16 @@ def _lock_state(lock: Path) -> str:
 
 
 @contextmanager
-def _claimed(lock: Path) -> Iterator[bool]:
+def _claimed(lock: Path, *, absent_ok: bool = True) -> Iterator[bool]:
     """Whether the staging guarded by ``lock`` is abandoned; if so, hold its lock (if any) meanwhile.
 
-    True when there is no lock file, or when this call could take it (its owner is dead);
-    the lock file is removed after the block.
+    True when there is no lock file (and ``absent_ok``), or when this call could take it
+    (its owner is dead); a lock file taken is removed after the block.
     """
     try:
         fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        yield True
+        yield absent_ok
         return
     except OSError:
         yield False

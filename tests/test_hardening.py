@@ -508,6 +508,24 @@ def test_a_killed_release_staging_folder_is_cleaned_up_by_the_next_run(tmp_path)
         process.stdout.close()
 
 
+def test_plain_budget_removes_abandoned_staging_and_stale_locks_but_not_a_running_release(invoke, tmp_path):
+    ledger = BudgetLedger(tmp_path / "budget-ledger.json")
+    _write_ledger(ledger.path, [])
+    abandoned = tmp_path / ".old.partial-aaaaaaaaaaaa"
+    abandoned.mkdir()
+    (abandoned / "synthetic.csv").write_text("data\n")
+    stale_lock = tmp_path / ".gone.partial-bbbbbbbbbbbb.lock"
+    stale_lock.write_text("")
+    running = BudgetLedger(tmp_path / "elsewhere.json").reserve(input_sha256=A, epsilon=1.0, delta=None,
+                                                                  release=tmp_path / "live", limit=10)
+    running.staging.mkdir()
+    result = invoke("budget", "--ledger", ledger.path)
+    assert result.exit_code == 0, result.output
+    assert f"Note: removed the abandoned staging folder {abandoned}" in result.stderr
+    assert not abandoned.exists() and not stale_lock.exists()
+    assert running.staging.is_dir() and Path(f"{running.staging}.lock").exists()
+
+
 # Hypothesis: any ledger file gives its entries or one clean error, and never removes a folder.
 
 _json = st.recursive(
