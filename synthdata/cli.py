@@ -480,11 +480,11 @@ def budget_command(ledger, repair):
     """List the budget ledger: every release, and the cumulative epsilon per input.
 
     Crashed releases are settled on every read: released if their directory is in place,
-    dropped (and their staging folder removed) if not. --repair also settles those of
-    other machines whose lock is free and removes abandoned staging folders beside the
-    ledger, and says what it did.
+    dropped (and their staging folder removed) if not; abandoned staging folders beside
+    the ledger are removed. --repair also settles reservations of other machines whose
+    lock is free, and says what it did.
     """
-    from .budget import BudgetLedger, LedgerReadOnlyError
+    from .budget import BudgetLedger, LedgerReadOnlyError, cleanup_staging
     from .files import printable
 
     if not os.path.lexists(ledger):
@@ -502,6 +502,9 @@ def budget_command(ledger, repair):
         entries = book.snapshot()
         click.echo(f"Note: {printable(ledger.parent)} is not writable: the ledger is listed as it is, crashed "
                    "releases (if any) not settled", err=True)
+    else:
+        for staging in cleanup_staging(ledger.parent):  # a killed release's data, whatever ledger it used
+            click.echo(f"Note: removed the abandoned staging folder {printable(staging)}", err=True)
     totals: dict[str, float] = {}
     click.echo(f"{'time':<26} {'input sha256':<14} {'epsilon':>8} {'delta':>9}  {'state':<9} release")
     for entry in entries:
