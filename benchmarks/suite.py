@@ -892,7 +892,7 @@ def print_targets(document: dict[str, Any]) -> None:
                 for method, summary in baselines.items():
                     other = summary.get(key) if summary else None
                     checks.append(_check(f"{what} vs {method.upper()}", ours.get(key), op, other,
-                                         missing=f"{method.upper()} not run" if summary is None else None))
+                                         missing=_why_missing(results, method, seed) if summary is None else None))
             checks.append(_check("impossible cells", ours.get("impossible_cells"), "<=", 0.0))
             print(f"  {name} seed={seed}: " + "; ".join(checks))
     if not any_row:
@@ -905,6 +905,13 @@ def _pick(results: list[dict[str, Any]], method: str, seed: int) -> dict[str, An
         if r["method"] == method and r["seed"] == seed and r["epsilon"] == TARGET_EPSILON and r["status"] == "ok":
             return r["summary"]
     return None
+
+
+def _why_missing(results: list[dict[str, Any]], method: str, seed: int) -> str:
+    for r in results:
+        if r["method"] == method and r["seed"] == seed and r["epsilon"] == TARGET_EPSILON and r["status"] != "ok":
+            return f"{method.upper()} failed: {r['error'].rsplit(' | ', 1)[-1][:80]}"
+    return f"{method.upper()} not run"
 
 
 def _check(what: str, value: float | None, op: str, threshold: float | None, *, missing: str | None = None) -> str:
