@@ -836,6 +836,7 @@ def _print_table(header: list[str], lines: list[list[str]], *, markdown: bool) -
         print("|" + "|".join("---" for _ in header) + "|")
         for cells in lines:
             print("| " + " | ".join(cells) + " |")
+        print()
         return
     widths = [max(len(header[i]), *(len(c[i]) for c in lines)) if lines else len(header[i]) for i in range(len(header))]
     print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
@@ -1002,6 +1003,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", type=Path, default=CACHE,
                         help="where the smartnoise-synth environment and baselines.json live "
                         "(default: benchmarks/.cache, which git ignores)")
+    parser.add_argument("--show", type=Path, metavar="JSON",
+                        help="run nothing: print the tables and targets of an earlier run's --json file")
     parser.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
     return parser
 
@@ -1010,6 +1013,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.worker:
         return worker(args.worker)
+    if args.show:
+        document = json.loads(args.show.read_text(encoding="utf-8"))
+        print_report(document, markdown=args.markdown)
+        print_targets(document)
+        return 0
     if any(e <= 0 for e in args.epsilons):
         raise SystemExit("error: every epsilon must be positive")
     global SHARED, CACHE, SMARTNOISE_VENV, BASELINE_CACHE
