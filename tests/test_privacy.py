@@ -307,7 +307,7 @@ def test_spend_lines_and_cumulative_epsilons():
     assert report["accountant"] == "rdp" and report["epsilon"] == 10.0
     assert report["epsilon_spent"] == ledger.epsilon_spent == accountant_epsilon(ledger)
     assert report["budget"] == [s.to_dict() for s in spends]
-    assert set(report["budget"][0]) == {"step", "mechanism", "epsilon", "delta", "parameters"}
+    assert set(report["budget"][0]) == {"step", "mechanism", "epsilon", "delta", "sensitivity", "unit", "parameters"}
 
 
 def test_interleaved_lines_keep_their_own_cumulative_epsilon():
