@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .errors import DataError, SynthdataError
+from .files import printable
 from .ingest import Table, parse_size, read_table
 from .budget import DEFAULT_BUDGET_LIMIT, DEFAULT_RELEASES_DIR, LEDGER_NAME
 from .schema import Schema, infer_schema, summarize
@@ -164,8 +165,13 @@ class _Progress:
             self.bar = tqdm(desc=self.description, unit="step", file=sys.stderr, leave=True, dynamic_ncols=True)
         self.bar.total = info["total"]
         self.bar.n = info["step"]
-        self.bar.set_postfix(epoch=f"{info['epoch']:.2f}", loss=f"{info['loss']:.4f}", d_loss=f"{info['d_loss']:.3f}",
-                             eps=f"{info['epsilon']:.3f}", refresh=False)
+        shown = {}
+        for key, label, fmt in (("epoch", "epoch", ".2f"), ("loss", "loss", ".4f"), ("d_loss", "d_loss", ".3f"),
+                                ("epsilon", "eps", ".3f")):
+            value = info.get(key)
+            if isinstance(value, (int, float)):
+                shown[label] = format(value, fmt)
+        self.bar.set_postfix(shown, refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:
@@ -221,10 +227,10 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
         progress = _Progress(quiet, "fit")
         split = None if discriminator_share is None else {"discriminator": discriminator_share}
         model = TabularGAN(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, seed=seed,
-                           device=device, budget_split=split, progress=progress)
+                           device=device, budget_split=split)
         try:
             model.fit(table.frame, schema=schema, checkpoint_dir=checkpoint_dir, resume=resume,
-                      checkpoint_every=checkpoint_every)
+                      checkpoint_every=checkpoint_every, progress=progress)
         finally:
             progress.close()
     tmp = model_out.with_name(f".{model_out.name}.partial")
@@ -250,7 +256,7 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
 def sample(model_dir, rows, output, seed, quiet):
     """Write ROWS synthetic rows from a fitted model to a CSV file (streamed in chunks)."""
     from .models import TabularGAN
-    from .sampling import write_csv
+    from .tabular.sampling import write_csv
 
     model = TabularGAN.load(model_dir)
     bar = None if quiet else tqdm(total=rows, desc="sample", unit="row", unit_scale=True, file=sys.stderr)
@@ -358,116 +364,122 @@ def verify_command(release_dir, public_key):
 @click.argument("data", type=click.Path(path_type=str))
 @click.option("--epsilon", type=float, required=True, help="Privacy budget of this release: never exceeded.")
 @click.option("--delta", type=float, default=None,
-              help="Privacy delta (default: min(1/(n ln n), 1e-5) for the n training rows).")
+              help="Privacy delta (default: 1e-6, fixed in advance; must be well below 1/n).")
 @click.option("--target", default=None, help="Column the audit scores ML utility on (train on synthetic, test on real).")
 @click.option("--schema", "schema_path", type=click.Path(path_type=Path), default=None,
-              help="Schema JSON (from `synthdata inspect --schema-out`); inferred when absent.")
+              help="Schema JSON (from `synthdata inspect --schema-out`): public and free. Without it the column "
+                   "types are decided with DP from a small share of epsilon.")
 @click.option("--holdout-fraction", type=float, default=0.2, show_default=True,
               help="Share of rows kept from the generator for the membership audit; 0 turns the audit off.")
 @click.option("--rows", type=click.IntRange(min=1), default=None,
-              help="Synthetic rows to write (default: as many as the training rows).")
+              help="Synthetic rows (or images) to write (default: the DP count of the training rows).")
 @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ed25519 private key (PEM) to sign with (default: your default key, created on first use).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Release directory to create (must not exist; default: privacy_reports/NAME-TIME).")
 @click.option("--seed", type=int, default=None,
-              help="Seed: a seeded CPU run is reproducible. Keep it secret: it reproduces the privacy noise.")
+              help="Seed of what no privacy rests on (initial weights, sampling from the model); the privacy "
+                   "noise always comes from the OS's cryptographic entropy.")
 @click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Budget ledger file (default: budget-ledger.json beside the release directory).")
 @click.option("--budget-limit", type=float, default=DEFAULT_BUDGET_LIMIT, show_default=True,
-              help="Largest cumulative epsilon of all releases of the same input.")
+              help="Largest cumulative epsilon of all releases of the same dataset.")
+@click.option("--dataset-id", default=None,
+              help="Name of the dataset in the budget ledger (default: a keyed fingerprint of its content, the "
+                   "same whatever the row order, column order or file format).")
 @click.option("--image-size", default=None, metavar="HxW",
               help="Images only: resize every image to HEIGHTxWIDTH pixels (needed when their sizes differ).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for training (default: 1 for small models, which stay fast on a busy machine).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @_read_options
 def release_command(data, epsilon, delta, target, schema_path, holdout_fraction, rows, key_path, out, seed, ledger,
-                    budget_limit, image_size, quiet, **read):
+                    budget_limit, dataset_id, image_size, threads, quiet, **read):
     """Release DATA as private synthetic data: fit, sample, audit, report, sign.
 
     DATA is a table (CSV, Parquet) or images (a folder of PNG/JPEG files, optionally one
     sub-folder per class, or a .npz/.npy file). Writes synthetic.csv (or, for images,
-    images/*.png, images.npz and grid.png), report.json (an in-toto statement),
-    report.dsse.json (its Ed25519 signature) and report.html into a new directory,
-    atomically; records the spend in the budget ledger. Check it with
-    `synthdata verify DIR --public-key KEY`.
+    images/*.png, images.npz and grid.png), report.json (an in-toto statement: DP content
+    only), report.dsse.json (its Ed25519 signature) and report.html into a new directory,
+    and the steward's exact audit (not for release) beside it, atomically; records the
+    spend in the budget ledger. Check both with `synthdata verify DIR --public-key KEY`.
     """
     from .images import is_image_input
-    from .release import release
+    from .release import STAGES, release
+    from .runtime import configure_threads
     from .signing import load_private_key
 
     key = None
     if key_path is not None:
         key = load_private_key(key_path, passphrase=os.environ.get("SYNTHDATA_KEY_PASSPHRASE"))
+    configure_threads(threads)
     progress = _Progress(quiet, "fit")
-    stages = _Stages(quiet, progress)
-    if is_image_input(data):
-        if target is not None or schema_path is not None:
-            raise DataError(f"{data} holds images: --target and --schema apply to tables only")
-        _release_images(data, epsilon=epsilon, delta=delta, holdout_fraction=holdout_fraction, count=rows, key=key,
-                        key_path=key_path, out=out, seed=seed, ledger=ledger, budget_limit=budget_limit,
-                        image_size=image_size, progress=progress, stages=stages)
-        return
-    if image_size is not None:
-        raise DataError(f"--image-size applies to images (a folder, .npz or .npy), not to {data}")
+    stages = _Stages(quiet, progress, total=len(STAGES))
     with _warnings_to_stderr():
-        table = _load(data, **read)
-        schema = Schema.load(schema_path) if schema_path is not None else None
+        if is_image_input(data):
+            if target is not None or schema_path is not None:
+                raise DataError(f"{data} holds images: --target and --schema apply to tables only")
+            from .images import parse_image_size, read_images
+            from .images.modality import ImageModality
+
+            modality = ImageModality(read_images(data, size=None if image_size is None else
+                                                 parse_image_size(image_size)))
+        else:
+            if image_size is not None:
+                raise DataError(f"--image-size applies to images (a folder, .npz or .npy), not to {data}")
+            from .tabular.modality import TableModality
+
+            schema = Schema.load(schema_path) if schema_path is not None else None
+            modality = TableModality(_load(data, **read), target=target, schema=schema)
         try:
-            result = release(table, epsilon=epsilon, delta=delta, target=target, schema=schema,
-                             holdout_fraction=holdout_fraction, rows=rows, key=key, out=out, seed=seed,
-                             ledger=ledger, budget_limit=budget_limit, progress=stages, fit_progress=progress)
+            result = release(modality, epsilon=epsilon, delta=delta, holdout_fraction=holdout_fraction, rows=rows,
+                             key=key, key_path=key_path, out=out, seed=seed, ledger=ledger,
+                             budget_limit=budget_limit, dataset_id=dataset_id, progress=stages,
+                             fit_progress=progress)
         finally:
             progress.close()
+    for line in release_summary(result):
+        click.echo(line)
+
+
+def release_summary(result) -> list[str]:
+    """The lines ``release`` prints: where it went, what it spent, what the public audit says."""
     predicate = result.predicate
-    privacy, leakage, quality = predicate["privacy"], predicate["leakage"], predicate["quality"]
-    click.echo(f"Released {predicate['data']['rows_synthetic']:,} synthetic rows to {result.directory}")
-    click.echo(f"  epsilon spent {privacy['epsilon_spent']:.4f} of {privacy['epsilon']:g} (delta {privacy['delta']:.3g})")
-    click.echo(f"  quality (SDMetrics) {quality['sdmetrics_score']:.3f}; leakage: {leakage['verdict']}")
+    privacy, data, audit = predicate["privacy"], predicate["data"], predicate.get("audit") or {}
+    what = "images" if predicate["modality"] == "image" else "rows"
+    lines = [f"Released {data['rows_synthetic']:,} synthetic {what} to {printable(result.directory)}",
+             f"  epsilon spent {privacy['epsilon_spent']:.4f} of {privacy['epsilon']:g} (delta {privacy['delta']:.3g}); "
+             f"unit: {privacy['unit']}"]
+    figures = audit.get("figures") or {}
+    utility = figures.get("ml_utility")
+    if utility:
+        lines.append(f"  utility (DP figure): a model trained on the synthetic data scores {utility['accuracy']:.3f} "
+                     f"accuracy on real holdout {what}")
+    if audit.get("verdict"):
+        lines.append(f"  leakage: {audit['verdict']}")
+    lines.append(f"  steward's exact audit (not for release): {printable(result.steward_directory)}")
     if result.key_created:
-        click.echo(f"  created your signing key; its public half is {result.public_key_path}")
+        lines.append(f"  created your signing key; its public half is {printable(result.public_key_path)}")
     if result.public_key_path is not None:
-        click.echo(f"  verify with: synthdata verify {result.directory} --public-key {result.public_key_path}")
-
-
-def _release_images(data, *, image_size, progress, stages, **options) -> None:
-    from .images import parse_image_size, read_images
-    from .release import release_images
-
-    with _warnings_to_stderr():
-        images = read_images(data, size=None if image_size is None else parse_image_size(image_size))
-        try:
-            result = release_images(images, progress=stages, fit_progress=progress, **options)
-        finally:
-            progress.close()
-    predicate = result.predicate
-    privacy, leakage, quality = predicate["privacy"], predicate["leakage"], predicate["quality"]
-    click.echo(f"Released {predicate['data']['rows_synthetic']:,} synthetic images to {result.directory}")
-    click.echo(f"  epsilon spent {privacy['epsilon_spent']:.4f} of {privacy['epsilon']:g} (delta {privacy['delta']:.3g})")
-    utility = quality["ml_utility"]
-    accuracy = "" if utility is None else (f"; CNN accuracy on real holdout images: trained on synthetic "
-                                           f"{utility['synthetic']['accuracy']:.3f}, on real {utility['real']['accuracy']:.3f}")
-    click.echo(f"  quality: Fréchet distance {quality['frechet_distance']:.3f} in a small CNN's features (not FID; "
-               f"real-vs-real {quality['frechet_distance_floor']:.3f}){accuracy}")
-    click.echo(f"  leakage: {leakage['verdict']}")
-    if result.key_created:
-        click.echo(f"  created your signing key; its public half is {result.public_key_path}")
-    if result.public_key_path is not None:
-        click.echo(f"  verify with: synthdata verify {result.directory} --public-key {result.public_key_path}")
+        lines.append(f"  verify with: synthdata verify {printable(result.directory)} --public-key "
+                     f"{printable(result.public_key_path)}")
+    return lines
 
 
 class _Stages:
     """Prints each release stage as it starts, on stderr (after closing the fit's bar)."""
 
-    def __init__(self, quiet: bool, bar: _Progress) -> None:
+    def __init__(self, quiet: bool, bar: _Progress, *, total: int) -> None:
         self.quiet = quiet
         self.bar = bar
         self.number = 0
+        self.total = total
 
     def __call__(self, message: str) -> None:
         self.number += 1
         self.bar.close()
         if not self.quiet:
-            click.echo(f"[{self.number}/8] {message}", err=True)
+            click.echo(f"[{self.number}/{self.total}] {message}", err=True)
 
 
 @cli.command(name="budget")

@@ -1,16 +1,19 @@
-"""One-command release: private synthetic data, audited, reported and signed, written atomically.
+"""One-command release, for any modality: the pipeline in one screen.
 
-:func:`release` is the pipeline of ``synthdata release``, stage by stage::
+:func:`release` runs :data:`STAGES` in order on a *modality* (tables, images, …: an
+object with the methods of :class:`Modality`), inside :func:`staged_release`, which
+reserves the budget, builds everything in hidden staging folders, signs, renames into
+place and records the spend — or, on any failure or Ctrl-C, leaves nothing behind and
+cancels the reservation.
 
-    ingest -> schema -> holdout split -> fit -> sample -> audit -> report -> sign -> write
+Two documents come out (PRODUCT.md, rule 10):
 
-:func:`release_images` is the same pipeline for images (PNG files, ``images.npz`` and a
-sample grid in place of ``synthetic.csv``); both share :func:`_write_release`, which
-reserves the budget, signs, renames into place and records the spend.
-
-The release is built in a temporary sibling directory and renamed into place at the end:
-a failure or Ctrl-C at any stage leaves no release directory, and the budget ledger (see
-:mod:`synthdata.budget`) records the release only once it is in place.
+* the **release directory** (shareable): the synthetic data, ``report.json`` (an in-toto
+  statement whose predicate is the public report: DP outputs only), its DSSE signature
+  and ``report.html``;
+* the **steward's audit**, ``NAME.steward-audit/`` beside it (not for release): the exact
+  audit computed on the real rows, signed the same way and bound to the release by its
+  report's sha256.
 """
 
 from __future__ import annotations
@@ -19,400 +22,327 @@ import os
 import platform
 import shutil
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import Any, Protocol
 
 from . import __version__
-from .budget import DEFAULT_BUDGET_LIMIT, DEFAULT_RELEASES_DIR, LEDGER_NAME, BudgetLedger
+from .budget import DEFAULT_BUDGET_LIMIT, DEFAULT_RELEASES_DIR, LEDGER_NAME, BudgetLedger, cleanup_staging
 from .errors import DataError, SynthdataError
-from .ingest import MISSING_MARKERS, Table
-from .privacy import check_privacy_parameters, default_delta
-from .schema import Schema, infer_schema
+from .files import os_error_message, printable
+from .privacy import NoiseSource, check_privacy_parameters
 
-__all__ = ["DEFAULT_HOLDOUT_FRACTION", "DEFAULT_RELEASES_DIR", "REPORT_FORMAT", "ReleaseResult", "release",
-           "release_images"]
+__all__ = ["DEFAULT_AUDIT_SHARE", "DEFAULT_HOLDOUT_FRACTION", "REPORT_FORMAT", "STAGES", "STEWARD_SUFFIX",
+           "Modality", "ReleaseResult", "release", "staged_release"]
 
-REPORT_FORMAT = "synthdata-report/1"
+REPORT_FORMAT = "synthdata-report/2"
+STEWARD_FORMAT = "synthdata-steward-audit/1"
 DEFAULT_HOLDOUT_FRACTION = 0.2
-#: Most synthetic rows the audit reads back; rows are drawn independently, so the first
-#: rows of the file are a uniform sample of it.
-AUDIT_SYNTHETIC_ROWS = 200_000
-#: The files of a table release that the signature covers (report.json and its envelope
-#: are the signature itself).
-TABLE_FILES = ("synthetic.csv", "report.html")
-#: Most synthetic images the image audit reads.
-AUDIT_SYNTHETIC_IMAGES = 5_000
-_MIN_TRAIN_ROWS = 10
-_VERSIONS = ("torch", "opacus", "numpy", "pandas", "scikit-learn", "sdmetrics", "pyarrow", "cryptography")
+#: Relative share of the budget for the public audit figures (see synthdata.audit.private).
+DEFAULT_AUDIT_SHARE = 0.05
+#: Suffix of the steward's audit folder, beside the release directory.
+STEWARD_SUFFIX = ".steward-audit"
+#: The stages a release goes through, in order; the CLI numbers them "[i/n]".
+STAGES = ("schema", "holdout split", "fit", "sample", "audit", "report", "sign", "write")
+_VERSIONS = ("torch", "opacus", "opendp", "numpy", "pandas", "scikit-learn", "sdmetrics", "pyarrow", "cryptography")
+
+
+class Modality(Protocol):
+    """What the release needs from a kind of data (see :class:`synthdata.tabular.modality.TableModality`)."""
+
+    name: str
+    source: str
+
+    def check(self, *, holdout_fraction: float, rows: int | None) -> None: ...
+    def describe(self) -> str: ...
+    def digest(self) -> bytes: ...
+    def split(self, fraction: float, noise: NoiseSource) -> tuple[Any, Any]: ...
+    def fit(self, train: Any, *, epsilon: float, delta: float | None, seed: int, model_options: dict[str, Any],
+            progress: Callable[[dict], None] | None) -> Any: ...
+    def write(self, model: Any, directory: Path, count: int | None, seed: int) -> tuple[list[str], int]: ...
+    def audit(self, model: Any, train: Any, holdout: Any, directory: Path, *, holdout_fraction: float,
+              seed: int) -> tuple[dict[str, Any], dict[str, Any]]: ...
+    def data_section(self, model: Any, count: int) -> dict[str, Any]: ...
+    def steward_data(self, train: Any, holdout: Any) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
 class ReleaseResult:
-    """Where the release went and its headline figures (the whole report is in ``predicate``)."""
+    """Where the release went and its public report (``predicate``)."""
 
     directory: Path
     predicate: dict[str, Any]
+    steward_directory: Path
     public_key_path: Path | None
     key_created: bool
 
 
-def release(
-    table: Table,
-    *,
-    epsilon: float,
-    delta: float | None = None,
-    target: str | None = None,
-    schema: Schema | None = None,
-    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
-    rows: int | None = None,
-    key=None,
-    key_path: Path | None = None,
-    out: str | os.PathLike | None = None,
-    seed: int | None = None,
-    ledger: str | os.PathLike | None = None,
-    budget_limit: float = DEFAULT_BUDGET_LIMIT,
-    model_options: dict[str, Any] | None = None,
-    progress: Callable[[str], None] | None = None,
-    fit_progress: Callable[[dict], None] | None = None,
-) -> ReleaseResult:
-    """Release ``table`` as private synthetic data; returns where it went.
+def release(modality: Modality, *, epsilon: float, delta: float | None = None,
+            holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION, rows: int | None = None, key=None,
+            key_path: Path | None = None, out: str | os.PathLike | None = None, seed: int | None = None,
+            ledger: str | os.PathLike | None = None, budget_limit: float = DEFAULT_BUDGET_LIMIT,
+            dataset_id: str | None = None, model_options: dict[str, Any] | None = None,
+            audit_share: float = DEFAULT_AUDIT_SHARE, progress: Callable[[str], None] | None = None,
+            fit_progress: Callable[[dict], None] | None = None) -> ReleaseResult:
+    """Release ``modality``'s data as private synthetic data; returns where it went.
 
-    ``key`` is an Ed25519 private key (default: the user's default key, created on first
-    use, see :func:`synthdata.signing.default_key`); ``key_path`` only names its public
-    half in the result. ``out`` must not exist (default: a new directory under
-    ``privacy_reports/``). ``ledger`` is the budget ledger file (default: beside the
-    release); a release that would take the input's cumulative ε above ``budget_limit``
-    is refused before any training. ``seed`` makes a CPU run reproducible: keep it
-    secret, as anyone who knows it can reproduce the privacy noise; it is not written in
-    the report.
+    ``epsilon``/``delta`` bound everything the release publishes (the fit, the public
+    audit figures); ``seed`` fixes only what no privacy rests on (weights' initialisation,
+    sampling from the fitted model); the privacy noise always comes from the OS CSPRNG.
+    ``key`` is an Ed25519 private key (default: the user's default key); ``out`` must not
+    exist (default: a new directory under ``privacy_reports/``); ``ledger`` is the budget
+    ledger (default: beside the release), keyed by ``dataset_id`` or by a keyed
+    fingerprint of the data's content; a release that would take the dataset's cumulative
+    ε above ``budget_limit`` is refused before any training.
     """
-    from .audit import audit
-    from .models import TabularGAN
-    from .report import render_html
-    from .signing import fingerprint
-    from .sampling import write_csv
+    from .fingerprint import keyed_fingerprint, ledger_key, steward_secret
+    from .models.base import fresh_seed
 
     say = progress or (lambda _message: None)
-    _check_options(table, epsilon=epsilon, delta=delta, target=target, holdout_fraction=holdout_fraction, rows=rows)
-    directory = _release_directory(out, table.source)
-    seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
+    _check_options(modality, epsilon=epsilon, delta=delta, holdout_fraction=holdout_fraction, rows=rows,
+                   audit_share=audit_share)
+    directory = release_directory(out, modality.source)
+    seed = fresh_seed() % 2**31 if seed is None else seed
+    options = {**(model_options or {})}
+    if audit_share > 0:
+        options["budget_split"] = {**options.get("budget_split", {}), "audit": audit_share}
+    noise = NoiseSource(seed=options.get("insecure_noise_seed"))
+    secret, digest = steward_secret(), modality.digest()
+    dataset = ledger_key(digest, secret, dataset_id)
 
-    def build(staging: Path, key) -> tuple[dict[str, Any], list[str], float | None]:
-        say("schema")
-        table_schema = schema if schema is not None else infer_schema(table.frame)
+    with staged_release(directory, ledger=ledger, dataset=dataset, epsilon=epsilon, delta=delta, key=key,
+                        key_path=key_path, budget_limit=budget_limit) as stage:
+        say(f"schema: {modality.describe()}")
         say("holdout split")
-        train, holdout = split_holdout(table.frame, holdout_fraction, seed)
-        say(f"fit: {len(train):,} training rows, epsilon {epsilon:g}")
-        model = TabularGAN(epsilon=epsilon, delta=delta, seed=seed, progress=fit_progress, **(model_options or {}))
-        model.fit(train, schema=table_schema)
-        n_rows = len(train) if rows is None else rows
-        say(f"sample: {n_rows:,} rows")
-        write_csv(model, n_rows, staging / "synthetic.csv", seed=seed + 1)
+        train, holdout = modality.split(holdout_fraction, noise)
+        say(f"fit: epsilon {epsilon:g}")
+        model = modality.fit(train, epsilon=epsilon, delta=delta, seed=seed, model_options=options,
+                             progress=fit_progress)
+        say("sample")
+        files, count = modality.write(model, stage.path, rows, seed + 1)
         say("audit")
-        synthetic = pd.read_csv(staging / "synthetic.csv", nrows=AUDIT_SYNTHETIC_ROWS, low_memory=False,
-                                keep_default_na=False, na_values=list(MISSING_MARKERS))  # read as the input was
-        audited = audit(train, synthetic, holdout=holdout, target=target, schema=model.schema_,
-                        epsilon=epsilon, delta=model.delta_, seed=seed)
+        public_audit, steward_audit = modality.audit(model, train, holdout, stage.path,
+                                                     holdout_fraction=holdout_fraction, seed=seed)
         say("report")
-        predicate = _predicate(table, model, audited, train=len(train), holdout=len(holdout) if holdout is not None
-                               else 0, holdout_fraction=holdout_fraction, rows=n_rows, key_fingerprint=fingerprint(
-                                   key.public_key()), audit_rows=min(n_rows, AUDIT_SYNTHETIC_ROWS))
-        (staging / "report.html").write_text(render_html(predicate), encoding="utf-8")
-        return predicate, list(TABLE_FILES), model.delta_
-
-    return _write_release(directory, build, input_sha256=table.sha256, epsilon=epsilon, delta=delta, key=key,
-                          key_path=key_path, ledger=ledger, budget_limit=budget_limit, say=say)
-
-
-def release_images(
-    images: ImageSet,
-    *,
-    epsilon: float,
-    delta: float | None = None,
-    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
-    count: int | None = None,
-    key=None,
-    key_path: Path | None = None,
-    out: str | os.PathLike | None = None,
-    seed: int | None = None,
-    ledger: str | os.PathLike | None = None,
-    budget_limit: float = DEFAULT_BUDGET_LIMIT,
-    model_options: dict[str, Any] | None = None,
-    progress: Callable[[str], None] | None = None,
-    fit_progress: Callable[[dict], None] | None = None,
-) -> ReleaseResult:
-    """Release an image set (from :func:`synthdata.images.read_images`) as private synthetic images.
-
-    The same pipeline, atomicity, signature and ledger as :func:`release`; the released
-    files are the PNGs (``images/…``, one sub-folder per class when there are labels),
-    ``images.npz``, ``grid.png`` and ``report.html`` (see
-    :func:`synthdata.images.write_images`). ``count`` is the number of synthetic images
-    (default: as many as the training images). The other arguments are those of
-    :func:`release`.
-    """
-    from .audit.images import audit_images
-    from .images import write_images
-    from .report import render_html
-    from .signing import fingerprint
-
-    say = progress or (lambda _message: None)
-    _check_image_options(images, epsilon=epsilon, delta=delta, holdout_fraction=holdout_fraction, count=count)
-    directory = _release_directory(out, images.source)
-    seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
-
-    def build(staging: Path, key) -> tuple[dict[str, Any], list[str], float | None]:
-        height, width, channels = images.images.shape[1:]
-        say(f"schema: {len(images):,} images, {height}x{width} {images.mode}"
-            + (f", {len(images.class_names)} classes" if images.class_names else ""))
-        say("holdout split")
-        train, holdout = _split_indices(len(images), holdout_fraction, seed)
-        labels = images.labels
-        say(f"fit: {len(train):,} training images, epsilon {epsilon:g}")
-        model = _image_model(epsilon=epsilon, delta=delta, seed=seed, progress=fit_progress, **(model_options or {}))
-        model.fit(images.images[train], None if labels is None else labels[train])
-        n_images = len(train) if count is None else count
-        say(f"sample: {n_images:,} images")
-        synthetic, synthetic_labels = model.sample(n_images, seed=seed + 1)
-        files = write_images(staging, synthetic, synthetic_labels if labels is not None else None,
-                             images.class_names)
-        say("audit")
-        has_holdout = len(holdout) > 0
-        audited = audit_images(images.images[train], None if labels is None else labels[train],
-                               synthetic[:AUDIT_SYNTHETIC_IMAGES],
-                               None if labels is None or synthetic_labels is None
-                               else np.asarray(synthetic_labels)[:AUDIT_SYNTHETIC_IMAGES],
-                               holdout_images=images.images[holdout] if has_holdout else None,
-                               holdout_labels=labels[holdout] if has_holdout and labels is not None else None,
-                               epsilon=epsilon, delta=model.delta_, seed=seed)
-        say("report")
-        predicate = _image_predicate(images, model, audited, train=len(train), holdout=len(holdout),
-                                     holdout_fraction=holdout_fraction, count=n_images,
-                                     key_fingerprint=fingerprint(key.public_key()))
-        (staging / "report.html").write_text(render_html(predicate), encoding="utf-8")
-        return predicate, [*files, "report.html"], model.delta_
-
-    return _write_release(directory, build, input_sha256=images.sha256, epsilon=epsilon, delta=delta, key=key,
-                          key_path=key_path, ledger=ledger, budget_limit=budget_limit, say=say)
-
-
-def _image_model(**options):
-    """The image generator (a seam the tests replace with a stub)."""
-    try:
-        from .models.images import ImageGAN
-    except ImportError as exc:
-        raise SynthdataError(f"the image model is not available in this installation ({exc})") from None
-    return ImageGAN(**options)
-
-
-def _write_release(directory: Path, build: Callable[[Path, Any], tuple[dict[str, Any], list[str], float | None]], *,
-                   input_sha256: str, epsilon: float, delta: float | None, key, key_path: Path | None,
-                   ledger: str | os.PathLike | None, budget_limit: float, say: Callable[[str], None]) -> ReleaseResult:
-    """The steps every modality shares: reserve the budget, build in a staging sibling, sign, rename, record.
-
-    ``build(staging, key)`` writes the released files into ``staging`` and returns
-    ``(predicate, the files to sign, the delta spent)``. Any failure or interrupt removes
-    the staging directory and cancels the ledger reservation.
-    """
-    from .signing import default_key, write_signed
-
-    public_key_path, key_created = key_path, False
-    ledger_file = BudgetLedger(Path(ledger) if ledger is not None else directory.parent / LEDGER_NAME)
-    reservation = ledger_file.reserve(input_sha256=input_sha256, epsilon=epsilon, delta=delta,
-                                      release=directory, limit=budget_limit)
-    staging = reservation.staging
-    try:
-        if key is None:
-            key, public_key_path, key_created = default_key()
-        staging.mkdir()
-        predicate, files, delta_spent = build(staging, key)
+        predicate = public_report(modality, model, public_audit, count=count, holdout_fraction=holdout_fraction,
+                                  fingerprint=keyed_fingerprint(digest, secret), key_fingerprint=stage.key_fingerprint,
+                                  files=[*files, "report.html"])
+        stage.write_html(predicate)
         say("sign")
-        write_signed(staging, predicate, files, key)
+        stage.sign(predicate, [*files, "report.html"])
+        stage.sign_steward(steward_report(modality, model, steward_audit, train, holdout, predicate))
         say("write")
-        if directory.exists():
-            raise SynthdataError(f"{directory} appeared while the release was being made; it was left as it is")
-        os.rename(staging, directory)
+    return ReleaseResult(directory=directory, predicate=predicate, steward_directory=stage.steward_final,
+                         public_key_path=stage.public_key_path, key_created=stage.key_created)
+
+
+# --------------------------------------------------------------------------- the staged release
+
+
+@dataclass
+class Stage:
+    """The release being built: its staging folders, the signing key, what gets signed."""
+
+    path: Path
+    steward_path: Path
+    final: Path
+    steward_final: Path
+    key: Any
+    public_key_path: Path | None
+    key_created: bool
+    signed: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key_fingerprint(self) -> str:
+        from .signing import fingerprint
+
+        return fingerprint(self.key.public_key())
+
+    def write_html(self, predicate: dict[str, Any]) -> None:
+        from .files import atomic_write
+        from .report import render_html
+
+        atomic_write(self.path / "report.html", render_html(predicate))
+
+    def sign(self, predicate: dict[str, Any], files: list[str]) -> None:
+        from .signing import write_signed
+
+        write_signed(self.path, predicate, files, self.key)
+        self.signed["release"] = True
+
+    def sign_steward(self, predicate: dict[str, Any]) -> None:
+        """Sign the steward's audit, bound to the signed release by its report's sha256.
+
+        Built inside the release's staging folder (so one cleanup removes both), after
+        the release is signed, and moved beside it at the end.
+        """
+        from .files import atomic_write, sha256_file
+        from .report import render_steward_html
+        from .signing import REPORT_NAME, STEWARD_PREDICATE_TYPE, write_signed
+
+        self.steward_path.mkdir()
+        predicate = {**predicate, "release": {**predicate.get("release", {}), "directory": self.final.name,
+                                              "report_sha256": sha256_file(self.path / REPORT_NAME)}}
+        atomic_write(self.steward_path / "audit.html", render_steward_html(predicate))
+        write_signed(self.steward_path, predicate, ["audit.html"], self.key, predicate_type=STEWARD_PREDICATE_TYPE)
+
+
+@contextmanager
+def staged_release(directory: Path, *, ledger: str | os.PathLike | None, dataset: str, epsilon: float,
+                   delta: float | None, key=None, key_path: Path | None = None,
+                   budget_limit: float = DEFAULT_BUDGET_LIMIT) -> Iterator[Stage]:
+    """Reserve the budget, yield the staging folders, then rename them into place and record the spend.
+
+    Any exception or interrupt inside removes the staging folders and cancels the
+    reservation: nothing is published and nothing is spent.
+    """
+    from .signing import default_key
+
+    cleanup_staging(directory.parent)
+    ledger_file = BudgetLedger(Path(ledger) if ledger is not None else directory.parent / LEDGER_NAME)
+    reservation = ledger_file.reserve(input_sha256=dataset, epsilon=epsilon, delta=delta, release=directory,
+                                      limit=budget_limit)
+    steward_final = directory.with_name(directory.name + STEWARD_SUFFIX)
+    stage = None
+    try:
+        public_key_path, created = key_path, False
+        if key is None:
+            key, public_key_path, created = default_key()
+        stage = Stage(path=reservation.staging, steward_path=reservation.staging / STEWARD_SUFFIX,
+                      final=directory, steward_final=steward_final, key=key, public_key_path=public_key_path,
+                      key_created=created)
+        _mkdir(stage.path)
+        yield stage
+        for target in (directory, steward_final):
+            if target.exists():
+                raise SynthdataError(f"{printable(target)} appeared while the release was being made; it was left "
+                                     "as it is")
+        os.rename(stage.steward_path, steward_final)
+        try:
+            os.rename(stage.path, directory)
+        except BaseException:
+            shutil.rmtree(steward_final, ignore_errors=True)
+            raise
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(reservation.staging, ignore_errors=True)
         ledger_file.cancel(reservation)
         raise
-    ledger_file.commit(reservation, delta=delta_spent)
-    return ReleaseResult(directory=directory, predicate=predicate, public_key_path=public_key_path,
-                         key_created=key_created)
+    ledger_file.commit(reservation, delta=delta)
 
 
-def split_holdout(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """A seeded random split: (training rows, holdout rows, or None for fraction 0).
-
-    The holdout rows never reach the generator; only the audit reads them.
-    """
-    if fraction == 0:
-        return frame.reset_index(drop=True), None
-    train, holdout = _split_indices(len(frame), fraction, seed)
-    return frame.iloc[train].reset_index(drop=True), frame.iloc[holdout].reset_index(drop=True)
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir()
+    except OSError as exc:
+        raise SynthdataError(os_error_message(exc, path=path, writing=True)) from None
 
 
-def _split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (training, holdout) positions of a seeded random split; the same for tables and images."""
-    order = np.random.default_rng([seed, 7]).permutation(n)
-    cut = int(round(n * fraction))
-    return np.sort(order[cut:]), np.sort(order[:cut])
+# --------------------------------------------------------------------------- the two reports
 
 
-def _check_options(table: Table, *, epsilon: float, delta: float | None, target: str | None,
-                   holdout_fraction: float, rows: int | None) -> None:
-    n_train = len(table.frame) - round(len(table.frame) * holdout_fraction)
-    n_train = max(n_train, 2)
-    check_privacy_parameters(epsilon=epsilon, delta=default_delta(n_train) if delta is None else delta, n=n_train)
+def public_report(modality: Modality, model, audit: dict[str, Any], *, count: int, holdout_fraction: float,
+                  fingerprint: dict[str, Any], key_fingerprint: str, files: list[str]) -> dict[str, Any]:
+    """The public report (the in-toto predicate): differentially private content only."""
+    budget = model.ledger_.to_dict()
+    params = {k: v for k, v in model.get_params().items() if k not in ("seed", "insecure_noise_seed")}
+    insecure = getattr(model, "insecure_noise_seed", None) is not None
+    return {
+        "format": REPORT_FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "modality": modality.name,
+        "privacy": {
+            "epsilon": budget["epsilon"],
+            "epsilon_spent": budget["epsilon_spent"],
+            "delta": budget["delta"],
+            "unit": budget["unit"],
+            "neighbouring_relation": budget["relation"],
+            "accountant": "Rényi DP (Opacus RDP accountant, orders 1.1 to 1024) for the Gaussian and DP-SGD "
+                          "steps, converted to (epsilon, delta); pure-epsilon counts added by basic composition",
+            "noise_source": budget["noise_source"],
+            "noise_reproducible": insecure,
+            "budget": budget["budget"],
+        },
+        "audit": audit,
+        "data": {**modality.data_section(model, count), "holdout_fraction": holdout_fraction,
+                 "input_fingerprint": fingerprint},
+        "model": {"name": model.model_name, "class": type(model).__name__, "params": _json_ready(params)},
+        "software": _software(),
+        "signing": {"algorithm": "Ed25519", "public_key_fingerprint": key_fingerprint},
+        "files": files,
+        "statement": "Every figure in this report is a differentially private release or post-processing of "
+                     "one; the exact audit stays with the data steward.",
+    }
+
+
+def steward_report(modality: Modality, model, audit: dict[str, Any], train: Any, holdout: Any,
+                   public: dict[str, Any]) -> dict[str, Any]:
+    """The steward's exact audit: NOT FOR RELEASE — computed on the real data."""
+    return {
+        "format": STEWARD_FORMAT,
+        "label": "NOT FOR RELEASE — computed on the real data",
+        "created": public["created"],
+        "modality": modality.name,
+        "data": modality.steward_data(train, holdout),
+        "privacy": {k: public["privacy"][k] for k in ("epsilon", "epsilon_spent", "delta", "unit")},
+        "audit": audit,
+        "release": {"input_fingerprint": public["data"]["input_fingerprint"]},
+        "software": public["software"],
+    }
+
+
+# --------------------------------------------------------------------------- checks and helpers
+
+
+def _check_options(modality: Modality, *, epsilon: float, delta: float | None, holdout_fraction: float,
+                   rows: int | None, audit_share: float) -> None:
+    from .privacy import DEFAULT_DELTA
+
+    check_privacy_parameters(epsilon=epsilon, delta=DEFAULT_DELTA if delta is None else delta)
     if not 0 <= holdout_fraction <= 0.5:
         raise DataError(f"--holdout-fraction must be between 0 and 0.5, got {holdout_fraction:g}")
-    n = len(table.frame)
-    if 0 < holdout_fraction and round(n * holdout_fraction) < 1:
-        raise DataError(f"{table.source}: {n} rows leave no holdout row at --holdout-fraction {holdout_fraction:g}; "
-                        "raise it, or pass 0 to skip the membership audit")
-    if n - round(n * holdout_fraction) < _MIN_TRAIN_ROWS:
-        raise DataError(f"{table.source}: {n} rows leave fewer than {_MIN_TRAIN_ROWS} training rows after the holdout; "
-                        "lower --holdout-fraction")
-    if target is not None and target not in table.frame.columns:
-        raise DataError(f"{table.source}: --target {target}: no such column; the columns are "
-                        + ", ".join(map(str, table.frame.columns)))
-    if rows is not None and rows < 1:
-        raise DataError(f"--rows must be at least 1, got {rows}")
-    if table.sampled:
-        raise DataError(f"{table.source} is larger than the in-memory limit; raise --memory-limit to release it")
+    if not 0 <= audit_share < 1:
+        raise DataError(f"the audit share must be in [0, 1), got {audit_share:g}")
+    modality.check(holdout_fraction=holdout_fraction, rows=rows)
 
 
-def _check_image_options(images: ImageSet, *, epsilon: float, delta: float | None, holdout_fraction: float,
-                         count: int | None) -> None:
-    n = len(images)
-    if not 0 <= holdout_fraction <= 0.5:
-        raise DataError(f"--holdout-fraction must be between 0 and 0.5, got {holdout_fraction:g}")
-    n_train = max(n - round(n * holdout_fraction), 2)
-    check_privacy_parameters(epsilon=epsilon, delta=default_delta(n_train) if delta is None else delta, n=n_train)
-    if n - round(n * holdout_fraction) < _MIN_TRAIN_ROWS:
-        raise DataError(f"{images.source}: {n} images leave fewer than {_MIN_TRAIN_ROWS} training images after the "
-                        "holdout; lower --holdout-fraction")
-    if count is not None and count < 2:
-        raise DataError(f"--rows (the number of synthetic images) must be at least 2, got {count}")
-
-
-def _release_directory(out: str | os.PathLike | None, source: str) -> Path:
+def release_directory(out: str | os.PathLike | None, source: str) -> Path:
+    """The release directory to create: ``out``, or ``privacy_reports/NAME-TIME``; never an existing one."""
     if out is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         out = DEFAULT_RELEASES_DIR / f"{Path(source).stem or 'release'}-{stamp}"
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SynthdataError(os_error_message(exc, path=Path(out).parent, writing=True)) from None
     directory = Path(os.path.abspath(out))
     if directory.exists():
-        raise SynthdataError(f"{out} already exists; a release is never overwritten: choose another --out")
+        raise SynthdataError(f"{printable(out)} already exists; a release is never overwritten: choose another --out")
+    if directory.with_name(directory.name + STEWARD_SUFFIX).exists():
+        raise SynthdataError(f"{printable(directory.name + STEWARD_SUFFIX)} already exists beside {printable(out)}; "
+                             "choose another --out")
     if not directory.parent.is_dir():
-        raise SynthdataError(f"{directory.parent} does not exist; create it first or choose another --out")
+        raise SynthdataError(f"{printable(directory.parent)} does not exist; create it first or choose another --out")
     return directory
 
 
-def _predicate(table: Table, model, audited: dict[str, Any], *, train: int, holdout: int, holdout_fraction: float,
-               rows: int, key_fingerprint: str, audit_rows: int) -> dict[str, Any]:
-    """The privacy report (the in-toto predicate): aggregates only, never a row or the seed."""
-    budget = model.ledger_.to_dict()
-    notes = list(audited.get("notes", []))
-    if audit_rows < rows:
-        notes.append(f"the audit read the first {audit_rows:,} of the {rows:,} synthetic rows (rows are drawn "
-                     "independently, so they are a uniform sample)")
-    if holdout == 0:
-        notes.append("no holdout (--holdout-fraction 0): the membership-inference audit was not run")
-    params = {k: v for k, v in model.get_params().items() if k not in ("seed", "progress")}
-    return {
-        "format": REPORT_FORMAT,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "modality": "table",
-        "privacy": {
-            "epsilon": budget["epsilon"],
-            "epsilon_spent": budget["epsilon_spent"],
-            "delta": budget["delta"],
-            "accountant": budget["accountant"],
-            "accountant_detail": "Opacus RDPAccountant (Renyi DP), orders 1.1 to 1024, converted to (epsilon, "
-                                 "delta); each spend's epsilon is the cumulative epsilon after it",
-            "unit": "one row of the input table",
-            "budget": budget["budget"],
-        },
-        "quality": audited["quality"],
-        "leakage": audited["leakage"],
-        "audit": {"notes": notes, "subsampled": audited.get("subsampled", [])},
-        "data": {
-            "input_name": Path(table.source).name,
-            "input_sha256": table.sha256,
-            "input_rows": len(table.frame),
-            "rows_train": train,
-            "rows_holdout": holdout,
-            "holdout_fraction": holdout_fraction,
-            "rows_synthetic": rows,
-            "columns": [{"name": c.name, "type": c.type} for c in model.schema_],
-        },
-        "model": {"name": type(model).__name__, "params": params},
-        "software": _software(),
-        "signing": {"algorithm": "Ed25519", "public_key_fingerprint": key_fingerprint},
-        "files": list(TABLE_FILES),
-    }
-
-
-def _image_predicate(images: ImageSet, model, audited: dict[str, Any], *, train: int, holdout: int,
-                     holdout_fraction: float, count: int, key_fingerprint: str) -> dict[str, Any]:
-    """The privacy report of an image release: the table report's keys, for images; never a real image."""
-    budget = model.ledger_.to_dict()
-    notes = list(audited.get("notes", []))
-    if count > AUDIT_SYNTHETIC_IMAGES:
-        notes.append(f"the audit read the first {AUDIT_SYNTHETIC_IMAGES:,} of the {count:,} synthetic images "
-                     "(images are drawn independently, so they are a uniform sample)")
-    if holdout == 0:
-        notes.append("no holdout (--holdout-fraction 0): the membership-inference audit was not run")
-    get_params = getattr(model, "get_params", None)
-    params = {k: v for k, v in (get_params() if callable(get_params) else {}).items()
-              if k not in ("seed", "progress")}
-    height, width, channels = images.images.shape[1:]
-    return {
-        "format": REPORT_FORMAT,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "modality": "image",
-        "privacy": {
-            "epsilon": budget["epsilon"],
-            "epsilon_spent": budget["epsilon_spent"],
-            "delta": budget["delta"],
-            "accountant": budget.get("accountant"),
-            "accountant_detail": budget.get("accountant_detail", "as stated by the model's privacy ledger"),
-            "unit": "one image of the input",
-            "budget": budget["budget"],
-        },
-        "quality": audited["quality"],
-        "leakage": audited["leakage"],
-        "audit": {"notes": notes, "subsampled": audited.get("subsampled", [])},
-        "data": {
-            "input_name": Path(images.source).name,
-            "input_sha256": images.sha256,
-            "input_rows": len(images),
-            "rows_train": train,
-            "rows_holdout": holdout,
-            "holdout_fraction": holdout_fraction,
-            "rows_synthetic": count,
-            "image_shape": [int(height), int(width), int(channels)],
-            "image_mode": images.mode,
-            "n_classes": None if images.class_names is None else len(images.class_names),
-        },
-        "model": {"name": type(model).__name__, "params": _json_ready(params)},
-        "software": _software(),
-        "signing": {"algorithm": "Ed25519", "public_key_fingerprint": key_fingerprint},
-        "files": [f"images/ ({count:,} PNG files)", "images.npz", "grid.png", "report.html"],
-    }
-
-
 def _json_ready(params: dict[str, Any]) -> dict[str, Any]:
-    """Model parameters as JSON values: numbers, text, booleans and None as they are, anything else as text."""
+    """Model parameters as JSON values: numbers, text, booleans, None, and lists/dicts of them; else text."""
     plain = (str, int, float, bool, type(None))
-    return {str(k): v if isinstance(v, plain) else str(v) for k, v in params.items()}
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, plain):
+            return value
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): convert(v) for k, v in value.items()}
+        return str(value)
+
+    return {str(k): convert(v) for k, v in params.items()}
 
 
 def _software() -> dict[str, str]:

@@ -29,16 +29,18 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from .errors import DataError, IdentifierColumnWarning, SchemaError
+from .errors import DataError, IdentifierColumnWarning, SchemaError, SynthdataWarning
 
 __all__ = [
     "COLUMN_TYPES",
+    "ID_NAME",
     "MAX_CATEGORIES",
     "SCHEMA_FORMAT",
     "Column",
     "Excluded",
     "Schema",
     "infer_schema",
+    "parse_datetimes",
     "summarize",
 ]
 
@@ -51,7 +53,8 @@ ID_DISTINCT_SHARE = 0.95
 #: Below this many non-missing values we do not call a column identifier-like.
 ID_MIN_VALUES = 20
 
-_ID_NAME = re.compile(r"(^|[_\W])(id|ids|uuid|guid|key|no|nr|num|number|code)$|^id[_\W]|Id$|ID$", re.IGNORECASE)
+#: Column names that say "identifier" (public: the header is not anyone's data).
+ID_NAME = re.compile(r"(^|[_\W])(id|ids|uuid|guid|key|no|nr|num|number|code)$|^id[_\W]|Id$|ID$", re.IGNORECASE)
 _PLAIN_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 _THOUSANDS = re.compile(r"^\s*[+-]?\d{1,3}(?P<sep>[,.' \u00a0\u202f])\d{3}(?:(?P=sep)\d{3})*(?:[.,]\d+)?\s*$")
 _DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
@@ -345,6 +348,49 @@ class Schema:
 
     # Data -------------------------------------------------------------------------------
 
+    def check_columns(self, frame: pd.DataFrame, *, source: str | None = None) -> None:
+        """Refuse data whose columns are not the schema's (names only: the header is public)."""
+        prefix = f"{source}: " if source else ""
+        present = set(frame.columns)
+        for column in self.columns:
+            if column.name not in present:
+                raise SchemaError(
+                    f"{prefix}column {column.name!r} of the schema is not in the data; "
+                    "check the column names, or remove it from the schema"
+                )
+        known = set(self.names) | {e.name for e in self.excluded}
+        for name in frame.columns:
+            if name not in known:
+                raise SchemaError(
+                    f"{prefix}column {name!r} is in the data but not in the schema; "
+                    "add it to the schema's columns, or to its excluded list"
+                )
+
+    def conform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The schema's columns of ``frame``, each value read as its column's type.
+
+        A value that does not fit (text in a numerical column, an unparseable date, an
+        infinite number) becomes missing, with a warning for the steward: whether one
+        row fits must never decide whether a release happens, or what it publishes.
+        """
+        out = {}
+        for column in self.columns:
+            series = frame[column.name]
+            if column.type == "numerical":
+                values = pd.to_numeric(series, errors="coerce") if not ptypes.is_numeric_dtype(series.dtype) \
+                    or ptypes.is_bool_dtype(series.dtype) else series.astype(float)
+                values = values.astype(float).where(np.isfinite(values.astype(float)))
+            elif column.type == "datetime":
+                values = parse_datetimes(series, column.datetime_format)
+            else:
+                values = series
+            lost = int((values.isna() & series.notna()).sum())
+            if lost:
+                warnings.warn(f"column {column.name!r}: {lost:,} value(s) do not fit its type ({column.type}) and are "
+                              "read as missing", SynthdataWarning, stacklevel=2)
+            out[column.name] = values
+        return pd.DataFrame(out, index=frame.index)
+
     def check_frame(self, frame: pd.DataFrame, *, source: str | None = None) -> None:
         """Refuse data that does not fit this schema, naming the column and what to do."""
         prefix = f"{source}: " if source else ""
@@ -512,7 +558,7 @@ def _integer_ids(name: str, array: np.ndarray) -> bool:
     if distinct < 0.99 * len(array):
         return False
     sequential = (array.max() - array.min() + 1) <= 1.5 * len(array)
-    return bool(_ID_NAME.search(name)) or sequential
+    return bool(ID_NAME.search(name)) or sequential
 
 
 def _all_bool(values: pd.Series) -> bool:
@@ -542,6 +588,35 @@ def _row(index_label: Any) -> str:
 
 def _quote(separator: str) -> str:
     return {"'": '"\'"', " ": "' '"}.get(separator, f"'{separator}'")
+
+
+def parse_datetimes(series: pd.Series, datetime_format: str) -> pd.Series:
+    """Dates in ``series`` read with ``datetime_format``, tolerating its near variants.
+
+    A cell that does not parse with the format itself is tried with the seconds dropped
+    or added, and with "T" or " " between date and time (``8:26`` where the format says
+    ``%H:%M:%S``); what still does not parse is missing (NaT).
+    """
+    if ptypes.is_datetime64_any_dtype(series.dtype):
+        return series
+    text = series.astype(object).where(series.notna(), None)
+    parsed = pd.to_datetime(text, format=datetime_format, errors="coerce")
+    variants = []
+    if "%H:%M:%S" in datetime_format:
+        variants.append(datetime_format.replace("%H:%M:%S", "%H:%M"))
+    elif "%H:%M" in datetime_format:
+        variants.append(datetime_format.replace("%H:%M", "%H:%M:%S"))
+    for fmt in list(variants) + [datetime_format]:
+        if " %H" in fmt:
+            variants.append(fmt.replace(" %H", "T%H"))
+    if "%H" in datetime_format:
+        variants.append(datetime_format.split(" %H")[0].split("T%H")[0])
+    for fmt in variants:
+        todo = parsed.isna() & text.notna()
+        if not todo.any():
+            break
+        parsed[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+    return parsed
 
 
 # --------------------------------------------------------------------------- summary

@@ -40,6 +40,8 @@ __all__ = [
     "PASSPHRASE_ENV",
     "PAYLOAD_TYPE",
     "PREDICATE_TYPE",
+    "PREDICATE_TYPES",
+    "STEWARD_PREDICATE_TYPE",
     "PRIVATE_KEY_NAME",
     "PUBLIC_KEY_NAME",
     "REPORT_NAME",
@@ -66,7 +68,10 @@ PASSPHRASE_ENV = "SYNTHDATA_KEY_PASSPHRASE"
 CONFIG_DIR_ENV = "SYNTHDATA_CONFIG_DIR"
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-PREDICATE_TYPE = "https://synthdata.dev/attestation/privacy-report/v1"
+PREDICATE_TYPE = "https://synthdata.dev/attestation/privacy-report/v2"
+#: The steward's exact audit: signed like a release, kept outside the shareable directory.
+STEWARD_PREDICATE_TYPE = "https://synthdata.dev/attestation/steward-audit/v1"
+PREDICATE_TYPES = (PREDICATE_TYPE, STEWARD_PREDICATE_TYPE)
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 REPORT_NAME = "report.json"
 ENVELOPE_NAME = "report.dsse.json"
@@ -233,7 +238,8 @@ def default_key(config_dir: Path | str | None = None, *,
 # --- in-toto Statement -------------------------------------------------------------------
 
 
-def statement_bytes(subjects: Mapping[str, str], predicate: Mapping[str, Any]) -> bytes:
+def statement_bytes(subjects: Mapping[str, str], predicate: Mapping[str, Any], *,
+                    predicate_type: str = PREDICATE_TYPE) -> bytes:
     """The in-toto Statement v1 for ``subjects`` (file name -> hex sha256) and ``predicate``, as bytes.
 
     Deterministic: keys sorted, subjects sorted by name, 2-space indent, UTF-8, a final
@@ -248,7 +254,7 @@ def statement_bytes(subjects: Mapping[str, str], predicate: Mapping[str, Any]) -
     document = {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": name, "digest": {"sha256": digest}} for name, digest in sorted(subjects.items())],
-        "predicateType": PREDICATE_TYPE,
+        "predicateType": predicate_type,
         "predicate": predicate,
     }
     try:
@@ -288,7 +294,7 @@ def sign_envelope(payload: bytes, private_key: Ed25519PrivateKey) -> dict[str, A
 
 
 def write_signed(directory: Path | str, predicate: Mapping[str, Any], files: Iterable[str],
-                 private_key: Ed25519PrivateKey) -> None:
+                 private_key: Ed25519PrivateKey, *, predicate_type: str = PREDICATE_TYPE) -> None:
     """Sign the release being built in ``directory``: write report.json and report.dsse.json there.
 
     ``files`` names every released file, relative to ``directory``, all already written;
@@ -311,7 +317,7 @@ def write_signed(directory: Path | str, predicate: Mapping[str, Any], files: Ite
     if problem is not None:
         raise ValueError(f"cannot sign {directory}: it holds {problem}; pass it in files or remove it")
     subjects = {name: sha256_file(directory / name, follow_symlinks=False) for name in names}
-    payload = statement_bytes(subjects, predicate)
+    payload = statement_bytes(subjects, predicate, predicate_type=predicate_type)
     envelope = json.dumps(sign_envelope(payload, private_key), indent=2) + "\n"
     atomic_write(directory / REPORT_NAME, payload)
     atomic_write(directory / ENVELOPE_NAME, envelope)
@@ -340,7 +346,7 @@ def verify_release(directory: Path | str, public_key_path: Path | str) -> dict[s
         raise VerificationError(f"no release directory: {printable(directory)} {where}")
     payload = _verified_payload(directory / ENVELOPE_NAME, public_key, public_key_path)
     _check_report_is_payload(directory / REPORT_NAME, payload)
-    predicate, subjects = _parse_statement(payload)
+    predicate, subjects, predicate_type = _parse_statement(payload)
     problem = _unlisted_entry(directory, set(subjects) | {REPORT_NAME, ENVELOPE_NAME})
     if problem is not None:
         raise VerificationError(f"{problem} in {printable(directory)}: it is not among report.json's subjects")
@@ -354,7 +360,8 @@ def verify_release(directory: Path | str, public_key_path: Path | str) -> dict[s
         actual = sha256_file(path, what="released file", follow_symlinks=False, error=VerificationError)
         if actual != expected:
             raise VerificationError(f"{shown} was altered: its sha256 is {actual}, report.json says {expected}")
-    return {"predicate": predicate, "subjects": subjects, "keyid": fingerprint(public_key)}
+    return {"predicate": predicate, "subjects": subjects, "keyid": fingerprint(public_key),
+            "predicate_type": predicate_type}
 
 
 def summary(verified: Mapping[str, Any]) -> list[str]:
@@ -369,15 +376,22 @@ def summary(verified: Mapping[str, Any]) -> list[str]:
     def get(key: str) -> str:
         return _show(_lookup(predicate, key))
 
+    if verified.get("predicate_type") == STEWARD_PREDICATE_TYPE:
+        return [
+            f"  signed by   {verified['keyid']}",
+            f"  document    {get('label')}",
+            f"  release     {get('release.directory')} (its report.json sha256 {get('release.report_sha256')})",
+            f"  privacy     epsilon spent {get('privacy.epsilon_spent')} (target {get('privacy.epsilon')})",
+            f"  software    synthdata {get('software.synthdata_version')}",
+        ]
     return [
         f"  signed by   {verified['keyid']}",
         f"  files       {len(verified['subjects'])} released files, each matching its sha256 in report.json",
         f"  privacy     epsilon spent {get('privacy.epsilon_spent')} (target {get('privacy.epsilon')}), "
-        f"delta {get('privacy.delta')}",
-        f"  leakage     verdict {get('leakage.verdict')}, leak detected: {get('leakage.leak_detected')}",
-        f"  quality     SDMetrics score {get('quality.sdmetrics_score')}",
-        f"  input       sha256 {get('data.input_sha256')}; training rows {get('data.rows_train')}, "
-        f"holdout rows {get('data.rows_holdout')}",
+        f"delta {get('privacy.delta')}; unit: {get('privacy.unit')}",
+        f"  leakage     {get('audit.verdict')}",
+        f"  data        {get('data.input_name')}: about {get('data.rows_train_dp')} training rows (a DP count); "
+        f"{get('data.rows_synthetic')} synthetic",
         f"  software    synthdata {get('software.synthdata_version')}",
     ]
 
@@ -449,8 +463,8 @@ def _check_report_is_payload(report_path: Path, payload: bytes) -> None:
                                 f"(first difference at byte {offset}): {report_path.name} was altered")
 
 
-def _parse_statement(payload: bytes) -> tuple[dict[str, Any], dict[str, str]]:
-    """(predicate, {subject name: sha256}) of the signed statement, each part checked."""
+def _parse_statement(payload: bytes) -> tuple[dict[str, Any], dict[str, str], str]:
+    """(predicate, {subject name: sha256}, predicate type) of the signed statement, each part checked."""
     if len(payload) > MAX_REPORT_BYTES:
         raise VerificationError(f"the signed {REPORT_NAME} is larger than {MAX_REPORT_BYTES} bytes; refusing it")
     try:
@@ -459,9 +473,11 @@ def _parse_statement(payload: bytes) -> tuple[dict[str, Any], dict[str, str]]:
         raise VerificationError(f"{REPORT_NAME} is not valid JSON ({exc.reason}), though it is signed") from None
     if not isinstance(statement, dict):
         raise VerificationError(f"{REPORT_NAME} is not an in-toto Statement (a JSON object)")
-    for field, expected in (("_type", STATEMENT_TYPE), ("predicateType", PREDICATE_TYPE)):
-        if statement.get(field) != expected:
-            raise VerificationError(f"{REPORT_NAME} has {field} {_clip(statement.get(field))}, expected {expected!r}")
+    if statement.get("_type") != STATEMENT_TYPE:
+        raise VerificationError(f"{REPORT_NAME} has _type {_clip(statement.get('_type'))}, expected {STATEMENT_TYPE!r}")
+    if statement.get("predicateType") not in PREDICATE_TYPES:
+        raise VerificationError(f"{REPORT_NAME} has predicateType {_clip(statement.get('predicateType'))}, expected "
+                                f"{PREDICATE_TYPE!r} (a release) or {STEWARD_PREDICATE_TYPE!r} (a steward's audit)")
     predicate = statement.get("predicate")
     if not isinstance(predicate, dict):
         raise VerificationError(f"{REPORT_NAME} has no predicate object (the privacy report)")
@@ -484,7 +500,7 @@ def _parse_statement(payload: bytes) -> tuple[dict[str, Any], dict[str, str]]:
         if name in subjects:
             raise VerificationError(f"{REPORT_NAME} lists subject {_clip(name)} twice")
         subjects[name] = sha256
-    return predicate, subjects
+    return predicate, subjects, statement["predicateType"]
 
 
 def _unlisted_entry(directory: Path, allowed: set[str]) -> str | None:

@@ -13,16 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthdata import from_frame
+from synthdata import from_frame, read_table
 from synthdata.budget import BudgetLedger
 from synthdata.errors import PrivacyError
-from synthdata.release import release, split_holdout
+from synthdata.privacy import NoiseSource
+from synthdata.release import STAGES, release
 from synthdata.signing import generate_keypair, load_private_key, verify_release
+from synthdata.tabular.modality import TableModality
 
 from .conftest import assert_one_line_error
 
 FAST = {"generator_steps": 60, "epochs": 1, "device": "cpu"}
-STAGES = ["schema", "holdout split", "fit", "sample", "audit", "report", "sign", "write"]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -45,42 +46,63 @@ def keys(tmp_path_factory) -> tuple[object, Path]:
     return load_private_key(private), public
 
 
-def _release(tmp_path, keys, **options):
+@pytest.fixture(autouse=True)
+def steward_config(tmp_path, monkeypatch):
+    """Each test's own fingerprint secret and default key (never the user's)."""
+    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+
+
+def _release(tmp_path, keys, *, frame=None, target="high", **options):
     key, public = keys
-    table = from_frame(_frame(), source="people.csv")
+    table = from_frame(_frame() if frame is None else frame, source="people.csv")
     defaults = dict(epsilon=3.0, key=key, key_path=public, out=tmp_path / "release", seed=1,
-                    ledger=tmp_path / "ledger.json", model_options=FAST, target="high")
-    return release(table, **{**defaults, **options})
+                    ledger=tmp_path / "ledger.json", model_options=FAST)
+    return release(TableModality(table, target=target), **{**defaults, **options})
 
 
-def test_release_writes_a_verifiable_signed_directory(tmp_path, keys):
+def test_release_writes_a_verifiable_signed_directory_and_the_stewards_audit_beside_it(tmp_path, keys):
     result = _release(tmp_path, keys)
     directory = tmp_path / "release"
     assert result.directory == directory
     assert sorted(p.name for p in directory.iterdir()) == ["report.dsse.json", "report.html", "report.json",
                                                            "synthetic.csv"]
-    predicate = verify_release(directory, keys[1])["predicate"]
+    verified = verify_release(directory, keys[1])
+    predicate = verified["predicate"]
     privacy = predicate["privacy"]
     assert privacy["epsilon"] == 3.0 and 0 < privacy["epsilon_spent"] <= 3.0
-    assert [line["step"] for line in privacy["budget"]][0] == "preprocessing"
-    assert predicate["data"]["rows_train"] == 640 and predicate["data"]["rows_holdout"] == 160
-    assert predicate["data"]["input_sha256"] == from_frame(_frame(), source="people.csv").sha256
-    assert predicate["quality"]["ml_utility"]["target"] == "high"
-    assert isinstance(predicate["leakage"]["leak_detected"], bool)
-    assert "seed" not in json.dumps(predicate["model"]), "the seed reproduces the privacy noise: never published"
+    assert privacy["unit"] == "one row of the input" and privacy["neighbouring_relation"] == "add/remove one row"
+    assert [line["step"] for line in privacy["budget"]][:3] == ["row count", "schema", "preprocessing"]
+    assert all({"step", "epsilon", "delta", "mechanism", "sensitivity", "unit"} <= set(line)
+               for line in privacy["budget"])
+    assert "OS cryptographic entropy" in privacy["noise_source"] and privacy["noise_reproducible"] is False
+    # No exact count of real rows, no plain hash of the input, no seed, anywhere in the public report.
+    text = json.dumps(predicate)
+    assert "rows_train\"" not in text and "rows_holdout" not in text and "input_sha256" not in text
+    assert from_frame(_frame(), source="people.csv").sha256 not in text
+    assert "seed" not in json.dumps(predicate["model"])
+    assert set(predicate["data"]["input_fingerprint"]) == {"algorithm", "salt", "mac"}
+    assert predicate["audit"]["figures"]["ml_utility"]["target"] == "high"
     synthetic = pd.read_csv(directory / "synthetic.csv")
-    assert list(synthetic.columns) == list(_frame().columns) and len(synthetic) == 640
-    assert BudgetLedger(tmp_path / "ledger.json").spent(predicate["data"]["input_sha256"]) == 3.0
+    assert list(synthetic.columns) == list(_frame().columns)
+    assert len(synthetic) == predicate["data"]["rows_synthetic"] == predicate["data"]["rows_train_dp"]
+    # The steward's exact audit: beside the release, signed, bound to it, labelled not for release.
+    steward = verify_release(tmp_path / "release.steward-audit", keys[1])
+    assert steward["predicate"]["label"].startswith("NOT FOR RELEASE")
+    assert steward["predicate"]["release"]["directory"] == "release"
+    assert steward["predicate"]["data"]["rows_train"] + steward["predicate"]["data"]["rows_holdout"] == 800
+    entries = BudgetLedger(tmp_path / "ledger.json").entries()
+    assert len(entries) == 1 and entries[0]["epsilon"] == 3.0 and entries[0]["input_sha256"].startswith("content:")
 
 
 def test_holdout_rows_never_reach_the_generator():
     frame = _frame(500).assign(row=np.arange(500))
-    train, holdout = split_holdout(frame, 0.2, seed=4)
-    assert len(holdout) == 100 and len(train) == 400
+    modality = TableModality(from_frame(frame))
+    train, holdout = modality.split(0.2, NoiseSource(seed=4))
+    assert 50 < len(holdout) < 150  # each row independently, with probability 0.2
     assert set(train["row"]).isdisjoint(holdout["row"]) and len(set(train["row"]) | set(holdout["row"])) == 500
-    again, _ = split_holdout(frame, 0.2, seed=4)
+    again, _ = modality.split(0.2, NoiseSource(seed=4))
     pd.testing.assert_frame_equal(train, again)
-    whole, none = split_holdout(frame, 0.0, seed=4)
+    whole, none = modality.split(0.0, NoiseSource())
     assert none is None and len(whole) == 500
 
 
@@ -95,16 +117,34 @@ def test_fit_sees_only_the_training_rows(tmp_path, keys, monkeypatch):
         return original(self, frame, *args, **kwargs)
 
     monkeypatch.setattr(TabularGAN, "fit", spy)
-    _release(tmp_path, keys, holdout_fraction=0.25)
-    assert seen["rows"] == 600
+    result = _release(tmp_path, keys, holdout_fraction=0.25)
+    steward = verify_release(result.steward_directory, keys[1])["predicate"]
+    assert seen["rows"] == steward["data"]["rows_train"] < 800
 
 
 def test_no_holdout_skips_membership_inference_and_says_so(tmp_path, keys):
     result = _release(tmp_path, keys, holdout_fraction=0.0, target=None)
-    predicate = result.predicate
-    assert predicate["data"]["rows_holdout"] == 0
-    assert predicate["leakage"]["mia_auc"] is None and predicate["leakage"]["leak_detected"] is None
-    assert any("holdout" in note for note in predicate["audit"]["notes"])
+    audit = result.predicate["audit"]
+    assert audit["figures"]["membership"] is None and audit["figures"]["ml_utility"] is None
+    assert "not tested" in audit["verdict"]
+
+
+def test_a_re_export_of_the_same_data_shares_its_budget(tmp_path, keys):
+    """Rows shuffled, columns reordered, another delimiter: the same dataset to the ledger."""
+    frame = _frame()
+    _release(tmp_path, keys, epsilon=6.0, out=tmp_path / "first")
+    shuffled = frame.sample(frac=1.0, random_state=3)[["high", "hours", "city", "age"]]
+    path = tmp_path / "export.tsv"
+    shuffled.to_csv(path, sep="\t", index=False)
+    table = read_table(path)
+    with pytest.raises(PrivacyError, match="over the budget limit 10"):
+        release(TableModality(table, target="high"), epsilon=6.0, key=keys[0], key_path=keys[1],
+                out=tmp_path / "second", ledger=tmp_path / "ledger.json", model_options=FAST)
+    assert not (tmp_path / "second").exists()
+    # ... and an explicit dataset id names it whatever its content.
+    _release(tmp_path, keys, epsilon=3.0, out=tmp_path / "third", dataset_id="survey-2026")
+    keys_seen = {entry["input_sha256"] for entry in BudgetLedger(tmp_path / "ledger.json").entries()}
+    assert "id:survey-2026" in keys_seen and len(keys_seen) == 2
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -115,12 +155,13 @@ def test_a_fault_at_any_stage_leaves_no_release_and_no_ledger_entry(tmp_path, ke
 
     with pytest.raises(RuntimeError, match="injected fault"):
         _release(tmp_path, keys, progress=fail_at)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".ledger.json.lock", "ledger.json"]  # no release, no staging
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name != "config")
+    assert left == [".ledger.json.lock", "ledger.json"]  # no release, no staging, no steward's audit
     assert BudgetLedger(tmp_path / "ledger.json").entries() == []
 
 
 @pytest.mark.parametrize("target", ["synthdata.signing.write_signed", "synthdata.report.render_html",
-                                    "synthdata.sampling.write_csv", "synthdata.audit.audit", "os.rename"])
+                                    "synthdata.tabular.sampling.write_csv", "synthdata.audit.audit", "os.rename"])
 def test_an_interrupt_inside_a_stage_leaves_nothing_behind(tmp_path, keys, monkeypatch, target):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -132,7 +173,7 @@ def test_an_interrupt_inside_a_stage_leaves_nothing_behind(tmp_path, keys, monke
         monkeypatch.setattr(target, interrupted)
     with pytest.raises(KeyboardInterrupt):
         _release(tmp_path, keys)
-    assert not (tmp_path / "release").exists()
+    assert not (tmp_path / "release").exists() and not (tmp_path / "release.steward-audit").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".release")]
     assert BudgetLedger(tmp_path / "ledger.json").entries() == []
 
@@ -170,8 +211,7 @@ def data_csv(tmp_path) -> Path:
     return path
 
 
-def test_cli_release_then_verify_then_budget(invoke, tmp_path, data_csv, keys, monkeypatch):
-    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+def test_cli_release_then_verify_then_budget(invoke, tmp_path, data_csv, keys):
     out = tmp_path / "rel"
     result = invoke("release", data_csv, "--epsilon", "2", "--target", "high", "--out", out, "--seed", "3",
                     "--quiet")
@@ -181,6 +221,8 @@ def test_cli_release_then_verify_then_budget(invoke, tmp_path, data_csv, keys, m
     assert public.exists() and str(public) in result.output  # the default key, created on first use
     verified = invoke("verify", out, "--public-key", public)
     assert verified.exit_code == 0, verified.output
+    steward = invoke("verify", tmp_path / "rel.steward-audit", "--public-key", public)
+    assert steward.exit_code == 0 and "NOT FOR RELEASE" in steward.output, steward.output
     listed = invoke("budget", "--ledger", tmp_path / "budget-ledger.json")
     assert listed.exit_code == 0 and "2" in listed.output and str(out) in listed.output
     again = invoke("release", data_csv, "--epsilon", "9", "--out", tmp_path / "rel2", "--quiet")
@@ -193,8 +235,7 @@ def test_cli_release_then_verify_then_budget(invoke, tmp_path, data_csv, keys, m
     (["--epsilon", "1", "--holdout-fraction", "0.9"], "--holdout-fraction"),
     (["--epsilon", "-1"], "epsilon"),
 ])
-def test_cli_release_refuses_bad_options_in_one_line(invoke, tmp_path, data_csv, args, fragment, monkeypatch):
-    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+def test_cli_release_refuses_bad_options_in_one_line(invoke, tmp_path, data_csv, args, fragment):
     result = invoke("release", data_csv, "--out", tmp_path / "rel", "--quiet", *args)
     assert_one_line_error(result, fragment, exit_code=result.exit_code if result.exit_code else 1)
     assert not (tmp_path / "rel").exists()

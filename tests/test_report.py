@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from synthdata.audit import audit
-from synthdata.report import render_html
+from synthdata.report.html import render_html  # the audit page renderer (the steward's audit)
 
 from .audit.conftest import PLANTED, population
 

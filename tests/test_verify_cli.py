@@ -29,10 +29,9 @@ from synthdata.signing import (
 from .conftest import assert_one_line_error
 
 PREDICATE = {
-    "privacy": {"epsilon": 1.0, "epsilon_spent": 0.9731, "delta": 1e-05},
-    "leakage": {"verdict": "no leak detected", "leak_detected": False},
-    "quality": {"sdmetrics_score": 0.8712},
-    "data": {"input_sha256": "ab" * 32, "rows_train": 24000, "rows_holdout": 6000},
+    "privacy": {"epsilon": 1.0, "epsilon_spent": 0.9731, "delta": 1e-05, "unit": "one row of the input"},
+    "audit": {"verdict": "no violation detected: membership attack AUC 0.502"},
+    "data": {"input_name": "people.csv", "rows_train_dp": 24012, "rows_synthetic": 24012},
     "software": {"synthdata_version": "0.1.0"},
 }
 
@@ -58,10 +57,9 @@ def release(tmp_path, keys):
 def test_verify_passes_and_summarises(invoke, release, keys):
     result = invoke("verify", release, "--public-key", keys[1])
     assert result.exit_code == 0, result.output
-    assert "epsilon spent 0.9731 (target 1), delta 1e-05" in result.output
-    assert "verdict no leak detected, leak detected: no" in result.output
-    assert "SDMetrics score 0.8712" in result.output
-    assert "training rows 24,000, holdout rows 6,000" in result.output
+    assert "epsilon spent 0.9731 (target 1), delta 1e-05; unit: one row of the input" in result.output
+    assert "no violation detected: membership attack AUC 0.502" in result.output
+    assert "people.csv: about 24,012 training rows (a DP count); 24,012 synthetic" in result.output
     assert "synthdata 0.1.0" in result.output
     assert "2 released files" in result.output
     assert fingerprint(load_public_key(keys[1])) in result.output

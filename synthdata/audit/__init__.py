@@ -95,11 +95,10 @@ computed, with a note saying why::
                     metric computed on a sample
     notes           sentences: what was ignored, skipped or defaulted
 
-Images: :func:`audit_images` (see :mod:`synthdata.audit.images`) returns ``quality`` and
-``leakage`` in these key names where they apply.
+Images: :func:`synthdata.images.audit.audit_images` returns ``quality`` and ``leakage``
+in these key names where they apply, using the shared attacks and bounds here.
 """
 
-from .images import audit_images, closest_pairs
 from .leakage import exact_copies, leakage_audit, rare_values
 from .quality import column_distributions, detection_auc, marginal_tvd, ml_utility, sdmetrics_quality
 from .run import AUDIT_FORMAT, audit, summary
@@ -110,10 +109,8 @@ __all__ = [
     "AUDIT_FORMAT",
     "AuditTables",
     "audit",
-    "audit_images",
     "auroc_delong",
     "clopper_pearson",
-    "closest_pairs",
     "column_distributions",
     "detection_auc",
     "epsilon_lower_bound",

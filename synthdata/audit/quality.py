@@ -36,7 +36,8 @@ from pandas.api import types as ptypes
 
 from ..errors import DataError
 
-__all__ = ["column_distributions", "detection_auc", "marginal_tvd", "ml_utility", "sdmetrics_quality"]
+__all__ = ["column_distributions", "detection_auc", "marginal_tvd", "ml_utility", "sdmetrics_quality",
+           "synthetic_model_correct"]
 
 #: A numeric target with at most this many distinct values is predicted as classes.
 MAX_NUMERIC_CLASSES = 20
@@ -435,6 +436,43 @@ def ml_utility(
     if notes:
         result["note"] = "; ".join(notes)
     return result
+
+
+def synthetic_model_correct(synthetic: pd.DataFrame, test: pd.DataFrame, *, target: str, kinds: dict[str, str],
+                            seed: int = 0) -> np.ndarray | None:
+    """Whether a model trained on ``synthetic`` alone predicts each row of ``test`` right.
+
+    The classifier of :func:`ml_utility`, fitted on the synthetic rows only (a DP output,
+    free to read); nothing about the real rows shapes the model, so each real row moves
+    the count of right answers by at most one. A test row whose target is missing, or
+    holds a class the synthetic rows never show, counts as wrong. None when the target
+    is numeric with many values (a regression) or the synthetic rows hold one class.
+    """
+    features = [c for c in synthetic.columns if c != target]
+    if not features or target not in test.columns:
+        return None
+    if kinds[target] == "numeric" and synthetic[target].nunique() > MAX_NUMERIC_CLASSES:
+        return None
+    numeric_target = kinds[target] == "numeric"
+
+    def labels(frame: pd.DataFrame) -> np.ndarray:
+        series = frame[target]
+        if numeric_target:
+            return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float).astype(object)
+        return _as_text(series).to_numpy()
+
+    kept = synthetic[synthetic[target].notna()]
+    y_train = labels(kept)
+    classes = pd.Index(pd.unique(y_train))
+    if len(classes) < 2:
+        return None
+    model = _model("classification", kinds, features, seed)
+    X_train, X_test = _features(kept, test, features, kinds)
+    with _fitting():
+        model.fit(X_train, classes.get_indexer(y_train))
+        predicted = model.predict(X_test)
+    truth = classes.get_indexer(labels(test))
+    return (truth >= 0) & (predicted == truth)
 
 
 def _classification(

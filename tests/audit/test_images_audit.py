@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthdata.audit.images import audit_images, closest_pairs, frechet_distance
+from synthdata.images.audit import audit_images, closest_pairs, frechet_distance
 from synthdata.errors import DataError
 
 DIGITS = Path(__file__).resolve().parents[2] / "sample_datasets" / "digits.npz"

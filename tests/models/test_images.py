@@ -10,14 +10,16 @@ import hashlib
 import json
 from pathlib import Path
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
 
-from synthdata.errors import DataError, ModelError
+from synthdata.errors import DataError, ModelError, SynthdataWarning
 from synthdata.models import ImageGAN
-from synthdata.models.images import ImageDiscriminator, fourier_features, fourier_projection, per_sample_gradients
+from synthdata.images.networks import ImageDiscriminator, fourier_features, fourier_projection, per_sample_gradients
 from synthdata.privacy import DPSGD_MECHANISM
 
 DIGITS = Path(__file__).resolve().parents[2] / "sample_datasets" / "digits.npz"
@@ -54,21 +56,24 @@ def test_epsilon_is_never_exceeded_and_every_release_is_booked(small, epsilon, d
     images, labels = small
     model = ImageGAN(epsilon=epsilon, seed=1, epochs=0.3, batch_size=32, classes=range(10),
                      budget_split={"discriminator": discriminator}, **{**FAST, "generator_steps": 5})
-    model.fit(images[:200], labels[:200])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SynthdataWarning)  # at epsilon 0.3 the DP count of 200 images is rough
+        model.fit(images[:200], labels[:200])
     assert model.epsilon_spent_ <= epsilon
     assert model.epsilon_spent_ > 0.95 * epsilon  # the plan spends the budget it was given
     assert model.ledger_.epsilon_spent == model.epsilon_spent_
     steps = {spend.step: spend for spend in model.ledger_.spends}
-    expected = {"label frequencies", "mean embeddings"} | ({"discriminator"} if discriminator else set())
+    expected = {"image count", "labels", "embeddings"} | ({"discriminator"} if discriminator else set())
     assert set(steps) == expected
-    assert steps["label frequencies"].parameters["sensitivity"] == 1.0
-    assert steps["mean embeddings"].parameters["sensitivity"] == 1.0
-    assert steps["mean embeddings"].parameters["features"] == FAST["features"]
+    assert steps["labels"].parameters["sensitivity"] == 1.0
+    assert steps["embeddings"].parameters["sensitivity"] == 1.0
+    assert steps["embeddings"].parameters["features"] == FAST["features"]
     if discriminator:
         line = steps["discriminator"]
         assert line.mechanism == DPSGD_MECHANISM
-        assert line.parameters["steps"] == int(np.ceil(0.3 * 200 / 32))  # every planned step, no more
-        assert line.parameters["sample_rate"] == pytest.approx(32 / 200)
+        # Every planned step, no more; planned from the DP image count, never the exact one.
+        assert line.parameters["steps"] == int(np.ceil(0.3 * model.n_images_ / 32))
+        assert line.parameters["sample_rate"] == pytest.approx(32 / model.n_images_)
 
 
 def test_fourier_features_have_unit_norm_so_one_image_has_sensitivity_one():
@@ -102,7 +107,8 @@ def test_declared_classes_are_all_released_and_checked(small):
 
 def test_too_small_a_budget_for_any_observed_class_is_a_clear_error(small):
     images, labels = small
-    with pytest.raises(ModelError, match="no class has enough images"):
+    with pytest.raises(ModelError, match="no class has enough images"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", SynthdataWarning)  # the DP count of 100 images may read below 10 here
         ImageGAN(epsilon=0.3, seed=0, **FAST).fit(images[:100], labels[:100])
 
 
@@ -128,7 +134,8 @@ def test_samples_have_the_input_layout_dtype_and_classes(fitted):
     assert images.max() > 100  # not collapsed to black
     assert labels.shape == (64,) and labels.dtype == np.int64
     assert set(labels) <= set(fitted.classes_)
-    assert fitted.image_shape_ == (8, 8) and fitted.n_images_ == 400
+    assert fitted.image_shape_ == (8, 8)
+    assert abs(fitted.n_images_ - 400) < 200  # a DP count (Laplace, scale 25 here), never the exact one
     empty, empty_labels = fitted.sample(0)
     assert empty.shape == (0, 8, 8) and empty_labels.shape == (0,)
 
@@ -139,21 +146,23 @@ def test_colour_images_without_labels(small):
     model = ImageGAN(epsilon=1.0, seed=0, **FAST).fit(colour)
     sampled, labels = model.sample(10)
     assert sampled.shape == (10, 8, 8, 3) and sampled.dtype == np.uint8 and labels is None
-    assert [spend.step for spend in model.ledger_.spends] == ["image count", "mean embeddings", "discriminator"]
+    assert [spend.step for spend in model.ledger_.spends] == ["image count", "embeddings", "discriminator"]
 
 
 def test_odd_sizes_are_generated_exactly(small):
     images = np.zeros((60, 11, 7), dtype=np.uint8)
     images[:, 3:8, 2:5] = 200
-    model = ImageGAN(epsilon=1.0, seed=0, **{**FAST, "generator_steps": 3}).fit(images)
+    model = ImageGAN(epsilon=5.0, seed=0, **{**FAST, "generator_steps": 3}).fit(images)
     assert model.sample(4)[0].shape == (4, 11, 7)
 
 
-def test_seeded_fits_and_samples_repeat(small, fitted):
+def test_seeded_fits_and_samples_repeat_only_with_the_test_noise_seed(small):
     images, labels = small
-    again = ImageGAN(epsilon=2.0, seed=0, classes=range(10), **FAST).fit(images, labels)
-    first, first_labels = fitted.sample(50, seed=9)
+    first_model = ImageGAN(epsilon=2.0, seed=0, classes=range(10), insecure_noise_seed=4, **FAST).fit(images, labels)
+    again = ImageGAN(epsilon=2.0, seed=0, classes=range(10), insecure_noise_seed=4, **FAST).fit(images, labels)
+    first, first_labels = first_model.sample(50, seed=9)
     second, second_labels = again.sample(50, seed=9)
+    fitted = first_model
     np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(first_labels, second_labels)
     assert not np.array_equal(first, fitted.sample(50, seed=10)[0])

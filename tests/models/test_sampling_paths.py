@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from synthdata.models import TabularGAN
-from synthdata.models.networks import Generator, Segments
-from synthdata.sampling import write_csv
+from synthdata.tabular.networks import Generator, Segments
+from synthdata.tabular.sampling import write_csv
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 __all__ = ["IMAGE_SUFFIXES", "ImageSet", "read_images", "is_image_input", "parse_image_size", "write_images",
            "grid_image", "class_folder_names"]

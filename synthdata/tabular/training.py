@@ -2,7 +2,7 @@
 
 Two private views of the real rows reach the generator, and nothing else does:
 
-1. **Marginals** (:func:`measure_marginals`): noisy scores pick the column pairs whose
+1. **Marginals** (:func:`synthdata.tabular.marginals.measure_marginals`): noisy scores pick the column pairs whose
    joint distribution the 1-way marginals explain worst, then those pairs' 2-way
    marginals are measured with the Gaussian mechanism (one release each, charged to the
    ledger). Training the generator to match them is post-processing (as in GEM, Liu et
@@ -18,39 +18,21 @@ The generator only ever sees the noisy marginals and the private discriminator.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from opacus.optimizers import DPOptimizerFastGradientClipping
 from torch.nn import functional as F
 
-from .checkpoint import Checkpointer
+from ..checkpoint import Checkpointer
+from ..privacy import PrivacyLedger
+from ..privacy.dpsgd import make_dp_optimizer
 from .encoding import TabularEncoder
-from .models.networks import Discriminator, Generator, Segments
-from .privacy import PrivacyLedger, poisson_sample
+from .marginals import MeasuredMarginals
+from .networks import Discriminator, Generator, Segments
 
-__all__ = ["MeasuredMarginals", "TrainingPlan", "measure_marginals", "train"]
-
-
-@dataclass(frozen=True)
-class MeasuredMarginals:
-    """2-way targets for the generator: (columns i, j, noisy shares per coarse cell, weight).
-
-    Measured pairs weigh 1; unmeasured pairs carry the independence prior at
-    :data:`PRIOR_WEIGHT`. The 1-way targets are the encoder's released counts.
-    """
-
-    two_way: list[tuple[int, int, np.ndarray, float]]
-
-    def to_dict(self) -> dict:
-        return {"two_way": [[i, j, t.tolist(), w] for i, j, t, w in self.two_way]}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> MeasuredMarginals:
-        return cls(two_way=[(i, j, np.asarray(t), float(w)) for i, j, t, w in data["two_way"]])
+__all__ = ["TrainingPlan", "train"]
 
 
 @dataclass(frozen=True)
@@ -64,89 +46,12 @@ class TrainingPlan:
     noise_multiplier: float | None
     max_grad_norm: float
     adversarial_weight: float
+    expected_batch: int = 1
     learning_rate: float = 2e-3
     components: int = 1024
     noise_dim: int = 32
     hidden: int = 128
     discriminator_hidden: int = 128
-
-
-def measure_marginals(codes: np.ndarray, encoder: TabularEncoder, *, ledger: PrivacyLedger,
-                      select_multiplier: float, measure_multiplier: float, max_pairs: int,
-                      rng: np.random.Generator) -> MeasuredMarginals:
-    """Select the informative column pairs and measure their 2-way marginals (both charged)."""
-    # The row count as released (a DP estimate): scales the independence prediction.
-    rows = float(np.median([max(sum(code.counts), 1.0) for code in encoder.codes_]))
-    coarse = np.stack([np.asarray(code.coarse)[codes[:, j]] for j, code in enumerate(encoder.codes_)], axis=1)
-    coarse_sizes = [code.coarse_size for code in encoder.codes_]
-    pairs = [(i, j) for i in range(len(coarse_sizes)) for j in range(i + 1, len(coarse_sizes))
-             if coarse_sizes[i] > 1 and coarse_sizes[j] > 1]
-    if not pairs:
-        return MeasuredMarginals(two_way=[])
-
-    # What 1-way marginals alone predict for each pair (independence), from released counts.
-    shares = []
-    for code in encoder.codes_:
-        mass = np.zeros(code.coarse_size)
-        np.add.at(mass, code.coarse, np.maximum(code.counts, 0))
-        shares.append(mass / max(mass.sum(), 1e-9))
-    tables = {(i, j): _pair_counts(coarse, i, j, coarse_sizes) for i, j in pairs}
-
-    # Selection: every pair's L1 error under independence, released with Gaussian noise.
-    # One row moves each score by at most 1, so the score vector has L2 sensitivity √pairs.
-    sensitivity = math.sqrt(len(pairs))
-    sigma_select = select_multiplier * sensitivity
-    scores = np.array([np.abs(tables[p] - rows * np.outer(shares[p[0]], shares[p[1]]).ravel()).sum()
-                       for p in pairs])
-    noisy_scores = scores + rng.normal(0, sigma_select, len(pairs))
-    ledger.gaussian("marginal selection", sensitivity=sensitivity, sigma=sigma_select,
-                    mechanism="Gaussian noise on pair scores (report noisy top-k)",
-                    parameters={"pairs_scored": len(pairs)})
-
-    # Post-processing of the noisy scores: choose how many pairs to measure so the
-    # expected dependence captured beats the noise that measuring more pairs adds.
-    cells = np.array([coarse_sizes[i] * coarse_sizes[j] for i, j in pairs], dtype=float)
-    best_k, best_gain, best_order = 0, 0.0, np.array([], dtype=int)
-    for k in range(1, min(max_pairs, len(pairs)) + 1):
-        noise_l1 = math.sqrt(2 / math.pi) * measure_multiplier * math.sqrt(k) * cells
-        net = noisy_scores - noise_l1
-        order = np.argsort(-net)[:k]
-        gain = float(np.sum(np.maximum(net[order], 0)))
-        if gain > best_gain:
-            best_k, best_gain, best_order = k, gain, order
-    if best_k == 0:
-        return MeasuredMarginals(two_way=_independent(pairs, [], shares))
-
-    chosen = [pairs[index] for index in best_order]
-    sensitivity = math.sqrt(len(chosen))
-    sigma = measure_multiplier * sensitivity
-    two_way = []
-    for i, j in chosen:
-        noisy = tables[(i, j)] + rng.normal(0, sigma, tables[(i, j)].shape)
-        two_way.append((i, j, noisy / rows, 1.0))
-    ledger.gaussian("marginals", sensitivity=sensitivity, sigma=sigma,
-                    mechanism="Gaussian mechanism on 2-way marginals",
-                    parameters={"pairs": [[encoder.codes_[i].name, encoder.codes_[j].name] for i, j in chosen]})
-    return MeasuredMarginals(two_way=two_way + _independent(pairs, chosen, shares))
-
-
-#: Weight of the independence prior on unmeasured pairs, relative to a measured pair.
-PRIOR_WEIGHT = 0.1
-
-
-def _independent(pairs, chosen, shares) -> list:
-    """Unmeasured pairs pull towards independence (the product of released 1-way shares).
-
-    A neural generator left unconstrained on a pair invents dependence that is not in
-    the data; the maximum-entropy default is independence. Post-processing: free.
-    """
-    measured = set(chosen)
-    return [(i, j, np.outer(shares[i], shares[j]).ravel(), PRIOR_WEIGHT) for i, j in pairs
-            if (i, j) not in measured]
-
-
-def _pair_counts(coarse: np.ndarray, i: int, j: int, sizes: list[int]) -> np.ndarray:
-    return np.bincount(coarse[:, i] * sizes[j] + coarse[:, j], minlength=sizes[i] * sizes[j]).astype(float)
 
 
 def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularEncoder, codes: np.ndarray,
@@ -155,8 +60,11 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
           resume: dict | None = None) -> Generator:
     """Fit the generator to the noisy marginals and, adversarially, to the DP discriminator.
 
-    With ``checkpoint``, the whole training state (ledger included) is saved every
-    ``checkpoint.every`` steps; ``resume`` is such a saved state to continue from.
+    ``seed`` drives only what no privacy rests on (initial weights, the generator's own
+    noise); batches and gradient noise come from ``ledger.noise``. With ``checkpoint``, the
+    whole training state (ledger included) is saved every ``checkpoint.every`` steps;
+    ``resume`` is such a saved state to continue from: the batch sampler and the noise
+    are drawn afresh, never replayed.
     """
     torch.manual_seed(seed)
     sizes = [code.size for code in encoder.codes_]
@@ -174,22 +82,14 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
         # Real rows as indices into the concatenated one-hot layout; batches are formed by
         # tensor indexing (a per-row DataLoader costs 30x here).
         real = torch.as_tensor(codes + offsets, dtype=torch.long, device=device)
-        d_opt = DPOptimizerFastGradientClipping(
+        d_opt = make_dp_optimizer(
             torch.optim.Adam(discriminator.parameters(), lr=plan.learning_rate, betas=(0.5, 0.9)),
-            noise_multiplier=plan.noise_multiplier,
-            max_grad_norm=plan.max_grad_norm,
-            expected_batch_size=max(1, round(plan.sample_rate * len(codes))) * 2,
-            loss_reduction="mean",
+            ledger=ledger, step="discriminator", noise_multiplier=plan.noise_multiplier,
+            max_grad_norm=plan.max_grad_norm, sample_rate=plan.sample_rate,
+            expected_batch_size=plan.expected_batch * 2, clipped_before=True,
+            parameters={"batch_size_expected": plan.expected_batch, "clipping": "exact per-sample (book-keeping)"},
         )
-        d_opt.attach_step_hook(ledger.dpsgd_hook(
-            "discriminator",
-            noise_multiplier=plan.noise_multiplier,
-            sample_rate=plan.sample_rate,
-            max_grad_norm=plan.max_grad_norm,
-            parameters={"batch_size_expected": round(plan.sample_rate * len(codes)),
-                        "clipping": "exact per-sample (book-keeping)"},
-        ))
-        sampler = np.random.default_rng([seed, 2])
+        sampler = ledger.noise
         d_every = plan.generator_steps / plan.discriminator_steps
     d_done, d_loss, start = 0, float("nan"), 0
     if resume is not None:
@@ -199,17 +99,19 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
         if use_discriminator:
             discriminator.load_state_dict(resume["discriminator"])
             d_opt.original_optimizer.load_state_dict(resume["d_opt"])
-            sampler.bit_generator.state = json.loads(resume["sampler"])
         torch.set_rng_state(resume["rng"])
+        if device.type == "cuda" and resume.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(resume["cuda_rng"], device)
         start, d_done = int(resume["step"]), int(resume["d_done"])
 
     def save(step: int) -> None:
         checkpoint.save_training({
             "step": step, "d_done": d_done, "generator": generator.state_dict(), "g_opt": g_opt.state_dict(),
             "schedule": schedule.state_dict(), "rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
             "ledger": json.dumps(ledger.state_dict()),
-            **({"discriminator": discriminator.state_dict(), "d_opt": d_opt.original_optimizer.state_dict(),
-                "sampler": json.dumps(sampler.bit_generator.state)} if use_discriminator else {}),
+            **({"discriminator": discriminator.state_dict(), "d_opt": d_opt.original_optimizer.state_dict()}
+               if use_discriminator else {}),
         })
 
     for step in range(start, plan.generator_steps):
@@ -240,15 +142,15 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
 
 
 def _discriminator_step(discriminator: Discriminator, optimizer, generator: Generator, real: torch.Tensor,
-                        segments: Segments, plan: TrainingPlan, sampler: np.random.Generator,
-                        device: torch.device) -> float:
-    # An empty batch still takes its (noise-only) step.
-    batch = real[torch.from_numpy(poisson_sample(real.shape[0], plan.sample_rate, sampler)).to(device)]
+                        segments: Segments, plan: TrainingPlan, sampler, device: torch.device) -> float:
+    # Each row in independently with probability q (the accountant's assumption), drawn
+    # from the ledger's CSPRNG-keyed source. An empty batch still takes its noise-only step.
+    batch = real[torch.from_numpy(sampler.poisson_sample(real.shape[0], plan.sample_rate)).to(device)]
     width = int(segments.valid.numel())
     real_rows = torch.zeros(batch.shape[0], width, device=device)
     if batch.shape[0]:
         real_rows.scatter_(1, batch, 1.0)
-    fakes = max(1, round(plan.sample_rate * real.shape[0]))
+    fakes = plan.expected_batch
     with torch.no_grad():
         fake_rows = segments.gumbel(generator(fakes))
     rows = torch.cat([real_rows, fake_rows])

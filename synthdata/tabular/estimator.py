@@ -17,39 +17,61 @@ import dataclasses
 import json
 import math
 import os
-import secrets
+import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import __version__
 from ..checkpoint import Checkpointer
-from ..encoding import TabularEncoder
-from ..errors import ModelError, PrivacyError
+from ..errors import ModelError, PrivacyError, SynthdataWarning
 from ..ingest import from_frame
-from ..privacy import DPSGDRequest, GaussianRequest, PrivacyLedger, check_privacy_parameters, default_delta, plan_noise
-from ..schema import Schema, infer_schema
-from ..training import MeasuredMarginals, TrainingPlan, measure_marginals, train
-from .persistence import META_NAME, WEIGHTS_NAME, read_model, weights_sha256
+from ..models.base import Synthesizer, fresh_seed
+from ..privacy import (
+    DEFAULT_DELTA,
+    ROW,
+    DPSGDRequest,
+    GaussianRequest,
+    NoiseSource,
+    PrivacyLedger,
+    PrivacyUnit,
+    check_delta_for_units,
+    check_privacy_parameters,
+)
+from ..runtime import resolve_device
+from ..schema import Schema
+from .encoding import TabularEncoder
+from .inference import infer_schema_private
+from .marginals import MeasuredMarginals, measure_marginals
 from .networks import Generator, Segments
+from .training import TrainingPlan, train
 
-__all__ = ["TabularGAN", "resolve_device"]
+__all__ = ["TabularGAN"]
 
-MODEL_FORMAT = "synthdata-tabular-gan/1"
+MODEL_FORMAT = "synthdata-tabular-gan/2"
 #: Shares of epsilon, each as if spent alone; RDP composition lets them add up to more
 #: than 1 while the total stays at epsilon (see :func:`synthdata.privacy.plan_noise`).
 #: Relative weights (normalised to sum 1). Measured on Adult at epsilon=1 (see
 #: benchmarks/README.md): a larger discriminator share costs marginal accuracy
 #: (pair trends 0.864 at 0.25, 0.868 at 0.1, 0.895 at 0) without raising ML utility.
-DEFAULT_BUDGET_SPLIT = {"preprocessing": 0.25, "selection": 0.05, "marginals": 0.45, "discriminator": 0.1}
+#: "schema" is spent only when no schema is declared; "audit" is reserved for a
+#: release's public audit figures and spent by the release, not by fit.
+DEFAULT_BUDGET_SPLIT = {"schema": 0.05, "preprocessing": 0.25, "selection": 0.05, "marginals": 0.45,
+                        "discriminator": 0.1, "audit": 0.0}
+#: Share of epsilon of the DP row count, spent first (pure ε, discrete Laplace) so that
+#: the batch sampling rate and the number of steps are planned from it, never from n.
+COUNT_SHARE = 0.05
+#: Most epsilon the count ever takes (a count needs little: at 0.1 its noise is ±10).
+COUNT_CAP = 0.1
 #: Rows generated at a time when sampling (the intermediates fit in a core's cache).
 SAMPLE_BLOCK_ROWS = 4096
 #: Share of delta reserved for the sparse histograms' thresholds.
 THRESHOLD_DELTA_SHARE = 0.1
+#: Fewest rows a plan assumes, whatever the noisy count says.
+MIN_ROWS = 10
 
 
 def _encode(encoder: TabularEncoder, frame: pd.DataFrame, schema: Schema, seed: int) -> np.ndarray:
@@ -64,44 +86,42 @@ def _measured_pairs(ledger: PrivacyLedger) -> list[tuple[str, str]]:
     return []
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` is CUDA when available, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ModelError(f"unknown device {device!r}; use auto, cpu or cuda") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu")
-    return resolved
-
-
-class TabularGAN:
+class TabularGAN(Synthesizer):
     """Differentially private GAN for mixed-type tables.
 
     Parameters (keyword-only, stored unchanged; all work happens in :meth:`fit`):
         epsilon: the privacy budget; never exceeded.
-        delta: defaults to min(1/(n ln n), 1e-5), well below 1/n.
+        delta: defaults to 1e-6 (fixed in advance, never read off the data); must be well
+            below 1/n, judged on a DP count of the rows.
         epochs: passes of the DP discriminator over the data (in expectation).
         batch_size: expected size of the Poisson-sampled real batches.
         generator_steps: optimisation steps of the generator.
-        seed: makes a CPU run reproducible; drawn at random when None.
+        seed: makes what no privacy rests on reproducible (initial weights, sampling from
+            the fitted model); the privacy noise never depends on it.
         device: "auto" (CUDA when present), "cpu" or "cuda".
-        budget_split: shares of epsilon for preprocessing, selection, marginals, discriminator.
+        budget_split: relative shares of epsilon for schema, preprocessing, selection,
+            marginals, discriminator and audit (see :data:`DEFAULT_BUDGET_SPLIT`).
         digits: significant digits of the public grid numbers are released on.
         max_levels / max_coarse: levels per column for 1-way / 2-way marginals.
         max_pairs: most 2-way marginals measured.
         adversarial_weight: weight of the discriminator's signal in the generator's loss.
-        progress: a callable receiving progress dicts, or None.
+        max_grad_norm: per-sample clipping norm of the discriminator.
+        learning_rate: of the generator (Adam, cosine schedule).
+        insecure_noise_seed: FOR TESTS ONLY. Makes the privacy noise reproducible, which
+            removes the privacy guarantee; the ledger and any report say so. Never set it
+            for data that matters.
     """
+
+    model_format = MODEL_FORMAT
+    model_name = "tabular-gan"
+    fit_signature = "fit(data)"
 
     def __init__(self, *, epsilon: float, delta: float | None = None, epochs: float = 4.0,
                  batch_size: int = 1024, generator_steps: int = 1500, seed: int | None = None,
                  device: str = "auto", budget_split: dict[str, float] | None = None, digits: int = 2,
                  max_levels: int = 32, max_coarse: int = 16, max_pairs: int = 105,
                  adversarial_weight: float = 0.05, max_grad_norm: float = 1.0, learning_rate: float = 2e-2,
-                 progress=None) -> None:
+                 insecure_noise_seed: int | None = None) -> None:
         self.epsilon = epsilon
         self.delta = delta
         self.epochs = epochs
@@ -117,67 +137,77 @@ class TabularGAN:
         self.adversarial_weight = adversarial_weight
         self.max_grad_norm = max_grad_norm
         self.learning_rate = learning_rate
-        self.progress = progress
+        self.insecure_noise_seed = insecure_noise_seed
 
     # ------------------------------------------------------------------ fit
 
     def fit(self, data: pd.DataFrame, schema: Schema | None = None, *,
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
-            checkpoint_every: int = 100) -> TabularGAN:
+            checkpoint_every: int = 100, progress: Callable[[dict], None] | None = None,
+            unit: PrivacyUnit = ROW) -> TabularGAN:
         """Learn from ``data`` (a DataFrame) with differential privacy; returns self.
 
-        With ``checkpoint_dir``, the fit saves its state there every ``checkpoint_every``
+        Without ``schema``, the columns' types are decided privately (see
+        :mod:`synthdata.tabular.inference`); a declared schema is public and free. With
+        ``checkpoint_dir``, the fit saves its state there every ``checkpoint_every``
         steps; ``resume=True`` continues a killed fit from it, continuing the privacy
-        count (the private measurements are reused, never repeated).
+        count (the private measurements are reused, never repeated). ``progress``
+        receives a dict (step, total, loss, epsilon, …) every few steps.
         """
         table = from_frame(data)
         frame = table.frame
-        if schema is None:
-            schema = infer_schema(frame)
-        else:
-            schema.check_frame(frame)
-        frame = frame[schema.names]
-        rows = len(frame)
-        delta = self.delta if self.delta is not None else default_delta(rows)
-        check_privacy_parameters(epsilon=self.epsilon, delta=delta, n=rows)
+        if schema is not None:
+            schema.check_columns(frame)
+        delta = DEFAULT_DELTA if self.delta is None else self.delta
+        check_privacy_parameters(epsilon=self.epsilon, delta=delta)
+        split = self._split(schema_declared=schema is not None)
         device = resolve_device(self.device)
         checkpoint = Checkpointer(checkpoint_dir, every=checkpoint_every) if checkpoint_dir is not None else None
-        params = {k: v for k, v in self.get_params().items() if k != "progress"}
+        params = self._saved_params()
+        noise = NoiseSource(seed=self.insecure_noise_seed)
 
         if resume:
             if checkpoint is None:
                 raise ModelError("resume needs a checkpoint directory (--checkpoint-dir)")
             setup = checkpoint.load_setup()
-            if setup["input_sha256"] != table.sha256 or setup["schema"] != schema.to_dict():
+            if setup["input_sha256"] != table.sha256 or (schema is not None and setup["schema"] != schema.to_dict()):
                 raise ModelError(f"the checkpoint in {checkpoint.directory} was made from other data or another "
                                  "schema; resume with the same input, or start afresh in another directory")
             if setup["params"] != json.loads(json.dumps(params)):
                 raise ModelError(f"the checkpoint in {checkpoint.directory} was made with other settings; "
                                  "resume with the same settings")
-            seed = setup["seed"]
+            seed = self.seed if self.seed is not None else fresh_seed() % 2**31
+            schema = Schema.from_dict(setup["schema"])
             encoder = TabularEncoder.from_state_dict(setup["encoder"])
             marginals = MeasuredMarginals.from_dict(setup["marginals"])
             training = TrainingPlan(**setup["plan"])
+            rows = float(setup["rows"])
             state = checkpoint.load_training()
-            ledger = PrivacyLedger.from_state_dict(json.loads(state["ledger"]) if state else setup["ledger"])
+            ledger_state = json.loads(state["ledger"]) if state else setup["ledger"]
+            ledger = PrivacyLedger.from_state_dict(ledger_state)
+            ledger.noise = noise
+            ledger.plan_ = None
         else:
             if checkpoint is not None and checkpoint.exists():
                 raise ModelError(f"{checkpoint.directory} already holds a checkpoint; resume it (--resume) "
                                  "or choose another directory")
-            seed = self.seed if self.seed is not None else secrets.randbits(31)
-            encoder, codes, marginals, training, ledger = self._measure(frame, schema, rows, delta, seed)
+            seed = self.seed if self.seed is not None else fresh_seed() % 2**31
+            ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=delta * THRESHOLD_DELTA_SHARE,
+                                   unit=unit, noise=noise)
+            schema, encoder, codes, marginals, training, rows = self._measure(frame, schema, ledger, split, seed, unit)
             state = None
             if checkpoint is not None:
                 checkpoint.save_setup({
-                    "input_sha256": table.sha256, "schema": schema.to_dict(), "params": params, "seed": seed,
-                    "encoder": encoder.state_dict(), "marginals": marginals.to_dict(),
+                    "input_sha256": table.sha256, "schema": schema.to_dict(), "params": params,
+                    "encoder": encoder.state_dict(), "marginals": marginals.to_dict(), "rows": rows,
                     "plan": dataclasses.asdict(training), "ledger": ledger.state_dict(),
                 })
 
+        frame = schema.conform(frame[schema.names])
         if resume:  # seeded on its own: a resumed fit sees the same training codes
             codes = _encode(encoder, frame, schema, seed)
         generator = train(plan=training, marginals=marginals, encoder=encoder, codes=codes, ledger=ledger,
-                          device=device, seed=seed, progress=self.progress, checkpoint=checkpoint, resume=state)
+                          device=device, seed=seed, progress=progress, checkpoint=checkpoint, resume=state)
         if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
             raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
 
@@ -192,53 +222,72 @@ class TabularGAN:
         self.n_rows_ = rows
         self.training_ = training
         self.pairs_ = _measured_pairs(ledger)
+        self.marginals_ = marginals
+        self.fitted_ = True
         return self
 
-    def _measure(self, frame: pd.DataFrame, schema: Schema, rows: int, delta: float, seed: int):
-        """The private releases: plan all noise up front, then preprocessing and marginals."""
-        rng = np.random.default_rng(seed)
+    def _split(self, *, schema_declared: bool) -> dict[str, float]:
         split = {**DEFAULT_BUDGET_SPLIT, **(self.budget_split or {})}
         unknown = set(split) - set(DEFAULT_BUDGET_SPLIT)
         if unknown:
             raise PrivacyError(f"unknown budget_split part {sorted(unknown)[0]!r}; "
                                f"parts are {', '.join(DEFAULT_BUDGET_SPLIT)}")
+        if any(not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0
+               for v in split.values()):
+            raise PrivacyError("budget_split shares must be finite numbers >= 0")
         if split["preprocessing"] <= 0 or (split["marginals"] > 0 and split["selection"] <= 0):
             raise PrivacyError("budget_split needs a positive share for preprocessing, and for selection "
                                "whenever marginals are measured")
-        batch = min(self.batch_size, max(1, rows // 2))
-        sample_rate = batch / rows
-        d_steps = int(math.ceil(self.epochs * rows / batch)) if split["discriminator"] > 0 else 0
-        threshold_delta = delta * THRESHOLD_DELTA_SHARE
-        plan = plan_noise(
-            epsilon=self.epsilon,
-            delta=delta,
+        if not schema_declared and split["schema"] <= 0:
+            raise PrivacyError("budget_split gives the schema no share, but no schema was declared: declare one "
+                               "(it is then public and free) or give 'schema' a share")
+        if schema_declared:
+            split["schema"] = 0.0
+        return split
+
+    def _measure(self, frame: pd.DataFrame, schema: Schema | None, ledger: PrivacyLedger, split: dict[str, float],
+                 seed: int, unit: PrivacyUnit):
+        """The private releases: count, plan the rest, then schema, preprocessing and marginals."""
+        units = len(frame) if unit.per_row else frame[unit.column].nunique(dropna=True)
+        count = ledger.noisy_count("row count" if unit.per_row else f"{unit.noun} count", units,
+                                   epsilon=min(COUNT_SHARE * self.epsilon, COUNT_CAP), sensitivity=1.0,
+                                   parameters={"what": "rows" if unit.per_row else f"{unit.noun}s"})
+        if count < MIN_ROWS:
+            warnings.warn(f"a DP count says the table holds about {max(count, 0)} {'rows' if unit.per_row else unit.noun + 's'}"
+                          f"; planning for {MIN_ROWS}. At this size and budget little can be learned: raise epsilon, "
+                          "or declare public facts in a schema", SynthdataWarning, stacklevel=3)
+            count = MIN_ROWS
+        check_delta_for_units(ledger.delta, count, what="rows" if unit.per_row else f"{unit.noun}s")
+        batch = min(self.batch_size, max(1, count // 2))
+        sample_rate = batch / count
+        d_steps = int(math.ceil(self.epochs * count / batch)) if split["discriminator"] > 0 else 0
+        ledger.plan(
             gaussians={name: GaussianRequest(sensitivity=1.0, share=split[name])
-                       for name in ("preprocessing", "selection", "marginals") if split[name] > 0},
+                       for name in ("schema", "preprocessing", "selection", "marginals", "audit") if split[name] > 0},
             dpsgd=DPSGDRequest(sample_rate=sample_rate, steps=d_steps, share=split["discriminator"])
             if d_steps else None,
-            threshold_delta=threshold_delta,
         )
-        ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=threshold_delta)
+        if schema is None:
+            schema = infer_schema_private(frame, ledger=ledger, unit_rows=unit.max_rows)
+        frame = schema.conform(frame[schema.names])
         encoder = TabularEncoder(digits=self.digits, max_levels=self.max_levels, max_coarse=self.max_coarse)
-        encoder.fit(frame, schema, ledger=ledger, noise_multiplier=plan.sigmas["preprocessing"],
-                    threshold_delta=threshold_delta, rng=rng)
+        encoder.fit(frame, schema, ledger=ledger, threshold_delta=ledger.threshold_delta, unit_rows=unit.max_rows)
         codes = _encode(encoder, frame, schema, seed)
-        marginals = measure_marginals(
-            codes, encoder, ledger=ledger,
-            select_multiplier=plan.sigmas.get("selection", math.inf),
-            measure_multiplier=plan.sigmas.get("marginals", math.inf),
-            max_pairs=self.max_pairs if "marginals" in plan.sigmas else 0, rng=rng)
+        marginals = measure_marginals(codes, encoder, ledger=ledger, rows=max(float(count), 1.0),
+                                      max_pairs=self.max_pairs if split["marginals"] > 0 else 0,
+                                      unit_rows=unit.max_rows)
         training = TrainingPlan(
             generator_steps=self.generator_steps,
             generator_batch=1024,
             discriminator_steps=d_steps,
             sample_rate=sample_rate,
-            noise_multiplier=plan.noise_multiplier,
+            noise_multiplier=ledger.plan_.noise_multiplier,
             max_grad_norm=self.max_grad_norm,
             adversarial_weight=self.adversarial_weight,
             learning_rate=self.learning_rate,
+            expected_batch=batch,
         )
-        return encoder, codes, marginals, training, ledger
+        return schema, encoder, codes, marginals, training, float(count)
 
     # ------------------------------------------------------------------ sample
 
@@ -273,7 +322,7 @@ class TabularGAN:
             raise ValueError(f"n must be >= 0, got {n}")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        seed = self.seed_ + 1 if seed is None else seed
+        seed = fresh_seed() if seed is None else seed
         torch_rng = torch.Generator().manual_seed(seed)
         segments = Segments([code.size for code in self.encoder_.codes_])
 
@@ -309,67 +358,35 @@ class TabularGAN:
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model as JSON + tensors (no pickle) into directory ``path``."""
-        self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        weights = path / WEIGHTS_NAME
-        torch.save(self.generator_.state_dict(), weights)
-        meta = {
-            "format": MODEL_FORMAT,
-            "synthdata_version": __version__,
-            "params": {k: v for k, v in self.get_params().items() if k != "progress"},
+    def _saved_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        state = {
             "schema": self.schema_.to_dict(),
             "encoder": self.encoder_.state_dict(),
             "privacy": self.ledger_.state_dict(),
-            "generator": {"components": self.generator_.components,
-                          "noise_dim": self.generator_.noise_dim,
+            "generator": {"components": self.generator_.components, "noise_dim": self.generator_.noise_dim,
                           "hidden": self.generator_.net[0].out_features,
-                          "output_dim": self.generator_.net[-1].out_features,
-                          "sha256": weights_sha256(path)},
-            "state": {"epsilon_spent": self.epsilon_spent_, "delta": self.delta_, "seed": self.seed_,
-                      "n_rows": self.n_rows_, "columns": self.columns_, "pairs": self.pairs_},
+                          "output_dim": self.generator_.net[-1].out_features},
+            "training": dataclasses.asdict(self.training_),
+            "epsilon_spent": self.epsilon_spent_, "delta": self.delta_,
+            "n_rows": self.n_rows_, "columns": self.columns_, "pairs": self.pairs_,
+            "marginals": self.marginals_.to_dict(),
         }
-        (path / META_NAME).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        return state, self.generator_.state_dict()
 
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> TabularGAN:
-        """Load a saved model; refuses anything tampered with or not written by :meth:`save`."""
-        meta, state = read_model(path, MODEL_FORMAT)
-        try:
-            model = cls(**meta["params"])
-            g = meta["generator"]
-            generator = Generator(components=g["components"], noise_dim=g["noise_dim"], hidden=g["hidden"],
-                                  output_dim=g["output_dim"])
-            generator.load_state_dict(state)
-            generator.eval()
-            model.schema_ = Schema.from_dict(meta["schema"])
-            model.encoder_ = TabularEncoder.from_state_dict(meta["encoder"])
-            model.ledger_ = PrivacyLedger.from_state_dict(meta["privacy"])
-            s = meta["state"]
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ModelError(f"{path}: the saved model is incomplete or inconsistent ({exc})") from None
-        model.generator_ = generator
-        model.epsilon_spent_ = s["epsilon_spent"]
-        model.delta_ = s["delta"]
-        model.seed_ = s["seed"]
-        model.n_rows_ = s["n_rows"]
-        model.columns_ = s["columns"]
-        model.pairs_ = [tuple(p) for p in s["pairs"]]
-        return model
-
-    # ------------------------------------------------------------------ sklearn-style helpers
-
-    def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in (
-            "epsilon", "delta", "epochs", "batch_size", "generator_steps", "seed", "device", "budget_split",
-            "digits", "max_levels", "max_coarse", "max_pairs", "adversarial_weight", "max_grad_norm", "learning_rate",
-            "progress")}
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "generator_"):
-            raise ModelError("this TabularGAN is not fitted yet; call fit(data) first")
-
-    def __repr__(self) -> str:
-        return f"TabularGAN(epsilon={self.epsilon!r}, delta={self.delta!r}, seed={self.seed!r})"
+    def _restore_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        g = state["generator"]
+        generator = Generator(components=g["components"], noise_dim=g["noise_dim"], hidden=g["hidden"],
+                              output_dim=g["output_dim"])
+        generator.load_state_dict(tensors)
+        generator.eval()
+        self.generator_ = generator
+        self.schema_ = Schema.from_dict(state["schema"])
+        self.encoder_ = TabularEncoder.from_state_dict(state["encoder"])
+        self.ledger_ = PrivacyLedger.from_state_dict(state["privacy"])
+        self.training_ = TrainingPlan(**state["training"])
+        self.epsilon_spent_ = float(state["epsilon_spent"])
+        self.delta_ = float(state["delta"])
+        self.n_rows_ = float(state["n_rows"])
+        self.columns_ = list(state["columns"])
+        self.pairs_ = [tuple(p) for p in state["pairs"]]
+        self.marginals_ = MeasuredMarginals.from_dict(state["marginals"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 from pyarrow import csv as pa_csv
 
-from .errors import SynthdataError
+from ..errors import SynthdataError
 
 __all__ = ["write_csv"]
 

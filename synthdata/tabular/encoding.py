@@ -30,11 +30,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pandas.api import types as ptypes
 
-from .errors import SynthdataWarning
-from .privacy import PrivacyLedger, gaussian_threshold
-from .schema import Column, Schema
+from ..errors import SynthdataWarning
+from ..privacy import PrivacyLedger, gaussian_threshold
+from ..schema import Column, Schema, parse_datetimes
 
 __all__ = ["ColumnCode", "TabularEncoder", "round_significant"]
 
@@ -129,39 +128,46 @@ class TabularEncoder:
 
     # ------------------------------------------------------------------ fit (private)
 
-    def fit(self, frame: pd.DataFrame, schema: Schema, *, ledger: PrivacyLedger, noise_multiplier: float,
-            threshold_delta: float, rng: np.random.Generator) -> TabularEncoder:
-        """Measure every column's histogram once (one Gaussian release, charged to ``ledger``).
+    def fit(self, frame: pd.DataFrame, schema: Schema, *, ledger: PrivacyLedger, threshold_delta: float,
+            step: str = "preprocessing", unit_rows: int = 1) -> TabularEncoder:
+        """Measure every column's histogram once: one Gaussian release at the noise the
+        ledger's plan set for ``step``, charged to ``ledger``.
 
         A number is counted twice, at ``digits`` and at ``digits - 1`` significant digits:
         where the fine cells are too sparse to clear the threshold (the tails), the coarse
-        cell still carries their mass.
+        cell still carries their mass. ``unit_rows`` is the most rows one unit of privacy
+        holds: its rows can move one cell of each histogram by that much.
         """
         columns = list(schema)
         resolutions = [self._resolutions(column) for column in columns]
-        cells_per_row = sum(len(r) for r in resolutions)
-        sensitivity = math.sqrt(cells_per_row)  # one row adds 1 to one cell per histogram
-        sigma = noise_multiplier * sensitivity
+        histograms = sum(len(r) for r in resolutions)
+        sensitivity = unit_rows * math.sqrt(histograms)
+        sigma = ledger.planned_multiplier(step) * sensitivity
         thresholded = sum(len(r) for c, r in zip(columns, resolutions) if not _public_domain(c))
-        fail = threshold_delta / max(thresholded, 1)
-        self.threshold_ = gaussian_threshold(sigma=sigma, fail_probability=fail) if thresholded else 0.0
+        # A unit can put up to unit_rows values no one else holds into each histogram.
+        fail = threshold_delta / max(thresholded * unit_rows, 1)
+        self.threshold_ = (gaussian_threshold(sigma=sigma, fail_probability=fail, max_count=unit_rows)
+                           if thresholded else 0.0)
         self.sigma_ = sigma
-        self.codes_ = [self._measure(column, frame[column.name], digits, sigma, rng)
-                       for column, digits in zip(columns, resolutions)]
-        ledger.gaussian(
-            "preprocessing",
-            sensitivity=sensitivity,
-            sigma=sigma,
+        exact = [_exact_counts(column, frame[column.name], digits) for column, digits in zip(columns, resolutions)]
+        vector = np.concatenate([part for counts in exact for part in counts.parts()] or [np.zeros(0, np.int64)])
+        noisy = ledger.noisy(
+            step, vector, sensitivity=sensitivity, integer=True,
             mechanism="Gaussian sparse histograms per column (values below the threshold are not released)",
             parameters={
                 "columns": len(columns),
-                "histograms": cells_per_row,
+                "histograms": histograms,
                 "significant_digits": self.digits,
                 "threshold": round(self.threshold_, 3),
                 "threshold_delta": threshold_delta if thresholded else 0.0,
             },
             extra_delta=threshold_delta if thresholded else 0.0,
-        )
+        ).astype(float)
+        offset, self.codes_ = 0, []
+        for column, counts in zip(columns, exact):
+            size = sum(len(part) for part in counts.parts())
+            self.codes_.append(self._build(column, counts, noisy[offset:offset + size], sigma))
+            offset += size
         return self
 
     def _resolutions(self, column: Column) -> list[int | None]:
@@ -171,48 +177,35 @@ class TabularEncoder:
             return [fine, fine - 1] if fine > 1 else [fine]
         return [None]
 
-    def _measure(self, column: Column, series: pd.Series, resolutions: list[int | None], sigma: float,
-                 rng: np.random.Generator) -> ColumnCode:
+    def _build(self, column: Column, counts: _ExactCounts, noisy: np.ndarray, sigma: float) -> ColumnCode:
+        """A column's levels from its noisy counts: thresholded cells, or the declared domain."""
         code = ColumnCode(
             name=column.name,
             kind=column.type,
-            dtype=str(series.dtype),
+            dtype=_output_dtype(column),
             integer=bool(column.integer),
             bounds=list(_numeric_bounds(column)) if column.bounds is not None else None,
             datetime_format=column.datetime_format,
         )
+        parts = counts.split(noisy)
         if column.type in ("numerical", "datetime"):
-            values = _to_number(column, series)
-            if column.bounds is not None:
-                values = np.where(np.isnan(values), np.nan, np.clip(values, *_numeric_bounds(column)))
-            missing = int(np.isnan(values).sum())
-            present = values[~np.isnan(values)]
-            histograms = []
-            for digits in resolutions:
-                mantissa, exponent = round_significant(present, digits)
-                cells = pd.Series(list(zip(mantissa.tolist(), exponent.tolist())), dtype=object).value_counts()
-                noisy = {key: c + rng.normal(0, sigma) for key, c in cells.items()}
-                histograms.append((digits, {k: c for k, c in noisy.items() if c > self.threshold_}))
+            histograms = [(digits, {key: c for key, c in zip(keys, part) if c > self.threshold_})
+                          for (digits, keys), part in zip(counts.histograms, parts[:-1])]
             levels = self._numeric_levels(histograms)
             if not levels and column.bounds is not None:
                 low, high = _numeric_bounds(column)
                 levels = [{"points": [(low + high) / 2], "lows": [low], "highs": [high], "weights": [1.0]}]
         else:
-            keys = series.astype(object).where(series.notna(), None).to_numpy()
-            missing = int(pd.isna(series).sum())
-            counts = pd.Series([k for k in keys if k is not None], dtype=object).value_counts()
+            (_, keys), = counts.histograms
             if _public_domain(column):
-                domain = [True, False] if column.type == "boolean" else list(column.categories)
-                noisy = {value: int(counts.get(value, 0)) + rng.normal(0, sigma) for value in domain}
-                released = {value: c for value, c in noisy.items() if c > 0}
+                released = {value: c for value, c in zip(keys, parts[0]) if c > 0}
             else:
-                noisy = {key: c + rng.normal(0, sigma) for key, c in counts.items()}
-                released = {key: c for key, c in noisy.items() if c > self.threshold_}
+                released = {value: c for value, c in zip(keys, parts[0]) if c > self.threshold_}
             levels = [{"points": [value], "lows": [None], "highs": [None], "weights": [float(c)]}
-                      for value, c in sorted(released.items(), key=lambda kv: -kv[1])]
+                      for value, c in sorted(released.items(), key=lambda kv: (-kv[1], str(kv[0])))]
         # The missing level is public (any column may have gaps); its count is noisy, and
         # a count indistinguishable from noise is read as "no missing values".
-        noisy_missing = missing + rng.normal(0, sigma)
+        noisy_missing = float(parts[-1][0])
         if not levels:
             warnings.warn(
                 f"column {column.name!r}: no value is frequent enough to be released at this privacy "
@@ -302,9 +295,9 @@ class TabularEncoder:
             is_missing = np.isnan(values)
         else:
             lookup = {lv["points"][0]: i for i, lv in enumerate(code.levels) if lv["points"] != [None]}
-            keys = series.astype(object).where(series.notna(), None).to_numpy()
+            keys = _category_keys(column, series)
             index[:] = [lookup.get(k, -1) if k is not None else -1 for k in keys]
-            is_missing = pd.isna(series).to_numpy()
+            is_missing = np.asarray([k is None for k in keys], dtype=bool)
         if missing_level is not None:
             index[is_missing] = missing_level
         # Values never released (rare categories, gaps without a missing level) are
@@ -356,6 +349,95 @@ class TabularEncoder:
         return encoder
 
 
+# ---------------------------------------------------------------------- exact counts (inside the mechanism)
+
+
+@dataclass
+class _ExactCounts:
+    """One column's exact histograms before noise: (resolution, keys) with their counts, and the missing count.
+
+    Keys of a thresholded histogram are the values present in the data (a sparse
+    histogram); over a declared domain, every declared value, present or not.
+    """
+
+    histograms: list[tuple[int | None, list[Any]]]
+    counts: list[np.ndarray]
+    missing: int
+
+    def parts(self) -> list[np.ndarray]:
+        return [*self.counts, np.asarray([self.missing], dtype=np.int64)]
+
+    def split(self, noisy: np.ndarray) -> list[np.ndarray]:
+        out, offset = [], 0
+        for part in self.parts():
+            out.append(noisy[offset:offset + len(part)])
+            offset += len(part)
+        return out
+
+
+def _exact_counts(column: Column, series: pd.Series, resolutions: list[int | None]) -> _ExactCounts:
+    if column.type in ("numerical", "datetime"):
+        values = _to_number(column, series)
+        if column.bounds is not None:
+            values = np.where(np.isnan(values), np.nan, np.clip(values, *_numeric_bounds(column)))
+        missing = int(np.isnan(values).sum())
+        present = values[~np.isnan(values)]
+        histograms, counts = [], []
+        for digits in resolutions:
+            mantissa, exponent = round_significant(present, digits)
+            cells = pd.Series(list(zip(mantissa.tolist(), exponent.tolist())), dtype=object).value_counts(sort=False)
+            histograms.append((digits, list(cells.index)))
+            counts.append(cells.to_numpy(dtype=np.int64))
+        return _ExactCounts(histograms, counts, missing)
+    keys = _category_keys(column, series)
+    missing = int(sum(k is None for k in keys))
+    observed = pd.Series([k for k in keys if k is not None], dtype=object).value_counts(sort=False)
+    if _public_domain(column):
+        domain = [True, False] if column.type == "boolean" else list(column.categories)
+        values = np.asarray([int(observed.get(value, 0)) for value in domain], dtype=np.int64)
+        return _ExactCounts([(None, domain)], [values], missing)
+    return _ExactCounts([(None, list(observed.index))], [observed.to_numpy(dtype=np.int64)], missing)
+
+
+def _category_keys(column: Column, series: pd.Series) -> list[Any]:
+    """Category and boolean cells as plain values (None for missing); booleans read from their text."""
+    keys = series.astype(object).where(series.notna(), None).tolist()
+    if column.type == "boolean":
+        return [_as_bool(k) for k in keys]
+    return [k if k is None or isinstance(k, str) else _plain_category(k) for k in keys]
+
+
+def _as_bool(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "t", "yes", "y", "1", "1.0"):
+        return True
+    if text in ("false", "f", "no", "n", "0", "0.0"):
+        return False
+    return None
+
+
+def _plain_category(value: Any) -> Any:
+    """Numbers in a categorical column as text, so a category's label never depends on a dtype."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _output_dtype(column: Column) -> str:
+    """The pandas dtype of a synthetic column: read off the schema, never off the input's dtypes."""
+    if column.type == "numerical":
+        return "int64" if column.integer else "float64"
+    if column.type == "boolean":
+        return "bool"
+    if column.type == "datetime":
+        return "object"
+    return "object"
+
+
 # ---------------------------------------------------------------------- helpers
 
 
@@ -402,9 +484,9 @@ def _numeric_bounds(column: Column) -> tuple[float, float]:
 
 def _to_number(column: Column, series: pd.Series) -> np.ndarray:
     if column.type == "datetime":
-        if not ptypes.is_datetime64_any_dtype(series.dtype):
-            series = pd.to_datetime(series.astype(object).where(series.notna(), None),
-                                    format=column.datetime_format, errors="coerce")
+        series = parse_datetimes(series, column.datetime_format)
+        if getattr(series.dt, "tz", None) is not None:
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
         stamps = series.astype("datetime64[ns]")
         return np.where(stamps.isna(), np.nan, stamps.astype("int64") / _DAY_NS)
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)

@@ -51,8 +51,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, PrivacyError
-from .leakage import MIN_HOLDOUT_ROWS, _verdict, exact_copies, run_attacks, split_members
-from .log import AuditLog
+from ..audit.leakage import MIN_HOLDOUT_ROWS, _verdict, exact_copies, run_attacks, split_members
+from ..audit.log import AuditLog
 
 __all__ = ["IMAGE_AUDIT_FORMAT", "audit_images", "closest_pairs", "frechet_distance"]
 
@@ -407,3 +407,99 @@ def _memorisation(synthetic_distance: np.ndarray, holdout_distance: np.ndarray |
         result["explain"] = ("a synthetic image much closer to a training image than real unseen images are may be a "
                              "near copy; about 1% of synthetic images are expected below the holdout's 1% quantile")
     return result
+
+
+# --------------------------------------------------------------------------- the public (DP) audit
+
+
+#: Most members (and as many non-members) the public membership attack scores.
+PUBLIC_MEMBERSHIP_SAMPLE = 2000
+
+
+def public_image_audit(model, train_images: np.ndarray, train_labels: np.ndarray | None,
+                       holdout_images: np.ndarray | None, holdout_labels: np.ndarray | None,
+                       synthetic_images: np.ndarray, synthetic_labels: np.ndarray | None, *,
+                       holdout_fraction: float, seed: int = 0) -> dict[str, Any]:
+    """The audit section of an image release's public report: DP figures only.
+
+    Fidelity (free): the synthetic class shares against the model's noisy label counts.
+    Noisy counts (the ledger's ``"audit"`` step, see :mod:`synthdata.audit.private`): the
+    accuracy on real holdout images of a small CNN trained on the synthetic images alone;
+    a nearest-neighbour membership attack on pixels over equally many members and
+    non-members (a number fixed from DP counts); exact copies.
+    """
+    import torch
+
+    from ..audit.private import AUDIT_STEP, release_audit_figures
+
+    result: dict[str, Any] = {"fidelity": _class_fidelity(model, synthetic_labels)}
+    ledger = model.ledger_
+    if ledger.plan_ is None or AUDIT_STEP not in ledger.plan_.sigmas:
+        result["figures"] = None
+        result["note"] = "no share of the budget was reserved for audit figures"
+        return result
+    rng = ledger.noise.generator()
+    train = _as_images(train_images, "training")
+    synthetic = _as_images(synthetic_images, "synthetic")
+    holdout = _as_images(holdout_images, "holdout") if holdout_images is not None and len(holdout_images) else None
+    correct = None
+    if holdout is not None and holdout_labels is not None and synthetic_labels is not None:
+        classes = int(max(np.max(holdout_labels), np.max(synthetic_labels))) + 1
+        generator = torch.Generator().manual_seed(int(seed))
+        net = _train(synthetic, np.asarray(synthetic_labels, dtype=np.int64), classes, generator, CNN_EPOCHS)
+        with torch.no_grad():
+            predicted = torch.cat([net(chunk).argmax(1) for chunk in _tensor(holdout).split(1024)]).numpy()
+        correct = predicted == np.asarray(holdout_labels)
+    n_train = float(model.n_images_)
+    n_holdout = n_train * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
+    m = int(min(PUBLIC_MEMBERSHIP_SAMPLE, n_train / 2, n_holdout / 2))
+    members = non_members = threshold = None
+    pool = _flat(synthetic[: min(len(synthetic), MAX_IMAGES)])
+    if m >= 50 and holdout is not None:
+        take = lambda images: _flat(images[rng.choice(len(images), min(m, len(images)), replace=False)])  # noqa: E731
+        members = -_nearest(pool, take(train))[0]
+        non_members = -_nearest(pool, take(holdout))[0]
+        m = min(len(members), len(non_members))
+        members, non_members = members[:m], non_members[:m]
+        threshold = -_self_quantile(pool, 0.01)
+    digest = lambda images: {hashlib.sha256(image.tobytes()).hexdigest() for image in images}  # noqa: E731
+    synthetic_set = digest(synthetic)
+    copies_train = sum(hashlib.sha256(image.tobytes()).hexdigest() in synthetic_set for image in train)
+    copies_holdout = 0 if holdout is None else sum(hashlib.sha256(image.tobytes()).hexdigest() in synthetic_set
+                                                   for image in holdout)
+    figures = release_audit_figures(ledger, correct=correct, member_scores=members, non_member_scores=non_members,
+                                    threshold=threshold, copies_train=copies_train, copies_holdout=copies_holdout,
+                                    majority_share=_majority(model), what="images")
+    result["figures"] = figures
+    membership = figures.get("membership")
+    result["verdict"] = ("membership not tested: too few images for the attack at this budget" if membership is None
+                         else f"no violation detected: membership attack AUC {membership['auc']:.3f} "
+                              f"(± {2 * membership['auc_noise_std']:.3f} from the audit's own noise); 0.5 is chance"
+                         if membership["epsilon_lower_bound"] <= ledger.epsilon else
+                         f"VIOLATION: the membership attack proves epsilon >= {membership['epsilon_lower_bound']:.2f}")
+    return result
+
+
+def _class_fidelity(model, synthetic_labels: np.ndarray | None) -> dict[str, Any]:
+    if synthetic_labels is None or not getattr(model, "has_labels_", False):
+        return {"class_share_tvd_to_dp_counts": None}
+    weights = np.asarray(model.class_weights_, dtype=float)
+    index = np.searchsorted(model.classes_, synthetic_labels)
+    observed = np.bincount(index, minlength=len(weights)) / max(len(index), 1)
+    return {"class_share_tvd_to_dp_counts": float(0.5 * np.abs(observed - weights).sum()),
+            "note": "synthetic class shares against the model's noisy label counts (post-processing of DP outputs)"}
+
+
+def _majority(model) -> float | None:
+    weights = np.asarray(getattr(model, "class_weights_", []), dtype=float)
+    return float(weights.max()) if weights.size and getattr(model, "has_labels_", False) else None
+
+
+def _self_quantile(pool: np.ndarray, quantile: float) -> float:
+    from sklearn.neighbors import NearestNeighbors
+
+    sample = pool[: min(len(pool), 2000)]
+    if len(sample) < 3:
+        return 0.0
+    distances, _ = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(pool).kneighbors(sample)
+    return float(np.quantile(distances[:, 1], quantile) / math.sqrt(pool.shape[1]))  # RMS, as _nearest

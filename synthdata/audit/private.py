@@ -1,0 +1,121 @@
+"""The audit figures a public report may carry: released with noise, charged to the ledger.
+
+The steward's exact audit (:func:`synthdata.audit.audit`) reads the real rows freely and
+stays with the steward. What the shareable report says about utility and leakage must be
+differentially private like everything else in it, so :func:`release_audit_figures`
+computes a few statistics whose sensitivity to one unit of privacy is bounded, adds
+Gaussian noise at the ledger's planned level for the ``"audit"`` step, and records the
+spend. The synthetic data is already a DP output, so everything computed from it alone
+is free; what costs is reading the real rows:
+
+========================  ======================================  ==================
+count                     what                                    one unit moves it
+========================  ======================================  ==================
+``correct``               holdout units a model trained on the    ≤ k (in holdout)
+                          synthetic data predicts right
+``holdout``               holdout units scored                    ≤ k (in holdout)
+``auc_u``                 Mann–Whitney U / m of the membership    ≤ k (either side)
+                          attack over m members and m non-members
+``tp``, ``fp``            members / non-members the attack flags  ≤ k (one side)
+                          at a public threshold
+``copies_train``,         training / holdout units with an exact  ≤ k (one side)
+``copies_holdout``        copy among the synthetic rows
+========================  ======================================  ==================
+
+A unit sits either in the training part or in the holdout (never both), so the vector's
+L2 sensitivity is ``k·√5`` (holdout: correct, holdout, U, fp, copies) with ``k`` the most
+rows a unit holds. ``m`` is fixed before the real rows are read (from DP counts); a
+sample of exactly ``m`` units changes by at most one unit when one unit is added or
+removed, so U/m moves by at most one (times ``k``). The threshold is a quantile of the
+synthetic rows' distances to each other: public.
+
+The ε lower bound is computed from the noisy counts with the noise's own 2σ margin
+taken against the attack, so noise can only lower it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..privacy import PrivacyLedger
+
+__all__ = ["AUDIT_STEP", "SENSITIVITY_COUNTS", "release_audit_figures"]
+
+AUDIT_STEP = "audit"
+#: How many of the released counts one unit in the holdout can move (the larger side).
+SENSITIVITY_COUNTS = 5
+
+
+def mann_whitney_u(members: np.ndarray, non_members: np.ndarray) -> float:
+    """U statistic: pairs (member, non-member) the member outscores, ties counting half."""
+    from scipy.stats import rankdata
+
+    scores = np.concatenate([members, non_members])
+    ranks = rankdata(scores)
+    m = len(members)
+    return float(ranks[:m].sum() - m * (m + 1) / 2)
+
+
+def release_audit_figures(ledger: PrivacyLedger, *, unit_rows: int = 1, correct: np.ndarray | None,
+                          member_scores: np.ndarray | None, non_member_scores: np.ndarray | None,
+                          threshold: float | None, copies_train: int, copies_holdout: int,
+                          majority_share: float | None = None, step: str = AUDIT_STEP,
+                          what: str = "rows") -> dict[str, Any]:
+    """Noisy audit figures for the public report (see the module docstring); spends ``step``.
+
+    ``correct``: per holdout unit, whether the model trained on synthetic data predicted
+    it right (None without a target). ``member_scores``/``non_member_scores``: the
+    membership attack's scores on exactly ``m`` members and ``m`` non-members (higher =
+    "member"), and ``threshold`` the public score above which a unit is flagged.
+    """
+    m = 0 if member_scores is None else len(member_scores)
+    counts = np.zeros(7, dtype=float)
+    if correct is not None:
+        counts[0], counts[1] = float(np.sum(correct)), float(len(correct))
+    if m:
+        counts[2] = mann_whitney_u(member_scores, non_member_scores) / m
+        counts[3] = float(np.sum(member_scores >= threshold))
+        counts[4] = float(np.sum(non_member_scores >= threshold))
+    counts[5], counts[6] = float(copies_train), float(copies_holdout)
+    sensitivity = unit_rows * math.sqrt(SENSITIVITY_COUNTS)
+    noisy = ledger.noisy(step, counts, sensitivity=sensitivity,
+                         mechanism="Gaussian mechanism on audit counts (utility, membership attack, copies)",
+                         parameters={"counts": ["correct", "holdout", "mann_whitney_u_over_m", "true_positives",
+                                                "false_positives", "copies_train", "copies_holdout"],
+                                     "membership_sample": m})
+    sigma = ledger.planned_multiplier(step) * sensitivity
+    figures: dict[str, Any] = {"noise_std": sigma, "sensitivity": sensitivity, "unit": ledger.unit.description}
+    if correct is not None:
+        accuracy = _clip01(noisy[0] / max(noisy[1], 1.0))
+        figures["ml_utility"] = {"accuracy": accuracy, "majority_class_accuracy": majority_share,
+                                 "holdout_units": max(int(round(noisy[1])), 0),
+                                 "accuracy_noise_std": sigma / max(noisy[1], 1.0)}
+    else:
+        figures["ml_utility"] = None
+    if m:
+        auc = _clip01(noisy[2] / m)
+        tpr_low = max(noisy[3] - 2 * sigma, 0.0) / m
+        fpr_high = min(max(noisy[4] + 2 * sigma, 1.0), m) / m
+        bound = 0.0
+        if tpr_low - ledger.delta > 0 and fpr_high > 0:
+            bound = max(math.log((tpr_low - ledger.delta) / fpr_high), 0.0)
+        figures["membership"] = {
+            "attack": "distance to the closest synthetic record",
+            "auc": auc, "auc_noise_std": sigma / m, "sample": m,
+            "tpr": _clip01(noisy[3] / m), "fpr": _clip01(noisy[4] / m),
+            "epsilon_lower_bound": bound,
+            "max_certifiable_epsilon": math.log(max(m - 2 * sigma, 1.0) / max(2 * sigma, 1.0)) if m > 4 * sigma
+            else 0.0,
+        }
+    else:
+        figures["membership"] = None
+    figures["copies"] = {f"train_{what}_with_a_copy": max(float(noisy[5]), 0.0),
+                         f"holdout_{what}_with_a_copy": max(float(noisy[6]), 0.0)}
+    return figures
+
+
+def _clip01(value: float) -> float:
+    return float(min(max(value, 0.0), 1.0))

@@ -1,0 +1,115 @@
+"""Images as a release modality: what :func:`synthdata.release.release` needs to know about them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import DataError
+from ..privacy import NoiseSource
+from .ingest import ImageSet, write_images
+
+__all__ = ["ImageModality"]
+
+#: Most synthetic images the audit reads.
+AUDIT_SYNTHETIC_IMAGES = 5_000
+
+
+class ImageModality:
+    """An image set (folder, .npz, .npy) released as PNG files, ``images.npz`` and ``grid.png``."""
+
+    name = "image"
+    noun = "images"
+
+    def __init__(self, images: ImageSet, *, model: str = "image-gan", classes: list[str] | None = None) -> None:
+        self.images = images
+        self.source = images.source
+        self.model_name = model
+        self.classes = classes  # declared public label domain (class names), if any
+        self._synthetic: tuple[np.ndarray, np.ndarray | None] | None = None
+
+    def check(self, *, holdout_fraction: float, rows: int | None) -> None:
+        if rows is not None and rows < 2:
+            raise DataError(f"--rows (the number of synthetic images) must be at least 2, got {rows}")
+        if self.classes is not None and self.images.class_names is None:
+            raise DataError(f"--classes was given but {self.source} holds no labels (no class sub-folders or "
+                            "labels array)")
+
+    def describe(self) -> str:
+        height, width, _ = self.images.images.shape[1:]
+        return f"{height}x{width} {self.images.mode} images" + (
+            ", labelled" if self.images.class_names else ", unlabelled")
+
+    def digest(self) -> bytes:
+        from ..fingerprint import image_digest
+
+        return image_digest(self.images)
+
+    def split(self, fraction: float, noise: NoiseSource):
+        n = len(self.images)
+        held = noise.bernoulli(n, fraction) if fraction > 0 else np.zeros(n, dtype=bool)
+        return np.flatnonzero(~held), (np.flatnonzero(held) if fraction > 0 else None)
+
+    def fit(self, train: np.ndarray, *, epsilon: float, delta: float | None, seed: int,
+            model_options: dict[str, Any], progress: Callable[[dict], None] | None):
+        from ..models import create_model
+
+        labels = self.images.labels
+        options = dict(model_options)
+        if self.classes is not None:
+            names = list(self.images.class_names or [])
+            unknown = [c for c in names if c not in self.classes]
+            if unknown:
+                raise DataError(f"class {unknown[0]!r} of {self.source} is not among the declared --classes")
+            options["classes"] = [names.index(c) for c in self.classes if c in names]
+        model = create_model(self.model_name, epsilon=epsilon, delta=delta, seed=seed, **options)
+        return model.fit(self.images.images[train], None if labels is None else labels[train], progress=progress)
+
+    def write(self, model, directory: Path, count: int | None, seed: int) -> tuple[list[str], int]:
+        n = int(round(model.n_images_)) if count is None else count
+        synthetic, labels = model.sample(max(n, 2), seed=seed)
+        has_labels = self.images.labels is not None
+        files = write_images(directory, synthetic, labels if has_labels else None, self.images.class_names)
+        self._synthetic = (synthetic, labels if has_labels else None)
+        return files, max(n, 2)
+
+    def audit(self, model, train: np.ndarray, holdout: np.ndarray | None, directory: Path, *,
+              holdout_fraction: float, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        from .audit import audit_images, public_image_audit
+
+        synthetic, synthetic_labels = self._synthetic
+        synthetic = synthetic[:AUDIT_SYNTHETIC_IMAGES]
+        synthetic_labels = None if synthetic_labels is None else np.asarray(synthetic_labels)[:AUDIT_SYNTHETIC_IMAGES]
+        images, labels = self.images.images, self.images.labels
+        has_holdout = holdout is not None and len(holdout) > 0
+        public = public_image_audit(
+            model, images[train], None if labels is None else labels[train],
+            images[holdout] if has_holdout else None, labels[holdout] if has_holdout and labels is not None else None,
+            synthetic, synthetic_labels, holdout_fraction=holdout_fraction, seed=seed)
+        steward = audit_images(images[train], None if labels is None else labels[train], synthetic, synthetic_labels,
+                               holdout_images=images[holdout] if has_holdout else None,
+                               holdout_labels=labels[holdout] if has_holdout and labels is not None else None,
+                               epsilon=model.epsilon, delta=model.delta_, seed=seed)
+        return public, steward
+
+    def data_section(self, model, count: int) -> dict[str, Any]:
+        height, width, channels = self.images.images.shape[1:]
+        released = None
+        if self.images.class_names is not None and getattr(model, "has_labels_", False):
+            released = [self.images.class_names[int(c)] for c in model.classes_]
+        return {
+            "input_name": Path(self.source).name,
+            "images_train_dp": int(round(model.n_images_)),
+            "rows_synthetic": count,
+            "image_shape": [int(height), int(width), int(channels)],
+            "image_mode": self.images.mode,
+            "classes_released": released,
+            "classes": "declared by the steward (public)" if self.classes is not None else
+                       ("released by a thresholded DP histogram" if released is not None else None),
+        }
+
+    def steward_data(self, train: np.ndarray, holdout: np.ndarray | None) -> dict[str, Any]:
+        return {"input_images": len(self.images), "images_train": len(train),
+                "images_holdout": 0 if holdout is None else len(holdout), "source": str(self.source)}

@@ -1,0 +1,130 @@
+"""The private releases an image model reads the real images through.
+
+1. **label frequencies** (:func:`release_labels`) — a Gaussian sparse histogram of the
+   labels (L2 sensitivity 1: one image moves one count by 1). A class is released only
+   if its noisy count clears :func:`~synthdata.privacy.gaussian_threshold`, unless the
+   label domain is declared public.
+2. **mean embeddings** (:func:`release_embeddings`) — DP-MERF (Harder et al. 2021):
+   per-class sums of norm-1 random Fourier features, with Gaussian noise added once.
+3. **discriminator** (:class:`DPDiscriminator`) — a conditional conv discriminator
+   trained with DP-SGD: Poisson-sampled real batches, per-sample clipping and noise by
+   Opacus' DP optimizer, every step on the ledger.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from ..errors import DataError, ModelError
+from ..privacy import PrivacyLedger, gaussian_threshold
+from ..privacy.dpsgd import make_dp_optimizer
+from .networks import ImageDiscriminator, ImageGenerator, fourier_features, per_sample_gradients
+
+__all__ = ["DPDiscriminator", "check_domain", "release_embeddings", "release_labels"]
+
+
+def check_domain(classes: Any, labels: np.ndarray | None) -> np.ndarray | None:
+    """The declared public label domain (sorted, unique), checked against the labels."""
+    if classes is None:
+        return None
+    if labels is None:
+        raise DataError("classes were declared but no labels were given; pass labels, or leave classes=None")
+    domain = np.unique(np.asarray(list(classes)))
+    if domain.size == 0 or domain.ndim != 1:
+        raise DataError("classes must be a non-empty list of label values")
+    outside = np.setdiff1d(np.unique(labels), domain)
+    if outside.size:
+        raise DataError(f"{outside.size} label value(s) are not among the declared classes; declare every "
+                        "class, or leave classes=None to release the observed ones")
+    return domain.astype(labels.dtype) if labels.dtype.kind != "U" else domain
+
+
+def release_labels(labels: np.ndarray | None, domain: np.ndarray | None, count: int, *, ledger: PrivacyLedger,
+                   threshold_delta: float, n: int):
+    """Noisy label counts (the ledger's planned ``"labels"`` noise); only classes clearing the threshold are released.
+
+    Over a declared public ``domain`` every class is released (noisy counts, at least 1),
+    with no threshold: the domain reveals nothing about the images. Without labels there
+    is one class whose count is the DP image ``count`` already released.
+
+    Returns the released classes, each image's index into them (-1: not released), and
+    the released noisy counts. L2 sensitivity 1: one image moves one count by 1.
+    """
+    if labels is None:
+        return np.asarray([0]), np.zeros(n, dtype=np.int64), np.asarray([max(float(count), 1.0)])
+    if domain is not None:
+        index = np.searchsorted(domain, labels)
+        noisy = ledger.noisy("labels", np.bincount(index, minlength=len(domain)), sensitivity=1.0, integer=True,
+                             mechanism="Gaussian mechanism on label counts over the declared classes",
+                             parameters={"classes_released": int(len(domain)), "domain": "declared (public)"})
+        return domain, index, np.maximum(noisy.astype(float), 1.0)
+    observed, inverse, true_counts = np.unique(labels, return_inverse=True, return_counts=True)
+    sigma = ledger.planned_multiplier("labels")
+    threshold = gaussian_threshold(sigma=sigma, fail_probability=threshold_delta)
+    noisy = ledger.noisy("labels", true_counts, sensitivity=1.0, integer=True,
+                         mechanism="Gaussian sparse histogram of labels (classes below the threshold are not released)",
+                         parameters={"threshold": round(threshold, 3), "threshold_delta": threshold_delta},
+                         extra_delta=threshold_delta).astype(float)
+    released = noisy > threshold
+    if not released.any():
+        raise ModelError(f"no class has enough images to be released at epsilon={ledger.epsilon:g} (every noisy "
+                         f"count is below the threshold {threshold:.0f}); raise epsilon, declare the classes "
+                         "(--classes), or give more images per class")
+    position = np.full(len(observed), -1)
+    position[released] = np.arange(int(released.sum()))
+    return observed[released], position[inverse], noisy[released]
+
+
+def release_embeddings(real: torch.Tensor, labels: torch.Tensor, classes: int, projection: torch.Tensor,
+                       counts: np.ndarray, *, ledger: PrivacyLedger) -> torch.Tensor:
+    """Per-class sums of unit-norm features + Gaussian noise (planned ``"embeddings"``), over the noisy counts."""
+    sums = torch.zeros(classes, projection.shape[1] * 2, device=real.device, dtype=torch.float64)
+    for start in range(0, real.shape[0], 2048):
+        phi = fourier_features(real[start:start + 2048].flatten(1), projection).double()
+        sums.index_add_(0, labels[start:start + 2048], phi)
+    noisy = ledger.noisy("embeddings", sums.cpu().numpy(), sensitivity=1.0,
+                         mechanism="Gaussian mechanism on per-class sums of random Fourier features (DP-MERF)",
+                         parameters={"features": int(sums.shape[1]), "classes": classes})
+    return torch.as_tensor(noisy / counts[:, None], dtype=torch.float32, device=real.device)
+
+
+class DPDiscriminator:
+    """The DP-SGD discriminator: Poisson batches, per-sample clipping, Opacus noise, ledger hook."""
+
+    def __init__(self, *, classes: int, channels: int, real: torch.Tensor, real_labels: torch.Tensor,
+                 sample_rate: float, expected: int, steps: int, noise_multiplier: float, max_grad_norm: float,
+                 ledger: PrivacyLedger, device: torch.device) -> None:
+        self.module = ImageDiscriminator(classes=classes, channels=channels).to(device)
+        self.real, self.real_labels = real, real_labels
+        self.sample_rate, self.steps, self.done = sample_rate, steps, 0
+        self.classes = classes
+        self.expected = expected
+        self.optimizer = make_dp_optimizer(
+            torch.optim.Adam(self.module.parameters(), lr=2e-3, betas=(0.5, 0.9)), ledger=ledger,
+            step="discriminator", noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
+            sample_rate=sample_rate, expected_batch_size=2 * expected,
+            parameters={"batch_size_expected": expected,
+                        "clipping": "exact per-sample (torch.func vmap), real and fake"})
+        self.sampler = ledger.noise
+        self.device = device
+
+    def step(self, generator: ImageGenerator) -> float:
+        # Each image in independently with probability q (images of unreleased classes
+        # were dropped before: they are in no batch, which only helps them).
+        chosen = self.sampler.poisson_sample(self.real.shape[0], self.sample_rate)
+        chosen = torch.as_tensor(chosen, dtype=torch.long, device=self.device)
+        fake_labels = torch.randint(self.classes, (self.expected,), device=self.device)
+        with torch.no_grad():
+            fake = generator(torch.randn(self.expected, generator.noise_dim, device=self.device), fake_labels)
+        images = torch.cat([self.real[chosen], fake])
+        labels = torch.cat([self.real_labels[chosen], fake_labels])
+        targets = torch.cat([torch.ones(len(chosen), device=self.device), torch.zeros(self.expected, device=self.device)])
+        self.optimizer.zero_grad(set_to_none=True)
+        grads, losses = per_sample_gradients(self.module, images, labels, targets)
+        for name, p in self.module.named_parameters():
+            p.grad_sample = grads[name]
+        self.optimizer.step()
+        self.done += 1
+        return float(losses.mean())

@@ -1,0 +1,100 @@
+"""Where the work runs: the torch device, and how many CPU threads torch may use.
+
+A steward's machine is rarely idle: a shared server or a laptop doing other things. torch's
+intra-op thread pool spins while it waits for work, so on a busy machine a pool as wide as
+the machine fights the other processes for every core, and a fit that takes a minute on a
+quiet machine can take twenty. The models here are small (a few hundred thousand
+parameters), and one thread does their work nearly as fast as two on a quiet machine and
+far faster on a busy one (figures in ``benchmarks/README.md``, ``runtime.py``), so the
+default is one thread unless the work is large enough to gain from more.
+
+The thread count honours, in order: an explicit ``threads`` (``--threads``),
+``SYNTHDATA_THREADS``, ``OMP_NUM_THREADS``, and never exceeds the CPUs this process may
+run on (``os.sched_getaffinity`` and a cgroup CPU quota).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+__all__ = ["available_cpus", "configure_threads", "resolve_device"]
+
+THREADS_ENV = "SYNTHDATA_THREADS"
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup (v2 or v1) CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, math.floor(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_quota() -> float | None:
+    """The cgroup's CPU limit in CPUs, or None when there is none (or it cannot be read)."""
+    try:
+        text = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if text and text[0] != "max":
+            return int(text[0]) / int(text[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        if quota > 0 and period > 0:
+            return quota / period
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def thread_count(threads: int | None = None, *, work: float = 0.0) -> int:
+    """How many intra-op threads to use.
+
+    ``work`` is a rough size of one step (multiply-adds); below about 50 million a step
+    is too short for a second thread to pay off once another process shares the cores.
+    """
+    limit = available_cpus()
+    for value in (threads, os.environ.get(THREADS_ENV), os.environ.get("OMP_NUM_THREADS")):
+        if value is None or value == "":
+            continue
+        try:
+            wanted = int(value)
+        except (TypeError, ValueError):
+            continue
+        if wanted >= 1:
+            return min(wanted, limit)
+    return 1 if work < 5e7 else min(limit, 4)
+
+
+def configure_threads(threads: int | None = None, *, work: float = 0.0) -> int:
+    """Set torch's intra-op thread count (see :func:`thread_count`); returns it."""
+    import torch
+
+    count = thread_count(threads, work=work)
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return count
+
+
+def resolve_device(device):
+    """``"auto"`` is CUDA when available, else CPU; ``"cuda"`` without a GPU is refused."""
+    import torch
+
+    from .errors import ModelError
+
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu")
+    return resolved

@@ -1,0 +1,289 @@
+"""Private schema inference: column types, lattices, date formats and identifiers, decided with DP.
+
+A schema inferred from the exact data leaks: one added row holding ``3750.5`` flips a
+column from integer to decimal, and every synthetic value with it. When the steward
+declares no schema, :func:`infer_schema_private` decides everything a release publishes
+about its columns from one Gaussian release, charged to the ledger as ``"schema"``:
+
+* every cell of every column is put in exactly one *shape* class — missing, true/false,
+  whole number, a number with one decimal on the half-grid (``17.5``), one decimal, two
+  decimals, more, one of a fixed list of date layouts (with evidence for day-first or
+  month-first order), or text — and each column's class counts are released with noise;
+* each column's number of distinct values is released with noise too (identifiers).
+
+One row (one unit of privacy: ``k`` rows) moves one count per column's shape histogram
+and one distinct count per column, so the vector's L2 sensitivity is ``k·√(2·columns)``.
+Every decision below is post-processing of those noisy counts, made with margins well
+above the noise, so two tables that differ in one row get the same schema except with
+the small probability that the noise itself decides. Column names are the header, not
+data about anyone, and are public.
+
+The classes and date layouts are fixed lists (public); nothing is looked up in the data
+to build them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from ..errors import DataError, IdentifierColumnWarning, SynthdataWarning
+from ..privacy import PrivacyLedger
+from ..schema import ID_NAME, Column, Excluded, Schema
+
+__all__ = ["SHAPES", "infer_schema_private", "shape_codes"]
+
+#: Shape classes of a cell, in code order.
+_BASE = ["missing", "boolean", "integer", "half", "decimal1", "decimal2", "decimal3", "text"]
+MISSING, BOOLEAN, INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3, TEXT = range(len(_BASE))
+
+_TIME = r"(?:[ T](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d{1,9})?)?)?"
+
+
+@dataclass(frozen=True)
+class _DateLayout:
+    """A date layout: its regex, its strftime formats by order, and whether it is ISO (unambiguous)."""
+
+    name: str
+    pattern: re.Pattern
+    iso: bool
+    separator: str
+    year_digits: int
+
+
+_DATE_LAYOUTS = [
+    _DateLayout("iso", re.compile(r"^\s*(?P<y>\d{4})-(?P<a>\d{1,2})-(?P<b>\d{1,2})" + _TIME + r"\s*$"), True, "-", 4),
+    _DateLayout("iso-slash", re.compile(r"^\s*(?P<y>\d{4})/(?P<a>\d{1,2})/(?P<b>\d{1,2})" + _TIME + r"\s*$"), True,
+                "/", 4),
+    _DateLayout("slash", re.compile(r"^\s*(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{4})" + _TIME + r"\s*$"), False, "/", 4),
+    _DateLayout("slash-yy", re.compile(r"^\s*(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{2})" + _TIME + r"\s*$"), False,
+                "/", 2),
+    _DateLayout("dot", re.compile(r"^\s*(?P<a>\d{1,2})\.(?P<b>\d{1,2})\.(?P<y>\d{4})" + _TIME + r"\s*$"), False,
+                ".", 4),
+    _DateLayout("dash", re.compile(r"^\s*(?P<a>\d{1,2})-(?P<b>\d{1,2})-(?P<y>\d{4})" + _TIME + r"\s*$"), False,
+                "-", 4),
+]
+#: Per layout: 2 (date only / with time) x 3 (order evidence: first field > 12, second > 12, neither).
+_DATE_CODES = 6
+SHAPES: list[str] = _BASE + [f"date:{layout.name}:{time}:{order}" for layout in _DATE_LAYOUTS
+                             for time in ("date", "time") for order in ("first>12", "second>12", "either")]
+_FIRST_DATE = len(_BASE)
+
+_TRUE_FALSE = {"true", "false"}
+_INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
+_DECIMAL = re.compile(r"^\s*[+-]?(\d+)?\.(\d+)\s*$")
+_EXPONENT = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+\s*$")
+
+#: Relative mass below which a shape is read as noise or stray values, not the column's.
+_STRAY_SHARE = 0.01
+#: How many noise standard deviations a count must clear to count as real.
+_NOISE_MARGIN = 3.0
+#: A column with more distinct values than this share of its values identifies rows.
+_ID_DISTINCT_SHARE = 0.95
+#: Fewest values (noisy) for a column to be called identifier-like.
+_ID_MIN_VALUES = 20
+
+
+def shape_codes(series: pd.Series) -> np.ndarray:
+    """The shape class (index into :data:`SHAPES`) of every cell of ``series``."""
+    n = len(series)
+    codes = np.full(n, TEXT, dtype=np.int64)
+    missing = series.isna().to_numpy()
+    if ptypes.is_bool_dtype(series.dtype):
+        codes[:] = BOOLEAN
+    elif ptypes.is_datetime64_any_dtype(series.dtype):
+        stamps = series.dt.tz_localize(None) if getattr(series.dt, "tz", None) is not None else series
+        timed = (stamps != stamps.dt.normalize()).to_numpy()
+        codes[:] = _FIRST_DATE + np.where(timed, 3, 0) + 2  # ISO layout, order "either"
+    elif ptypes.is_numeric_dtype(series.dtype):
+        codes[:] = _number_shapes(series.to_numpy(dtype=float, na_value=np.nan))
+    else:
+        present = ~missing
+        values = series[present]
+        codes[present] = _text_shapes(values)
+    codes[missing] = MISSING
+    return codes
+
+
+def _number_shapes(values: np.ndarray) -> np.ndarray:
+    """Shape of numbers held as numbers: whole, half-grid, or their decimal places."""
+    out = np.full(len(values), DECIMAL3, dtype=np.int64)
+    finite = np.isfinite(values)
+    whole = finite & (values == np.round(values))
+    out[whole] = INTEGER
+    rest = finite & ~whole
+    half = rest & (values * 2 == np.round(values * 2))
+    out[half] = HALF
+    rest &= ~half
+    # Decimal places of a float: the fewest that reproduce it (to 1e-9 relative).
+    for places, code in ((1, DECIMAL1), (2, DECIMAL2)):
+        scaled = values * 10**places
+        on = rest & (np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(np.abs(scaled), 1.0))
+        out[on] = code
+        rest &= ~on
+    out[~finite] = TEXT  # inf or -inf: not a number we can model
+    return out
+
+
+def _text_shapes(values: pd.Series) -> np.ndarray:
+    """Shape of cells held as text (or mixed Python objects)."""
+    text = values.map(lambda v: v if isinstance(v, str) else ("true" if v is True else "false" if v is False else
+                                                              repr(v) if isinstance(v, float) else str(v)))
+    text = text.astype(str)
+    out = np.full(len(text), TEXT, dtype=np.int64)
+    stripped = text.str.strip()
+    lowered = stripped.str.lower()
+    out[lowered.isin(_TRUE_FALSE).to_numpy()] = BOOLEAN
+    todo = out == TEXT
+    integer = stripped.str.match(_INTEGER).to_numpy() & todo
+    out[integer] = INTEGER
+    todo &= ~integer
+    decimal = stripped.str.extract(_DECIMAL)
+    is_decimal = decimal[1].notna().to_numpy() & todo
+    if is_decimal.any():
+        fraction = decimal[1].fillna("").str.rstrip("0")
+        places = fraction.str.len().to_numpy()
+        last = fraction.str[-1:].to_numpy()
+        codes = np.where(places == 0, INTEGER,
+                         np.where((places == 1) & (last == "5"), HALF,
+                                  np.where(places == 1, DECIMAL1, np.where(places == 2, DECIMAL2, DECIMAL3))))
+        out[is_decimal] = codes[is_decimal]
+        todo &= ~is_decimal
+    exponent = stripped.str.match(_EXPONENT).to_numpy() & todo
+    out[exponent] = DECIMAL3
+    todo &= ~exponent
+    if todo.any():
+        candidates = stripped[todo]
+        shapes = np.full(len(candidates), TEXT, dtype=np.int64)
+        left = np.ones(len(candidates), dtype=bool)
+        for index, layout in enumerate(_DATE_LAYOUTS):
+            if not left.any():
+                break
+            parts = candidates[left].str.extract(layout.pattern)
+            hit = parts["y"].notna().to_numpy()
+            if not hit.any():
+                continue
+            a = pd.to_numeric(parts["a"], errors="coerce").to_numpy()
+            b = pd.to_numeric(parts["b"], errors="coerce").to_numpy()
+            timed = parts["h"].notna().to_numpy()
+            if layout.iso:  # year first: a is the month, b the day
+                valid = hit & (a >= 1) & (a <= 12) & (b >= 1) & (b <= 31)
+                order = np.full(len(a), 2)
+            else:
+                valid = hit & (a >= 1) & (b >= 1) & (a <= 31) & (b <= 31) & ((a <= 12) | (b <= 12))
+                order = np.where(a > 12, 0, np.where(b > 12, 1, 2))
+            code = _FIRST_DATE + index * _DATE_CODES + np.where(timed, 3, 0) + order
+            positions = np.flatnonzero(left)[valid]
+            shapes[positions] = code[valid]
+            left[positions] = False
+        out[np.flatnonzero(todo)] = shapes
+    return out
+
+
+def _distinct(series: pd.Series) -> int:
+    values = series.dropna()
+    if values.empty:
+        return 0
+    return int(values.astype(str).str.strip().nunique())
+
+
+def infer_schema_private(frame: pd.DataFrame, *, ledger: PrivacyLedger, unit_rows: int = 1,
+                         step: str = "schema") -> Schema:
+    """Decide the schema of ``frame`` from one noisy release on ``ledger`` (see the module docstring).
+
+    ``unit_rows`` is the most rows one unit of privacy holds (1 unless a privacy unit
+    with a cap is in force). Columns whose values cannot be told apart from noise at this
+    budget are left out with a warning.
+    """
+    names = [str(name) for name in frame.columns]
+    shapes = len(SHAPES)
+    counts = np.zeros((len(names), shapes + 1), dtype=np.int64)
+    for j, name in enumerate(names):
+        counts[j, :shapes] = np.bincount(shape_codes(frame[name]), minlength=shapes)
+        counts[j, shapes] = _distinct(frame[name])
+    sensitivity = unit_rows * math.sqrt(2 * len(names))
+    noisy = ledger.noisy(step, counts, sensitivity=sensitivity, integer=True,
+                         mechanism="Gaussian mechanism on per-column shape histograms and distinct counts",
+                         parameters={"columns": len(names), "shapes": shapes, "decisions": "types, lattices, date "
+                                     "formats, identifiers"})
+    sigma = ledger.planned_multiplier(step) * sensitivity
+    columns, excluded = [], []
+    for j, name in enumerate(names):
+        decided = _decide(name, noisy[j, :shapes].astype(float), float(noisy[j, shapes]), sigma)
+        if isinstance(decided, Excluded):
+            excluded.append(decided)
+            if decided.reason.startswith("identifier"):
+                warnings.warn(f"column {name!r} looks like an identifier ({decided.reason}); it is left out of the "
+                              "synthesis, since real ids must never be reproduced", IdentifierColumnWarning,
+                              stacklevel=3)
+            else:
+                warnings.warn(f"column {name!r} is left out: {decided.reason}", SynthdataWarning, stacklevel=3)
+        else:
+            columns.append(decided)
+    if not columns:
+        raise DataError("no column is left to synthesise: at this privacy budget none can be told apart from the "
+                        "noise, or every column is an identifier; raise epsilon or declare a schema (--schema)")
+    return Schema(columns=tuple(columns), excluded=tuple(excluded))
+
+
+def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Column | Excluded:
+    """One column's schema from its noisy shape counts and distinct count.
+
+    Only cells whose noisy count clears :data:`_NOISE_MARGIN` standard deviations are
+    read as holding values (an empty cell is pure noise, and most of the many shape
+    cells are empty); a share of the values counts when it also clears 1% of them. Where
+    the noise cannot tell (a small table at a small budget), the coarser reading wins
+    and the steward is warned.
+    """
+    clear = np.where(shape > _NOISE_MARGIN * sigma, shape, 0.0)
+    present = float(clear[1:].sum())
+    if present <= 0:
+        return Excluded(name, "too few values to tell from the noise at this privacy budget")
+    numeric_cells = [INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3]
+    families = {"boolean": float(clear[BOOLEAN]), "numerical": float(clear[numeric_cells].sum()),
+                "datetime": float(clear[_FIRST_DATE:].sum()), "categorical": float(clear[TEXT])}
+    kind = max(families, key=families.get)
+    fractional = float(clear[[HALF, DECIMAL1, DECIMAL2, DECIMAL3]].sum())
+    whole = kind == "categorical" or fractional <= _STRAY_SHARE * present
+    if kind in ("categorical", "numerical") and present >= _ID_MIN_VALUES and whole:
+        # Text distinct on nearly every row is an id or free text; numbers distinct on every
+        # row are usually measurements (amounts, weights), ids only when named so.
+        unique = distinct >= _ID_DISTINCT_SHARE * present
+        if unique and (kind == "categorical" or ID_NAME.search(name)):
+            return Excluded(name, f"identifier: a distinct value on nearly every row (about {max(distinct, 0):,.0f} "
+                                  f"distinct of {present:,.0f}, DP counts)")
+        if ID_NAME.search(name) and distinct >= max(_ID_MIN_VALUES, 0.05 * present):
+            return Excluded(name, "identifier: named like an id and with many distinct values, repeating over "
+                                  "rows (a person's id? release it with --privacy-unit)")
+    if kind == "boolean":
+        return Column(name=name, type="boolean")
+    if kind == "datetime":
+        return Column(name=name, type="datetime", datetime_format=_date_format(clear, present))
+    if kind == "numerical":
+        if whole and families["numerical"] < 2 * _NOISE_MARGIN * sigma:
+            warnings.warn(f"column {name!r}: at this privacy budget the noise cannot tell whole numbers from "
+                          "decimals; it is read as whole numbers. Declare its type in a schema (--schema) to be "
+                          "sure", SynthdataWarning, stacklevel=4)
+        return Column(name=name, type="numerical", integer=whole)
+    return Column(name=name, type="categorical")
+
+
+def _date_format(clear: np.ndarray, present: float) -> str:
+    """The strftime format of the most common date layout, day- or month-first by the evidence."""
+    blocks = clear[_FIRST_DATE:].reshape(len(_DATE_LAYOUTS), 2, 3)
+    index = int(np.argmax(blocks.sum(axis=(1, 2))))
+    layout, block = _DATE_LAYOUTS[index], blocks[index]
+    timed = block[1].sum() > _STRAY_SHARE * present
+    time = " %H:%M:%S" if timed else ""
+    year = "%Y" if layout.year_digits == 4 else "%y"
+    if layout.iso:
+        return f"%Y{layout.separator}%m{layout.separator}%d{time}"
+    day_first = block[:, 0].sum() > block[:, 1].sum()
+    first, second = ("%d", "%m") if day_first else ("%m", "%d")
+    return f"{first}{layout.separator}{second}{layout.separator}{year}{time}"
