@@ -653,7 +653,12 @@ def _features(
     # Reorder to the feature order, which the categorical mask follows.
     order = [c for c in features if kinds[c] != "categorical"] + categorical
     position = [order.index(c) for c in features]
-    return X_train[:, position], X_test[:, position]
+    X_train, X_test = X_train[:, position], X_test[:, position]
+    # A column missing in every training row (a synthetic column nothing was released for)
+    # carries no information, and the model's binning cannot handle it: make it constant.
+    empty = np.isnan(X_train).all(axis=0) if len(X_train) else np.zeros(X_train.shape[1], dtype=bool)
+    X_train[:, empty], X_test[:, empty] = 0.0, 0.0
+    return X_train, X_test
 
 
 # --------------------------------------------------------------------------- detection
