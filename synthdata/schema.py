@@ -2,15 +2,16 @@
 
 A :class:`Schema` is immutable and round-trips through JSON. Per column it holds a type
 (numerical, categorical, boolean, datetime) and, optionally, *public* facts: numeric or
-date bounds, a category list. What the schema declares is public knowledge and costs no
-privacy budget. What it leaves out (``null`` in the JSON) is estimated from the data by
+date bounds, a category list, a numeric lattice step, missing-value markers. What the
+schema declares is public knowledge and costs no privacy budget. What it leaves out (``null`` in the JSON) is estimated from the data by
 later stages, privately, at a stated cost — :meth:`Schema.paid_facts` lists those.
 
 :func:`infer_schema` proposes a schema from the data for the steward to review. It
 declares **no** data-derived bound or category as public: an observed maximum is a real
-person's value. It also refuses columns nothing can be learned from (all missing,
-constant, infinite numbers, numbers stored as text) and leaves out identifier-like
-columns with an :class:`~synthdata.errors.IdentifierColumnWarning`.
+person's value. It leaves out, with a warning, columns nothing can be learned from (all
+missing, or one value in every row) and identifier-like columns (an
+:class:`~synthdata.errors.IdentifierColumnWarning`), and refuses columns it cannot read
+(infinite numbers, numbers stored as text).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "Excluded",
     "Schema",
     "infer_schema",
+    "mark_missing",
     "parse_datetimes",
     "summarize",
 ]
@@ -85,9 +87,13 @@ class Column:
     """One column: its type and the facts about it that are public.
 
     ``bounds`` is a public (min, max) — numbers, or date strings in ``datetime_format``
-    for datetime columns; ``categories`` a public list of values. ``None`` means "not
-    public: estimate it privately". ``integer`` marks a numerical column whose values
-    are whole numbers, so synthetic values are rounded and written as integers.
+    for datetime columns; equal bounds declare a public constant. ``categories`` is a
+    public list of values (one value: a public constant). ``None`` means "not public:
+    estimate it privately". ``integer`` marks a numerical column whose values are whole
+    numbers, so synthetic values are written as integers. ``step`` is the public lattice
+    of a numerical column (0.5: values like 17.5 and 22; 25: grams weighed in steps of
+    25): every synthetic value is a multiple of it. ``missing_values`` lists cell texts
+    that mean "missing" in this column (``"?"``, ``"-1"``), read as missing values.
     """
 
     name: str
@@ -96,6 +102,8 @@ class Column:
     bounds: tuple[Any, Any] | None = None
     categories: tuple[_Scalar, ...] | None = None
     datetime_format: str | None = None
+    step: float | None = None
+    missing_values: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         where = f"column {self.name!r}"
@@ -115,6 +123,26 @@ class Column:
             raise SchemaError(f"{where}: 'format' applies to datetime columns only")
         if self.type == "datetime" and self.datetime_format is None:
             object.__setattr__(self, "datetime_format", _ISO)
+        if self.step is not None:
+            self._check_step(where)
+        if self.missing_values is not None:
+            object.__setattr__(self, "missing_values", tuple(self.missing_values))
+            for marker in self.missing_values:
+                if not isinstance(marker, str):
+                    raise SchemaError(f"{where}: missing_values must be texts as they appear in the file, "
+                                      f"got {marker!r}")
+            if len(set(self.missing_values)) != len(self.missing_values):
+                raise SchemaError(f"{where}: a missing-value marker is listed twice; list each once")
+
+    def _check_step(self, where: str) -> None:
+        if self.type != "numerical":
+            raise SchemaError(f"{where}: 'step' applies to numerical columns only")
+        step = self.step
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step) or step <= 0:
+            raise SchemaError(f"{where}: 'step' must be a positive number (the lattice values lie on), got {step!r}")
+        if self.integer and float(step) != round(float(step)):
+            raise SchemaError(f"{where}: an integer column's step must be a whole number, got {step!r}")
+        object.__setattr__(self, "step", float(step))
 
     def _check_categories(self, where: str) -> None:
         if self.type != "categorical":
@@ -143,21 +171,33 @@ class Column:
                 low, high = (pd.Timestamp(v) for v in (low, high))
             except (ValueError, TypeError):
                 raise SchemaError(f"{where}: bounds must be two dates like \"2020-01-31\", got {list(self.bounds)}") from None
-        if not low < high:
-            raise SchemaError(f"{where}: bounds [min, max] need min < max, got {list(self.bounds)}")
+        if not low <= high:
+            raise SchemaError(f"{where}: bounds [min, max] need min <= max (equal bounds declare a constant), "
+                              f"got {list(self.bounds)}")
 
     # Facts ----------------------------------------------------------------------------
 
     @property
+    def constant(self) -> bool:
+        """Whether the schema declares the column a public constant (equal bounds, one category)."""
+        if self.bounds is not None:
+            return self.bounds[0] == self.bounds[1] or (
+                self.type == "datetime" and pd.Timestamp(self.bounds[0]) == pd.Timestamp(self.bounds[1]))
+        return self.categories is not None and len(self.categories) == 1
+
+    @property
     def public_facts(self) -> list[str]:
         """Facts the schema declares public (free)."""
+        facts = []
         if self.type == "boolean":
-            return ["values true/false"]
+            facts.append("values true/false")
         if self.bounds is not None:
-            return [f"bounds [{self.bounds[0]}, {self.bounds[1]}]"]
+            facts.append(f"bounds [{self.bounds[0]}, {self.bounds[1]}]")
         if self.categories is not None:
-            return [f"{len(self.categories)} categories"]
-        return []
+            facts.append(f"{len(self.categories)} categories")
+        if self.step is not None:
+            facts.append(f"step {self.step:g}")
+        return facts
 
     @property
     def paid_facts(self) -> list[str]:
@@ -178,15 +218,19 @@ class Column:
             out["format"] = self.datetime_format
         if self.type in ("numerical", "datetime"):
             out["bounds"] = list(self.bounds) if self.bounds is not None else None
+        if self.type == "numerical":
+            out["step"] = _plain_number(self.step) if self.step is not None else None
         if self.type == "categorical":
             out["categories"] = list(self.categories) if self.categories is not None else None
+        if self.missing_values:
+            out["missing_values"] = list(self.missing_values)
         return out
 
     @classmethod
     def from_dict(cls, data: Any) -> Column:
         if not isinstance(data, dict):
             raise SchemaError(f"each entry of 'columns' must be an object, got {data!r}")
-        known = {"name", "type", "integer", "bounds", "categories", "format"}
+        known = {"name", "type", "integer", "bounds", "categories", "format", "step", "missing_values"}
         name = data.get("name")
         unknown = sorted(k for k in data if k not in known and not str(k).startswith("_"))
         if unknown:
@@ -199,7 +243,7 @@ class Column:
         integer = data.get("integer", False)
         if not isinstance(integer, bool):
             raise SchemaError(f"column {name!r}: 'integer' must be true or false, got {integer!r}")
-        for key in ("bounds", "categories"):
+        for key in ("bounds", "categories", "missing_values"):
             if data.get(key) is not None and not isinstance(data[key], list):
                 raise SchemaError(f"column {name!r}: {key!r} must be a list or null, got {data[key]!r}")
         return cls(
@@ -209,6 +253,8 @@ class Column:
             bounds=data.get("bounds"),
             categories=data.get("categories"),
             datetime_format=data.get("format"),
+            step=data.get("step"),
+            missing_values=data.get("missing_values") or None,
         )
 
 
@@ -231,10 +277,16 @@ class Excluded:
 
 @dataclass(frozen=True)
 class Schema:
-    """The columns to synthesise, in order, and the columns left out."""
+    """The columns to synthesise, in order, and the columns left out.
+
+    ``privacy_unit`` (optional) names the column whose value is a person — the unit of
+    privacy — as ``{"column": NAME, "max_rows": K or null, "noun": WORD or null}``
+    (a null cap is chosen with DP); that column is never synthesised or released.
+    """
 
     columns: tuple[Column, ...]
     excluded: tuple[Excluded, ...] = field(default=())
+    privacy_unit: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", tuple(self.columns))
@@ -246,6 +298,22 @@ class Schema:
             if name in seen:
                 raise SchemaError(f"column {name!r} appears twice in the schema; list it once")
             seen.add(name)
+        if self.privacy_unit is not None:
+            unit = self.privacy_unit
+            if not isinstance(unit, dict) or not isinstance(unit.get("column"), str) or set(unit) - {
+                    "column", "max_rows", "noun"}:
+                raise SchemaError("'privacy_unit' must be {\"column\": NAME, \"max_rows\": K or null, \"noun\": "
+                                  f"WORD or null}}, got {unit!r}")
+            cap = unit.get("max_rows")
+            if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+                raise SchemaError(f"privacy_unit: max_rows must be a whole number >= 1 or null, got {cap!r}")
+            if unit.get("noun") is not None and not isinstance(unit["noun"], str):
+                raise SchemaError(f"privacy_unit: noun must be a word such as \"patient\", got {unit['noun']!r}")
+            if unit["column"] in {c.name for c in self.columns}:
+                raise SchemaError(f"privacy_unit: {unit['column']!r} is among the columns to synthesise; a person's "
+                                  "id is never released, so leave it out of 'columns'")
+            object.__setattr__(self, "privacy_unit", {"column": unit["column"], "max_rows": cap,
+                                                      "noun": unit.get("noun")})
 
     def __iter__(self) -> Iterator[Column]:
         return iter(self.columns)
@@ -284,6 +352,7 @@ class Schema:
             ),
             "columns": [c.to_dict() for c in self.columns],
             "excluded": [e.to_dict() for e in self.excluded],
+            **({"privacy_unit": dict(self.privacy_unit)} if self.privacy_unit is not None else {}),
         }
 
     @classmethod
@@ -292,9 +361,11 @@ class Schema:
             raise SchemaError("a schema must be a JSON object with 'columns'")
         if data.get("format", SCHEMA_FORMAT) != SCHEMA_FORMAT:
             raise SchemaError(f"unsupported schema format {data.get('format')!r}; expected {SCHEMA_FORMAT!r}")
-        unknown = sorted(k for k in data if k not in {"format", "columns", "excluded"} and not k.startswith("_"))
+        unknown = sorted(k for k in data if k not in {"format", "columns", "excluded", "privacy_unit"}
+                         and not k.startswith("_"))
         if unknown:
-            raise SchemaError(f"unknown schema key {unknown[0]!r}; known keys are columns, excluded, format")
+            raise SchemaError(f"unknown schema key {unknown[0]!r}; known keys are columns, excluded, format, "
+                              "privacy_unit")
         columns = data.get("columns")
         if not isinstance(columns, list):
             raise SchemaError("the schema needs a 'columns' list")
@@ -304,6 +375,7 @@ class Schema:
         return cls(
             columns=tuple(Column.from_dict(c) for c in columns),
             excluded=tuple(Excluded.from_dict(e) for e in excluded),
+            privacy_unit=data.get("privacy_unit"),
         )
 
     def to_json(self) -> str:
@@ -358,7 +430,8 @@ class Schema:
                     f"{prefix}column {column.name!r} of the schema is not in the data; "
                     "check the column names, or remove it from the schema"
                 )
-        known = set(self.names) | {e.name for e in self.excluded}
+        known = set(self.names) | {e.name for e in self.excluded} | (
+            {self.privacy_unit["column"]} if self.privacy_unit is not None else set())
         for name in frame.columns:
             if name not in known:
                 raise SchemaError(
@@ -375,7 +448,7 @@ class Schema:
         """
         out = {}
         for column in self.columns:
-            series = frame[column.name]
+            series = mark_missing(frame[column.name], column.missing_values)
             if column.type == "numerical":
                 values = pd.to_numeric(series, errors="coerce") if not ptypes.is_numeric_dtype(series.dtype) \
                     or ptypes.is_bool_dtype(series.dtype) else series.astype(float)
@@ -401,7 +474,8 @@ class Schema:
                     f"{prefix}column {column.name!r} of the schema is not in the data; "
                     "check the column names, or remove it from the schema"
                 )
-        known = set(self.names) | {e.name for e in self.excluded}
+        known = set(self.names) | {e.name for e in self.excluded} | (
+            {self.privacy_unit["column"]} if self.privacy_unit is not None else set())
         for name in frame.columns:
             if name not in known:
                 raise SchemaError(
@@ -409,7 +483,7 @@ class Schema:
                     "add it to the schema's columns, or to its excluded list"
                 )
         for column in self.columns:
-            series = frame[column.name]
+            series = mark_missing(frame[column.name], column.missing_values)
             _check_values(column.name, series, prefix)
             _check_type(column, series, prefix)
 
@@ -429,7 +503,12 @@ def infer_schema(frame: pd.DataFrame, *, source: str | None = None) -> Schema:
     excluded: list[Excluded] = []
     for name in frame.columns:
         result = _infer_column(str(name), frame[name], prefix)
-        if isinstance(result, Excluded):
+        if isinstance(result, _Uninformative):
+            warnings.warn(f"{prefix}column {name!r} {result.reason}, so there is nothing to learn from it; it is "
+                          "left out of the synthesis (declare it in the schema with equal bounds or a single "
+                          "category to keep it as a public constant)", SynthdataWarning, stacklevel=2)
+            excluded.append(Excluded(result.name, result.reason))
+        elif isinstance(result, Excluded):
             warnings.warn(
                 f"{prefix}column {name!r} looks like an identifier ({result.reason}); it is left out "
                 "of the synthesis, since real ids must never be reproduced",
@@ -440,35 +519,40 @@ def infer_schema(frame: pd.DataFrame, *, source: str | None = None) -> Schema:
         else:
             columns.append(result)
     if not columns:
-        raise DataError(f"{prefix}no column is left to synthesise once identifier-like columns are left out")
+        raise DataError(f"{prefix}no column is left to synthesise once identifier-like, constant and empty "
+                        "columns are left out")
     return Schema(columns=tuple(columns), excluded=tuple(excluded))
 
 
+class _Uninformative(Excluded):
+    """A column left out because it holds nothing to learn (empty, or one value)."""
+
+
 def _infer_column(name: str, series: pd.Series, prefix: str) -> Column | Excluded:
-    _check_values(name, series, prefix)
     values = series.dropna()
+    if values.empty:
+        return _Uninformative(name, "is missing in every row")
+    _check_values(name, series, prefix)
+    if len(values) == len(series) and values.astype(str).str.strip().nunique() == 1:
+        return _Uninformative(name, "holds the same value in every row")
     if ptypes.is_bool_dtype(series.dtype) or _all_bool(values):
         return Column(name=name, type="boolean")
     if ptypes.is_datetime64_any_dtype(series.dtype):
-        _check_constant(name, series, values, prefix)
         return Column(name=name, type="datetime", datetime_format=_datetime_output_format(values))
     if ptypes.is_numeric_dtype(series.dtype):
         array = values.to_numpy(dtype=float)
         integer = bool(ptypes.is_integer_dtype(series.dtype) or np.all(array == np.round(array)))
         if integer and _integer_ids(name, array):
             return Excluded(name, f"{len(array):,} distinct whole numbers in {len(array):,} rows")
-        _check_constant(name, series, values, prefix)
         return Column(name=name, type="numerical", integer=integer)
     text = values.astype(str)
     _check_numbers_as_text(name, text, prefix)
     datetime_format = _datetime_format(text)
     if datetime_format is not None:
-        _check_constant(name, series, values, prefix)
         return Column(name=name, type="datetime", datetime_format=datetime_format)
     distinct = text.nunique()
     if len(text) >= ID_MIN_VALUES and distinct >= ID_DISTINCT_SHARE * len(text):
         return Excluded(name, f"{distinct:,} distinct values in {len(text):,} rows")
-    _check_constant(name, series, values, prefix)
     if distinct > MAX_CATEGORIES:
         raise DataError(
             f"{prefix}column {name!r} has {distinct:,} distinct values, more than the {MAX_CATEGORIES:,} "
@@ -500,7 +584,9 @@ def _check_type(column: Column, series: pd.Series, prefix: str) -> None:
     if column.type == "numerical" and not (
         ptypes.is_numeric_dtype(series.dtype) and not ptypes.is_bool_dtype(series.dtype)
     ):
-        example = next(v for v in values if not _PLAIN_NUMBER.match(str(v)))
+        example = next((v for v in values if not _PLAIN_NUMBER.match(str(v))), None)
+        if example is None:  # numbers held as text (a declared marker was among them): they read fine
+            return
         raise SchemaError(
             f"{prefix}column {column.name!r} is numerical in the schema but holds {str(example)!r}; "
             "fix the value or change the column's type"
@@ -518,14 +604,6 @@ def _check_type(column: Column, series: pd.Series, prefix: str) -> None:
                 f"{prefix}column {column.name!r}: {example!r} is not a date in the schema's format "
                 f"{column.datetime_format!r}; fix the value or the format"
             )
-
-
-def _check_constant(name: str, series: pd.Series, values: pd.Series, prefix: str) -> None:
-    if len(values) == len(series) and values.nunique() == 1:
-        raise DataError(
-            f"{prefix}column {name!r} holds the same value in every row, so there is nothing to learn "
-            f"from it; drop it (--drop {name})"
-        )
 
 
 def _check_numbers_as_text(name: str, text: pd.Series, prefix: str) -> None:
@@ -588,6 +666,48 @@ def _row(index_label: Any) -> str:
 
 def _quote(separator: str) -> str:
     return {"'": '"\'"', " ": "' '"}.get(separator, f"'{separator}'")
+
+
+def mark_missing(series: pd.Series, markers: tuple[str, ...] | list[str] | None) -> pd.Series:
+    """``series`` with every cell that is one of ``markers`` (``"?"``, ``"-1"``) made missing.
+
+    A cell matches as text (surrounding spaces ignored); a number matches a marker that
+    reads as the same number (``-1.0`` matches ``"-1"``).
+    """
+    if not markers:
+        return series
+    texts = {str(m).strip() for m in markers}
+    numbers = set()
+    for marker in texts:
+        try:
+            numbers.add(float(marker))
+        except ValueError:
+            pass
+    if ptypes.is_bool_dtype(series.dtype):
+        return series
+    if ptypes.is_numeric_dtype(series.dtype):
+        hit = series.isin(list(numbers)).to_numpy() if numbers else np.zeros(len(series), dtype=bool)
+    else:
+        present = series.notna().to_numpy()
+        hit = np.zeros(len(series), dtype=bool)
+        values = series[present]
+        stripped = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+        matched = stripped.map(lambda v: (v in texts) if isinstance(v, str) else
+                               (isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                                and float(v) in numbers))
+        hit[present] = matched.to_numpy(dtype=bool)
+    if not hit.any():
+        return series
+    out = series.astype(object) if not ptypes.is_float_dtype(series.dtype) else series.copy()
+    out[hit] = np.nan if ptypes.is_float_dtype(series.dtype) else None
+    if ptypes.is_integer_dtype(series.dtype):
+        out = pd.to_numeric(out)
+    return out
+
+
+def _plain_number(value: float) -> int | float:
+    """A step as JSON shows it: 25, not 25.0."""
+    return int(value) if float(value).is_integer() else float(value)
 
 
 def parse_datetimes(series: pd.Series, datetime_format: str) -> pd.Series:

@@ -95,15 +95,20 @@ def test_unknown_encoding(invoke, tmp_path):
 
 
 def test_all_missing_column(invoke, tmp_path):
+    """Nothing to learn from it: left out with a warning, never a refusal (issue 11)."""
     text = "a,b,c,empty\n" + _rows(20, extra=",")
-    assert_one_line_error(invoke("inspect", _csv(tmp_path, text)),
-                          "column 'empty' is missing in every row", "--drop empty")
+    result = invoke("inspect", _csv(tmp_path, text))
+    assert result.exit_code == 0, result.output
+    assert "column 'empty' is missing in every row" in result.stderr
+    assert "Left out: empty (is missing in every row)" in result.output
 
 
 def test_constant_column(invoke, tmp_path):
     text = "a,b,c,country\n" + _rows(20, extra=",France")
-    assert_one_line_error(invoke("inspect", _csv(tmp_path, text)),
-                          "column 'country' holds the same value in every row", "--drop country")
+    result = invoke("inspect", _csv(tmp_path, text))
+    assert result.exit_code == 0, result.output
+    assert "column 'country' holds the same value in every row" in result.stderr
+    assert "Left out: country (holds the same value in every row)" in result.output
     assert invoke("inspect", _csv(tmp_path, text), "--drop", "country").exit_code == 0
 
 

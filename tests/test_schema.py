@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synthdata import Column, DataError, Excluded, IdentifierColumnWarning, Schema, SchemaError, infer_schema
+from synthdata.errors import SynthdataWarning
 
 
 def _frame(n=60):
@@ -69,6 +70,57 @@ def test_constant_with_missing_values_is_informative():
     assert infer_schema(frame)["flag"].type == "categorical"
 
 
+def test_constant_and_empty_columns_are_left_out_with_a_warning():
+    """Nothing to learn from them: a warning, not a refusal (issue 11)."""
+    frame = pd.DataFrame({"country": ["France"] * 30, "empty": [None] * 30, "n": [1, 2, 3] * 10})
+    with pytest.warns(SynthdataWarning) as caught:
+        schema = infer_schema(frame)
+    assert schema.names == ["n"]
+    assert {e.name: e.reason for e in schema.excluded} == {"country": "holds the same value in every row",
+                                                           "empty": "is missing in every row"}
+    assert len(caught) == 2 and "public constant" in str(caught[0].message)
+
+
+def test_declared_constants_lattice_and_markers_round_trip():
+    schema = Schema(columns=(
+        Column("unit", "numerical", bounds=(5, 5)),
+        Column("site", "categorical", categories=("A",)),
+        Column("mass", "numerical", integer=True, step=25, missing_values=("?", "-1")),
+        Column("age", "numerical", step=0.5),
+        Column("city", "categorical"),
+    ))
+    assert [c.constant for c in schema] == [True, True, False, False, False]
+    data = json.loads(schema.to_json())
+    assert data["columns"][2] == {"name": "mass", "type": "numerical", "integer": True, "bounds": None, "step": 25,
+                                  "missing_values": ["?", "-1"]}
+    assert data["columns"][3]["step"] == 0.5 and "missing_values" not in data["columns"][3]
+    assert Schema.from_json(schema.to_json()) == schema
+    assert ("mass", "step 25") in schema.public_facts()
+
+
+def test_a_schema_without_the_new_keys_still_loads():
+    old = {"format": "synthdata-schema/1", "columns": [
+        {"name": "age", "type": "numerical", "integer": True, "bounds": None},
+        {"name": "city", "type": "categorical", "categories": None}]}
+    schema = Schema.from_dict(old)
+    assert schema["age"].step is None and schema["age"].missing_values is None
+
+
+def test_missing_markers_are_read_as_missing():
+    frame = pd.DataFrame({"mass": ["3750", "?", "-1", "4000"], "city": ["Oslo", "?", "Lima", " ? "],
+                          "code": [1, -1, 2, -1]})
+    schema = Schema(columns=(Column("mass", "numerical", integer=True, missing_values=("?", "-1")),
+                             Column("city", "categorical", missing_values=("?",)),
+                             Column("code", "numerical", integer=True, missing_values=("-1",))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # markers are not values that "do not fit"
+        out = schema.conform(frame)
+    assert out["mass"].tolist()[0] == 3750 and out["mass"].isna().tolist() == [False, True, True, False]
+    assert out["city"].isna().tolist() == [False, True, False, True]
+    assert out["code"].isna().tolist() == [False, True, False, True]
+    schema.check_frame(frame)  # "?" in a numerical column is a declared marker, not a type error
+
+
 def test_only_identifiers_left_is_an_error():
     with pytest.raises(DataError, match="no column is left"), pytest.warns(IdentifierColumnWarning):
         infer_schema(pd.DataFrame({"id": range(50)}))
@@ -76,7 +128,13 @@ def test_only_identifiers_left_is_an_error():
 
 @pytest.mark.parametrize("column, message", [
     ({"name": "a", "type": "number"}, "unknown type 'number'"),
-    ({"name": "a", "type": "numerical", "bounds": [5, 1]}, "need min < max"),
+    ({"name": "a", "type": "numerical", "bounds": [5, 1]}, "need min <= max"),
+    ({"name": "a", "type": "numerical", "step": 0}, "'step' must be a positive number"),
+    ({"name": "a", "type": "numerical", "step": "1"}, "'step' must be a positive number"),
+    ({"name": "a", "type": "numerical", "integer": True, "step": 0.5}, "step must be a whole number"),
+    ({"name": "a", "type": "categorical", "step": 1}, "'step' applies to numerical columns only"),
+    ({"name": "a", "type": "categorical", "missing_values": "?"}, "'missing_values' must be a list"),
+    ({"name": "a", "type": "categorical", "missing_values": [-1]}, "must be texts"),
     ({"name": "a", "type": "numerical", "bounds": [0, "x"]}, "two finite numbers"),
     ({"name": "a", "type": "categorical", "categories": ["x", "x"]}, "listed twice"),
     ({"name": "a", "type": "categorical", "categories": []}, "category list is empty"),
@@ -129,7 +187,11 @@ def _columns(draw):
     if kind == "numerical":
         low, high = sorted(draw(st.lists(_number, min_size=2, max_size=2, unique=True)))
         bounds = draw(st.sampled_from([None, (low, high)]))
-        return Column(name=name, type=kind, integer=draw(st.booleans()), bounds=bounds)
+        integer = draw(st.booleans())
+        step = draw(st.sampled_from([None, 1, 25] if integer else [None, 0.5, 0.01, 25]))
+        markers = draw(st.one_of(st.none(), st.lists(st.sampled_from(["?", "-1", "NA", "n/a"]), min_size=1,
+                                                     max_size=3, unique=True)))
+        return Column(name=name, type=kind, integer=integer, bounds=bounds, step=step, missing_values=markers)
     if kind == "categorical":
         categories = draw(st.one_of(st.none(), st.lists(st.one_of(st.text(max_size=5), st.integers()),
                                                          min_size=1, max_size=6, unique=True)))
