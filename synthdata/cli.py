@@ -63,15 +63,18 @@ def _read_options(command):
                            "(default: a tenth of free memory, 256MB-2GB)."),
         click.option("--drop", "drop", multiple=True, metavar="COLUMN",
                       help="Leave this column out (repeat for several)."),
+        click.option("--na-values", "na_values", multiple=True, metavar="TEXT",
+                      help="Read cells holding TEXT as missing values, e.g. '?' (repeat for several; "
+                           "empty cells, NA, NaN and NULL are always missing)."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _load(data: str, *, encoding, delimiter, thousands, decimal, memory_limit, drop) -> Table:
+def _load(data: str, *, encoding, delimiter, thousands, decimal, memory_limit, drop, na_values=()) -> Table:
     table = read_table(data, encoding=encoding, delimiter=delimiter, thousands=thousands,
-                       decimal=decimal, memory_limit=memory_limit)
+                       decimal=decimal, memory_limit=memory_limit, na_values=na_values)
     missing = [name for name in drop if name not in table.frame.columns]
     if missing:
         raise DataError(f"{data}: --drop {missing[0]}: no such column; the columns are "

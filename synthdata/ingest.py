@@ -156,6 +156,7 @@ def read_table(
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     on_large: str = "sample",
     seed: int = 0,
+    na_values: Iterable[str] = (),
 ) -> Table:
     """Read a CSV or Parquet file without modifying it.
 
@@ -165,8 +166,11 @@ def read_table(
     numbers written with a decimal comma (``"3,5"``). A file larger than
     ``memory_limit`` bytes (default: :func:`default_memory_limit`) is streamed and a
     uniform random sample of ``sample_rows`` rows kept (``on_large="sample"``), or
-    refused (``on_large="error"``).
+    refused (``on_large="error"``). ``na_values`` are more cell texts that mean "missing"
+    (``"?"`` in many public data sets), beside :data:`MISSING_MARKERS`; surrounding spaces
+    are ignored.
     """
+    na_values = _markers(na_values)
     if on_large not in ("sample", "error"):
         raise ValueError("on_large must be 'sample' or 'error'")
     if delimiter is not None and len(delimiter) != 1:
@@ -190,9 +194,47 @@ def read_table(
         )
     sample = _Sample(size=size, limit=limit, rows=sample_rows, seed=seed) if large else None
     if head.startswith(b"PAR1") or path.suffix.lower() in _PARQUET_SUFFIXES:
-        return _read_parquet(path, head, sample)
-    _check_text(head, where, encoding)
-    return _read_csv(path, encoding=encoding, delimiter=delimiter, numbers=(thousands, decimal), sample=sample)
+        table = _read_parquet(path, head, sample)
+    else:
+        _check_text(head, where, encoding)
+        table = _read_csv(path, encoding=encoding, delimiter=delimiter, numbers=(thousands, decimal), sample=sample,
+                          na_values=na_values)
+    if na_values:
+        table = Table(**{**table.__dict__, "frame": _apply_markers(table.frame, na_values)})
+    return table
+
+
+def _markers(na_values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(na_values, str):
+        na_values = (na_values,)
+    markers = []
+    for marker in na_values:
+        if not isinstance(marker, str):
+            raise DataError(f"missing-value marker {marker!r} must be text, as it appears in the file")
+        if marker.strip() not in markers:
+            markers.append(marker.strip())
+    return tuple(markers)
+
+
+def _apply_markers(frame: pd.DataFrame, markers: tuple[str, ...]) -> pd.DataFrame:
+    """Cells equal to a marker (spaces aside) become missing; a text column left holding
+    only numbers is read as numbers, as it would have been without the markers."""
+    from .schema import mark_missing
+
+    out = {}
+    for name in frame.columns:
+        series = frame[name]
+        if series.dtype == object:
+            marked = mark_missing(series, markers)
+            if marked is not series:
+                present = marked.dropna()
+                if len(present) and present.map(lambda v: isinstance(v, str)).all():
+                    numbers = pd.to_numeric(present.str.strip(), errors="coerce")
+                    if numbers.notna().all():
+                        marked = pd.to_numeric(marked.where(marked.isna(), marked.astype(str).str.strip()))
+            series = marked
+        out[name] = series
+    return pd.DataFrame(out, index=frame.index)
 
 
 def default_memory_limit() -> int:
@@ -313,7 +355,7 @@ class _Sample:
 
 
 def _read_csv(path: Path, *, encoding: str, delimiter: str | None, numbers: tuple[str | None, str],
-              sample: _Sample | None) -> Table:
+              sample: _Sample | None, na_values: tuple[str, ...] = ()) -> Table:
     where = str(path)
     codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
     if sample is None:
@@ -349,7 +391,7 @@ def _read_csv(path: Path, *, encoding: str, delimiter: str | None, numbers: tupl
         buffer.seek(0)
         index = pd.Index([number for number, _ in kept])
     _check_row_count(rows_total, where)
-    frame = _parse(buffer, delimiter, numbers, where)
+    frame = _parse(buffer, delimiter, numbers, where, na_values)
     if index is not None:
         frame.index = index
     return Table(
@@ -445,7 +487,8 @@ def _scan(lines: Iterable[str], delimiter: str, where: str, encoding: str,
     return header, rows, kept
 
 
-def _parse(buffer: io.StringIO, delimiter: str, numbers: tuple[str | None, str], where: str) -> pd.DataFrame:
+def _parse(buffer: io.StringIO, delimiter: str, numbers: tuple[str | None, str], where: str,
+           na_values: tuple[str, ...] = ()) -> pd.DataFrame:
     thousands, decimal = numbers
     try:
         return pd.read_csv(
@@ -454,7 +497,7 @@ def _parse(buffer: io.StringIO, delimiter: str, numbers: tuple[str | None, str],
             thousands=thousands,
             decimal=decimal,
             keep_default_na=False,
-            na_values=list(MISSING_MARKERS),
+            na_values=list(MISSING_MARKERS) + [m for m in na_values if m not in MISSING_MARKERS],
             skip_blank_lines=True,
             low_memory=False,
         )

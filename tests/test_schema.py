@@ -207,3 +207,30 @@ def test_json_round_trip(columns):
     schema = Schema(columns=tuple(columns), excluded=(Excluded("zz-id-not-a-column-name-drawn", "id"),)
                     if all(c.name != "zz-id-not-a-column-name-drawn" for c in columns) else ())
     assert Schema.from_json(schema.to_json()) == schema
+
+
+def test_na_values_on_read(tmp_path):
+    from synthdata import read_table
+
+    path = tmp_path / "survey.csv"
+    path.write_text("age,work,score\n" + "39, ?,1.5\n?,Private,2\n50,Private, ?\n" * 5, encoding="utf-8")
+    plain = read_table(path).frame
+    assert plain["age"].dtype == object and (plain["work"] == " ?").sum() == 5  # '?' is a value by default
+    frame = read_table(path, na_values=["?"]).frame
+    assert frame["age"].dtype == float and frame["age"].isna().sum() == 5
+    assert frame["work"].isna().sum() == 5 and set(frame["work"].dropna()) == {"Private"}
+    assert frame["score"].dtype == float and frame["score"].isna().sum() == 5
+
+
+def test_na_values_option_of_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from synthdata.cli import cli
+
+    path = tmp_path / "survey.csv"
+    path.write_text("age,work\n" + "".join(f"{20 + i},{'?' if i % 4 == 0 else 'Private' if i % 2 else 'State'}\n"
+                                           for i in range(40)), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["inspect", str(path), "--na-values", "?"])
+    assert result.exit_code == 0, result.output
+    work = next(line for line in result.output.splitlines() if line.startswith("work"))
+    assert "10 (25.0%)" in work and "?" not in work.split("categorical", 1)[1]
