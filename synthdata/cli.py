@@ -18,7 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import click
+# OpenMP threads that wait for work spin by default, fighting other processes for the
+# cores on a busy machine; set before torch (imported lazily below) reads it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import click  # noqa: E402
 from tqdm import tqdm
 
 from . import __version__

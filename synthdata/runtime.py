@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["available_cpus", "configure_threads", "resolve_device"]
+__all__ = ["available_cpus", "configure_threads", "resolve_device", "thread_count", "torch_threads"]
 
 THREADS_ENV = "SYNTHDATA_THREADS"
 
@@ -81,6 +83,25 @@ def configure_threads(threads: int | None = None, *, work: float = 0.0) -> int:
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count
+
+
+@contextmanager
+def torch_threads(threads: int | None = None, *, work: float = 0.0) -> Iterator[int]:
+    """Run a block with torch's intra-op threads set by :func:`thread_count`, then restore them.
+
+    What ``fit`` uses, so that a library call leaves the caller's setting as it found it.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    count = thread_count(threads, work=work)
+    if count != before:
+        torch.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def resolve_device(device):
