@@ -1,22 +1,17 @@
-"""Reports for people: the public release report and the steward's audit, as self-contained HTML pages."""
+"""Reports for people: the public release report and the steward's audit, as self-contained HTML pages.
 
-from .html import render_html as _render_audit_html
+* :func:`render_html` — ``report.html`` in the shareable release directory, drawn only
+  from the signed public predicate (``synthdata-report/2``): every figure on it is a DP
+  release or post-processing of one.
+* :func:`render_steward_html` — ``audit.html`` in ``NAME.steward-audit/``, drawn from the
+  steward's predicate (``synthdata-steward-audit/1``): the exact audit, computed on the
+  real data and labelled "NOT FOR RELEASE".
+
+Layout: :mod:`.render` (environment, entry points), :mod:`.public` and :mod:`.steward`
+(plain values from a predicate), :mod:`.svg` (chart geometry), :mod:`.formatting` (Jinja
+filters), :mod:`.values` (defensive getters), ``templates/`` and ``style.css``.
+"""
+
+from .render import render_html, render_steward_html
 
 __all__ = ["render_html", "render_steward_html"]
-
-
-def render_html(predicate) -> str:
-    """The public report page (temporary plain rendering)."""
-    import html
-    import json
-
-    body = html.escape(json.dumps(predicate, indent=2, ensure_ascii=False))
-    return f"<!doctype html><meta charset=utf-8><title>synthdata report</title><pre>{body}</pre>"
-
-
-def render_steward_html(predicate) -> str:
-    """The steward's audit page: the exact audit, labelled not for release."""
-    audit = predicate.get("audit", {})
-    legacy = {**predicate, "quality": audit.get("quality", {}), "leakage": audit.get("leakage", {}),
-              "audit": {"notes": audit.get("notes", []), "subsampled": audit.get("subsampled", [])}}
-    return _render_audit_html(legacy)
