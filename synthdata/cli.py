@@ -358,13 +358,18 @@ def verify_command(release_dir, public_key):
     may be present. Exit status 0 when all hold; otherwise 1, naming what failed.
     """
     from .files import printable
-    from .signing import summary, verify_release
+    from .signing import STEWARD_PREDICATE_TYPE, summary, verify_release, verify_steward_audit
 
     verified = verify_release(release_dir, public_key)
     click.echo(f"Verified {printable(release_dir)}: signed with {printable(public_key)}, nothing altered, added "
                "or missing")
     for line in summary(verified):
         click.echo(line)
+    if verified.get("predicate_type") != STEWARD_PREDICATE_TYPE:
+        steward = verify_steward_audit(release_dir, public_key)
+        if steward is not None:
+            click.echo(f"  steward     the steward's audit beside it (not for release) is verified too and bound to "
+                       "this release")
 
 
 @cli.command(name="release")

@@ -42,6 +42,7 @@ __all__ = [
     "PREDICATE_TYPE",
     "PREDICATE_TYPES",
     "STEWARD_PREDICATE_TYPE",
+    "verify_steward_audit",
     "PRIVATE_KEY_NAME",
     "PUBLIC_KEY_NAME",
     "REPORT_NAME",
@@ -362,6 +363,32 @@ def verify_release(directory: Path | str, public_key_path: Path | str) -> dict[s
             raise VerificationError(f"{shown} was altered: its sha256 is {actual}, report.json says {expected}")
     return {"predicate": predicate, "subjects": subjects, "keyid": fingerprint(public_key),
             "predicate_type": predicate_type}
+
+
+#: Suffix of the steward's audit folder beside a release (see synthdata.release).
+STEWARD_SUFFIX = ".steward-audit"
+
+
+def verify_steward_audit(release_dir: Path | str, public_key_path: Path | str) -> dict[str, Any] | None:
+    """Verify the steward's audit kept beside a verified release, if it is there; None if not.
+
+    It must be signed by the same key, be a steward's audit, and be bound to this
+    release: its ``release.report_sha256`` is the sha256 of the release's report.json.
+    """
+    release_dir = Path(release_dir)
+    steward = release_dir.with_name(release_dir.name + STEWARD_SUFFIX)
+    if not os.path.lexists(steward):
+        return None
+    verified = verify_release(steward, public_key_path)
+    if verified["predicate_type"] != STEWARD_PREDICATE_TYPE:
+        raise VerificationError(f"{printable(steward)} is not a steward's audit (its predicateType is "
+                                f"{_clip(verified['predicate_type'])})")
+    bound = _lookup(verified["predicate"], "release.report_sha256")
+    actual = sha256_file(release_dir / REPORT_NAME, what="report", follow_symlinks=False, error=VerificationError)
+    if bound != actual:
+        raise VerificationError(f"{printable(steward)} was made for another release: it names report.json sha256 "
+                                f"{_clip(bound)}, this release's is {actual}")
+    return verified
 
 
 def summary(verified: Mapping[str, Any]) -> list[str]:

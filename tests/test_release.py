@@ -26,7 +26,10 @@ from .conftest import assert_one_line_error
 FAST = {"generator_steps": 60, "epochs": 1, "device": "cpu"}
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# Small tables at small budgets warn about what the DP release cannot resolve; these tests are
+# about the release's mechanics (the warnings have their own tests).
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
+              pytest.mark.filterwarnings("ignore::synthdata.errors.SynthdataWarning")]
 
 
 def _frame(n: int = 800, seed: int = 0) -> pd.DataFrame:
@@ -92,6 +95,25 @@ def test_release_writes_a_verifiable_signed_directory_and_the_stewards_audit_bes
     assert steward["predicate"]["data"]["rows_train"] + steward["predicate"]["data"]["rows_holdout"] == 800
     entries = BudgetLedger(tmp_path / "ledger.json").entries()
     assert len(entries) == 1 and entries[0]["epsilon"] == 3.0 and entries[0]["input_sha256"].startswith("content:")
+
+
+def test_verify_checks_the_stewards_audit_beside_a_release_and_its_binding(tmp_path, keys, invoke):
+    import shutil
+
+    from synthdata.errors import VerificationError
+    from synthdata.signing import verify_steward_audit
+
+    _release(tmp_path, keys, out=tmp_path / "one")
+    _release(tmp_path, keys, out=tmp_path / "two", epsilon=2.0)
+    verified = invoke("verify", tmp_path / "one", "--public-key", keys[1])
+    assert verified.exit_code == 0 and "steward's audit beside it" in verified.output, verified.output
+    # Another release's audit put in its place is refused: it is bound to the other report.
+    shutil.rmtree(tmp_path / "one.steward-audit")
+    shutil.copytree(tmp_path / "two.steward-audit", tmp_path / "one.steward-audit")
+    with pytest.raises(VerificationError, match="made for another release"):
+        verify_steward_audit(tmp_path / "one", keys[1])
+    refused = invoke("verify", tmp_path / "one", "--public-key", keys[1])
+    assert_one_line_error(refused, "made for another release")
 
 
 def test_holdout_rows_never_reach_the_generator():

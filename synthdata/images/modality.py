@@ -71,7 +71,14 @@ class ImageModality:
         n = int(round(model.n_images_)) if count is None else count
         synthetic, labels = model.sample(max(n, 2), seed=seed)
         has_labels = self.images.labels is not None
-        files = write_images(directory, synthetic, labels if has_labels else None, self.images.class_names)
+        written_labels, names = None, None
+        if has_labels:
+            # Only the released classes are named (and numbered) in the files: a class held
+            # by too few images to clear the DP threshold must not appear even as a name.
+            released = [int(c) for c in model.classes_]
+            names = [self.images.class_names[c] for c in released]
+            written_labels = np.searchsorted(np.asarray(released), np.asarray(labels, dtype=np.int64))
+        files = write_images(directory, synthetic, written_labels, names)
         self._synthetic = (synthetic, labels if has_labels else None)
         return files, max(n, 2)
 
