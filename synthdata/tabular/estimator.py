@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from ..checkpoint import Checkpointer
-from ..errors import ModelError, PrivacyError, SynthdataWarning
+from ..errors import DataError, ModelError, PrivacyError, SynthdataWarning
 from ..ingest import from_frame
 from ..models.base import Synthesizer, fresh_seed
 from ..privacy import (
@@ -41,8 +41,9 @@ from ..privacy import (
     check_delta_for_units,
     check_privacy_parameters,
 )
+from ..privacy.bounding import ROWS_PER_UNIT_STEP, UnitRequest, bound_contributions, unit_codes
 from ..runtime import resolve_device
-from ..schema import Schema
+from ..schema import Excluded, Schema
 from .encoding import TabularEncoder
 from .inference import infer_schema_private
 from .marginals import MeasuredMarginals, measure_marginals
@@ -58,14 +59,21 @@ MODEL_FORMAT = "synthdata-tabular-gan/2"
 #: benchmarks/README.md): a larger discriminator share costs marginal accuracy
 #: (pair trends 0.864 at 0.25, 0.868 at 0.1, 0.895 at 0) without raising ML utility.
 #: "schema" is spent only when no schema is declared; "audit" is reserved for a
-#: release's public audit figures and spent by the release, not by fit.
+#: release's public audit figures and spent by the release, not by fit; "units" (the
+#: histogram of rows per person) only with a privacy unit column.
 DEFAULT_BUDGET_SPLIT = {"schema": 0.05, "preprocessing": 0.25, "selection": 0.05, "marginals": 0.45,
-                        "discriminator": 0.1, "audit": 0.0}
+                        "discriminator": 0.1, "audit": 0.0, "units": 0.05}
 #: Share of epsilon of the DP row count, spent first (pure ε, discrete Laplace) so that
 #: the batch sampling rate and the number of steps are planned from it, never from n.
 COUNT_SHARE = 0.05
 #: Most epsilon the count ever takes (a count needs little: at 0.1 its noise is ±10).
 COUNT_CAP = 0.1
+#: Without a declared schema, its share of epsilon is raised (to at most SCHEMA_SHARE_CAP)
+#: until the noise of the column-type counts is below 1/SCHEMA_NOISE_ROWS of the DP row
+#: count: a small table's types are then still told from the noise. Cheap: under RDP,
+#: 0.05 -> 0.2 cuts that noise 3.4x and adds 7% to the noise of everything else.
+SCHEMA_NOISE_ROWS = 12
+SCHEMA_SHARE_CAP = 0.3
 #: Rows generated at a time when sampling (the intermediates fit in a core's cache).
 SAMPLE_BLOCK_ROWS = 4096
 #: Share of delta reserved for the sparse histograms' thresholds.
@@ -77,6 +85,55 @@ MIN_ROWS = 10
 def _encode(encoder: TabularEncoder, frame: pd.DataFrame, schema: Schema, seed: int) -> np.ndarray:
     """Training rows as levels; its own seeded stream, so a resumed fit sees the same codes."""
     return encoder.encode(frame, schema, rng=np.random.default_rng([seed, 1]))
+
+
+def _rebound(frame: pd.DataFrame, request: UnitRequest, ledger: PrivacyLedger) -> tuple[pd.DataFrame, np.ndarray]:
+    """A resumed fit's rows: at most the saved cap per unit, drawn afresh from the ledger's CSPRNG."""
+    from ..privacy.bounding import _sample_rows
+
+    codes, units = unit_codes(frame[request.column])
+    keep = _sample_rows(codes, units, ledger.unit.max_rows, ledger.noise.generator())
+    return frame.iloc[keep].drop(columns=[request.column]).reset_index(drop=True), codes[keep]
+
+
+def _one_row_per_unit(groups: np.ndarray) -> np.ndarray:
+    """The position of each unit's first kept row (kept rows are already a uniform sample)."""
+    _, first = np.unique(groups, return_index=True)
+    return np.sort(first)
+
+
+def _raise_schema_share(split: dict[str, float], ledger: PrivacyLedger, count: int, columns: int, what: str) -> bool:
+    """Give the schema a larger share when, at the planned noise, a small table's column
+    types could not be told from the noise; True when the share was raised (plan again).
+
+    Post-processing of the DP count: the shares depend on it, never on the exact rows.
+    """
+    sigma = ledger.planned_multiplier("schema") * math.sqrt(2 * max(columns, 1))
+    if sigma <= count / SCHEMA_NOISE_ROWS or split["schema"] >= SCHEMA_SHARE_CAP:
+        if sigma > count / SCHEMA_NOISE_ROWS:
+            warnings.warn(f"a DP count says the table holds about {count:,} {what}: too few for the column types to "
+                          f"be decided privately from {split['schema']:.0%} of epsilon with confidence; some columns may "
+                          "be left out or read coarsely. Declare a schema (synthdata inspect --schema-out, then "
+                          "--schema): what it declares is public and costs nothing", SynthdataWarning, stacklevel=4)
+        return False
+    split["schema"] = min(split["schema"] * 1.5, SCHEMA_SHARE_CAP)
+    return True
+
+
+def _drop_uninformative(schema: Schema, encoder: TabularEncoder) -> Schema:
+    """Leave out, with a warning, the columns the encoder released fewer than two values of."""
+    dropped = dict(encoder.dropped_)
+    if not dropped:
+        return schema
+    if len(dropped) == len(encoder.codes_):
+        raise DataError("no column can be released at this privacy budget: " + "; ".join(
+            f"{name!r}: {reason}" for name, reason in dropped.items()))
+    for name, reason in dropped.items():
+        warnings.warn(f"column {name!r} is left out: {reason}", SynthdataWarning, stacklevel=4)
+    encoder.drop(list(dropped))
+    return dataclasses.replace(schema, columns=tuple(c for c in schema if c.name not in dropped),
+                               excluded=schema.excluded + tuple(Excluded(name, reason.split(" (")[0])
+                                                                for name, reason in dropped.items()))
 
 
 def _measured_pairs(ledger: PrivacyLedger) -> list[tuple[str, str]]:
@@ -144,7 +201,7 @@ class TabularGAN(Synthesizer):
     def fit(self, data: pd.DataFrame, schema: Schema | None = None, *,
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
             checkpoint_every: int = 100, progress: Callable[[dict], None] | None = None,
-            unit: PrivacyUnit = ROW) -> TabularGAN:
+            unit: PrivacyUnit | UnitRequest | str | None = ROW) -> TabularGAN:
         """Learn from ``data`` (a DataFrame) with differential privacy; returns self.
 
         Without ``schema``, the columns' types are decided privately (see
@@ -153,14 +210,33 @@ class TabularGAN(Synthesizer):
         steps; ``resume=True`` continues a killed fit from it, continuing the privacy
         count (the private measurements are reused, never repeated). ``progress``
         receives a dict (step, total, loss, epsilon, …) every few steps.
+
+        ``unit`` is the unit of privacy: ``ROW`` (the default), or a person column
+        (``"patient_id"``, a :class:`~synthdata.privacy.PrivacyUnit` with a cap, or a
+        :class:`~synthdata.privacy.bounding.UnitRequest` whose cap ``None`` is chosen with
+        DP). The guarantee is then per person: each person's rows are bounded to the cap
+        before any mechanism (see :mod:`synthdata.privacy.bounding`), DP-SGD samples and
+        clips persons, and the unit column itself is never modelled or emitted. A schema
+        may name the unit too (``"privacy_unit"``); ``unit`` overrides it.
         """
         table = from_frame(data)
         frame = table.frame
+        request = UnitRequest.of(unit)
+        if request is None and schema is not None and getattr(schema, "privacy_unit", None):
+            request = UnitRequest.of(dict(schema.privacy_unit))
+        if request is not None:
+            if request.column not in frame.columns:
+                raise DataError(f"--privacy-unit {request.column}: no such column; the columns are "
+                                + ", ".join(map(str, frame.columns)))
+            if schema is not None and request.column in schema.names:
+                raise DataError(f"the privacy unit column {request.column!r} is among the schema's columns to "
+                                "synthesise; a person's id is never released: move it to 'excluded'")
+        modelled = frame.drop(columns=[request.column]) if request is not None else frame
         if schema is not None:
-            schema.check_columns(frame)
+            schema.check_columns(modelled)
         delta = DEFAULT_DELTA if self.delta is None else self.delta
         check_privacy_parameters(epsilon=self.epsilon, delta=delta)
-        split = self._split(schema_declared=schema is not None)
+        split = self._split(schema_declared=schema is not None, unit_column=request is not None)
         device = resolve_device(self.device)
         checkpoint = Checkpointer(checkpoint_dir, every=checkpoint_every) if checkpoint_dir is not None else None
         params = self._saved_params()
@@ -182,32 +258,46 @@ class TabularGAN(Synthesizer):
             marginals = MeasuredMarginals.from_dict(setup["marginals"])
             training = TrainingPlan(**setup["plan"])
             rows = float(setup["rows"])
+            units_report = setup.get("units")
+            units_dp = float(setup.get("units_dp", rows))
             state = checkpoint.load_training()
             ledger_state = json.loads(state["ledger"]) if state else setup["ledger"]
             ledger = PrivacyLedger.from_state_dict(ledger_state)
             ledger.noise = noise
             ledger.plan_ = None
+            if ledger.unit.column != (None if request is None else request.column):
+                raise ModelError(f"the checkpoint in {checkpoint.directory} protects {ledger.unit.description}; "
+                                 "resume with the same privacy unit")
+            groups = None
+            if request is not None:  # the cap's sample is drawn afresh (CSPRNG): any k rows per unit are sound
+                bounded = _rebound(frame, request, ledger)
+                frame, groups = bounded
         else:
             if checkpoint is not None and checkpoint.exists():
                 raise ModelError(f"{checkpoint.directory} already holds a checkpoint; resume it (--resume) "
                                  "or choose another directory")
             seed = self.seed if self.seed is not None else fresh_seed() % 2**31
             ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=delta * THRESHOLD_DELTA_SHARE,
-                                   unit=unit, noise=noise)
-            schema, encoder, codes, marginals, training, rows = self._measure(frame, schema, ledger, split, seed, unit)
+                                   unit=ROW if request is None else request.unit(1), noise=noise)
+            measured = self._measure(frame, schema, ledger, split, seed, request)
+            schema, encoder, codes, marginals, training, rows, bounded, frame, units_dp = measured
+            groups = None if bounded is None else bounded.groups
+            units_report = None if bounded is None else bounded.report()
             state = None
             if checkpoint is not None:
                 checkpoint.save_setup({
                     "input_sha256": table.sha256, "schema": schema.to_dict(), "params": params,
                     "encoder": encoder.state_dict(), "marginals": marginals.to_dict(), "rows": rows,
-                    "plan": dataclasses.asdict(training), "ledger": ledger.state_dict(),
+                    "plan": dataclasses.asdict(training), "ledger": ledger.state_dict(), "units_dp": units_dp,
+                    **({"units": units_report} if units_report is not None else {}),
                 })
 
         frame = schema.conform(frame[schema.names])
         if resume:  # seeded on its own: a resumed fit sees the same training codes
             codes = _encode(encoder, frame, schema, seed)
-        generator = train(plan=training, marginals=marginals, encoder=encoder, codes=codes, ledger=ledger,
-                          device=device, seed=seed, progress=progress, checkpoint=checkpoint, resume=state)
+        generator = self._train_generator(plan=training, marginals=marginals, encoder=encoder, codes=codes, ledger=ledger,
+                          device=device, seed=seed, progress=progress, checkpoint=checkpoint, resume=state,
+                          groups=groups)
         if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
             raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
 
@@ -220,13 +310,20 @@ class TabularGAN(Synthesizer):
         self.delta_ = delta
         self.seed_ = seed
         self.n_rows_ = rows
+        self.unit_ = ledger.unit
+        self.units_ = units_report
+        self.n_units_ = units_dp
         self.training_ = training
         self.pairs_ = _measured_pairs(ledger)
         self.marginals_ = marginals
         self.fitted_ = True
         return self
 
-    def _split(self, *, schema_declared: bool) -> dict[str, float]:
+    def _train_generator(self, **inputs) -> torch.nn.Module:
+        """Train the network on the private releases; subclasses (TabularVAE) train another one."""
+        return train(**inputs)
+
+    def _split(self, *, schema_declared: bool, unit_column: bool = False) -> dict[str, float]:
         split = {**DEFAULT_BUDGET_SPLIT, **(self.budget_split or {})}
         unknown = set(split) - set(DEFAULT_BUDGET_SPLIT)
         if unknown:
@@ -243,39 +340,70 @@ class TabularGAN(Synthesizer):
                                "(it is then public and free) or give 'schema' a share")
         if schema_declared:
             split["schema"] = 0.0
+        if not unit_column:
+            split["units"] = 0.0
+        elif split["units"] <= 0:
+            raise PrivacyError("budget_split gives 'units' no share, but a privacy unit column needs its rows-per-unit "
+                               "histogram")
         return split
 
     def _measure(self, frame: pd.DataFrame, schema: Schema | None, ledger: PrivacyLedger, split: dict[str, float],
-                 seed: int, unit: PrivacyUnit):
-        """The private releases: count, plan the rest, then schema, preprocessing and marginals."""
-        units = len(frame) if unit.per_row else frame[unit.column].nunique(dropna=True)
-        count = ledger.noisy_count("row count" if unit.per_row else f"{unit.noun} count", units,
-                                   epsilon=min(COUNT_SHARE * self.epsilon, COUNT_CAP), sensitivity=1.0,
-                                   parameters={"what": "rows" if unit.per_row else f"{unit.noun}s"})
+                 seed: int, request: UnitRequest | None):
+        """The private releases: count, plan the rest, bound each unit's rows, then schema,
+        preprocessing and marginals. Returns them with the frame the rest reads (the kept
+        rows, without the unit column)."""
+        if request is None:
+            units, what, step = len(frame), "rows", "row count"
+        else:
+            units, what, step = unit_codes(frame[request.column])[1], f"{request.word}s", f"{request.word} count"
+        count = ledger.noisy_count(step, units, epsilon=min(COUNT_SHARE * self.epsilon, COUNT_CAP), sensitivity=1.0,
+                                   parameters={"what": what})
         if count < MIN_ROWS:
-            warnings.warn(f"a DP count says the table holds about {max(count, 0)} {'rows' if unit.per_row else unit.noun + 's'}"
-                          f"; planning for {MIN_ROWS}. At this size and budget little can be learned: raise epsilon, "
-                          "or declare public facts in a schema", SynthdataWarning, stacklevel=3)
+            warnings.warn(f"a DP count says the table holds about {max(count, 0)} {what}; planning for {MIN_ROWS}. "
+                          "At this size and budget little can be learned: raise epsilon, or declare public facts "
+                          "in a schema", SynthdataWarning, stacklevel=3)
             count = MIN_ROWS
-        check_delta_for_units(ledger.delta, count, what="rows" if unit.per_row else f"{unit.noun}s")
+        check_delta_for_units(ledger.delta, count, what=what)
+        # Batches sample units (rows, or persons with all their kept rows), each with probability q.
         batch = min(self.batch_size, max(1, count // 2))
         sample_rate = batch / count
         d_steps = int(math.ceil(self.epochs * count / batch)) if split["discriminator"] > 0 else 0
-        ledger.plan(
-            gaussians={name: GaussianRequest(sensitivity=1.0, share=split[name])
-                       for name in ("schema", "preprocessing", "selection", "marginals", "audit") if split[name] > 0},
-            dpsgd=DPSGDRequest(sample_rate=sample_rate, steps=d_steps, share=split["discriminator"])
-            if d_steps else None,
-        )
+        while True:
+            ledger.plan(
+                gaussians={(ROWS_PER_UNIT_STEP if name == "units" else name): GaussianRequest(sensitivity=1.0,
+                                                                                            share=split[name])
+                           for name in ("units", "schema", "preprocessing", "selection", "marginals", "audit")
+                           if split[name] > 0},
+                dpsgd=DPSGDRequest(sample_rate=sample_rate, steps=d_steps, share=split["discriminator"])
+                if d_steps else None,
+            )
+            columns = len(frame.columns) - (request is not None)
+            if schema is not None or not _raise_schema_share(split, ledger, count, columns, what):
+                break
+        # Rows measured (kept), rows to generate by default, fake rows per discriminator batch:
+        # all DP figures, never the exact counts.
+        bounded, kept, rows, fake_rows = None, float(count), float(count), batch
+        if request is not None:  # contribution bounding, before any other mechanism reads the rows
+            bounded = bound_contributions(frame, request, ledger, step=ROWS_PER_UNIT_STEP)
+            frame = frame.iloc[bounded.keep].drop(columns=[request.column]).reset_index(drop=True)
+            kept = max(bounded.rows_kept_dp, float(count))
+            rows = max(bounded.rows_kept_dp + bounded.rows_dropped_dp, float(count))
+            fake_rows = max(1, int(round(batch * kept / count)))
+        unit_rows = ledger.unit.max_rows
         if schema is None:
-            schema = infer_schema_private(frame, ledger=ledger, unit_rows=unit.max_rows)
+            # Column types need only the shapes of the values, which one row per unit shows:
+            # sensitivity 1 instead of the cap (a k-fold smaller noise for a few-fold smaller count).
+            sample = frame if bounded is None else frame.iloc[_one_row_per_unit(bounded.groups)]
+            schema = infer_schema_private(sample, ledger=ledger, unit_rows=1)
         frame = schema.conform(frame[schema.names])
         encoder = TabularEncoder(digits=self.digits, max_levels=self.max_levels, max_coarse=self.max_coarse)
-        encoder.fit(frame, schema, ledger=ledger, threshold_delta=ledger.threshold_delta, unit_rows=unit.max_rows)
+        encoder.fit(frame, schema, ledger=ledger, threshold_delta=ledger.threshold_delta, unit_rows=unit_rows,
+                    rows=kept)
+        schema = _drop_uninformative(schema, encoder)
         codes = _encode(encoder, frame, schema, seed)
-        marginals = measure_marginals(codes, encoder, ledger=ledger, rows=max(float(count), 1.0),
+        marginals = measure_marginals(codes, encoder, ledger=ledger, rows=max(kept, 1.0),
                                       max_pairs=self.max_pairs if split["marginals"] > 0 else 0,
-                                      unit_rows=unit.max_rows)
+                                      unit_rows=unit_rows)
         training = TrainingPlan(
             generator_steps=self.generator_steps,
             generator_batch=1024,
@@ -286,8 +414,9 @@ class TabularGAN(Synthesizer):
             adversarial_weight=self.adversarial_weight,
             learning_rate=self.learning_rate,
             expected_batch=batch,
+            fake_rows=fake_rows,
         )
-        return schema, encoder, codes, marginals, training, float(count)
+        return schema, encoder, codes, marginals, training, rows, bounded, frame, float(count)
 
     # ------------------------------------------------------------------ sample
 
@@ -370,6 +499,8 @@ class TabularGAN(Synthesizer):
             "epsilon_spent": self.epsilon_spent_, "delta": self.delta_,
             "n_rows": self.n_rows_, "columns": self.columns_, "pairs": self.pairs_,
             "marginals": self.marginals_.to_dict(),
+            "n_units": self.n_units_,
+            **({"units": self.units_} if getattr(self, "units_", None) is not None else {}),
         }
         return state, self.generator_.state_dict()
 
@@ -390,3 +521,6 @@ class TabularGAN(Synthesizer):
         self.columns_ = list(state["columns"])
         self.pairs_ = [tuple(p) for p in state["pairs"]]
         self.marginals_ = MeasuredMarginals.from_dict(state["marginals"])
+        self.unit_ = self.ledger_.unit
+        self.units_ = state.get("units")
+        self.n_units_ = float(state.get("n_units", state["n_rows"]))

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, SynthdataWarning
 from ..fingerprint import content_digest
 from ..ingest import MISSING_MARKERS, Table
 from ..privacy import ROW, NoiseSource, PrivacyUnit
-from ..schema import Schema
+from ..privacy.bounding import UnitRequest, unit_codes
+from ..schema import ID_NAME, Schema
 
-__all__ = ["TableModality"]
+__all__ = ["TableModality", "person_id_candidates"]
 
 #: Most synthetic rows the audit reads back; rows are drawn independently, so the first
 #: rows of the file are a uniform sample of it.
@@ -29,11 +31,14 @@ class TableModality:
     noun = "rows"
 
     def __init__(self, table: Table, *, target: str | None = None, schema: Schema | None = None,
-                 unit: PrivacyUnit = ROW, model: str = "tabular-gan") -> None:
+                 unit: PrivacyUnit | UnitRequest | str | None = ROW, model: str = "tabular-gan") -> None:
         self.table = table
         self.target = target
         self.schema = schema
-        self.unit = unit
+        if UnitRequest.of(unit) is None and schema is not None and schema.privacy_unit is not None:
+            unit = dict(schema.privacy_unit)
+        #: The unit of privacy asked for (None: one row); the cap may be chosen with DP in fit.
+        self.unit = UnitRequest.of(unit)
         self.model_name = model
         self.source = table.source
 
@@ -53,13 +58,20 @@ class TableModality:
             raise DataError(f"--rows must be at least 1, got {rows}")
         if self.table.sampled:
             raise DataError(f"{self.source} is larger than the in-memory limit; raise --memory-limit to release it")
-        if self.unit.column is not None and self.unit.column not in frame.columns:
-            raise DataError(f"--privacy-unit {self.unit.column}: no such column in {self.source}")
+        if self.unit is not None:
+            if self.unit.column not in frame.columns:
+                raise DataError(f"--privacy-unit {self.unit.column}: no such column in {self.source}; the columns are "
+                                + ", ".join(map(str, frame.columns)))
+            if self.target == self.unit.column:
+                raise DataError(f"--target {self.target} is the privacy unit column, which is never released")
+            if len(frame.columns) < 2:
+                raise DataError(f"{self.source} holds only the privacy unit column; there is nothing to synthesise")
 
     def describe(self) -> str:
-        columns = len(self.table.frame.columns)
+        columns = len(self.table.frame.columns) - (self.unit is not None)
         how = "declared (public)" if self.schema is not None else "decided with DP during the fit"
-        return f"{columns} columns; types {how}"
+        unit = "" if self.unit is None else f"; unit of privacy: one {self.unit.word} ({self.unit.column})"
+        return f"{columns} columns; types {how}{unit}"
 
     def digest(self) -> bytes:
         return content_digest(self.table.frame)
@@ -71,12 +83,12 @@ class TableModality:
         frame = self.table.frame
         if fraction == 0:
             return frame.reset_index(drop=True), None
-        if self.unit.column is None:
+        if self.unit is None:
             held = noise.bernoulli(len(frame), fraction)
-        else:
-            units = pd.factorize(frame[self.unit.column], use_na_sentinel=True)[0]
-            flips = noise.bernoulli(int(units.max()) + 1 if len(units) else 0, fraction)
-            held = np.where(units >= 0, flips[np.maximum(units, 0)], False)
+        else:  # a unit's rows are all members or all non-members; rows without a unit stay (fit drops them)
+            units, count = unit_codes(frame[self.unit.column])
+            flips = noise.bernoulli(count, fraction)
+            held = np.where(units >= 0, flips[np.maximum(units, 0)], False) if count else np.zeros(len(frame), bool)
         return frame[~held].reset_index(drop=True), frame[held].reset_index(drop=True)
 
     def fit(self, train: pd.DataFrame, *, epsilon: float, delta: float | None, seed: int,
@@ -84,7 +96,7 @@ class TableModality:
         from ..models import create_model
 
         model = create_model(self.model_name, epsilon=epsilon, delta=delta, seed=seed, **model_options)
-        return model.fit(train, schema=self.schema, progress=progress, unit=self.unit)
+        return model.fit(train, schema=self.schema, progress=progress, unit=self.unit or ROW)
 
     def write(self, model, directory: Path, count: int | None, seed: int) -> tuple[list[str], int]:
         from .sampling import write_csv
@@ -105,12 +117,29 @@ class TableModality:
         from .audit import public_audit
 
         synthetic = self.read_synthetic(directory)
+        column = None if self.unit is None else self.unit.column
+        units = holdout_units = None
+        if column is not None:  # rows without a unit were never read by the fit; the audit leaves them out too
+            train = train[train[column].notna()].reset_index(drop=True)
+            units = unit_codes(train[column])[0]
+            holdout_units = None if holdout is None else unit_codes(holdout[column])[0]
+        # The real rows read as the model read them: a value that does not fit its column's
+        # type is missing, so one odd cell cannot stop the audit (and with it the release).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SynthdataWarning)  # the fit already warned
+            train = model.schema_.conform(train)
+            holdout = None if holdout is None else model.schema_.conform(holdout)
         public = public_audit(model, train, holdout, synthetic, target=self.target,
-                              holdout_fraction=holdout_fraction, seed=seed)
-        steward = exact_audit(train[model.columns_], synthetic, holdout=None if holdout is None else
-                              holdout[model.columns_], target=self.target if self.target in model.columns_ else None,
+                              holdout_fraction=holdout_fraction, seed=seed, units=units, holdout_units=holdout_units)
+        steward = exact_audit(train, synthetic, holdout=holdout,
+                              target=self.target if self.target in model.columns_ else None,
                               schema=model.schema_, epsilon=model.epsilon, delta=model.delta_, seed=seed)
         steward["rows"] = {**steward.get("rows", {}), "input": len(self.table.frame)}
+        if column is not None:
+            from .audit import unit_membership
+
+            steward["membership_per_unit"] = unit_membership(model, train, holdout, synthetic, units=units,
+                                                             holdout_units=holdout_units, seed=seed)
         return public, steward
 
     def data_section(self, model, count: int) -> dict[str, Any]:
@@ -123,10 +152,48 @@ class TableModality:
                         for c in model.schema_],
             "schema": "declared by the steward (public)" if self.schema is not None else
                       "decided with differential privacy (the 'schema' budget line)",
-            "excluded_columns": [e.name for e in model.schema_.excluded],
+            "excluded_columns": [e.name for e in model.schema_.excluded]
+            + ([self.unit.column] if self.unit is not None else []),
+            **({"privacy_unit": model.units_, f"{model.unit_.noun}s_train_dp": int(round(model.n_units_))}
+               if self.unit is not None and getattr(model, "units_", None) else {}),
         }
 
     def steward_data(self, train: pd.DataFrame, holdout: pd.DataFrame | None) -> dict[str, Any]:
         """Exact facts for the steward's eyes only."""
-        return {"input_rows": len(self.table.frame), "rows_train": len(train),
+        data = {"input_rows": len(self.table.frame), "rows_train": len(train),
                 "rows_holdout": 0 if holdout is None else len(holdout), "source": os.fspath(self.source)}
+        if self.unit is not None:
+            column = self.unit.column
+            per_unit = train[column].value_counts()
+            data["privacy_unit"] = {
+                "column": column,
+                "rows_without_unit": int(self.table.frame[column].isna().sum()),
+                "units_train": int(per_unit.size),
+                "units_holdout": 0 if holdout is None else int(holdout[column].nunique()),
+                "rows_per_unit_train": {"median": float(per_unit.median()) if per_unit.size else 0.0,
+                                        "max": int(per_unit.max()) if per_unit.size else 0},
+            }
+        return data
+
+
+#: A column whose values repeat over rows this often (rows per distinct value, on average)
+#: and that is named like an id looks like a person's id.
+_MIN_ROWS_PER_ID = 1.2
+
+
+def person_id_candidates(frame: pd.DataFrame) -> list[tuple[str, int, int]]:
+    """Columns that look like a person's id repeated over rows: ``(name, distinct values, rows)``.
+
+    For ``synthdata inspect`` only (the steward's eyes; nothing here is released): a
+    column named like an id (``patient_id``, ``CustomerID``) whose values repeat — a
+    few rows per value on average — yet with too many values to be a category code.
+    """
+    out = []
+    for name in frame.columns:
+        values = frame[name].dropna()
+        if len(values) < 20 or not ID_NAME.search(str(name)):
+            continue
+        distinct = int(values.nunique())
+        if distinct >= 20 and distinct * _MIN_ROWS_PER_ID <= len(values):
+            out.append((str(name), distinct, int(len(values))))
+    return out

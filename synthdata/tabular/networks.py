@@ -141,12 +141,21 @@ class Discriminator(nn.Module):
                 x = F.leaky_relu(x, self.slope)
         return x.squeeze(-1)
 
-    def clipped_backward(self, x: torch.Tensor, per_sample_loss, *, max_grad_norm: float) -> torch.Tensor:
-        """Set ``p.grad`` to the sum of per-sample gradients, each clipped to ``max_grad_norm``.
+    def clipped_backward(self, x: torch.Tensor, per_sample_loss, *, max_grad_norm: float,
+                         groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Set ``p.grad`` to the sum of per-example gradients, each clipped to ``max_grad_norm``.
 
-        ``per_sample_loss(logits) -> losses`` must treat rows independently (it does for
-        a GAN's binary cross-entropy). Returns the per-sample losses and the clip
-        coefficients for logging.
+        An *example* is one row, or with ``groups`` (each row's group index, 0..G-1) one
+        group of rows: a person's rows are clipped together, as one gradient — the sum
+        of their per-row gradients — so one person moves the sum by at most
+        ``max_grad_norm`` however many rows they hold. ``per_sample_loss(logits) -> losses``
+        must treat rows independently (it does for a GAN's binary cross-entropy).
+        Returns the per-row losses and the clip coefficient of each example.
+
+        A Linear layer's weight gradient of a group is ``Σ_i g_i a_iᵀ`` over its rows, whose
+        squared norm is ``Σ_{i,j} (g_i·g_j)(a_i·a_j)`` (plus ``Σ_{i,j} g_i·g_j`` for the
+        bias): the within-group Gram matrices of the output gradients and inputs the
+        backward pass already has, so no per-example gradient is ever materialised.
         """
         inputs, outputs = [], []
         h = x.detach()
@@ -164,9 +173,48 @@ class Discriminator(nn.Module):
         for g, a in zip(grads, inputs):  # weight and bias: |g|^2 (|a|^2 + 1)
             squared.addcmul_(torch.linalg.vector_norm(g, dim=1).square_(),
                              torch.linalg.vector_norm(a, dim=1).square_().add_(1.0))
-        coef = (max_grad_norm / (squared.sqrt_() + 1e-6)).clamp_(max=1.0)
+        if groups is None:
+            coef = (max_grad_norm / (squared.sqrt_() + 1e-6)).clamp_(max=1.0)
+            row_coef = coef
+        else:
+            count = int(groups.max()) + 1 if groups.numel() else 0
+            per_group = torch.zeros(count, device=x.device, dtype=x.dtype).index_add_(0, groups, squared)
+            first, second = _pairs_within(groups)
+            for start in range(0, first.numel(), _PAIR_CHUNK):  # cross terms, each pair i < j counted twice
+                i, j = first[start:start + _PAIR_CHUNK], second[start:start + _PAIR_CHUNK]
+                cross = torch.zeros(i.numel(), device=x.device, dtype=x.dtype)
+                for g, a in zip(grads, inputs):
+                    cross.addcmul_((g[i] * g[j]).sum(1), (a[i] * a[j]).sum(1).add_(1.0))
+                per_group.index_add_(0, groups[i], cross.mul_(2.0))
+            coef = (max_grad_norm / (per_group.clamp_(min=0.0).sqrt_() + 1e-6)).clamp_(max=1.0)
+            row_coef = coef[groups]
         for layer, g, a in zip(self.layers, grads, inputs):
-            g = g.mul_(coef[:, None])  # autograd's fresh buffers, ours to scale
+            g = g.mul_(row_coef[:, None])  # autograd's fresh buffers, ours to scale
             layer.weight.grad = g.t() @ a
             layer.bias.grad = g.sum(0)
         return losses.detach(), coef
+
+
+#: Pairs of rows handled at a time when summing a group's cross terms (bounds memory).
+_PAIR_CHUNK = 16384
+
+
+def _pairs_within(groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every pair (i, j), i < j, of rows in the same group (groups need not be sorted)."""
+    order = torch.argsort(groups, stable=True)
+    sorted_groups = groups[order]
+    sizes = torch.bincount(sorted_groups)
+    if sizes.numel() == 0 or int(sizes.max()) < 2:
+        empty = torch.zeros(0, dtype=torch.long, device=groups.device)
+        return empty, empty
+    starts = torch.cumsum(sizes, 0) - sizes
+    firsts, seconds = [], []
+    for size in range(2, int(sizes.max()) + 1):  # groups of the same size together: one index grid each
+        of_size = torch.nonzero(sizes == size).squeeze(1)
+        if of_size.numel() == 0:
+            continue
+        a, b = torch.triu_indices(size, size, offset=1, device=groups.device)
+        base = starts[of_size][:, None]
+        firsts.append((base + a[None, :]).reshape(-1))
+        seconds.append((base + b[None, :]).reshape(-1))
+    return order[torch.cat(firsts)], order[torch.cat(seconds)]

@@ -10,7 +10,10 @@ Two private views of the real rows reach the generator, and nothing else does:
 2. **The discriminator** (:func:`train`), trained with DP-SGD: Poisson-sampled real
    batches, exact per-sample clipping, Gaussian noise from Opacus' DP optimizer, every
    step counted by the ledger through the optimizer's step hook. The real and fake rows
-   pass through it together, so no gradient escapes clipping.
+   pass through it together, so no gradient escapes clipping. With a privacy unit
+   column, the sampled and clipped example is a *unit* (a person with all their kept
+   rows): units are Poisson-sampled, and the sum of a unit's per-row gradients is
+   clipped as one (see :meth:`Discriminator.clipped_backward`).
 
 The generator only ever sees the noisy marginals and the private discriminator.
 """
@@ -52,19 +55,23 @@ class TrainingPlan:
     noise_dim: int = 32
     hidden: int = 128
     discriminator_hidden: int = 128
+    #: Fake rows per discriminator batch (0: ``expected_batch``); with a privacy unit, the
+    #: expected real rows of a batch of units (a DP estimate).
+    fake_rows: int = 0
 
 
 def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularEncoder, codes: np.ndarray,
           ledger: PrivacyLedger, device: torch.device, seed: int,
           progress: Callable[[dict], None] | None = None, checkpoint: Checkpointer | None = None,
-          resume: dict | None = None) -> Generator:
+          resume: dict | None = None, groups: np.ndarray | None = None) -> Generator:
     """Fit the generator to the noisy marginals and, adversarially, to the DP discriminator.
 
     ``seed`` drives only what no privacy rests on (initial weights, the generator's own
     noise); batches and gradient noise come from ``ledger.noise``. With ``checkpoint``, the
     whole training state (ledger included) is saved every ``checkpoint.every`` steps;
     ``resume`` is such a saved state to continue from: the batch sampler and the noise
-    are drawn afresh, never replayed.
+    are drawn afresh, never replayed. ``groups``: each real row's unit (0..U-1) when the
+    unit of privacy is a person; the discriminator then samples and clips units.
     """
     torch.manual_seed(seed)
     sizes = [code.size for code in encoder.codes_]
@@ -81,13 +88,17 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
         discriminator = Discriminator(input_dim=int(sum(sizes)), hidden=plan.discriminator_hidden).to(device)
         # Real rows as indices into the concatenated one-hot layout; batches are formed by
         # tensor indexing (a per-row DataLoader costs 30x here).
-        real = torch.as_tensor(codes + offsets, dtype=torch.long, device=device)
+        real = _RealUnits(codes + offsets, groups, device)
+        fakes = plan.fake_rows or plan.expected_batch
+        clipping = ("exact per-sample (book-keeping)" if groups is None else
+                    "exact per-unit: the sum of a unit's per-row gradients clipped as one (book-keeping)")
         d_opt = make_dp_optimizer(
             torch.optim.Adam(discriminator.parameters(), lr=plan.learning_rate, betas=(0.5, 0.9)),
             ledger=ledger, step="discriminator", noise_multiplier=plan.noise_multiplier,
             max_grad_norm=plan.max_grad_norm, sample_rate=plan.sample_rate,
-            expected_batch_size=plan.expected_batch * 2, clipped_before=True,
-            parameters={"batch_size_expected": plan.expected_batch, "clipping": "exact per-sample (book-keeping)"},
+            expected_batch_size=plan.expected_batch + fakes, clipped_before=True,
+            parameters={"batch_size_expected": plan.expected_batch, "clipping": clipping,
+                        "sampled": "rows" if groups is None else "units (all their kept rows)"},
         )
         sampler = ledger.noise
         d_every = plan.generator_steps / plan.discriminator_steps
@@ -141,24 +152,61 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
     return generator
 
 
-def _discriminator_step(discriminator: Discriminator, optimizer, generator: Generator, real: torch.Tensor,
+class _RealUnits:
+    """The real rows as indices into the one-hot layout, grouped by unit for Poisson sampling.
+
+    Without groups every row is its own unit. With groups, a unit's rows are contiguous,
+    so a sample of units is a set of row ranges.
+    """
+
+    def __init__(self, rows: np.ndarray, groups: np.ndarray | None, device: torch.device) -> None:
+        if groups is None:
+            self.rows = torch.as_tensor(rows, dtype=torch.long, device=device)
+            self.starts = self.sizes = None
+            self.units = rows.shape[0]
+        else:
+            order = np.argsort(groups, kind="stable")
+            sizes = np.bincount(groups, minlength=int(groups.max()) + 1 if len(groups) else 0)
+            self.rows = torch.as_tensor(rows[order], dtype=torch.long, device=device)
+            self.sizes = torch.as_tensor(sizes, dtype=torch.long, device=device)
+            self.starts = torch.cumsum(self.sizes, 0) - self.sizes
+            self.units = len(sizes)
+        self.device = device
+
+    def sample(self, sampler, rate: float) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """(rows of a Poisson sample of units, each row's position among the sampled units, units sampled)."""
+        chosen = torch.from_numpy(sampler.poisson_sample(self.units, rate)).to(self.device)
+        if self.sizes is None:
+            return self.rows[chosen], None, int(chosen.numel())
+        sizes = self.sizes[chosen]
+        group = torch.repeat_interleave(torch.arange(chosen.numel(), device=self.device), sizes)
+        first = torch.repeat_interleave(self.starts[chosen], sizes)
+        within = torch.arange(group.numel(), device=self.device) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes,
+                                                                                           sizes)
+        return self.rows[first + within], group, int(chosen.numel())
+
+
+def _discriminator_step(discriminator: Discriminator, optimizer, generator: Generator, real: _RealUnits,
                         segments: Segments, plan: TrainingPlan, sampler, device: torch.device) -> float:
-    # Each row in independently with probability q (the accountant's assumption), drawn
+    # Each unit in independently with probability q (the accountant's assumption), drawn
     # from the ledger's CSPRNG-keyed source. An empty batch still takes its noise-only step.
-    batch = real[torch.from_numpy(sampler.poisson_sample(real.shape[0], plan.sample_rate)).to(device)]
+    batch, group, units = real.sample(sampler, plan.sample_rate)
     width = int(segments.valid.numel())
     real_rows = torch.zeros(batch.shape[0], width, device=device)
     if batch.shape[0]:
         real_rows.scatter_(1, batch, 1.0)
-    fakes = plan.expected_batch
+    fakes = plan.fake_rows or plan.expected_batch
     with torch.no_grad():
         fake_rows = segments.gumbel(generator(fakes))
     rows = torch.cat([real_rows, fake_rows])
     labels = torch.cat([torch.ones(real_rows.shape[0], device=device), torch.zeros(fakes, device=device)])
+    groups = None
+    if group is not None:  # each fake row is an example of its own; no real unit's clip depends on them
+        groups = torch.cat([group, units + torch.arange(fakes, device=device)])
     optimizer.zero_grad(set_to_none=True)
     losses, _ = discriminator.clipped_backward(
         rows, lambda logits: F.binary_cross_entropy_with_logits(logits, labels, reduction="none"),
-        max_grad_norm=plan.max_grad_norm)
+        max_grad_norm=plan.max_grad_norm, groups=groups)
     optimizer.step()
     return float(losses.mean())
 
