@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import os
+import struct
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +203,103 @@ def test_corrupt_npz_and_missing_path(tmp_path):
     _one_line(info)
     with pytest.raises(DataError, match="does not exist"):
         read_images(tmp_path / "nowhere")
+
+
+# --------------------------------------------------------------------------- planted files and bombs (issue 17)
+
+posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+
+
+def _png_declaring(path: Path, width: int, height: int) -> Path:
+    """A tiny PNG whose header claims width x height pixels (its IDAT holds 8x8)."""
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(("width", "height", "fragment"), [
+    (50_000, 50_000, "decompression bomb"),  # past Pillow's own error limit
+    (10_000, 10_000, "more than the 50,000,000"),  # in Pillow's warning zone: no warning escapes
+])
+def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path, width, height, fragment):
+    _png(tmp_path / "in" / "a.png")
+    _png_declaring(tmp_path / "in" / "b.png", width, height)
+    with pytest.raises(DataError) as info:
+        read_images(tmp_path / "in")
+    message = _one_line(info)
+    assert "b.png" in message and fragment in message
+
+
+def test_a_png_named_file_holding_another_format_is_refused(tmp_path):
+    _png(tmp_path / "in" / "a.png")
+    Image.new("L", (8, 8)).save(tmp_path / "in" / "b.png", format="TIFF")
+    with pytest.raises(DataError, match="b.png.*not a readable image"):
+        read_images(tmp_path / "in")
+
+
+def test_folder_images_are_capped_in_total(tmp_path):
+    for i in range(3):
+        _png(tmp_path / "in" / f"{i}.png", size=(40, 40), value=i)
+    with pytest.raises(DataError, match="more than") as info:
+        read_images(tmp_path / "in", max_bytes=2 * 40 * 40)
+    assert "--image-size" in _one_line(info)
+    assert read_images(tmp_path / "in", size=(8, 8), max_bytes=2 * 40 * 40).images.shape == (3, 8, 8, 1)
+
+
+@posix_only
+def test_a_fifo_among_the_images_is_refused_without_blocking(tmp_path):
+    _png(tmp_path / "in" / "a.png")
+    _png(tmp_path / "in" / "b.png", value=1)
+    os.mkfifo(tmp_path / "in" / "c.png")
+    with pytest.raises(DataError, match="c.png is a FIFO"):
+        read_images(tmp_path / "in")  # a blocking open would hang here
+
+
+@posix_only
+@pytest.mark.parametrize("name", ["a.npz", "a.npy"])
+def test_a_fifo_or_device_array_file_is_refused_without_blocking(tmp_path, name):
+    os.mkfifo(tmp_path / name)
+    with pytest.raises(DataError, match="FIFO"):
+        read_images(tmp_path / name)
+    os.symlink("/dev/zero", tmp_path / f"zero{Path(name).suffix}")
+    with pytest.raises(DataError, match="device"):
+        read_images(tmp_path / f"zero{Path(name).suffix}")
+
+
+def _npz_declaring(path: Path, shape, *, member_bytes: int | None = None) -> Path:
+    """A .npz whose images member declares ``shape`` uint8 (zeros, deflated: a few KB on disk)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    size = int(np.prod(shape)) if member_bytes is None else member_bytes
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("images.npy", "w", force_zip64=True) as member:
+        member.write(header.getvalue())
+        for start in range(0, size, 1 << 20):
+            member.write(bytes(min(1 << 20, size - start)))
+    return path
+
+
+def test_an_npz_member_too_large_when_inflated_is_refused_before_inflating(tmp_path):
+    bomb = _npz_declaring(tmp_path / "bomb.npz", (2000, 64, 64))  # 8 MB of zeros in ~10 KB
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(DataError) as info:
+        read_images(bomb, max_bytes=1 << 20)
+    assert "declares" in _one_line(info) and "compression bomb" in _one_line(info)
+
+
+def test_an_npy_header_declaring_too_much_is_refused_before_reading(tmp_path):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (10**6, 512, 512)})
+    (tmp_path / "a.npy").write_bytes(header.getvalue() + bytes(64))  # 2 TB declared, 64 bytes present
+    with pytest.raises(DataError, match=r"declares shape \(1000000, 512, 512\) of float64"):
+        read_images(tmp_path / "a.npy")
+    # Inside an .npz, a member whose header lies about its shape is caught by the header check too.
+    _npz_declaring(tmp_path / "b.npz", (10**6, 512, 512), member_bytes=64)
+    with pytest.raises(DataError, match="declares shape"):
+        read_images(tmp_path / "b.npz")
