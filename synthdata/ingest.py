@@ -19,14 +19,17 @@ import hashlib
 import io
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .errors import DataError, SynthdataWarning
+from .files import open_regular_file, sha256_file
 
 __all__ = [
     "MIN_ROWS",
@@ -54,7 +57,6 @@ DELIMITERS = (",", ";", "\t", "|")
 MISSING_MARKERS = ("", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "<NA>")
 
 _HEAD_BYTES = 64 * 1024
-_CHUNK_BYTES = 1 << 20
 
 # Formats people hand us by mistake, recognised by their first bytes.
 _MAGIC = (
@@ -133,6 +135,7 @@ def from_frame(frame: pd.DataFrame, *, source: str = "<DataFrame>") -> Table:
             )
     _check_names(names, source)
     _check_row_count(len(frame), source)
+    frame = _plain_datetimes(frame, source)
     digest = hashlib.sha256()
     digest.update("\x1f".join(names).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
@@ -157,6 +160,7 @@ def read_table(
     on_large: str = "sample",
     seed: int = 0,
     na_values: Iterable[str] = (),
+    drop: Iterable[str] = (),
 ) -> Table:
     """Read a CSV or Parquet file without modifying it.
 
@@ -168,9 +172,11 @@ def read_table(
     uniform random sample of ``sample_rows`` rows kept (``on_large="sample"``), or
     refused (``on_large="error"``). ``na_values`` are more cell texts that mean "missing"
     (``"?"`` in many public data sets), beside :data:`MISSING_MARKERS`; surrounding spaces
-    are ignored.
+    are ignored. Columns named in ``drop`` are left out (a Parquet file's are never read,
+    so a column synthdata cannot model can be dropped).
     """
     na_values = _markers(na_values)
+    drop = tuple(dict.fromkeys([drop] if isinstance(drop, str) else drop))
     if on_large not in ("sample", "error"):
         raise ValueError("on_large must be 'sample' or 'error'")
     if delimiter is not None and len(delimiter) != 1:
@@ -179,12 +185,17 @@ def read_table(
         raise DataError(f"thousands separator {thousands!r} must be a single character, such as ','")
     if len(decimal) != 1 or decimal == thousands:
         raise DataError(f"decimal mark {decimal!r} must be one character, other than the thousands separator")
+    if delimiter is not None and delimiter in (decimal, thousands):
+        what = "decimal mark" if delimiter == decimal else "thousands separator"
+        raise DataError(f"{delimiter!r} cannot be both the delimiter and the {what}; give another --delimiter")
+    if delimiter is not None and delimiter in '\r\n"':
+        raise DataError(f"delimiter {delimiter!r} cannot be a line break or a quote; use ',', ';', a tab or '|'")
     path = Path(path)
     where = str(path)
     _check_file(path)
     size = path.stat().st_size
     limit = memory_limit if memory_limit is not None else default_memory_limit()
-    with path.open("rb") as handle:
+    with _open(path) as handle:
         head = handle.read(_HEAD_BYTES)
     large = size > limit
     if large and on_large == "error":
@@ -194,11 +205,13 @@ def read_table(
         )
     sample = _Sample(size=size, limit=limit, rows=sample_rows, seed=seed) if large else None
     if head.startswith(b"PAR1") or path.suffix.lower() in _PARQUET_SUFFIXES:
-        table = _read_parquet(path, head, sample)
+        table = _read_parquet(path, head, sample, drop)
     else:
         _check_text(head, where, encoding)
         table = _read_csv(path, encoding=encoding, delimiter=delimiter, numbers=(thousands, decimal), sample=sample,
                           na_values=na_values)
+        _drop_names(drop, list(table.frame.columns), where)
+        table = _drop(table, drop)
     if na_values:
         table = Table(**{**table.__dict__, "frame": _apply_markers(table.frame, na_values)})
     return table
@@ -278,6 +291,19 @@ def format_size(size: int) -> str:
 # --------------------------------------------------------------------------- file checks
 
 
+def _open(path: Path):
+    """The input opened for binary reading: a regular file, never a FIFO or device (not even
+    one swapped in after :func:`_check_file`); a symbolic link to a regular file is followed."""
+    return open_regular_file(path, what="input file", follow_symlinks=True, error=DataError)
+
+
+def _drop(table: Table, drop: tuple[str, ...]) -> Table:
+    """``table`` less the ``drop`` columns (checked by :func:`_drop_names`)."""
+    if not drop:
+        return table
+    return Table(**{**table.__dict__, "frame": table.frame.drop(columns=list(drop))})
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise DataError(f"{path}: no such file; check the path")
@@ -297,9 +323,12 @@ def _check_text(head: bytes, where: str, encoding: str) -> None:
         if head.startswith(magic):
             raise DataError(f"{where} {what}")
     try:
-        codec = codecs.lookup(encoding).name
+        info = codecs.lookup(encoding)
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}; use a name such as utf-8, latin-1 or cp1252") from None
+    if not getattr(info, "_is_text_encoding", True):  # rot13, base64, zlib: codecs, not text encodings
+        raise DataError(f"{encoding!r} is not a text encoding; use a name such as utf-8, latin-1 or cp1252")
+    codec = info.name
     if codec.startswith(("utf-16", "utf-32")):
         return  # NUL bytes are normal there
     if head.startswith(_UTF16_BOMS):
@@ -359,16 +388,18 @@ def _read_csv(path: Path, *, encoding: str, delimiter: str | None, numbers: tupl
     where = str(path)
     codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
     if sample is None:
-        raw = path.read_bytes()
+        with _open(path) as handle:
+            raw = handle.read()
         sha256 = hashlib.sha256(raw).hexdigest()
         text = _decode(raw, codec, encoding, where)
         del raw
+        _check_nul(text, where)
         delimiter = delimiter or _detect_delimiter(text[:_HEAD_BYTES])
         header, rows_total, kept = _scan(io.StringIO(text), delimiter, where, encoding)
         buffer, index = io.StringIO(text), None
     else:
-        sha256 = _sha256_file(path)
-        with path.open("r", encoding=codec, newline="", errors="strict") as handle:
+        sha256 = sha256_file(path, what="input file", error=DataError)
+        with _text(path, codec) as handle:
             try:
                 head_text = handle.read(_HEAD_BYTES)
             except UnicodeDecodeError as exc:
@@ -379,8 +410,9 @@ def _read_csv(path: Path, *, encoding: str, delimiter: str | None, numbers: tupl
         estimated = max(sample.size * head_lines / max(len(head_text.encode(codec, "replace")), 1), 1)
         probability = min(1.0, 1.2 * sample.rows / estimated)
         rng = np.random.default_rng(sample.seed)
-        with path.open("r", encoding=codec, newline="", errors="strict") as handle:
-            header, rows_total, kept = _scan(handle, delimiter, where, encoding, keep=(probability, rng))
+        with _text(path, codec) as handle:
+            header, rows_total, kept = _scan(_refuse_nul(handle, where), delimiter, where, encoding,
+                                             keep=(probability, rng))
         if len(kept) > sample.rows:
             chosen = np.sort(rng.choice(len(kept), size=sample.rows, replace=False))
             kept = [kept[i] for i in chosen]
@@ -406,6 +438,32 @@ def _read_csv(path: Path, *, encoding: str, delimiter: str | None, numbers: tupl
         size_bytes=path.stat().st_size,
         memory_limit=sample.limit if sample else None,
     )
+
+
+@contextmanager
+def _text(path: Path, codec: str) -> Iterator[io.TextIOWrapper]:
+    """The input as text lines (``newline=""``, as the csv module wants), from a regular file."""
+    with _open(path) as raw, io.TextIOWrapper(raw, encoding=codec, newline="", errors="strict") as handle:
+        yield handle
+
+
+def _nul_error(where: str, line: int) -> DataError:
+    return DataError(f"{where}, line {line}: a NUL byte (binary content) inside the text; the file is damaged or "
+                     "not a CSV file: remove the NUL bytes (tr -d '\\000') or export the table again")
+
+
+def _check_nul(text: str, where: str) -> None:
+    """Refuse NUL characters anywhere (the head check sees only the first 64 KB)."""
+    at = text.find("\x00")
+    if at >= 0:
+        raise _nul_error(where, text.count("\n", 0, at) + 1)
+
+
+def _refuse_nul(lines: Iterable[str], where: str) -> Iterator[str]:
+    for number, line in enumerate(lines, start=1):
+        if "\x00" in line:
+            raise _nul_error(where, number)
+        yield line
 
 
 def _decode(raw: bytes, codec: str, encoding: str, where: str) -> str:
@@ -481,10 +539,22 @@ def _scan(lines: Iterable[str], delimiter: str, where: str, encoding: str,
                 kept.append((rows, row))
             rows += 1
     except csv.Error as exc:
-        raise DataError(f"{where}, line {reader.line_num}: {exc}; check the quotes on that line") from None
+        raise _csv_error(exc, where, reader.line_num) from None
     except UnicodeDecodeError as exc:
         raise _decode_error(exc, encoding, where, line=reader.line_num + 1) from None
     return header, rows, kept
+
+
+def _csv_error(exc: csv.Error, where: str, line: int) -> DataError:
+    text = str(exc)
+    if "new-line character seen in unquoted field" in text:
+        return DataError(f"{where}, line {line}: the lines end with a bare carriage return (CR, as on classic Mac "
+                         "OS); convert the line endings to LF or CRLF and try again")
+    if "field larger than field limit" in text:
+        return DataError(f"{where}, line {line}: a value longer than {csv.field_size_limit():,} characters; an "
+                         "unclosed quote (which runs to the end of the file) or a file that is not a table? check "
+                         "the quotes on that line")
+    return DataError(f"{where}, line {line}: {text}; check the quotes on that line")
 
 
 def _parse(buffer: io.StringIO, delimiter: str, numbers: tuple[str | None, str], where: str,
@@ -510,18 +580,83 @@ def _show(delimiter: str) -> str:
     return {"\t": "a tab", ",": "','", ";": "';'", "|": "'|'"}.get(delimiter, repr(delimiter))
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------- Parquet
 
 
-def _read_parquet(path: Path, head: bytes, sample: _Sample | None) -> Table:
+def _drop_names(drop: tuple[str, ...], names: list[str], where: str) -> None:
+    missing = [name for name in drop if name not in names]
+    if missing:
+        raise DataError(f"{where}: --drop {missing[0]}: no such column; the columns are {', '.join(names)}")
+    if len(drop) >= len(names):
+        raise DataError(f"{where}: --drop leaves no column")
+
+
+def _check_flat(field, where: str) -> None:
+    """Refuse a column of nested values (struct, map, list, union): one value per cell is what
+    synthdata models."""
+    import pyarrow as pa
+
+    kind = field.type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    nested = {"struct": pa.types.is_struct, "map": pa.types.is_map, "union": pa.types.is_union,
+              "list": lambda t: pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+              or getattr(pa.types, "is_list_view", lambda _t: False)(t)
+              or getattr(pa.types, "is_large_list_view", lambda _t: False)(t)}
+    for what, test in nested.items():
+        if test(kind):
+            raise DataError(f"{where}: column {field.name!r} holds nested values (a {what}: {kind}); synthdata "
+                            f"models one plain value per cell: flatten it into columns of their own, or leave it "
+                            f"out with --drop {_shell_word(field.name)}")
+
+
+def _shell_word(name: str) -> str:
+    """``name`` as one word on a command line (quoted when it needs to be), printable."""
+    import shlex
+
+    from .files import printable
+
+    return shlex.quote(printable(name))
+
+
+def _plain_datetimes(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Timestamps as the rest of synthdata reads them: time-zone-naive nanoseconds.
+
+    A Parquet file (or a DataFrame) may hold time-zone-aware timestamps, or timestamps in
+    seconds beyond the years 1677-2262 that nanoseconds hold. Aware ones are read as UTC
+    (the instants kept, the zone dropped); ones outside the range as missing; each with a
+    warning naming the column. ``frame`` itself is never modified.
+    """
+    out = None
+    for name in frame.columns:
+        series = frame[name]
+        if not isinstance(series.dtype, pd.DatetimeTZDtype) and not (
+                pd.api.types.is_datetime64_dtype(series.dtype) and series.dtype != np.dtype("datetime64[ns]")):
+            continue
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            warnings.warn(f"{where}: column {name!r} holds time-zone-aware timestamps ({series.dtype.tz}); they are "
+                          "read as UTC, without the zone", SynthdataWarning, stacklevel=4)
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        if series.dtype != np.dtype("datetime64[ns]"):
+            low, high = pd.Timestamp.min, pd.Timestamp.max
+            outside = series.notna() & ((series < low) | (series > high))
+            if outside.any():
+                warnings.warn(f"{where}: column {name!r} holds timestamps outside the years 1677-2262, which "
+                              "synthdata cannot represent; they are read as missing", SynthdataWarning, stacklevel=4)
+                series = series.where(~outside)
+            series = series.astype("datetime64[ns]")
+        if out is None:
+            out = frame.copy(deep=False)
+        out[name] = series
+    return frame if out is None else out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _read_parquet(path: Path, head: bytes, sample: _Sample | None, drop: tuple[str, ...] = ()) -> Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -529,32 +664,41 @@ def _read_parquet(path: Path, head: bytes, sample: _Sample | None) -> Table:
     if not head.startswith(b"PAR1"):
         raise DataError(f"{where} is not a Parquet file (it does not start with PAR1); check the file")
     try:
-        parquet = pq.ParquetFile(path)
-        names = list(parquet.schema_arrow.names)
-        _check_names(names, where)
-        rows_total = parquet.metadata.num_rows
-        _check_row_count(rows_total, where)
-        if sample is None:
-            frame = parquet.read().to_pandas()
-        else:
-            rng = np.random.default_rng(sample.seed)
-            chosen = np.sort(rng.choice(rows_total, size=min(sample.rows, rows_total), replace=False))
-            pieces, start = [], 0
-            for batch in parquet.iter_batches(batch_size=65_536):
-                stop = start + batch.num_rows
-                lo, hi = np.searchsorted(chosen, [start, stop])
-                if hi > lo:
-                    pieces.append(batch.take(pa.array(chosen[lo:hi] - start)))
-                start = stop
-            frame = pa.Table.from_batches(pieces, schema=parquet.schema_arrow).to_pandas()
-            frame.index = pd.Index(chosen)
+        with _open(path) as handle:
+            parquet = pq.ParquetFile(handle)
+            names = list(parquet.schema_arrow.names)
+            if not names:
+                raise DataError(f"{where} holds no column; give a table with columns")
+            _check_names(names, where)
+            _drop_names(drop, names, where)
+            kept = [field for field in parquet.schema_arrow if field.name not in drop]
+            for field in kept:
+                _check_flat(field, where)
+            columns = [field.name for field in kept]
+            rows_total = parquet.metadata.num_rows
+            _check_row_count(rows_total, where)
+            if sample is None:
+                frame = parquet.read(columns=columns).to_pandas()
+            else:
+                rng = np.random.default_rng(sample.seed)
+                chosen = np.sort(rng.choice(rows_total, size=min(sample.rows, rows_total), replace=False))
+                pieces, start = [], 0
+                for batch in parquet.iter_batches(batch_size=65_536, columns=columns):
+                    stop = start + batch.num_rows
+                    lo, hi = np.searchsorted(chosen, [start, stop])
+                    if hi > lo:
+                        pieces.append(batch.take(pa.array(chosen[lo:hi] - start)))
+                    start = stop
+                frame = pa.Table.from_batches(pieces, schema=pa.schema(kept)).to_pandas()
+                frame.index = pd.Index(chosen)
+            frame = _plain_datetimes(frame, where)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{where} is not a readable Parquet file ({exc}); check the file") from None
+        raise DataError(f"{where} is not a readable Parquet file ({_first_line(exc)}); check the file") from None
     return Table(
         frame=frame,
         source=where,
         format="parquet",
-        sha256=_sha256_file(path),
+        sha256=sha256_file(path, what="input file", error=DataError),
         rows_total=rows_total,
         sampled=sample is not None,
         size_bytes=path.stat().st_size,
