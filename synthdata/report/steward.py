@@ -115,9 +115,8 @@ def _utility(utility: Mapping[str, Any]) -> dict[str, Any] | None:
     metrics = [("r2", "R²")] if regression else [("auroc", "AUROC"), ("accuracy", "Accuracy")]
     if not regression and number(utility, "synthetic", "auroc") is None and number(utility, "real", "auroc") is None:
         metrics = [("accuracy", "Accuracy")]
-    rows = [(label, [number(utility, key, m) for m, _ in metrics])
-            for key, label in (("synthetic", "trained on the synthetic data"), ("real", "trained on the real training "
-                                                                                "data"))]
+    trained = (("synthetic", "trained on the synthetic data"), ("real", "trained on the real training data"))
+    rows = [(label, [number(utility, key, m) for m, _ in metrics]) for key, label in trained]
     return {"target": text(utility, "target"), "task": text(utility, "task"), "model": text(utility, "model"),
             "headings": [name for _, name in metrics], "rows": rows,
             "tested_on": text(utility, "tested_on") or "real holdout rows"}
