@@ -1,6 +1,8 @@
 """Checkpoints: resume a killed fit without resetting (or double-charging) the budget.
 
-A checkpoint directory holds two files, each replaced atomically (write, then rename):
+A checkpoint directory holds two files, each replaced atomically (:func:`synthdata.files.atomic_writer`:
+a temporary file from ``mkstemp``, fsynced, renamed), and read back only if it is a regular
+file (a FIFO or device planted there is refused, never opened):
 
 * ``setup.json`` — written once, after the private preprocessing and marginal
   measurements: the released encoder, the noisy marginals, the privacy ledger, the seed
@@ -23,12 +25,21 @@ from typing import Any
 
 import torch
 
-from .errors import ModelError
+from .errors import ModelError, SynthdataError
+from .files import (
+    atomic_write,
+    atomic_writer,
+    open_regular_file,
+    printable,
+    read_regular_file,
+)
 
 __all__ = ["Checkpointer"]
 
 SETUP = "setup.json"
 TRAINING = "training.pt"
+#: Largest checkpoint file read back (the setup holds the encoder and the marginals).
+MAX_CHECKPOINT_BYTES = 4 << 30
 
 
 class Checkpointer:
@@ -42,36 +53,40 @@ class Checkpointer:
         return (self.directory / SETUP).is_file()
 
     def save_setup(self, payload: dict[str, Any]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.directory / SETUP, lambda path: path.write_text(json.dumps(payload), encoding="utf-8"))
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from .files import os_error_message
+
+            raise SynthdataError(os_error_message(exc, path=self.directory, writing=True)) from None
+        atomic_write(self.directory / SETUP, json.dumps(payload), mode=0o600)
 
     def load_setup(self) -> dict[str, Any]:
         path = self.directory / SETUP
+        if not os.path.lexists(path):
+            raise ModelError(f"{printable(self.directory)} holds no checkpoint to resume from; run without --resume")
+        data = read_regular_file(path, max_bytes=MAX_CHECKPOINT_BYTES, what="checkpoint", error=ModelError)
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModelError(f"{self.directory} holds no checkpoint to resume from; run without --resume") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelError(f"{path} is damaged ({exc}); remove the checkpoint directory and start again") from None
+            setup = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise ModelError(f"{printable(path)} is damaged ({type(exc).__name__}); remove the checkpoint "
+                             "directory and start again") from None
+        if not isinstance(setup, dict):
+            raise ModelError(f"{printable(path)} is damaged (not a JSON object); remove the checkpoint directory and "
+                             "start again")
+        return setup
 
     def save_training(self, state: dict[str, Any]) -> None:
-        _atomic_write(self.directory / TRAINING, lambda path: torch.save(state, path))
+        with atomic_writer(self.directory / TRAINING, mode=0o600) as handle:
+            torch.save(state, handle)
 
     def load_training(self) -> dict[str, Any] | None:
         path = self.directory / TRAINING
-        if not path.is_file():
+        if not os.path.lexists(path):
             return None
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # weights_only refuses anything but tensors and plain data
-            raise ModelError(f"{path} cannot be loaded ({type(exc).__name__}); remove the checkpoint "
-                             "directory and start again") from None
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        with open_regular_file(path, what="checkpoint", max_bytes=MAX_CHECKPOINT_BYTES, error=ModelError) as handle:
+            try:
+                return torch.load(handle, map_location="cpu", weights_only=True)
+            except Exception as exc:  # weights_only refuses anything but tensors and plain data
+                raise ModelError(f"{printable(path)} cannot be loaded ({type(exc).__name__}); remove the checkpoint "
+                                 "directory and start again") from None

@@ -989,3 +989,49 @@ def test_release_into_a_read_only_folder_is_one_line_before_any_training(invoke,
     result = _within(60, invoke, "release", data, "--epsilon", "1", "--out", readonly / "rel", "--quiet")
     assert_one_line_error(result, "not writable", str(readonly))
     assert list(readonly.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_files_are_written_without_following_a_planted_link(tmp_path):
+    """The old temporary names were predictable (.setup.json.tmp): a link there was written through."""
+    import torch
+
+    from synthdata.checkpoint import Checkpointer
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    for name in (".setup.json.tmp", ".training.pt.tmp"):
+        (folder / name).symlink_to(victim)
+    checkpoint = Checkpointer(folder)
+    checkpoint.save_setup({"rows": 12.0})
+    checkpoint.save_training({"step": 3, "weights": torch.zeros(2)})
+    assert victim.read_text() == "precious"
+    assert checkpoint.load_setup() == {"rows": 12.0}
+    assert checkpoint.load_training()["step"] == 3
+    assert stat.S_IMODE((folder / "setup.json").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("name", ["setup.json", "training.pt"])
+@pytest.mark.parametrize("kind", ["fifo", "device", "link"])
+def test_a_planted_checkpoint_file_is_refused_without_blocking(tmp_path, name, kind):
+    from synthdata.checkpoint import Checkpointer
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    checkpoint = Checkpointer(folder)
+    checkpoint.save_setup({"rows": 12.0})
+    (folder / name).unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(folder / name)
+    elif kind == "device":
+        (folder / name).symlink_to("/dev/zero")
+    else:
+        (folder / "elsewhere").write_text("{}")
+        (folder / name).symlink_to(folder / "elsewhere")
+    load = checkpoint.load_setup if name == "setup.json" else checkpoint.load_training
+    with pytest.raises(ModelError, match="FIFO|symbolic link|device"):
+        _within(10, load)
