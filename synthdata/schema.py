@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from .errors import DataError, IdentifierColumnWarning, SchemaError, SynthdataWarning
+from .errors import DataError, IdentifierColumnWarning, SchemaError, SynthdataError, SynthdataWarning
 
 __all__ = [
     "COLUMN_TYPES",
@@ -50,6 +50,8 @@ COLUMN_TYPES = ("numerical", "categorical", "boolean", "datetime")
 SCHEMA_FORMAT = "synthdata-schema/1"
 #: More distinct values than this in a categorical column cannot be modelled usefully.
 MAX_CATEGORIES = 1000
+#: Largest schema file read (a schema with every category of a thousand columns is a few MB).
+MAX_SCHEMA_BYTES = 64 << 20
 #: A column with a distinct value on at least this share of its rows is identifier-like.
 ID_DISTINCT_SHARE = 0.95
 #: Below this many non-missing values we do not call a column identifier-like.
@@ -387,35 +389,39 @@ class Schema:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SchemaError(f"{source}, line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise SchemaError(f"{source}: invalid JSON (nested too deeply); a schema is a list of columns") from None
         try:
             return cls.from_dict(data)
         except SchemaError as exc:
             raise SchemaError(f"{source}: {exc.message}") from None
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the schema as JSON, atomically (a crash leaves the old file or none)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
+        """Write the schema as JSON, atomically (a crash leaves the old file or none; a link at a
+        temporary name is never followed: :func:`synthdata.files.atomic_write`)."""
+        from .files import atomic_write
+
         try:
-            tmp.write_text(self.to_json(), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise SchemaError(f"cannot write the schema to {path}: {exc.strerror}") from None
+            atomic_write(Path(path), self.to_json())
+        except SynthdataError as exc:
+            raise SchemaError(f"cannot write the schema: {exc.message}") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Schema:
+        from .files import printable, read_regular_file
+
         path = Path(path)
+        if not os.path.lexists(path):
+            raise SchemaError(f"{printable(path)}: no such schema file; check the path")
+        if path.is_dir():
+            raise SchemaError(f"{printable(path)} is a directory; give the schema's JSON file")
+        # A regular file under a cap: a FIFO or /dev/zero given as --schema must not hang or fill memory.
+        raw = read_regular_file(path, max_bytes=MAX_SCHEMA_BYTES, what="schema", follow_symlinks=True,
+                                error=SchemaError)
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SchemaError(f"{path}: no such schema file; check the path") from None
-        except IsADirectoryError:
-            raise SchemaError(f"{path} is a directory; give the schema's JSON file") from None
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise SchemaError(f"{path} is not UTF-8 text; a schema is a JSON file") from None
-        except OSError as exc:
-            raise SchemaError(f"cannot read the schema {path}: {exc.strerror}") from None
+            raise SchemaError(f"{printable(path)} is not UTF-8 text; a schema is a JSON file") from None
         return cls.from_json(text, source=str(path))
 
     # Data -------------------------------------------------------------------------------

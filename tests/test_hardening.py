@@ -1035,3 +1035,30 @@ def test_a_planted_checkpoint_file_is_refused_without_blocking(tmp_path, name, k
     load = checkpoint.load_setup if name == "setup.json" else checkpoint.load_training
     with pytest.raises(ModelError, match="FIFO|symbolic link|device"):
         _within(10, load)
+
+
+# --------------------------------------------------------------------------- schema files
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_planted_schema_file_is_refused_without_blocking(invoke, tmp_path, kind):
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n" + "".join(f"{i % 4},{'xy'[i % 2]}\n" for i in range(30)))
+    schema = tmp_path / "schema.json"
+    if kind == "fifo":
+        os.mkfifo(schema)
+    else:
+        schema.symlink_to("/dev/zero")
+    result = _within(20, invoke, "inspect", data, "--schema", schema)
+    assert_one_line_error(result, "schema", "FIFO" if kind == "fifo" else "device")
+
+
+def test_schema_save_never_writes_through_a_planted_link(tmp_path):
+    from synthdata.schema import Schema
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / ".s.json.tmp").symlink_to(victim)  # the old, predictable temporary name
+    Schema.from_dict({"columns": [{"name": "a", "type": "numerical"}]}).save(tmp_path / "s.json")
+    assert victim.read_text() == "precious"
+    assert Schema.load(tmp_path / "s.json").names == ["a"]
