@@ -202,7 +202,7 @@ class TabularEncoder:
             else:
                 released = {value: c for value, c in zip(keys, parts[0]) if c > self.threshold_}
             levels = [{"points": [value], "lows": [None], "highs": [None], "weights": [float(c)]}
-                      for value, c in sorted(released.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+                      for value, c in sorted(released.items(), key=lambda kv: str(kv[0]))]
         # The missing level is public (any column may have gaps); its count is noisy, and
         # a count indistinguishable from noise is read as "no missing values".
         noisy_missing = float(parts[-1][0])
