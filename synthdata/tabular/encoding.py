@@ -1,18 +1,38 @@
 """Tabular encoding fitted with differential privacy: every column becomes discrete levels.
 
 Nothing here reads the real rows outside the privacy budget. :meth:`TabularEncoder.fit`
-makes one Gaussian measurement of every column's histogram (charged to the
-:class:`~synthdata.privacy.PrivacyLedger`) and derives everything else from it:
+makes one Gaussian measurement of every column's histograms (charged to the
+:class:`~synthdata.privacy.PrivacyLedger`) and derives everything else from it.
 
-* Numbers are first rounded to ``digits`` significant digits — a public grid that needs
-  no bounds — and a rounded value is released only if its noisy count clears a
-  threshold, so a value held by one person never is (a Gaussian sparse histogram; its
-  failure probability is an additive delta). Released values give the column's range,
-  its quantile levels and its point masses (capital gains of exactly 0 keep their share).
-* Categories are released the same way: a value too rare to clear the threshold never
-  appears in the output. Categories, bounds or booleans the schema declares public are
-  counted over the declared domain without a threshold.
-* Missing values are a level of their own, so they come out at a realistic rate.
+**Numbers and dates keep their support.** Each numeric column has a *lattice* its values
+lie on — whole numbers, a step such as 0.5 or 25, whole minutes or days — which is public:
+declared in the schema, or decided privately by :mod:`synthdata.tabular.inference`.
+Values are snapped to it and counted at several resolutions, finest first, each a
+Gaussian *sparse* histogram (only cells present in the data, and a cell is released only
+if its noisy count clears a threshold, so a value held by one person never is):
+
+* **exact values** on the lattice — a value held by enough rows (a year, a code, a price
+  point, the zeros of a skewed amount) is released as itself and comes out as itself;
+* then cells of ``digits`` and ``digits - 1`` significant digits (numbers), or of an
+  hour, a day and a month (dates): a cell carries the mass its finer released cells do
+  not (the "remainder"), spread over the cell's lattice points that no finer release
+  covers. Where mass concentrates, resolution is fine; in thin tails, coarse.
+
+Synthetic values are drawn from these pieces on the lattice only, so every value is on
+the column's lattice. Every released cell holds a real value (sparse histograms count
+only present cells), so the lowest cell's top and the highest cell's bottom are within
+the real range; pieces are clipped to that hull (when that loses little mass), and the
+resulting *released range* bounds every synthetic value. A lattice coarser than the one
+decided may be read off the released exact values (their greatest common step, when
+five or more are released): post-processing, free.
+
+Categories are released the same way: a value too rare to clear the threshold never
+appears in the output. Categories, bounds or booleans the schema declares public are
+counted over the declared domain without a threshold. Missing values are a level of
+their own, so they come out at a realistic rate. A column with fewer than two released
+values carries nothing a synthetic table can show: :attr:`TabularEncoder.dropped_` lists
+it, with the reason, for the caller to leave out (unless the schema declares it a public
+constant).
 
 The released counts are also the 1-way marginals the generator is trained to match.
 Encoding the training rows with these levels is post-processing of the released values
@@ -38,6 +58,27 @@ from ..schema import Column, Schema, parse_datetimes
 __all__ = ["ColumnCode", "TabularEncoder", "round_significant"]
 
 _DAY_NS = 86_400 * 10**9
+_SECOND = 1.0 / 86_400  # one second, in days (the unit dates are counted in)
+#: Cells of dates beside exact values: an hour, a day, about a month (seconds).
+DATE_CELLS = (3_600, 86_400, 32 * 86_400)
+#: Most decimals a declared or decided step may have (0.000001).
+_MAX_DECIMALS = 6
+#: Released exact values needed before their common step refines the lattice.
+MIN_VALUES_FOR_STEP = 5
+#: Clip pieces to the hull of released values when that moves at most this share of mass.
+HULL_CLIP_SHARE = 0.1
+#: A column whose one released value leaves at most this share of the rows unexplained is a constant.
+CONSTANT_SHARE = 0.02
+#: Warn when more than this share of a column's rows falls in values too rare to release.
+UNRELEASED_WARN_SHARE = 0.1
+_POW10 = np.array([10**i for i in range(19)], dtype=np.int64)
+#: Powers of ten the public cells of numbers without a lattice cover (beyond: the end cells).
+_MIN_EXPONENT, _MAX_EXPONENT = -12, 18
+#: Expected empty cells of a public histogram read as holding values (see _cutoff).
+_FALSE_CELLS = 0.05
+#: A public cell with fewer lattice values than this is released only above the sparse
+#: threshold: drawn from, it could give back a value only one person holds.
+MIN_CELL_VALUES = 10
 
 
 def round_significant(values: np.ndarray, digits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,35 +99,18 @@ def round_significant(values: np.ndarray, digits: int) -> tuple[np.ndarray, np.n
     return mantissa, exponent
 
 
-def _grid_value(mantissa: int, exponent: int) -> float:
-    return float(f"{int(mantissa)}e{int(exponent)}")
-
-
-def _cell(mantissa: int, exponent: int, digits: int) -> tuple[float, float]:
-    """The interval of values that round to ``mantissa * 10**exponent``.
-
-    Half a unit either side, except at a power of ten, where the values just below
-    round with one more digit of precision (at 2 digits, 10 holds [9.95, 10.5)).
-    """
-    if mantissa == 0:
-        return 0.0, 0.0
-    value, unit = _grid_value(mantissa, exponent), 10.0**exponent
-    low, high = value - unit / 2, value + unit / 2
-    if abs(mantissa) == 10 ** (digits - 1):
-        if mantissa > 0:
-            low = value - unit / 20
-        else:
-            high = value + unit / 20
-    return low, high
-
-
 @dataclass
 class ColumnCode:
     """How one column maps to levels, learned privately. Plain data: saved as JSON.
 
-    Each level is a list of ``points`` (values; ``None`` for the missing level) with
-    noisy ``weights``; numbers are drawn uniformly from ``[lows, highs)`` of their point.
-    ``coarse`` maps each level to a coarser group used for 2-way marginals.
+    Each level is a list of pieces: ``points`` (a representative value; ``None`` for the
+    missing level) with noisy ``weights``. A numeric piece spans ``[lows, highs]``: one
+    value when they are equal, else (``format`` 2) every lattice value in between —
+    ``base + k * step`` in units of ``unit`` — except the ``holes`` (values released
+    on their own), or for a column without a lattice (``step`` None) the interval
+    ``[low, high)``. ``released_range`` bounds every synthetic value. ``coarse`` maps
+    each level to a coarser group used for 2-way marginals. ``format`` 1 is the layout
+    of models saved before lattices (values uniform in ``[lows, highs)``).
     """
 
     name: str
@@ -98,6 +122,12 @@ class ColumnCode:
     counts: list[float] = field(default_factory=list)
     bounds: list[float] | None = None
     datetime_format: str | None = None
+    unit: float | None = None
+    step: int | None = None
+    base: int = 0
+    decimals: int | None = None
+    released_range: list[float] | None = None
+    format: int = 1
 
     @property
     def size(self) -> int:
@@ -107,12 +137,155 @@ class ColumnCode:
     def coarse_size(self) -> int:
         return max(self.coarse) + 1 if self.coarse else 0
 
+    @property
+    def values_released(self) -> int:
+        """Distinct values the synthetic column can hold (a cell counts as two or more)."""
+        total = 0
+        for level in self.levels:
+            if level["points"] == [None]:
+                continue
+            for low, high in zip(level["lows"], level["highs"]):
+                total += 1 if low == high else 2
+        return total
+
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColumnCode:
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class _Resolution:
+    """One histogram of a numeric column: exact lattice values, significant digits, powers of
+    ten ("decade"), or fixed cells ("width").
+
+    ``public``: counted over a fixed, data-independent list of cells (every cell, present or
+    not), so no cell needs a threshold to hide that it exists; a cell is used when its noisy
+    count stands out of the noise (see :func:`_cutoff`). Otherwise a sparse histogram.
+    """
+
+    kind: str  # "exact" | "digits" | "decade" | "width"
+    size: int = 0  # digits, or cell width in lattice units
+    public: bool = False
+
+
+class _Lattice:
+    """Where a numeric column's values lie: ``base + k * step`` in units of ``unit``.
+
+    ``unit`` None: no lattice (measurements with many decimals); values stay floats.
+    """
+
+    def __init__(self, unit: float | None, step: int | None, decimals: int | None) -> None:
+        self.unit, self.step, self.base, self.decimals = unit, step, 0, decimals
+
+    def to_units(self, values: np.ndarray) -> np.ndarray:
+        """Values (no NaN) in lattice units, snapped to the lattice; floats when there is none."""
+        if self.unit is None:
+            return values.astype(float)
+        scaled = np.clip(np.round(values / self.unit), -9e17, 9e17).astype(np.int64)
+        return self.base + np.round((scaled - self.base) / self.step).astype(np.int64) * self.step
+
+    def points(self, low, high) -> int:
+        """How many lattice values lie in [low, high] (lattice units)."""
+        first, last = self.first(low), self.last(high)
+        return 0 if last < first else (last - first) // self.step + 1
+
+    def first(self, low: int) -> int:
+        return int(low + (self.base - low) % self.step)
+
+    def last(self, high: int) -> int:
+        return int(high - (high - self.base) % self.step)
+
+
+# ---------------------------------------------------------------------- cells of a resolution
+
+
+def _keys(resolution: _Resolution, values: np.ndarray, lattice: _Lattice) -> np.ndarray:
+    """The cell of every value at ``resolution`` as a 2-column int/float key array."""
+    if resolution.kind == "exact":
+        return values[:, None]
+    if resolution.kind == "width":
+        return (values // resolution.size)[:, None]
+    if resolution.kind == "decade":
+        if lattice.unit is not None:
+            return np.stack([np.searchsorted(_POW10, np.abs(values), side="right"), np.sign(values)], axis=1)
+        magnitude = np.abs(values)
+        tiny = magnitude < 10.0**_MIN_EXPONENT
+        exponent = np.clip(np.floor(np.log10(np.where(tiny, 1.0, magnitude))), _MIN_EXPONENT, _MAX_EXPONENT)
+        return np.stack([np.where(tiny, 0.0, exponent), np.where(tiny, 0.0, np.sign(values))], axis=1)
+    digits = resolution.size
+    if lattice.unit is not None:  # integers in lattice units: truncation is exact
+        magnitude = np.abs(values)
+        length = np.searchsorted(_POW10, magnitude, side="right")  # decimal digits of |n| (0 for n = 0)
+        shift = np.maximum(length - digits, 0)
+        quotient = magnitude // _POW10[shift]
+        return np.stack([shift, np.sign(values) * quotient], axis=1)
+    magnitude = np.abs(values)
+    magnitude = np.where(magnitude < 10.0**_MIN_EXPONENT, 0.0, np.minimum(magnitude, 10.0**(_MAX_EXPONENT + 1) * 0.999))
+    safe = np.where(magnitude > 0, magnitude, 1.0)
+    exponent = np.floor(np.log10(safe)) - digits + 1
+    quotient = np.floor(safe / 10.0**exponent * (1 + 1e-12))
+    over = quotient >= 10**digits
+    quotient, exponent = np.where(over, np.floor(quotient / 10), quotient), np.where(over, exponent + 1, exponent)
+    quotient = np.where(magnitude > 0, quotient, 0.0)
+    exponent = np.where(magnitude > 0, exponent, 0.0)
+    return np.stack([exponent, np.sign(values) * quotient], axis=1)
+
+
+def _cell(resolution: _Resolution, key: tuple, lattice: _Lattice) -> tuple[float, float]:
+    """The values of a cell: [low, high] in lattice units (inclusive), or [low, high) floats."""
+    if resolution.kind == "exact":
+        return key[0], key[0]
+    if resolution.kind == "width":
+        low = key[0] * resolution.size
+        return low, low + resolution.size - 1
+    if resolution.kind == "decade":
+        length, sign = key
+        if sign == 0:
+            return (0, 0) if lattice.unit is not None else (0.0, 0.0)
+        if lattice.unit is not None:
+            low, high = int(_POW10[int(length) - 1]), int(_POW10[int(length)]) - 1
+        else:
+            low, high = 10.0**length, 10.0**(length + 1)
+        return (low, high) if sign > 0 else (-high, -low)
+    shift, signed = key
+    if lattice.unit is not None:
+        width = int(_POW10[int(shift)])
+        quotient = abs(int(signed))
+        low, high = quotient * width, quotient * width + width - 1
+        return (low, high) if signed >= 0 else (-high, -low)
+    width = 10.0 ** shift
+    quotient = abs(signed)
+    if quotient == 0:
+        return 0.0, 0.0
+    low, high = quotient * width, (quotient + 1) * width
+    return (low, high) if signed >= 0 else (-high, -low)
+
+
+def _domain(resolution: _Resolution, lattice: _Lattice) -> list[tuple]:
+    """Every cell of a public resolution (a fixed list: it depends on no data)."""
+    if lattice.unit is not None:
+        lengths = range(1, 19)
+        if resolution.kind == "decade":
+            return [(0, 0)] + [(length, sign) for length in lengths for sign in (-1, 1)]
+        return [(0, 0)] + [(length - 1, sign * q) for length in lengths for q in range(1, 10) for sign in (-1, 1)]
+    exponents = range(_MIN_EXPONENT, _MAX_EXPONENT + 1)
+    if resolution.kind == "decade":
+        return [(0.0, 0.0)] + [(float(e), float(sign)) for e in exponents for sign in (-1, 1)]
+    return [(0.0, 0.0)] + [(float(e), float(sign * q)) for e in exponents for q in range(1, 10) for sign in (-1, 1)]
+
+
+def _cutoff(sigma: float, cells: int) -> float:
+    """Noisy count a cell of a public histogram of ``cells`` cells must exceed to be used:
+    about one empty cell in twenty histograms stands out of the noise by chance."""
+    from scipy.stats import norm
+
+    return sigma * float(norm.isf(_FALSE_CELLS / max(cells, 1)))
+
+
+# ---------------------------------------------------------------------- the encoder
 
 
 class TabularEncoder:
@@ -129,19 +302,22 @@ class TabularEncoder:
     # ------------------------------------------------------------------ fit (private)
 
     def fit(self, frame: pd.DataFrame, schema: Schema, *, ledger: PrivacyLedger, threshold_delta: float,
-            step: str = "preprocessing", unit_rows: int = 1) -> TabularEncoder:
-        """Measure every column's histogram once: one Gaussian release at the noise the
+            step: str = "preprocessing", unit_rows: int = 1, rows: float | None = None) -> TabularEncoder:
+        """Measure every column's histograms once: one Gaussian release at the noise the
         ledger's plan set for ``step``, charged to ``ledger``.
 
-        A number is counted twice, at ``digits`` and at ``digits - 1`` significant digits:
-        where the fine cells are too sparse to clear the threshold (the tails), the coarse
-        cell still carries their mass. ``unit_rows`` is the most rows one unit of privacy
-        holds: its rows can move one cell of each histogram by that much.
+        A number is counted at each resolution of its column (exact lattice values, then
+        coarser cells): where the fine cells are too sparse to clear the threshold (the
+        tails), a coarser cell still carries their mass. ``unit_rows`` is the most rows one
+        unit of privacy holds: its rows can move one cell of each histogram by that much.
+        ``rows``, a DP count of the rows, lets the encoder say how much of each column
+        could not be released.
         """
         columns = list(schema)
-        resolutions = [self._resolutions(column) for column in columns]
+        lattices = [self._lattice(column) for column in columns]
+        resolutions = [self._resolutions(column, lattice) for column, lattice in zip(columns, lattices)]
         histograms = sum(len(r) for r in resolutions)
-        sensitivity = unit_rows * math.sqrt(histograms)
+        sensitivity = unit_rows * math.sqrt(max(histograms, 1))
         sigma = ledger.planned_multiplier(step) * sensitivity
         thresholded = sum(len(r) for c, r in zip(columns, resolutions) if not _public_domain(c))
         # A unit can put up to unit_rows values no one else holds into each histogram.
@@ -149,7 +325,8 @@ class TabularEncoder:
         self.threshold_ = (gaussian_threshold(sigma=sigma, fail_probability=fail, max_count=unit_rows)
                            if thresholded else 0.0)
         self.sigma_ = sigma
-        exact = [_exact_counts(column, frame[column.name], digits) for column, digits in zip(columns, resolutions)]
+        exact = [_exact_counts(column, frame[column.name], res, lattice)
+                 for column, res, lattice in zip(columns, resolutions, lattices)]
         vector = np.concatenate([part for counts in exact for part in counts.parts()] or [np.zeros(0, np.int64)])
         noisy = ledger.noisy(
             step, vector, sensitivity=sensitivity, integer=True,
@@ -157,27 +334,53 @@ class TabularEncoder:
             parameters={
                 "columns": len(columns),
                 "histograms": histograms,
-                "significant_digits": self.digits,
+                "resolutions": "numbers: exact lattice values, then "
+                               f"{self.digits} and {max(self.digits - 1, 1)} significant digits; dates: exact, "
+                               "hour, day, month",
                 "threshold": round(self.threshold_, 3),
                 "threshold_delta": threshold_delta if thresholded else 0.0,
             },
             extra_delta=threshold_delta if thresholded else 0.0,
         ).astype(float)
-        offset, self.codes_ = 0, []
-        for column, counts in zip(columns, exact):
+        offset, self.codes_, self.dropped_ = 0, [], []
+        for column, counts, lattice, res in zip(columns, exact, lattices, resolutions):
             size = sum(len(part) for part in counts.parts())
-            self.codes_.append(self._build(column, counts, noisy[offset:offset + size], sigma))
+            code, note = self._build(column, counts, noisy[offset:offset + size], sigma, lattice, res, rows)
+            self.codes_.append(code)
+            if note is not None:
+                self.dropped_.append((column.name, note))
             offset += size
         return self
 
-    def _resolutions(self, column: Column) -> list[int | None]:
-        """Significant digits of each histogram of a column (None: exact values)."""
-        if column.type in ("numerical", "datetime"):
-            fine = self.digits + (2 if column.type == "datetime" else 0)
-            return [fine, fine - 1] if fine > 1 else [fine]
+    def _lattice(self, column: Column) -> _Lattice | None:
+        if column.type == "numerical":
+            step = column.step if column.step is not None else (1.0 if column.integer else None)
+            if step is None:
+                return _Lattice(None, None, None)
+            decimals = _decimals(step)
+            return _Lattice(10.0**-decimals, max(int(round(step * 10**decimals)), 1), decimals)
+        if column.type == "datetime":
+            fmt = column.datetime_format or ""
+            step = 86_400 if "%H" not in fmt else 60 if "%S" not in fmt else 1
+            return _Lattice(_SECOND, step, None)
+        return None
+
+    def _resolutions(self, column: Column, lattice: _Lattice | None) -> list[_Resolution] | list[None]:
+        """The histograms of a column (None: one histogram of its categories)."""
+        if column.type == "numerical":
+            if column.constant:
+                return [_Resolution("exact")]
+            digits = sorted({self.digits, max(self.digits - 1, 1)}, reverse=True)
+            return ([_Resolution("exact")] + [_Resolution("digits", d, public=d == 1) for d in digits]
+                    + [_Resolution("decade", public=True)])
+        if column.type == "datetime":
+            if column.constant:
+                return [_Resolution("exact")]
+            return [_Resolution("exact")] + [_Resolution("width", w) for w in DATE_CELLS if w > lattice.step]
         return [None]
 
-    def _build(self, column: Column, counts: _ExactCounts, noisy: np.ndarray, sigma: float) -> ColumnCode:
+    def _build(self, column: Column, counts: _ExactCounts, noisy: np.ndarray, sigma: float, lattice: _Lattice | None,
+               resolutions: list, rows: float | None) -> tuple[ColumnCode, str | None]:
         """A column's levels from its noisy counts: thresholded cells, or the declared domain."""
         code = ColumnCode(
             name=column.name,
@@ -186,19 +389,33 @@ class TabularEncoder:
             integer=bool(column.integer),
             bounds=list(_numeric_bounds(column)) if column.bounds is not None else None,
             datetime_format=column.datetime_format,
+            format=2,
         )
         parts = counts.split(noisy)
         if column.type in ("numerical", "datetime"):
-            histograms = [(digits, {key: c for key, c in zip(keys, part) if c > self.threshold_})
-                          for (digits, keys), part in zip(counts.histograms, parts[:-1])]
-            levels = self._numeric_levels(histograms)
-            if not levels and column.bounds is not None:
-                low, high = _numeric_bounds(column)
-                levels = [{"points": [(low + high) / 2], "lows": [low], "highs": [high], "weights": [1.0]}]
+            code.unit, code.decimals = lattice.unit, lattice.decimals
+            released = [self._released(res, keys, part, sigma, lattice)
+                        for res, keys, part in zip(resolutions, counts.keys, parts[:-1])]
+            if column.constant:
+                low = lattice.to_units(np.array([_numeric_bounds(column)[0]]))[0]
+                released = [{(low,): max(float(parts[0].sum()), 1.0)}]
+            pieces = self._numeric_pieces(column, released, resolutions, lattice)
+            code.step, code.base = lattice.step, lattice.base
+            if not pieces and column.bounds is not None:
+                low, high = lattice.to_units(np.array(_numeric_bounds(column)))
+                if lattice.unit is not None:
+                    low, high = lattice.first(low), lattice.last(high)
+                pieces = [_Piece(low, high, 1.0, ())]
+            levels = self._numeric_levels(pieces, lattice)
+            if pieces:
+                code.released_range = [_value(min(p.low for p in pieces), lattice),
+                                       _value(max(p.high for p in pieces), lattice)]
         else:
-            (_, keys), = counts.histograms
+            (keys,) = counts.keys
             if _public_domain(column):
                 released = {value: c for value, c in zip(keys, parts[0]) if c > 0}
+                if not released:  # noise swamped every count: the declared domain, evenly
+                    released = {value: 1.0 for value in keys}
             else:
                 released = {value: c for value, c in zip(keys, parts[0]) if c > self.threshold_}
             levels = [{"points": [value], "lows": [None], "highs": [None], "weights": [float(c)]}
@@ -206,50 +423,200 @@ class TabularEncoder:
         # The missing level is public (any column may have gaps); its count is noisy, and
         # a count indistinguishable from noise is read as "no missing values".
         noisy_missing = float(parts[-1][0])
-        if not levels:
-            warnings.warn(
-                f"column {column.name!r}: no value is frequent enough to be released at this privacy "
-                f"level (noisy count above {self.threshold_:.0f}); it will be empty in the synthetic data. "
-                "Declare public bounds or categories in the schema, or raise epsilon.",
-                SynthdataWarning,
-                stacklevel=4,
-            )
-        if noisy_missing > 3 * sigma or not levels:
-            levels.append({"points": [None], "lows": [None], "highs": [None], "weights": [max(noisy_missing, 1.0)]})
+        has_missing = noisy_missing > 3 * sigma
+        if has_missing:
+            levels.append({"points": [None], "lows": [None], "highs": [None], "weights": [noisy_missing]})
         code.levels = levels
         code.counts = [float(sum(level["weights"])) for level in levels]
+        dropped = self._uninformative(column, code, rows)
+        if dropped is None:
+            self._warn_unreleased(column, code, rows)
+        if not code.levels:  # never a column without a level: it is dropped, but must still decode
+            code.levels = [{"points": [None], "lows": [None], "highs": [None], "weights": [1.0]}]
+            code.counts = [1.0]
         code.coarse = self._coarse(code)
-        return code
+        return code, dropped
 
-    def _numeric_levels(self, histograms: list[tuple[int, dict[tuple[int, int], float]]]) -> list[dict[str, Any]]:
-        """Released cells -> weighted points; coarse cells carry the mass their fine cells lost."""
-        fine_digits, fine = histograms[0]
-        points = []  # (value, low, high, weight, digits)
-        for (m, e), w in fine.items():
-            low, high = _cell(m, e, fine_digits)
-            points.append((_grid_value(m, e), low, high, w, fine_digits))
-        if len(histograms) > 1:
-            coarse_digits, coarse = histograms[1]
-            inside: dict[tuple[int, int], float] = {}
-            for value, _, _, w, _ in points:
-                m, e = round_significant(np.array([value]), coarse_digits)
-                key = (int(m[0]), int(e[0]))
-                inside[key] = inside.get(key, 0.0) + w
-            for (m, e), w in coarse.items():
-                residual = w - inside.get((m, e), 0.0)
-                # A remainder below the release threshold is indistinguishable from noise;
-                # spreading it over the coarse cell would invent values (ages 15-19
-                # where the data starts at 20).
-                if residual > self.threshold_:
-                    low, high = _cell(m, e, coarse_digits)
-                    points.append((_grid_value(m, e), low, high, residual, coarse_digits))
-        if not points:
+    def _released(self, resolution: _Resolution, keys: list, noisy: np.ndarray, sigma: float,
+                  lattice: _Lattice) -> dict:
+        """The cells of one histogram that are used: above the sparse threshold, or for a
+        public histogram above the noise (cells of few values: above the threshold)."""
+        if not resolution.public:
+            return {key: c for key, c in zip(keys, noisy) if c > self.threshold_}
+        cutoff = _cutoff(sigma, len(keys))
+        out = {}
+        for key, c in zip(keys, noisy):
+            if c <= cutoff:
+                continue
+            if c <= self.threshold_:
+                low, high = _cell(resolution, key, lattice)
+                if lattice.unit is not None and lattice.points(low, high) < MIN_CELL_VALUES:
+                    continue
+            out[key] = c
+        return out
+
+    def _uninformative(self, column: Column, code: ColumnCode, rows: float | None) -> str | None:
+        """Why a column cannot be released usefully, or None.
+
+        No released value: nothing to synthesise. One released value holding (nearly) every
+        row: a constant, nothing to learn. One value beside many rows too rare to release
+        is kept (the steward is told how much could not be released).
+        """
+        if column.constant or _public_domain(column):
+            return None
+        values = code.values_released
+        if values >= 2:
+            return None
+        threshold = f"a value needs a noisy count above {self.threshold_:.0f} rows to be released"
+        if values == 0:
+            return (f"no value is frequent enough to be released at this privacy budget ({threshold}); raise "
+                    "epsilon, or declare its categories or bounds in a schema (public, no threshold)")
+        released = float(sum(max(c, 0.0) for c in code.counts))
+        if rows is not None and rows > 0 and rows - released > CONSTANT_SHARE * rows:
+            return None
+        return ("it holds one value (at this privacy budget), so there is nothing to learn from it; declare it in "
+                "a schema with equal bounds or a single category to keep it as a public constant")
+
+    def _warn_unreleased(self, column: Column, code: ColumnCode, rows: float | None) -> None:
+        if rows is None or rows <= 0 or _public_domain(column):
+            return
+        released = float(sum(max(c, 0.0) for c in code.counts))
+        share = 1.0 - released / rows
+        if share > UNRELEASED_WARN_SHARE:
+            what = "values" if column.type == "categorical" else "values (and value ranges)"
+            warnings.warn(
+                f"column {column.name!r}: about {share:.0%} of its rows hold {what} too rare to be released at "
+                f"this privacy budget (a value needs a noisy count above {self.threshold_:.0f} rows); in the "
+                "synthetic data they are replaced by the released ones. Raising epsilon lowers that threshold "
+                "(about in proportion); categories or bounds declared public in a schema need none",
+                SynthdataWarning, stacklevel=5)
+
+    # ------------------------------------------------------------------ numbers
+
+    def _numeric_pieces(self, column: Column, released: list[dict], resolutions: list[_Resolution],
+                        lattice: _Lattice) -> list[_Piece]:
+        """Released cells -> pieces on the lattice: exact values, then what each coarser
+        cell carries beyond its finer released cells, spread over the values they leave."""
+        if column.constant:
+            ((key, weight),) = released[0].items()
+            return [_Piece(key[0], key[0], weight, ())]
+        exact = {key[0]: w for key, w in released[0].items()}
+        self._refine(lattice, exact, released, resolutions)
+        cells = [[(_cell(res, key, lattice), w) for key, w in rel.items()]
+                 for res, rel in zip(resolutions, released)]
+        continuous = lattice.unit is None
+        pieces = [_Piece(v, v, w, ()) for v, w in exact.items()]
+        points = np.array(sorted(exact), dtype=float if continuous else np.int64)
+        finer: list[tuple[float, float]] = []  # released cells of the resolutions done
+        for r in range(1, len(resolutions)):
+            starts = np.array([p.low for p in pieces], dtype=float)
+            order = np.argsort(starts, kind="stable")
+            starts = starts[order]
+            cumulative = np.concatenate([[0.0], np.cumsum([pieces[i].weight for i in order])])
+            finer_sorted = sorted(finer)
+            new = []
+            for (low, high), weight in cells[r]:
+                # Mass the finer releases put inside this cell.
+                lo_i = np.searchsorted(starts, low, side="left")
+                hi_i = np.searchsorted(starts, high, side="left" if continuous else "right")
+                residual = weight - (cumulative[hi_i] - cumulative[lo_i])
+                if residual <= self.threshold_:
+                    continue
+                gaps = _subtract((low, high), finer_sorted, continuous)
+                sizes, holes_of = [], []
+                for gap_low, gap_high in gaps:
+                    if continuous:
+                        sizes.append(gap_high - gap_low)
+                        holes_of.append(())
+                        continue
+                    inside = points[(points >= gap_low) & (points <= gap_high)]
+                    holes = tuple(int(h) for h in inside)
+                    sizes.append(lattice.points(gap_low, gap_high) - len(holes))
+                    holes_of.append(holes)
+                total = float(sum(sizes))
+                if total <= 0:
+                    continue
+                for (gap_low, gap_high), size, holes in zip(gaps, sizes, holes_of):
+                    if size > 0:
+                        if not continuous:
+                            gap_low, gap_high = lattice.first(gap_low), lattice.last(gap_high)
+                        new.append(_Piece(gap_low, gap_high, residual * size / total, holes))
+            pieces.extend(new)
+            finer.extend(cell for cell, _ in cells[r])
+        return self._clip_to_hull(pieces, cells, lattice, column)
+
+    def _refine(self, lattice: _Lattice, exact: dict, released: list[dict], resolutions: list[_Resolution]) -> None:
+        """A coarser lattice read off the released exact values: their common step, when
+        enough are released and every released cell still holds a lattice value."""
+        if lattice.unit is None or len(exact) < MIN_VALUES_FOR_STEP:
+            return
+        values = np.array(sorted(exact), dtype=np.int64)
+        step = int(np.gcd.reduce(values - values[0]))
+        if step <= lattice.step or step % lattice.step:
+            return
+        refined = _Lattice(lattice.unit, step, lattice.decimals)
+        refined.base = int(values[0] % step)
+        for res, rel in zip(resolutions[1:], released[1:]):
+            for key in rel:
+                low, high = _cell(res, key, lattice)
+                if refined.points(low, high) == 0:
+                    return
+        lattice.step, lattice.base = refined.step, refined.base
+
+    def _clip_to_hull(self, pieces: list[_Piece], cells: list, lattice: _Lattice, column: Column) -> list[_Piece]:
+        """Pieces inside the hull of what is known to be real: the lowest released cell's top
+        and the highest released cell's bottom (each released cell holds a real value).
+
+        Applied when it moves little mass; otherwise (small tables: only coarse cells are
+        released, and their edges are the best estimate of the range there is) the pieces
+        stay as released, and the released range is theirs.
+        """
+        if not pieces:
+            return pieces
+        continuous = lattice.unit is None
+        tops = [high for cells_r in cells for (low, high), _ in cells_r]
+        bottoms = [low for cells_r in cells for (low, high), _ in cells_r]
+        if not continuous:
+            tops = [lattice.last(t) if lattice.points(b, t) else t for b, t in zip(bottoms, tops)]
+            bottoms = [lattice.first(b) if lattice.points(b, t) else b for b, t in zip(bottoms, tops)]
+        hull_low, hull_high = min(tops), max(bottoms)
+        if column.bounds is not None:
+            low, high = lattice.to_units(np.array(_numeric_bounds(column)))
+            hull_low, hull_high = max(hull_low, low), min(hull_high, high)
+        if hull_low > hull_high:
+            return pieces
+        kept, moved, total = [], 0.0, 0.0
+        for piece in pieces:
+            total += piece.weight
+            low, high = max(piece.low, hull_low), min(piece.high, hull_high)
+            if continuous:
+                size, inside = piece.high - piece.low, max(min(high, piece.high) - low, 0.0)
+                fraction = 1.0 if size == 0 and low <= high else (inside / size if size > 0 else 0.0)
+            else:
+                holes = tuple(h for h in piece.holes if low <= h <= high)
+                size = lattice.points(piece.low, piece.high) - len(piece.holes)
+                inside = lattice.points(low, high) - len(holes) if low <= high else 0
+                fraction = inside / size if size > 0 else 0.0
+            moved += piece.weight * (1 - fraction)
+            if fraction > 0:
+                if continuous:
+                    kept.append(_Piece(low, min(high, piece.high) if piece.low != piece.high else low,
+                                       piece.weight * fraction, ()))
+                else:
+                    kept.append(_Piece(lattice.first(low), lattice.last(high), piece.weight * fraction, holes))
+        return kept if kept and moved <= HULL_CLIP_SHARE * total else pieces
+
+    def _numeric_levels(self, pieces: list[_Piece], lattice: _Lattice) -> list[dict[str, Any]]:
+        """Pieces (sorted by value) grouped into at most ``max_levels`` levels of about equal mass."""
+        if not pieces:
             return []
-        points.sort()
-        weights = np.array([p[3] for p in points])
-        return [{"points": [points[i][0] for i in g], "lows": [points[i][1] for i in g],
-                 "highs": [points[i][2] for i in g], "weights": [float(weights[i]) for i in g],
-                 "digits": [points[i][4] for i in g]}
+        pieces = sorted(pieces, key=lambda p: (p.low, p.high))
+        weights = np.array([p.weight for p in pieces])
+        return [{"points": [_value((pieces[i].low + pieces[i].high) / 2, lattice, snap=False) for i in g],
+                 "lows": [_value(pieces[i].low, lattice) for i in g],
+                 "highs": [_value(pieces[i].high, lattice) for i in g],
+                 "holes": [[_value(h, lattice) for h in pieces[i].holes] for i in g],
+                 "weights": [float(weights[i]) for i in g]}
                 for g in _split_by_mass(weights, self.max_levels)]
 
     def _coarse(self, code: ColumnCode) -> list[int]:
@@ -273,13 +640,17 @@ class TabularEncoder:
                 mapping[i] = top
         return mapping
 
+    def drop(self, names: list[str]) -> None:
+        """Leave these columns out (the caller removes them from the schema too)."""
+        self.codes_ = [code for code in self.codes_ if code.name not in set(names)]
+
     # ------------------------------------------------------------------ encode / decode
 
     def encode(self, frame: pd.DataFrame, schema: Schema, *, rng: np.random.Generator) -> np.ndarray:
         """Level index of every row and column (rows x columns, int64)."""
         out = np.empty((len(frame), len(self.codes_)), dtype=np.int64)
-        for j, (code, column) in enumerate(zip(self.codes_, schema)):
-            out[:, j] = self._encode_column(code, column, frame[column.name], rng)
+        for j, code in enumerate(self.codes_):
+            out[:, j] = self._encode_column(code, schema[code.name], frame[code.name], rng)
         return out
 
     def _encode_column(self, code: ColumnCode, column: Column, series: pd.Series,
@@ -291,7 +662,7 @@ class TabularEncoder:
             values = _to_number(column, series)
             if code.bounds is not None:
                 values = np.clip(values, *code.bounds)
-            index = _numeric_levels_of(code, values)
+            index = _numeric_levels_of(code, values) if code.format >= 2 else _numeric_levels_of_v1(code, values)
             is_missing = np.isnan(values)
         else:
             lookup = {lv["points"][0]: i for i, lv in enumerate(code.levels) if lv["points"] != [None]}
@@ -324,7 +695,8 @@ class TabularEncoder:
         for j, code in enumerate(self.codes_):
             column = levels[:, j]
             if code.kind in ("numerical", "datetime"):
-                yield code, _draw_numbers(code, column, rng)
+                yield code, (_draw_numbers(code, column, rng) if code.format >= 2 else
+                             _draw_numbers_v1(code, column, rng))
             else:
                 yield code, column
 
@@ -346,7 +718,51 @@ class TabularEncoder:
         encoder.threshold_ = state["threshold"]
         encoder.sigma_ = state["sigma"]
         encoder.codes_ = [ColumnCode.from_dict(c) for c in state["codes"]]
+        encoder.dropped_ = []
         return encoder
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Lattice values [low, high] (lattice units; continuous: [low, high)) less ``holes``, with a weight."""
+
+    low: Any
+    high: Any
+    weight: float
+    holes: tuple
+
+
+def _subtract(cell: tuple, inner: list[tuple], continuous: bool) -> list[tuple]:
+    """``cell`` minus the (sorted, disjoint or nested) intervals ``inner`` inside it."""
+    low, high = cell
+    gaps, cursor = [], low
+    for a, b in inner:
+        if b < low or a > high or (continuous and (b <= low or a >= high)):
+            continue
+        if a > cursor:
+            gaps.append((cursor, a if continuous else a - 1))
+        cursor = max(cursor, b if continuous else b + 1)
+    if (cursor < high) if continuous else (cursor <= high):
+        gaps.append((cursor, high))
+    return gaps
+
+
+def _decimals(step: float) -> int:
+    for decimals in range(_MAX_DECIMALS + 1):
+        scaled = step * 10**decimals
+        if abs(scaled - round(scaled)) <= 1e-9 * max(scaled, 1.0):
+            return decimals
+    return _MAX_DECIMALS
+
+
+def _value(units, lattice: _Lattice, *, snap: bool = True) -> float:
+    """Lattice units -> a value (rounded to the step's decimals)."""
+    if lattice.unit is None:
+        return float(units)
+    value = float(units) * lattice.unit
+    if lattice.decimals is not None and snap:
+        value = round(value, lattice.decimals)
+    return value
 
 
 # ---------------------------------------------------------------------- exact counts (inside the mechanism)
@@ -354,13 +770,13 @@ class TabularEncoder:
 
 @dataclass
 class _ExactCounts:
-    """One column's exact histograms before noise: (resolution, keys) with their counts, and the missing count.
+    """One column's exact histograms before noise: keys with their counts, per histogram, and the missing count.
 
-    Keys of a thresholded histogram are the values present in the data (a sparse
+    Keys of a thresholded histogram are the cells present in the data (a sparse
     histogram); over a declared domain, every declared value, present or not.
     """
 
-    histograms: list[tuple[int | None, list[Any]]]
+    keys: list[list[Any]]
     counts: list[np.ndarray]
     missing: int
 
@@ -375,28 +791,36 @@ class _ExactCounts:
         return out
 
 
-def _exact_counts(column: Column, series: pd.Series, resolutions: list[int | None]) -> _ExactCounts:
+def _exact_counts(column: Column, series: pd.Series, resolutions: list, lattice: _Lattice | None) -> _ExactCounts:
     if column.type in ("numerical", "datetime"):
         values = _to_number(column, series)
         if column.bounds is not None:
             values = np.where(np.isnan(values), np.nan, np.clip(values, *_numeric_bounds(column)))
         missing = int(np.isnan(values).sum())
-        present = values[~np.isnan(values)]
-        histograms, counts = [], []
-        for digits in resolutions:
-            mantissa, exponent = round_significant(present, digits)
-            cells = pd.Series(list(zip(mantissa.tolist(), exponent.tolist())), dtype=object).value_counts(sort=False)
-            histograms.append((digits, list(cells.index)))
-            counts.append(cells.to_numpy(dtype=np.int64))
-        return _ExactCounts(histograms, counts, missing)
+        present = lattice.to_units(values[~np.isnan(values)])
+        keys, counts = [], []
+        for resolution in resolutions:
+            cells = _keys(resolution, present, lattice)
+            if len(cells):
+                unique, count = np.unique(cells, axis=0, return_counts=True)
+            else:
+                unique, count = np.zeros((0, cells.shape[1])), np.zeros(0, dtype=np.int64)
+            found = [tuple(row) for row in unique.tolist()]
+            if resolution.public:  # every cell of the fixed list, present or not
+                observed = dict(zip(found, count.tolist()))
+                found = _domain(resolution, lattice)
+                count = np.array([observed.get(key, 0) for key in found], dtype=np.int64)
+            keys.append(found)
+            counts.append(count.astype(np.int64))
+        return _ExactCounts(keys, counts, missing)
     keys = _category_keys(column, series)
     missing = int(sum(k is None for k in keys))
     observed = pd.Series([k for k in keys if k is not None], dtype=object).value_counts(sort=False)
     if _public_domain(column):
         domain = [True, False] if column.type == "boolean" else list(column.categories)
         values = np.asarray([int(observed.get(value, 0)) for value in domain], dtype=np.int64)
-        return _ExactCounts([(None, domain)], [values], missing)
-    return _ExactCounts([(None, list(observed.index))], [observed.to_numpy(dtype=np.int64)], missing)
+        return _ExactCounts([domain], [values], missing)
+    return _ExactCounts([list(observed.index)], [observed.to_numpy(dtype=np.int64)], missing)
 
 
 def _category_keys(column: Column, series: pd.Series) -> list[Any]:
@@ -442,32 +866,51 @@ def _output_dtype(column: Column) -> str:
 
 
 def _numeric_levels_of(code: ColumnCode, values: np.ndarray) -> np.ndarray:
-    """Level of each value: its released fine cell, else its coarse cell, else the nearest point."""
+    """Level of each value: its released exact value, else the piece holding it, else the nearest piece."""
     index = np.full(len(values), -1, dtype=np.int64)
     ok = ~np.isnan(values)
-    points = [(p, d, i) for i, lv in enumerate(code.levels) if lv["points"] != [None]
-              for p, d in zip(lv["points"], lv.get("digits", [None] * len(lv["points"])))]
-    if not points or not ok.any():
+    lows, highs, levels = [], [], []
+    for i, level in enumerate(code.levels):
+        if level["points"] == [None]:
+            continue
+        for low, high in zip(level["lows"], level["highs"]):
+            lows.append(low)
+            highs.append(high)
+            levels.append(i)
+    if not lows or not ok.any():
         return index
-    for digits in sorted({d for _, d, _ in points if d is not None}, reverse=True):
-        lookup = {}
-        for p, d, i in points:
-            if d == digits:
-                m, e = round_significant(np.array([p]), digits)
-                lookup[(int(m[0]), int(e[0]))] = i
-        todo = ok & (index < 0)
-        m, e = round_significant(np.nan_to_num(values[todo]), digits)
-        index[todo] = pd.Series(list(zip(m.tolist(), e.tolist())), dtype=object).map(lookup).fillna(-1).to_numpy(np.int64)
-    todo = ok & (index < 0)
-    if todo.any():  # a value whose cells were not released moves to the nearest point
-        grid = np.array(sorted(p for p, _, _ in points))
-        level_of = np.array([i for _, _, i in sorted(points)])
-        pos = np.clip(np.searchsorted(grid, values[todo]), 1, max(len(grid) - 1, 1)) if len(grid) > 1 \
-            else np.zeros(int(todo.sum()), dtype=int)
-        if len(grid) > 1:
-            left = grid[pos - 1]
-            pos = np.where(np.abs(values[todo] - left) <= np.abs(grid[pos] - values[todo]), pos - 1, pos)
-        index[todo] = level_of[pos]
+    lows_, highs_, levels_ = np.asarray(lows, float), np.asarray(highs, float), np.asarray(levels, np.int64)
+    present = values[ok]
+    if code.unit is not None:  # on the lattice, as the counts were
+        scaled = np.round(present / code.unit)
+        present = (code.base + np.round((scaled - code.base) / code.step) * code.step) * code.unit
+        if code.decimals is not None:
+            present = np.round(present, code.decimals)
+    tolerance = 0.0 if code.unit is None else code.unit / 2
+    out = np.full(len(present), -1, dtype=np.int64)
+    points = lows_ == highs_
+    if points.any():  # exact values first: they may sit inside a piece (as its holes)
+        p_values, p_levels = lows_[points], levels_[points]
+        order = np.argsort(p_values)
+        p_values, p_levels = p_values[order], p_levels[order]
+        pos = np.clip(np.searchsorted(p_values, present), 0, len(p_values) - 1)
+        hit = np.abs(p_values[pos] - present) <= tolerance
+        out[hit] = p_levels[pos[hit]]
+    spans = ~points
+    todo = out < 0
+    if spans.any() and todo.any():
+        s_lows, s_highs, s_levels = lows_[spans], highs_[spans], levels_[spans]
+        order = np.argsort(s_lows)
+        s_lows, s_highs, s_levels = s_lows[order], s_highs[order], s_levels[order]
+        pos = np.clip(np.searchsorted(s_lows, present[todo] + tolerance, side="right") - 1, 0, len(s_lows) - 1)
+        inside = (present[todo] >= s_lows[pos] - tolerance) & (present[todo] <= s_highs[pos] + tolerance)
+        picked = np.where(inside, s_levels[pos], -1)
+        out[np.flatnonzero(todo)] = picked
+    todo = out < 0
+    if todo.any():  # a value whose cells were not released moves to the nearest piece
+        distance = np.maximum(lows_[None, :] - present[todo, None], 0) + np.maximum(present[todo, None] - highs_[None, :], 0)
+        out[np.flatnonzero(todo)] = levels_[np.argmin(distance, axis=1)]
+    index[ok] = out
     return index
 
 
@@ -520,12 +963,88 @@ def _split_by_mass(weights: np.ndarray, parts: int) -> list[list[int]]:
 
 
 def _draw_numbers(code: ColumnCode, levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A value for every row: a point of its level (by weight), uniform in the point's cell.
+    """A value for every row: a piece of its level (by weight), then a lattice value of the piece.
 
-    Vectorised over rows: each level's points get cumulative weights running from the
+    Vectorised over rows: each level's pieces get cumulative weights running from the
     level's index to the next integer, so one ``searchsorted`` of ``level + uniform``
-    picks the point of every row at once. The missing level is one point with NaN.
+    picks the piece of every row at once. A piece is one value, or its lattice values
+    drawn uniformly (those released on their own, its holes, skipped); without a
+    lattice, uniform in ``[low, high)``. The missing level is one piece with NaN.
     """
+    cumulative, lows, highs, holes = [], [], [], []
+    for i, level in enumerate(code.levels):
+        if level["points"] == [None]:
+            cumulative.append(i + 1.0)
+            lows.append(np.nan)
+            highs.append(np.nan)
+            holes.append([])
+            continue
+        weights = np.maximum(np.asarray(level["weights"], dtype=float), 1e-9)
+        steps = np.cumsum(weights) / weights.sum()
+        steps[-1] = 1.0
+        cumulative.extend(i + steps)
+        lows.extend(level["lows"])
+        highs.extend(level["highs"])
+        holes.extend(level.get("holes") or [[] for _ in level["lows"]])
+    lows_, highs_ = np.asarray(lows, dtype=float), np.asarray(highs, dtype=float)
+    pick = np.searchsorted(np.asarray(cumulative), levels + rng.random(len(levels)), side="right")
+    pick = np.minimum(pick, len(lows_) - 1)
+    uniform = rng.random(len(levels))
+    low, high = lows_[pick], highs_[pick]
+    if code.unit is None:
+        values = low + uniform * (high - low)
+    else:
+        unit, step = code.unit, code.step
+        # Lattice indices in units: low is on the lattice (it is a piece's first value).
+        first = np.round(low / unit)
+        count = np.floor((np.round(high / unit) - first) / step + 0.5) + 1
+        holed = [k for k, h in enumerate(holes) if h]
+        free = count.copy()
+        for k in holed:  # rows of a piece with holes draw among its values less the holes
+            free[pick == k] -= len(holes[k])
+        offset = np.floor(uniform * np.maximum(free, 1))
+        for k in holed:
+            rows = pick == k
+            if not rows.any():
+                continue
+            positions = np.sort(np.round((np.asarray(holes[k]) / unit - first[rows][0]) / step))
+            shifted = positions - np.arange(len(positions))  # the r-th free value is r + #holes at or before
+            offset[rows] = offset[rows] + np.searchsorted(shifted, offset[rows], side="right")
+        values = (first + offset * step) * unit
+        if code.decimals is not None:
+            values = np.round(values, code.decimals)
+    if code.released_range is not None:
+        values = np.clip(values, *code.released_range)
+    if code.bounds is not None:
+        values = np.clip(values, *code.bounds)
+    if code.integer and code.kind == "numerical":
+        values = np.round(values)
+    return values
+
+
+def _numeric_levels_of_v1(code: ColumnCode, values: np.ndarray) -> np.ndarray:
+    """Level of each value for models saved before lattices: its released cell, else the nearest point."""
+    index = np.full(len(values), -1, dtype=np.int64)
+    ok = ~np.isnan(values)
+    points = [(p, i) for i, lv in enumerate(code.levels) if lv["points"] != [None] for p in lv["points"]]
+    if not points or not ok.any():
+        return index
+    for i, level in enumerate(code.levels):
+        if level["points"] == [None]:
+            continue
+        for low, high in zip(level["lows"], level["highs"]):
+            inside = ok & (values >= low) & (values < high) & (index < 0)
+            index[inside] = i
+    todo = ok & (index < 0)
+    if todo.any():
+        grid = np.array([p for p, _ in points])
+        level_of = np.array([i for _, i in points])
+        index[todo] = level_of[np.argmin(np.abs(values[todo, None] - grid[None, :]), axis=1)]
+    return index
+
+
+def _draw_numbers_v1(code: ColumnCode, levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Values for models saved before lattices: a point of the level, uniform in its cell."""
     cumulative, lows, highs = [], [], []
     for i, level in enumerate(code.levels):
         if level["points"] == [None]:

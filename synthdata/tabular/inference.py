@@ -7,15 +7,18 @@ about its columns from one Gaussian release, charged to the ledger as ``"schema"
 
 * every cell of every column is put in exactly one *shape* class — missing, true/false,
   whole number, a number with one decimal on the half-grid (``17.5``), one decimal, two
-  decimals, more, one of a fixed list of date layouts (with evidence for day-first or
-  month-first order), or text — and each column's class counts are released with noise;
+  decimals, more, one of a fixed list of date layouts (date only, to the minute, or to
+  the second; with evidence for day-first or month-first order), or text — and each
+  column's class counts are released with noise;
 * each column's number of distinct values is released with noise too (identifiers).
 
 One row (one unit of privacy: ``k`` rows) moves one count per column's shape histogram
 and one distinct count per column, so the vector's L2 sensitivity is ``k·√(2·columns)``.
-Every decision below is post-processing of those noisy counts, made with margins well
-above the noise, so two tables that differ in one row get the same schema except with
-the small probability that the noise itself decides. Column names are the header, not
+Every decision below — the type, whether numbers are whole, the *lattice* they lie on (a
+step of 0.5, 0.1 or 0.01 for decimals; dates to the day, minute or second; the encoder
+keeps every synthetic value on it) — is post-processing of those noisy counts, made with
+margins well above the noise, so two tables that differ in one row get the same schema
+except with the small probability that the noise itself decides. Column names are the header, not
 data about anyone, and are public.
 
 The classes and date layouts are fixed lists (public); nothing is looked up in the data
@@ -69,10 +72,12 @@ _DATE_LAYOUTS = [
     _DateLayout("dash", re.compile(r"^\s*(?P<a>\d{1,2})-(?P<b>\d{1,2})-(?P<y>\d{4})" + _TIME + r"\s*$"), False,
                 "-", 4),
 ]
-#: Per layout: 2 (date only / with time) x 3 (order evidence: first field > 12, second > 12, neither).
-_DATE_CODES = 6
+#: Per layout: 3 (date only / to the minute / to the second) x 3 (order evidence: first
+#: field > 12, second > 12, neither).
+_TIMES = ("date", "minute", "second")
+_DATE_CODES = 3 * len(_TIMES)
 SHAPES: list[str] = _BASE + [f"date:{layout.name}:{time}:{order}" for layout in _DATE_LAYOUTS
-                             for time in ("date", "time") for order in ("first>12", "second>12", "either")]
+                             for time in _TIMES for order in ("first>12", "second>12", "either")]
 _FIRST_DATE = len(_BASE)
 
 _TRUE_FALSE = {"true", "false"}
@@ -100,7 +105,8 @@ def shape_codes(series: pd.Series) -> np.ndarray:
     elif ptypes.is_datetime64_any_dtype(series.dtype):
         stamps = series.dt.tz_localize(None) if getattr(series.dt, "tz", None) is not None else series
         timed = (stamps != stamps.dt.normalize()).to_numpy()
-        codes[:] = _FIRST_DATE + np.where(timed, 3, 0) + 2  # ISO layout, order "either"
+        seconds = (stamps != stamps.dt.floor("min")).to_numpy()
+        codes[:] = _FIRST_DATE + np.where(seconds, 6, np.where(timed, 3, 0)) + 2  # ISO layout, order "either"
     elif ptypes.is_numeric_dtype(series.dtype):
         codes[:] = _number_shapes(series.to_numpy(dtype=float, na_value=np.nan))
     else:
@@ -172,13 +178,16 @@ def _text_shapes(values: pd.Series) -> np.ndarray:
             a = pd.to_numeric(parts["a"], errors="coerce").to_numpy()
             b = pd.to_numeric(parts["b"], errors="coerce").to_numpy()
             timed = parts["h"].notna().to_numpy()
+            second = parts["s"].fillna("00").to_numpy() != "00"
+            fraction = candidates[left].str.contains(r":\d{2}:\d{2}\.\d*[1-9]", regex=True).to_numpy()
+            time = np.where(second | fraction, 6, np.where(timed, 3, 0))
             if layout.iso:  # year first: a is the month, b the day
                 valid = hit & (a >= 1) & (a <= 12) & (b >= 1) & (b <= 31)
                 order = np.full(len(a), 2)
             else:
                 valid = hit & (a >= 1) & (b >= 1) & (a <= 31) & (b <= 31) & ((a <= 12) | (b <= 12))
                 order = np.where(a > 12, 0, np.where(b > 12, 1, 2))
-            code = _FIRST_DATE + index * _DATE_CODES + np.where(timed, 3, 0) + order
+            code = _FIRST_DATE + index * _DATE_CODES + time + order
             positions = np.flatnonzero(left)[valid]
             shapes[positions] = code[valid]
             left[positions] = False
@@ -237,17 +246,24 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
 
     Only cells whose noisy count clears :data:`_NOISE_MARGIN` standard deviations are
     read as holding values (an empty cell is pure noise, and most of the many shape
-    cells are empty); a share of the values counts when it also clears 1% of them. Where
-    the noise cannot tell (a small table at a small budget), the coarser reading wins
-    and the steward is warned.
+    cells are empty); a share of the values counts when it also clears 1% of them. A
+    family of cells (the numbers: whole, halves, decimals) whose cells are each too small
+    to clear the margin still counts when their sum clears it, at its own noise. Where the
+    noise cannot tell (a small table at a small budget), the coarser reading wins and the
+    steward is warned.
     """
     clear = np.where(shape > _NOISE_MARGIN * sigma, shape, 0.0)
-    present = float(clear[1:].sum())
+    numeric_cells = [INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3]
+
+    def mass(cells: list[int]) -> float:
+        cleared, total = float(clear[cells].sum()), float(shape[cells].sum())
+        return max(cleared, total) if total > _NOISE_MARGIN * sigma * math.sqrt(len(cells)) else cleared
+
+    families = {"boolean": mass([BOOLEAN]), "numerical": mass(numeric_cells),
+                "datetime": float(clear[_FIRST_DATE:].sum()), "categorical": mass([TEXT])}
+    present = float(sum(families.values()))
     if present <= 0:
         return Excluded(name, "too few values to tell from the noise at this privacy budget")
-    numeric_cells = [INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3]
-    families = {"boolean": float(clear[BOOLEAN]), "numerical": float(clear[numeric_cells].sum()),
-                "datetime": float(clear[_FIRST_DATE:].sum()), "categorical": float(clear[TEXT])}
     kind = max(families, key=families.get)
     fractional = float(clear[[HALF, DECIMAL1, DECIMAL2, DECIMAL3]].sum())
     whole = kind == "categorical" or fractional <= _STRAY_SHARE * present
@@ -270,17 +286,29 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
             warnings.warn(f"column {name!r}: at this privacy budget the noise cannot tell whole numbers from "
                           "decimals; it is read as whole numbers. Declare its type in a schema (--schema) to be "
                           "sure", SynthdataWarning, stacklevel=4)
-        return Column(name=name, type="numerical", integer=whole)
+        return Column(name=name, type="numerical", integer=whole, step=None if whole else _step(clear, present))
     return Column(name=name, type="categorical")
+
+
+def _step(clear: np.ndarray, present: float) -> float | None:
+    """The lattice of a column of decimals: the finest decimal place its values clearly use.
+
+    None (no lattice) when many values need three decimals or more: measurements.
+    """
+    for cell, step in ((DECIMAL3, None), (DECIMAL2, 0.01), (DECIMAL1, 0.1), (HALF, 0.5)):
+        if clear[cell] > _STRAY_SHARE * present:
+            return step
+    return None
 
 
 def _date_format(clear: np.ndarray, present: float) -> str:
     """The strftime format of the most common date layout, day- or month-first by the evidence."""
-    blocks = clear[_FIRST_DATE:].reshape(len(_DATE_LAYOUTS), 2, 3)
+    blocks = clear[_FIRST_DATE:].reshape(len(_DATE_LAYOUTS), len(_TIMES), 3)
     index = int(np.argmax(blocks.sum(axis=(1, 2))))
     layout, block = _DATE_LAYOUTS[index], blocks[index]
-    timed = block[1].sum() > _STRAY_SHARE * present
-    time = " %H:%M:%S" if timed else ""
+    timed = block[1:].sum() > _STRAY_SHARE * present
+    seconds = block[2].sum() > _STRAY_SHARE * present
+    time = (" %H:%M:%S" if seconds else " %H:%M") if timed else ""
     year = "%Y" if layout.year_digits == 4 else "%y"
     if layout.iso:
         return f"%Y{layout.separator}%m{layout.separator}%d{time}"

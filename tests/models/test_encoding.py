@@ -1,0 +1,276 @@
+"""The DP encoder keeps every column's support: lattices, point masses, ranges (issue 11).
+
+The encoder is fitted alone here, on a ledger whose noise is seeded (the test-only
+source), so every assertion is deterministic; the budgets are large enough that the
+values the assertions name clear the release threshold, and small enough that the
+noise is real.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthdata.errors import SynthdataWarning
+from synthdata.privacy import GaussianRequest, NoiseSource, PrivacyLedger
+from synthdata.schema import Column, Schema
+from synthdata.tabular.encoding import ColumnCode, TabularEncoder
+
+
+def _fit(frame: pd.DataFrame, schema: Schema, *, epsilon: float = 2.0, seed: int = 0, rows: float | None = None,
+         **settings) -> TabularEncoder:
+    ledger = PrivacyLedger(epsilon=epsilon, delta=1e-6, threshold_delta=1e-7, noise=NoiseSource(seed=seed))
+    ledger.plan(gaussians={"preprocessing": GaussianRequest(sensitivity=1.0, share=1.0)})
+    encoder = TabularEncoder(**settings)
+    return encoder.fit(schema.conform(frame[schema.names]), schema, ledger=ledger, threshold_delta=1e-7,
+                       rows=float(len(frame)) if rows is None else rows)
+
+
+def _draw(encoder: TabularEncoder, frame: pd.DataFrame, schema: Schema, n: int = 20_000,
+          seed: int = 1) -> pd.DataFrame:
+    """Synthetic values drawn as the model draws them: levels in proportion to the released counts."""
+    rng = np.random.default_rng(seed)
+    levels = np.stack([rng.choice(code.size, size=n, p=np.maximum(code.counts, 1e-9) / np.maximum(code.counts, 1e-9).sum())
+                       for code in encoder.codes_], axis=1)
+    return encoder.decode(levels, rng=rng)
+
+
+def _on_lattice(values: np.ndarray, step: float, base: float = 0.0) -> np.ndarray:
+    k = (values - base) / step
+    return np.abs(k - np.round(k)) < 1e-6
+
+
+def test_half_points_stay_half_points_and_years_stay_years():
+    """The shipped demo's ages 17.5, 22, 27 ... and penguins' 2007-2009 (the issue's two cases)."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    frame = pd.DataFrame({
+        "age": rng.choice([17.5, 22.0, 27.0, 32.0, 37.0, 42.0], n, p=[0.05, 0.2, 0.3, 0.2, 0.15, 0.1]),
+        "year": rng.choice([2007, 2008, 2009], n),
+        "yrs": np.round(rng.gamma(2.0, 4.0, n) * 2) / 2,  # many half-points, a thin tail
+    })
+    schema = Schema((Column("age", "numerical", step=0.5), Column("year", "numerical", integer=True),
+                     Column("yrs", "numerical", step=0.5)))
+    encoder = _fit(frame, schema)
+    synthetic = _draw(encoder, frame, schema)
+    assert set(synthetic["age"].unique()) == {17.5, 22.0, 27.0, 32.0, 37.0, 42.0}
+    assert set(synthetic["year"].unique()) == {2007, 2008, 2009}
+    assert synthetic["year"].dtype == np.int64
+    assert _on_lattice(synthetic["yrs"].to_numpy(), 0.5).all()
+    assert synthetic["yrs"].between(frame["yrs"].min(), frame["yrs"].max()).all()
+    # Exact values keep their shares.
+    for value in (22.0, 27.0):
+        assert abs((synthetic["age"] == value).mean() - (frame["age"] == value).mean()) < 0.02
+
+
+def test_point_masses_codes_and_a_coarser_lattice_read_off_released_values():
+    rng = np.random.default_rng(1)
+    n = 8000
+    amount = np.where(rng.random(n) < 0.7, 0, np.round(rng.lognormal(7, 1, n)))
+    amount[rng.random(n) < 0.05] = -1  # a code for "refused"
+    frame = pd.DataFrame({
+        "amount": amount,
+        "grams": rng.choice(np.arange(2700, 6301, 25), n),  # weighed in steps of 25
+        "status": rng.choice([-2, -1, 0, 1, 2, 3], n),
+    })
+    schema = Schema((Column("amount", "numerical", integer=True), Column("grams", "numerical", integer=True),
+                     Column("status", "numerical", integer=True)))
+    encoder = _fit(frame, schema)
+    synthetic = _draw(encoder, frame, schema)
+    assert abs((synthetic["amount"] == 0).mean() - 0.7 * 0.95) < 0.02
+    assert abs((synthetic["amount"] == -1).mean() - 0.05) < 0.01
+    assert set(synthetic["status"].unique()) == {-2, -1, 0, 1, 2, 3}
+    grams = encoder.codes_[1]
+    assert grams.step % 25 == 0 and (grams.base - 2700) % 25 == 0
+    assert _on_lattice(synthetic["grams"].to_numpy(), 25).all()
+    for name in ("amount", "grams", "status"):
+        assert synthetic[name].between(frame[name].min(), frame[name].max()).all(), name
+
+
+def test_measurements_without_a_lattice_stay_in_range_and_keep_their_zeros():
+    rng = np.random.default_rng(2)
+    n = 10_000
+    rate = np.where(rng.random(n) < 0.4, 0.0, rng.beta(2, 20, n) * 0.2)
+    frame = pd.DataFrame({"rate": rate, "duration": rng.exponential(300, n)})
+    schema = Schema((Column("rate", "numerical"), Column("duration", "numerical")))
+    encoder = _fit(frame, schema)
+    synthetic = _draw(encoder, frame, schema)
+    assert abs((synthetic["rate"] == 0).mean() - 0.4) < 0.02
+    for name in ("rate", "duration"):
+        low, high = encoder.codes_[[c.name for c in encoder.codes_].index(name)].released_range
+        assert synthetic[name].between(low, high).all()
+        assert frame[name].min() <= low and high <= frame[name].max() * 1.0001, (name, low, high)
+    # The distribution's shape survives (quantiles within a few percent of the range).
+    for q in (0.25, 0.5, 0.75, 0.9):
+        assert abs(synthetic["duration"].quantile(q) - frame["duration"].quantile(q)) < 0.05 * frame["duration"].max()
+
+
+def test_dates_come_out_on_whole_minutes():
+    rng = np.random.default_rng(3)
+    n = 6000
+    minutes = pd.Timestamp("2010-12-01 08:00") + pd.to_timedelta(rng.integers(0, 9 * 24 * 60, n), unit="min")
+    frame = pd.DataFrame({"when": minutes.strftime("%Y-%m-%d %H:%M")})
+    schema = Schema((Column("when", "datetime", datetime_format="%Y-%m-%d %H:%M"),))
+    encoder = _fit(frame, schema, epsilon=4.0)
+    synthetic = _draw(encoder, frame, schema)
+    parsed = pd.to_datetime(synthetic["when"], format="%Y-%m-%d %H:%M")
+    assert parsed.notna().all()
+    assert parsed.between(minutes.min(), minutes.max()).all()
+    assert parsed.dt.normalize().nunique() >= 8  # the days are there, not one cell
+
+
+def test_a_constant_column_is_flagged_unless_declared_public():
+    rng = np.random.default_rng(4)
+    n = 3000
+    frame = pd.DataFrame({"site": ["Oslo"] * n, "units": [5] * n, "x": rng.integers(0, 10, n)})
+    schema = Schema((Column("site", "categorical"), Column("units", "numerical", integer=True),
+                     Column("x", "numerical", integer=True)))
+    encoder = _fit(frame, schema)
+    assert [name for name, _ in encoder.dropped_] == ["site", "units"]
+    assert all("one value" in reason for _, reason in encoder.dropped_)
+    declared = Schema((Column("site", "categorical", categories=("Oslo",)),
+                       Column("units", "numerical", integer=True, bounds=(5, 5)),
+                       Column("x", "numerical", integer=True)))
+    encoder = _fit(frame, declared)
+    assert encoder.dropped_ == []
+    synthetic = _draw(encoder, frame, declared)
+    assert (synthetic["site"] == "Oslo").all() and (synthetic["units"] == 5).all()
+
+
+def test_nothing_released_is_said_and_never_an_empty_column():
+    rng = np.random.default_rng(5)
+    n = 400
+    frame = pd.DataFrame({"id_like": [f"v{i % 200}" for i in range(n)], "x": rng.integers(0, 3, n)})
+    schema = Schema((Column("id_like", "categorical"), Column("x", "numerical", integer=True)))
+    encoder = _fit(frame, schema, epsilon=0.5)
+    reasons = dict(encoder.dropped_)
+    assert "no value is frequent enough" in reasons["id_like"]
+    assert "raise epsilon" in reasons["id_like"] and "schema" in reasons["id_like"]
+
+
+def test_values_too_rare_to_release_are_stated():
+    rng = np.random.default_rng(6)
+    n = 2000
+    frame = pd.DataFrame({"city": rng.choice([f"c{i}" for i in range(60)], n)})  # ~33 rows each
+    schema = Schema((Column("city", "categorical"),))
+    with pytest.warns(SynthdataWarning, match=r"column 'city': about \d+% of its rows hold values too rare"):
+        _fit(frame, schema, epsilon=1.0)
+
+
+def test_encode_maps_every_real_value_to_its_piece():
+    rng = np.random.default_rng(7)
+    n = 5000
+    frame = pd.DataFrame({"v": np.round(rng.normal(100, 15, n)).astype(int)})
+    schema = Schema((Column("v", "numerical", integer=True),))
+    encoder = _fit(frame, schema)
+    codes = encoder.encode(frame, schema, rng=np.random.default_rng(0))[:, 0]
+    code = encoder.codes_[0]
+    pieces = [(lo, hi, i, set(holes)) for i, lv in enumerate(code.levels)
+              for lo, hi, holes in zip(lv["lows"], lv["highs"], lv["holes"])]
+    points = {lo: i for lo, hi, i, _ in pieces if lo == hi}
+    assert len(points) >= 10  # the values near the mode are released exactly
+    for value, level in zip(frame["v"].to_numpy(), codes):
+        if value in points:
+            assert level == points[value], value
+            continue
+        holding = [i for lo, hi, i, holes in pieces if lo < hi and lo <= value <= hi and value not in holes]
+        if holding:
+            assert level == holding[0], (value, level, holding)
+        else:  # in no released cell: the nearest piece
+            distance = {i: max(lo - value, value - hi, 0) for lo, hi, i, _ in pieces}
+            assert distance[level] == min(distance.values()), (value, level)
+
+
+def test_models_saved_before_lattices_still_decode():
+    """A format-1 code (values uniform in [low, high), rounded) decodes as it did."""
+    code = ColumnCode.from_dict({
+        "name": "age", "kind": "numerical", "dtype": "int64", "integer": True,
+        "levels": [{"points": [25.0], "lows": [19.5], "highs": [30.5], "weights": [10.0], "digits": [1]}],
+        "coarse": [0], "counts": [10.0], "bounds": None, "datetime_format": None,
+    })
+    assert code.format == 1
+    encoder = TabularEncoder.from_state_dict({"digits": 2, "max_levels": 32, "max_coarse": 8, "threshold": 1.0,
+                                              "sigma": 1.0, "codes": [code.to_dict()]})
+    out = encoder.decode(np.zeros((1000, 1), dtype=np.int64), rng=np.random.default_rng(0))
+    assert out["age"].between(19, 31).all() and out["age"].nunique() > 5
+
+
+def test_lattice_survives_save_and_load():
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"age": rng.choice([17.5, 22.0, 27.0], 3000)})
+    schema = Schema((Column("age", "numerical", step=0.5),))
+    encoder = _fit(frame, schema)
+    loaded = TabularEncoder.from_state_dict(encoder.state_dict())
+    levels = np.zeros((100, 1), dtype=np.int64)
+    a = encoder.decode(levels, rng=np.random.default_rng(3))
+    b = loaded.decode(levels, rng=np.random.default_rng(3))
+    pd.testing.assert_frame_equal(a, b)
+
+
+# --------------------------------------------------------------------------- private inference of lattices
+
+
+def _infer(frame: pd.DataFrame, epsilon: float = 5.0) -> Schema:
+    from synthdata.tabular.inference import infer_schema_private
+
+    ledger = PrivacyLedger(epsilon=epsilon, delta=1e-6, noise=NoiseSource(seed=0))
+    ledger.plan(gaussians={"schema": GaussianRequest(sensitivity=1.0, share=1.0)})
+    return infer_schema_private(frame, ledger=ledger)
+
+
+def test_inference_decides_lattices_and_date_resolution():
+    rng = np.random.default_rng(9)
+    n = 3000
+    stamps = pd.Timestamp("2010-12-01") + pd.to_timedelta(rng.integers(0, 9 * 1440, n), unit="min")
+    frame = pd.DataFrame({
+        "age": rng.choice(["17.5", "22", "27.0", "32"], n),        # text, as a CSV may hold it
+        "bill": np.round(rng.normal(44, 5, n), 1),
+        "price": np.round(rng.lognormal(1, 1, n), 2),
+        "rate": rng.random(n),
+        "count": rng.integers(0, 50, n),
+        "minute": stamps.strftime("%m/%d/%Y %H:%M"),
+        "second": (stamps + pd.to_timedelta(rng.integers(0, 60, n), unit="s")).strftime("%Y-%m-%d %H:%M:%S"),
+        "stamp": stamps,                                            # datetime64, whole minutes
+    })
+    schema = _infer(frame)
+    assert schema["age"].step == 0.5 and not schema["age"].integer
+    assert schema["bill"].step == 0.1
+    assert schema["price"].step == 0.01
+    assert schema["rate"].step is None
+    assert schema["count"].integer and schema["count"].step is None
+    assert schema["minute"].datetime_format == "%m/%d/%Y %H:%M"
+    assert schema["second"].datetime_format == "%Y-%m-%d %H:%M:%S"
+    assert schema["stamp"].datetime_format == "%Y-%m-%d %H:%M"
+
+
+def test_small_table_types_and_lattice_are_still_told_from_the_noise():
+    """300 numbers over three shapes (whole, halves, one decimal) at a budget that leaves
+    noise of about a tenth of the rows: still numbers, on the 0.1 lattice."""
+    rng = np.random.default_rng(10)
+    n = 300
+    values = np.round(rng.normal(3, 1, n), 1)
+    shape = np.arange(n) % 3
+    values = np.where(shape == 0, np.round(values), np.where(shape == 1, np.round(values) + 0.5, values))
+    values = np.where((shape == 2) & (values * 2 == np.round(values * 2)), values + 0.1, values)
+    frame = pd.DataFrame({"oldpeak": values, "kind": rng.choice(["a", "b"], n)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SynthdataWarning)
+        schema = _infer(frame, epsilon=0.6)
+    assert schema["oldpeak"].type == "numerical" and schema["oldpeak"].step == 0.1
+    assert schema["kind"].type == "categorical"
+
+
+def test_repeating_person_ids_are_never_modelled():
+    rng = np.random.default_rng(11)
+    n = 3000
+    frame = pd.DataFrame({"patient_id": np.repeat(np.arange(1000, 1000 + n // 3), 3),
+                          "PatientId": np.repeat(np.arange(n // 3), 3), "visit": rng.integers(1, 4, n)})
+    from synthdata.errors import IdentifierColumnWarning
+
+    with pytest.warns(IdentifierColumnWarning):
+        schema = _infer(frame)
+    assert schema.names == ["visit"]
+    assert {e.name for e in schema.excluded} == {"patient_id", "PatientId"}
