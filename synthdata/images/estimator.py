@@ -161,9 +161,11 @@ class ImageGAN(Synthesizer):
                           f"{MIN_COUNT}", SynthdataWarning, stacklevel=2)
             count = MIN_COUNT
         check_delta_for_units(delta, count, what="images")
-        batch = min(self.batch_size, max(1, count // 2))
-        sample_rate = batch / count
-        d_steps = int(math.ceil(self.epochs * count / batch)) if split["discriminator"] > 0 else 0
+        # The sampling rate, and from it the steps, follow from the DP count; capped at 1/2
+        # so that a small table does not make the count's parity decide the step count.
+        sample_rate = min(self.batch_size / count, 0.5)
+        batch = max(1, round(sample_rate * count))
+        d_steps = int(math.ceil(self.epochs / sample_rate)) if split["discriminator"] > 0 else 0
         gaussians = {name: GaussianRequest(sensitivity=1.0, share=split[name])
                      for name in ("labels", "embeddings", "audit") if split[name] > 0}
         if label_array is None:

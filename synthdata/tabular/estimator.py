@@ -365,9 +365,11 @@ class TabularGAN(Synthesizer):
             count = MIN_ROWS
         check_delta_for_units(ledger.delta, count, what=what)
         # Batches sample units (rows, or persons with all their kept rows), each with probability q.
-        batch = min(self.batch_size, max(1, count // 2))
-        sample_rate = batch / count
-        d_steps = int(math.ceil(self.epochs * count / batch)) if split["discriminator"] > 0 else 0
+        # The sampling rate, and from it the steps, follow from the DP count; capped at 1/2
+        # so that a small table does not make the count's parity decide the step count.
+        sample_rate = min(self.batch_size / count, 0.5)
+        batch = max(1, round(sample_rate * count))
+        d_steps = int(math.ceil(self.epochs / sample_rate)) if split["discriminator"] > 0 else 0
         while True:
             ledger.plan(
                 gaussians={(ROWS_PER_UNIT_STEP if name == "units" else name): GaussianRequest(sensitivity=1.0,
