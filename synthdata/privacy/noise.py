@@ -59,14 +59,28 @@ def _opendp():
 
 
 class _ChaChaStream:
-    """Uniform doubles in (0, 1) from a ChaCha20 keystream keyed with fresh OS entropy."""
+    """Uniform doubles in (0, 1) from a ChaCha20 keystream keyed with fresh OS entropy.
+
+    The cipher's 16-byte nonce is a 4-byte block counter (from 0) and 12 random bytes; a
+    stream is re-keyed long before the counter's 256 GiB would wrap.
+    """
+
+    _REKEY_BYTES = 1 << 36
 
     def __init__(self) -> None:
+        self._rekey()
+
+    def _rekey(self) -> None:
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
-        self._encryptor = Cipher(algorithms.ChaCha20(os.urandom(32), os.urandom(16)), mode=None).encryptor()
+        nonce = bytes(4) + os.urandom(12)
+        self._encryptor = Cipher(algorithms.ChaCha20(os.urandom(32), nonce), mode=None).encryptor()
+        self._used = 0
 
     def uniform(self, n: int) -> np.ndarray:
+        if self._used + 8 * n > self._REKEY_BYTES:
+            self._rekey()
+        self._used += 8 * n
         raw = self._encryptor.update(bytes(8 * n))
         words = np.frombuffer(raw, dtype=np.uint64) >> np.uint64(11)  # 53 random bits
         return (words.astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
