@@ -91,6 +91,77 @@ def _load(data: str, *, encoding, delimiter, thousands, decimal, memory_limit, d
     return table
 
 
+def _unit_options(command):
+    """The unit of privacy: one row by default, or one person (a column naming them)."""
+    options = [
+        click.option("--privacy-unit", "privacy_unit", default=None, metavar="COLUMN",
+                     help="Protect one person, not one row: COLUMN names whose row it is (patient_id, CustomerID). "
+                          "The guarantee then covers all of a person's rows; the column is never released, and "
+                          "rows without a value in it are left out."),
+        click.option("--max-rows-per-unit", "max_rows_per_unit", type=click.IntRange(min=1), default=None,
+                     metavar="K",
+                     help="With --privacy-unit: keep at most K rows per person (a uniform sample; public). "
+                          "Default: chosen with DP as the smallest power of two that keeps every row of 9 persons "
+                          "in 10 (at most 64)."),
+        click.option("--unit-noun", "unit_noun", default=None, metavar="WORD",
+                     help="With --privacy-unit: what one unit is, for the report (default: from the column name, "
+                          "patient_id -> patient)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _unit_request(privacy_unit, max_rows_per_unit, unit_noun):
+    if privacy_unit is None:
+        if max_rows_per_unit is not None or unit_noun is not None:
+            raise click.UsageError("--max-rows-per-unit and --unit-noun need --privacy-unit COLUMN")
+        return None
+    from .privacy.bounding import UnitRequest
+
+    return UnitRequest(column=privacy_unit, max_rows=max_rows_per_unit, noun=unit_noun)
+
+
+_EXCEL_SAFE_HELP = ("Prefix text cells and column names that start with =, +, -, @, a tab or a carriage return with "
+                    "' so that spreadsheets do not run them as formulas (default: write them as they are, and warn).")
+
+
+def _model_option(command):
+    """--model NAME: the generator family (the default stays the best one by measurement)."""
+    return click.option("--model", "model_name", default=None, metavar="NAME",
+                        help="Generator: 'gan' (default: the best measured) or 'vae' (a DP-SGD variational "
+                             "autoencoder); or a registered name: tabular-gan, tabular-vae, image-gan, image-vae.")(command)
+
+
+def _model_for(name: str | None, modality: str) -> str:
+    """The registered model --model NAME means for a modality ("table" or "image"); None: its default."""
+    from .models import MODELS, models_for
+
+    names = models_for(modality)
+    if name is None:
+        return names[0]
+    full = name if name in MODELS else f"{'tabular' if modality == 'table' else modality}-{name}"
+    if full not in names:
+        short = [n.split("-", 1)[1] for n in names]
+        raise SynthdataError(f"--model {name}: no such model for {modality}s; choose {', '.join(short)} "
+                             f"(or {', '.join(names)})")
+    return full
+
+
+def _saved_model_class(model_dir: Path):
+    """The class of the model saved in ``model_dir`` (by the name in its model.json; the GAN if unreadable,
+    whose load then says what is wrong)."""
+    from .files import read_regular_file
+    from .models import MODELS, model_class
+
+    try:  # a regular file under a cap (a FIFO planted as model.json must not block); load() checks the rest
+        raw = read_regular_file(Path(model_dir) / "model.json", max_bytes=64 << 20, what="model file")
+        name = json.loads(raw.decode("utf-8")).get("model")
+    except (SynthdataError, ValueError, AttributeError, RecursionError):
+        name = None
+    return model_class(name if name in MODELS and MODELS[name][0] == "table" else "tabular-gan")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="synthdata")
 def cli() -> None:
@@ -113,13 +184,24 @@ def inspect(data, schema_out, schema_path, **read):
 
     What inspect prints is read off your data, for your eyes only; nothing is released.
     """
+    from .schema import Excluded
+    from .tabular.modality import person_id_candidates
+
+    persons = []
     with _warnings_to_stderr():
         table = _load(data, **read)
         if schema_path is not None:
             schema = Schema.load(schema_path)
             schema.check_frame(table.frame, source=data)
         else:
-            schema = infer_schema(table.frame, source=data)
+            # A person's id that repeats over rows is the unit of privacy, not a column to model.
+            persons = person_id_candidates(table.frame)
+            names = [name for name, _, _ in persons]
+            schema = infer_schema(table.frame.drop(columns=names), source=data)
+            if names:
+                schema = Schema(columns=schema.columns, excluded=schema.excluded + tuple(
+                    Excluded(name, "looks like a person's id repeated over rows: protect persons with "
+                                   f"--privacy-unit {name}") for name in names))
     if schema_out is not None and schema_out.exists() and schema_path != schema_out:
         raise SynthdataError(f"{schema_out} already exists; choose another --schema-out or remove it")
 
@@ -141,6 +223,9 @@ def inspect(data, schema_out, schema_path, **read):
         click.echo("Declared public in the schema, free:")
         for fact, names in _group(public).items():
             click.echo(f"  {fact}: {', '.join(names)}")
+    for name, distinct, rows in persons:
+        click.echo(f"Person id? {name} repeats over rows ({distinct:,} distinct values in {rows:,} rows): if a "
+                   f"value is a person, protect persons rather than rows with --privacy-unit {name}")
     click.echo("Observed values above are read off your data and shown only to you; nothing here "
                "is released.")
     if schema_out is not None:
@@ -212,9 +297,10 @@ class _Progress:
 @click.option("--resume", is_flag=True,
               help="Continue a killed fit from --checkpoint-dir; the privacy count continues too.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_unit_options
 @_read_options
 def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, discriminator_share, model_out,
-        checkpoint_dir, checkpoint_every, resume, quiet, **read):
+        checkpoint_dir, checkpoint_every, resume, quiet, privacy_unit, max_rows_per_unit, unit_noun, **read):
     """Fit a differentially private generator to DATA and save it to --model-out.
 
     The privacy budget (--epsilon, --delta) covers every read of DATA: the private
@@ -222,6 +308,7 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
     """
     if resume and checkpoint_dir is None:
         raise click.UsageError("--resume needs --checkpoint-dir")
+    unit = _unit_request(privacy_unit, max_rows_per_unit, unit_noun)
     from .models import TabularGAN
 
     if model_out.exists():
@@ -237,7 +324,7 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
                            device=device, budget_split=split)
         try:
             model.fit(table.frame, schema=schema, checkpoint_dir=checkpoint_dir, resume=resume,
-                      checkpoint_every=checkpoint_every, progress=progress)
+                      checkpoint_every=checkpoint_every, progress=progress, **({"unit": unit} if unit else {}))
         finally:
             progress.close()
     tmp = model_out.with_name(f".{model_out.name}.partial")
@@ -247,8 +334,10 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    click.echo(f"Fitted on {model.n_rows_:,} rows: epsilon spent {model.epsilon_spent_:.4f} of {epsilon} "
-               f"(delta {model.delta_:.3g}). Model saved to {model_out}")
+    fitted = (f"about {model.n_rows_:,.0f} rows (a DP count)" if model.unit_.per_row else
+              f"about {model.n_units_:,.0f} {model.unit_.noun}s (a DP count), at most {model.unit_.max_rows} rows each")
+    click.echo(f"Fitted on {fitted}: epsilon spent {model.epsilon_spent_:.4f} of {epsilon} "
+               f"(delta {model.delta_:.3g}); unit of privacy: {model.unit_.description}. Model saved to {model_out}")
     for spend in model.ledger_.spends:
         click.echo(f"  {spend.step:<20} {spend.mechanism} -> cumulative epsilon {spend.epsilon:.4f}")
 
@@ -403,10 +492,15 @@ def verify_command(release_dir, public_key):
               help="Images only: resize every image to HEIGHTxWIDTH pixels (needed when their sizes differ).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for training (default: 1 for small models, which stay fast on a busy machine).")
+@click.option("--items", "item_column", default=None, metavar="COLUMN",
+              help="Interaction data (who bought/rated/viewed what): COLUMN names the item, --privacy-unit the "
+                   "user. Releases synthetic users' histories over the items that survive DP thresholding.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@_unit_options
 @_read_options
 def release_command(data, epsilon, delta, target, schema_path, holdout_fraction, rows, key_path, out, seed, ledger,
-                    budget_limit, dataset_id, image_size, threads, quiet, **read):
+                    budget_limit, dataset_id, image_size, threads, item_column, quiet, privacy_unit,
+                    max_rows_per_unit, unit_noun, **read):
     """Release DATA as private synthetic data: fit, sample, audit, report, sign.
 
     DATA is a table (CSV, Parquet) or images (a folder of PNG/JPEG files, optionally one
@@ -416,6 +510,7 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
     and the steward's exact audit (not for release) beside it, atomically; records the
     spend in the budget ledger. Check both with `synthdata verify DIR --public-key KEY`.
     """
+    unit = _unit_request(privacy_unit, max_rows_per_unit, unit_noun)
     from .images import is_image_input
     from .release import STAGES, release
     from .runtime import configure_threads
@@ -429,8 +524,9 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
     stages = _Stages(quiet, progress, total=len(STAGES))
     with _warnings_to_stderr():
         if is_image_input(data):
-            if target is not None or schema_path is not None:
-                raise DataError(f"{data} holds images: --target and --schema apply to tables only")
+            if target is not None or schema_path is not None or unit is not None or item_column is not None:
+                raise DataError(f"{data} holds images: --target, --schema, --privacy-unit and --items apply to "
+                                "tables only")
             from .images import parse_image_size, read_images
             from .images.modality import ImageModality
 
@@ -442,7 +538,17 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
             from .tabular.modality import TableModality
 
             schema = Schema.load(schema_path) if schema_path is not None else None
-            modality = TableModality(_load(data, **read), target=target, schema=schema)
+            if item_column is not None:
+                if unit is None:
+                    raise DataError("--items needs --privacy-unit USER_COLUMN: in interaction data the user is the "
+                                    "unit of privacy")
+                if target is not None or schema is not None:
+                    raise DataError("--target and --schema apply to table releases, not to --items interaction data")
+                from .interactions.modality import InteractionModality
+
+                modality = InteractionModality(_load(data, **read), user=unit, item=item_column)
+            else:
+                modality = TableModality(_load(data, **read), target=target, schema=schema, unit=unit)
         try:
             result = release(modality, epsilon=epsilon, delta=delta, holdout_fraction=holdout_fraction, rows=rows,
                              key=key, key_path=key_path, out=out, seed=seed, ledger=ledger,
@@ -458,15 +564,29 @@ def release_summary(result) -> list[str]:
     """The lines ``release`` prints: where it went, what it spent, what the public audit says."""
     predicate = result.predicate
     privacy, data, audit = predicate["privacy"], predicate["data"], predicate.get("audit") or {}
-    what = "images" if predicate["modality"] == "image" else "rows"
+    what = {"image": "images", "interactions": f"{privacy.get('unit', 'one user').split()[1]}s"}.get(
+        predicate["modality"], "rows")
     lines = [f"Released {data['rows_synthetic']:,} synthetic {what} to {printable(result.directory)}",
              f"  epsilon spent {privacy['epsilon_spent']:.4f} of {privacy['epsilon']:g} (delta {privacy['delta']:.3g}); "
              f"unit: {privacy['unit']}"]
+    bounding = data.get("privacy_unit")
+    if isinstance(bounding, dict) and bounding.get("max_rows"):
+        lines.append(f"  cap: at most {bounding['max_rows']} rows per {bounding['noun']} (chosen "
+                     f"{str(bounding['cap']).split(':')[0]}); the cap dropped about "
+                     f"{max(bounding['rows_dropped_by_cap_dp'], 0):,.0f} rows (a DP estimate)")
     figures = audit.get("figures") or {}
     utility = figures.get("ml_utility")
     if utility:
+        held = f"{bounding['noun']}s (each one's share of rows)" if isinstance(bounding, dict) and \
+            bounding.get("noun") else what
         lines.append(f"  utility (DP figure): a model trained on the synthetic data scores {utility['accuracy']:.3f} "
-                     f"accuracy on real holdout {what}")
+                     f"accuracy on real holdout {held}")
+    recommended = figures.get("recommender")
+    if recommended:
+        lines.append(f"  recommender (DP figures, held-out real {what}): recall@10 "
+                     f"{recommended['synthetic_als']['recall@10']:.3f} (ALS on the synthetic data), "
+                     f"{recommended['synthetic_knn']['recall@10']:.3f} (item-kNN), "
+                     f"{recommended['dp_popularity']['recall@10']:.3f} (DP popularity)")
     if audit.get("verdict"):
         lines.append(f"  leakage: {audit['verdict']}")
     lines.append(f"  steward's exact audit (not for release): {printable(result.steward_directory)}")

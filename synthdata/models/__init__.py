@@ -18,6 +18,7 @@ __all__ = ["MODELS", "Synthesizer", "create_model", "model_class", "models_for"]
 MODELS: dict[str, tuple[str, str]] = {
     "tabular-gan": ("table", "synthdata.tabular.estimator:TabularGAN"),
     "image-gan": ("image", "synthdata.images.estimator:ImageGAN"),
+    "interaction-gan": ("interactions", "synthdata.interactions.estimator:InteractionGAN"),
 }
 
 

@@ -1,0 +1,506 @@
+"""InteractionGAN: private synthetic user–item interactions, with the user as the unit of privacy.
+
+    model = InteractionGAN(epsilon=4.0).fit(frame, user="CustomerID", item="StockCode")
+    synthetic = model.sample(1000)      # 1000 synthetic users, one row per (user, item)
+
+The design mirrors the tabular model: **a generator fitted to DP statistics plus a DP-SGD
+discriminator**, every read of the real data on one ledger, one user (with all their
+interactions) the unit of every sensitivity.
+
+DP statistics (after a DP count of users, which plans the rest):
+
+1. **activity** — the histogram of distinct items per user on log2 bins (each user is in
+   one bin: sensitivity 1, whatever their number of items); synthetic users draw their
+   basket size from it, so items-per-user follows the real distribution.
+2. **catalogue** — per item, how many users hold it, each user counting at most ``k`` of
+   their items (a uniform sample; ``k`` is the steward's, or the power of two at the DP
+   median basket size): L2 sensitivity √k. Only items whose noisy count clears a Gaussian
+   threshold are released (:func:`~synthdata.privacy.gaussian_threshold`, failure
+   probability booked as δ): an item held by one user appears with probability < δ.
+3. **co-occurrence** — among the most popular released items, each user's item pairs
+   weighted by ``1/√(pairs)`` so that one user's whole contribution has L2 norm 1
+   (sensitivity 1 for any basket size).
+
+The generator is a mixture of ``components`` user types, each a distribution over the
+catalogue plus one "elsewhere" outcome (the long tail that was not released); a type's
+user with ``n`` distinct items holds item ``i`` with probability about ``1-exp(-c π_i)``
+(``c`` such that the inclusions add up to ``n``). Its parameters
+are fitted by maximum likelihood to the noisy measurements (Gaussian noise of known
+scale: least squares in noise units), with expectations computed exactly over types and
+basket sizes — post-processing of DP outputs, like private-pgm's estimation step — so
+the few dozen types smooth the noise out of the co-occurrence. A **DP-SGD discriminator**
+(per-user Poisson sampling and clipping: one user is one example) sees real and
+synthetic baskets and adds an adversarial term for what the measured moments miss.
+
+Sampling: a user's basket size from the activity histogram, a type, and that many
+distinct catalogue items drawn without replacement (Gumbel top-n).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import DataError, PrivacyError, SynthdataWarning
+from ..models.base import Synthesizer, fresh_seed
+from ..privacy import (
+    DEFAULT_DELTA,
+    DPSGDRequest,
+    GaussianRequest,
+    NoiseSource,
+    PrivacyLedger,
+    PrivacyUnit,
+    check_delta_for_units,
+    check_privacy_parameters,
+    gaussian_threshold,
+)
+from ..privacy.bounding import noun_for_column
+from ..privacy.dpsgd import make_dp_optimizer
+from ..tabular.networks import Discriminator
+from .data import Baskets, baskets_from_frame
+
+__all__ = ["ACTIVITY_BINS", "DEFAULT_BUDGET_SPLIT", "InteractionGAN", "InteractionUnit"]
+
+MODEL_FORMAT = "synthdata-interaction-gan/1"
+#: Relative shares of epsilon (RDP-composed, see synthdata.privacy.plan_noise). The
+#: catalogue is what every other figure depends on, so it gets the largest share.
+DEFAULT_BUDGET_SPLIT = {"activity": 0.15, "catalogue": 0.45, "cooccurrence": 0.3, "discriminator": 0.1,
+                        "audit": 0.0}
+COUNT_SHARE, COUNT_CAP = 0.05, 0.1
+THRESHOLD_DELTA_SHARE = 0.1
+#: Lower edges of the items-per-user bins (log2); the audit's items-per-user TVD uses them too.
+ACTIVITY_BINS: tuple[int, ...] = (1, 2, 3, 5, 9, 17, 33, 65, 129, 257, 513)
+#: Most released items whose pairs are measured.
+MAX_PAIR_ITEMS = 150
+MIN_USERS = 10
+
+
+class InteractionUnit(PrivacyUnit):
+    """One user with all their interactions: every measurement bounds one user's contribution itself."""
+
+    @property
+    def description(self) -> str:
+        return f"one {self.noun} ({self.column}): all their interactions"
+
+    @property
+    def relation(self) -> str:
+        return (f"add/remove one {self.noun} with all their interactions (each measurement bounds one "
+                f"{self.noun}'s contribution: one activity count, at most {self.max_rows} items in the catalogue "
+                "count, unit weight in the co-occurrence, one clipped DP-SGD example)")
+
+
+def _bin_of(sizes: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.asarray(ACTIVITY_BINS), sizes, side="right") - 1
+
+
+def _bin_range(index: int) -> tuple[int, int]:
+    low = ACTIVITY_BINS[index]
+    high = ACTIVITY_BINS[index + 1] - 1 if index + 1 < len(ACTIVITY_BINS) else 2 * low - 1
+    return low, high
+
+
+class _Mixture(nn.Module):
+    """User types: component weights and per-type logits over the catalogue plus "elsewhere"."""
+
+    def __init__(self, components: int, items: int, base: np.ndarray) -> None:
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(components))
+        self.base = nn.Parameter(torch.as_tensor(base, dtype=torch.float32))
+        self.types = nn.Parameter(torch.randn(components, items + 1) * 0.5)
+
+    def probabilities(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(type weights K, item probabilities K x (items + 1), the last column "elsewhere")."""
+        return F.softmax(self.weights, 0), F.softmax(self.base[None, :] + self.types, 1)
+
+
+@dataclass
+class _Measurements:
+    users: float                   # DP count of users
+    sizes: np.ndarray              # representative basket size per activity bin
+    size_shares: np.ndarray        # DP shares of users per activity bin
+    counts: np.ndarray             # noisy catalogue counts of the released items
+    counts_sigma: float
+    cap: int                       # items per user in the catalogue count
+    top: np.ndarray                # positions (in the catalogue) of the items whose pairs were measured
+    pairs: np.ndarray | None       # noisy weighted pair counts (upper triangle of top x top)
+    pairs_sigma: float
+
+
+class InteractionGAN(Synthesizer):
+    """Differentially private generator of user–item interaction histories (users are the unit).
+
+    Parameters (keyword-only, stored unchanged; all work happens in :meth:`fit`):
+        epsilon / delta: the privacy budget (delta defaults to 1e-6).
+        max_items_per_user: items one user contributes to the catalogue count (None: the
+            power of two at the DP median basket size, between 4 and 64).
+        components: user types of the generator.
+        generator_steps / learning_rate: fitting the generator to the measurements.
+        epochs / batch_size / max_grad_norm / adversarial_weight: the DP-SGD discriminator
+            (expected passes over the users, expected users per batch, clipping norm,
+            weight of its signal).
+        budget_split: relative shares for activity, catalogue, cooccurrence,
+            discriminator and audit (see :data:`DEFAULT_BUDGET_SPLIT`).
+        seed: what no privacy rests on (initial weights, sampling from the fitted model).
+        insecure_noise_seed: FOR TESTS ONLY: reproducible privacy noise, no privacy.
+    """
+
+    model_format = MODEL_FORMAT
+    model_name = "interaction-gan"
+    fit_signature = "fit(data, user=..., item=...)"
+
+    def __init__(self, *, epsilon: float, delta: float | None = None, max_items_per_user: int | None = None,
+                 components: int = 32, generator_steps: int = 1000, learning_rate: float = 0.05,
+                 epochs: float = 2.0, batch_size: int = 256, max_grad_norm: float = 1.0,
+                 adversarial_weight: float = 0.02, budget_split: dict[str, float] | None = None,
+                 seed: int | None = None, device: str = "cpu", insecure_noise_seed: int | None = None) -> None:
+        self.epsilon = epsilon
+        self.delta = delta
+        self.max_items_per_user = max_items_per_user
+        self.components = components
+        self.generator_steps = generator_steps
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.max_grad_norm = max_grad_norm
+        self.adversarial_weight = adversarial_weight
+        self.budget_split = budget_split
+        self.seed = seed
+        self.device = device
+        self.insecure_noise_seed = insecure_noise_seed
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, data: pd.DataFrame | Baskets, *, user: str, item: str, noun: str | None = None,
+            progress: Callable[[dict], None] | None = None) -> InteractionGAN:
+        """Learn from the interaction table ``data`` (columns ``user`` and ``item``) with DP; returns self.
+
+        Rows without a user or an item are left out before any mechanism (see
+        :mod:`synthdata.interactions.data`). ``noun`` names a user in the report
+        (default: from the column name, CustomerID -> customer).
+        """
+        baskets = data if isinstance(data, Baskets) else baskets_from_frame(data, user=user, item=item)
+        delta = DEFAULT_DELTA if self.delta is None else self.delta
+        check_privacy_parameters(epsilon=self.epsilon, delta=delta)
+        split = self._split()
+        seed = self.seed if self.seed is not None else fresh_seed() % 2**31
+        noun = noun or noun_for_column(user)
+        ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=delta * THRESHOLD_DELTA_SHARE,
+                               unit=InteractionUnit(column=user, max_rows=1, noun=noun),
+                               noise=NoiseSource(seed=self.insecure_noise_seed))
+        users = ledger.noisy_count(f"{noun} count", len(baskets), epsilon=min(COUNT_SHARE * self.epsilon, COUNT_CAP),
+                                   parameters={"what": f"{noun}s"})
+        if users < MIN_USERS:
+            warnings.warn(f"a DP count says there are about {max(users, 0)} {noun}s; planning for {MIN_USERS}",
+                          SynthdataWarning, stacklevel=2)
+            users = MIN_USERS
+        check_delta_for_units(delta, users, what=f"{noun}s")
+        batch = min(self.batch_size, max(1, users // 2))
+        rate = batch / users
+        d_steps = int(math.ceil(self.epochs * users / batch)) if split["discriminator"] > 0 else 0
+        ledger.plan(gaussians={name: GaussianRequest(sensitivity=1.0, share=split[name])
+                               for name in ("activity", "catalogue", "cooccurrence", "audit") if split[name] > 0},
+                    dpsgd=DPSGDRequest(sample_rate=rate, steps=d_steps, share=split["discriminator"])
+                    if d_steps else None)
+        measured, catalogue = self._measure(baskets, ledger, float(users), noun)
+        torch.manual_seed(seed)
+        mixture = _Mixture(self.components, len(catalogue), np.log(np.maximum(np.r_[measured.counts,
+                                                                                   measured.counts.sum()], 1.0)))
+        discriminator = None
+        if d_steps:
+            discriminator = self._discriminator(baskets, catalogue, ledger, rate, batch, d_steps)
+        self._fit_generator(mixture, measured, discriminator, progress)
+        if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
+            raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
+        ledger.unit = InteractionUnit(column=user, max_rows=measured.cap, noun=noun)
+        self.user_column_, self.item_column_ = user, item
+        self.catalogue_ = catalogue
+        self.measurements_ = measured
+        self.mixture_ = mixture.eval()
+        self.ledger_ = ledger
+        self.unit_ = ledger.unit
+        self.epsilon_spent_ = ledger.epsilon_spent
+        self.delta_ = delta
+        self.n_users_ = float(users)
+        self.seed_ = seed
+        self.fitted_ = True
+        return self
+
+    def _split(self) -> dict[str, float]:
+        split = {**DEFAULT_BUDGET_SPLIT, **(self.budget_split or {})}
+        unknown = set(split) - set(DEFAULT_BUDGET_SPLIT)
+        if unknown:
+            raise PrivacyError(f"unknown budget_split part {sorted(unknown)[0]!r}; parts are "
+                               + ", ".join(DEFAULT_BUDGET_SPLIT))
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0
+               for v in split.values()):
+            raise PrivacyError("budget_split shares must be finite numbers >= 0")
+        if split["activity"] <= 0 or split["catalogue"] <= 0:
+            raise PrivacyError("budget_split needs positive shares for activity and catalogue")
+        return split
+
+    def _measure(self, baskets: Baskets, ledger: PrivacyLedger, users: float, noun: str):
+        """Activity histogram, thresholded catalogue, co-occurrence of its top items (DP releases)."""
+        sizes = baskets.sizes
+        exact = np.bincount(_bin_of(sizes[sizes > 0]), minlength=len(ACTIVITY_BINS))
+        activity = ledger.noisy("activity", exact, sensitivity=1.0, integer=True,
+                                mechanism=f"Gaussian mechanism on the histogram of distinct items per {noun}",
+                                parameters={"bins": list(ACTIVITY_BINS)}).astype(float)
+        activity_sigma = ledger.planned_multiplier("activity")
+        shares = np.where(activity > 2 * activity_sigma, activity, 0.0)
+        if shares.sum() <= 0:
+            shares = np.maximum(activity, 0.0)
+        shares = shares / shares.sum() if shares.sum() > 0 else np.eye(len(ACTIVITY_BINS))[0]
+        if self.max_items_per_user is not None:
+            cap = int(self.max_items_per_user)
+        else:  # the power of two at the DP median basket size (post-processing of the activity histogram)
+            median_bin = int(np.searchsorted(np.cumsum(shares), 0.5))
+            cap = int(min(64, max(4, 2 ** math.ceil(math.log2(max(_bin_range(median_bin)[1], 1))))))
+        rng = ledger.noise.generator()
+        capped = _cap_items(baskets.matrix, cap, rng)
+        counts = np.asarray(capped.sum(0)).ravel().astype(np.int64)
+        sigma = ledger.planned_multiplier("catalogue") * math.sqrt(cap)
+        # Each user adds at most 1 to each of at most `cap` items; an item only they hold has count 1.
+        threshold = gaussian_threshold(sigma=sigma, fail_probability=ledger.threshold_delta / cap, max_count=1)
+        noisy = ledger.noisy("catalogue", counts, sensitivity=math.sqrt(cap), integer=True,
+                             mechanism="Gaussian sparse histogram of items (released above the threshold)",
+                             parameters={"items_per_user": cap, "threshold": round(threshold, 3),
+                                         "threshold_delta": ledger.threshold_delta},
+                             extra_delta=ledger.threshold_delta).astype(float)
+        released = np.flatnonzero(noisy > threshold)
+        if len(released) < 2:
+            best = float(noisy.max()) if len(noisy) else 0.0
+            raise DataError(
+                f"at epsilon={ledger.epsilon:g} no item is held by enough {noun}s to be released: an item needs a "
+                f"noisy count above {threshold:.0f} {noun}s (so that one held by a single {noun} never appears), and "
+                f"the most popular has about {max(best, 0):.0f} (DP figures). Raise epsilon, or release more "
+                f"{noun}s' data together")
+        order = released[np.argsort(-noisy[released], kind="stable")]
+        catalogue = baskets.items[order]
+        top = np.arange(min(len(order), MAX_PAIR_ITEMS))
+        pairs, pairs_sigma = None, 0.0
+        if ledger.plan_ is not None and "cooccurrence" in ledger.plan_.sigmas and len(top) >= 2:
+            sub = sp.csr_matrix(baskets.matrix[:, order[top]], dtype=np.float64)
+            held = np.diff(sub.indptr)
+            pair_count = held * (held - 1) / 2.0
+            weights = np.where(pair_count > 0, 1.0 / np.sqrt(np.maximum(pair_count, 1.0)), 0.0)
+            gram = (sub.T @ sp.diags(weights) @ sub).toarray()
+            upper = np.triu_indices(len(top), 1)
+            pairs = ledger.noisy("cooccurrence", gram[upper], sensitivity=1.0,
+                                 mechanism=f"Gaussian mechanism on item pairs, each {noun}'s pairs weighted to "
+                                           "unit L2 norm", parameters={"items": int(len(top))})
+            pairs_sigma = ledger.planned_multiplier("cooccurrence")
+        representative = np.array([math.sqrt(low * high) for low, high in map(_bin_range, range(len(ACTIVITY_BINS)))])
+        measured = _Measurements(users=users, sizes=representative, size_shares=shares, counts=noisy[order],
+                                 counts_sigma=sigma, cap=cap, top=top, pairs=pairs, pairs_sigma=pairs_sigma)
+        self.activity_ = {"bins_from": list(ACTIVITY_BINS), "counts": [int(v) for v in activity],
+                          "noise_std": activity_sigma}
+        self.catalogue_threshold_ = threshold
+        return measured, catalogue
+
+    # ------------------------------------------------------------------ generator and discriminator
+
+    def _expected(self, mixture: _Mixture, measured: _Measurements):
+        """Exact expectations over types and basket sizes: catalogue counts, weighted pair counts, soft baskets."""
+        weights, probs = mixture.probabilities()
+        sizes = torch.as_tensor(measured.sizes, dtype=torch.float32)
+        shares = torch.as_tensor(measured.size_shares, dtype=torch.float32)
+        holds = _inclusion(probs, sizes)                                             # K x B x items
+        mass = weights[:, None] * shares[None, :]                                   # K x B
+        kept = torch.clamp(measured.cap / sizes, max=1.0)                          # the catalogue count's cap
+        counts = measured.users * torch.einsum("kb,kbi->i", mass * kept[None, :], holds)
+        pairs = None
+        if measured.pairs is not None:
+            top = holds[:, :, measured.top]                                          # K x B x T
+            held = top.sum(-1)
+            w = torch.where(held > 1, 1.0 / torch.sqrt(torch.clamp(held * (held - 1) / 2, min=1.0)),
+                            torch.zeros_like(held))
+            scaled = (top * torch.sqrt(mass * w + 1e-12)[:, :, None]).reshape(-1, top.shape[-1])
+            gram = measured.users * scaled.t() @ scaled
+            upper = torch.triu_indices(top.shape[-1], top.shape[-1], 1)
+            pairs = gram[upper[0], upper[1]]
+        return counts, pairs, holds, mass
+
+    def _fit_generator(self, mixture: _Mixture, measured: _Measurements, discriminator, progress) -> None:
+        optimizer = torch.optim.Adam(mixture.parameters(), lr=self.learning_rate)
+        target_counts = torch.as_tensor(measured.counts, dtype=torch.float32)
+        target_pairs = None if measured.pairs is None else torch.as_tensor(measured.pairs, dtype=torch.float32)
+        total = max(self.generator_steps, 1)
+        d_every = total / discriminator.steps if discriminator is not None and discriminator.steps else None
+        for step in range(total):
+            while d_every is not None and discriminator.done < discriminator.steps and discriminator.done <= step / d_every:
+                discriminator.step(self, mixture, measured)
+            counts, pairs, holds, mass = self._expected(mixture, measured)
+            # Squared error in noise units (the Gaussian likelihood), popularity and pairs weighted alike:
+            # weighting each of the many noisy pairs like an item count fits their noise (measured).
+            loss = (((counts - target_counts) / measured.counts_sigma) ** 2).mean()
+            if pairs is not None:
+                loss = loss + (((pairs - target_pairs) / measured.pairs_sigma) ** 2).mean()
+            if discriminator is not None and self.adversarial_weight > 0:
+                soft = holds.reshape(-1, holds.shape[-1])
+                adversarial = (mass.reshape(-1) * F.softplus(-discriminator.network(soft))).sum()
+                loss = loss + self.adversarial_weight * adversarial
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if progress is not None and (step % 25 == 0 or step == total - 1):
+                progress({"step": step + 1, "total": total, "loss": float(loss.detach())})
+        while discriminator is not None and discriminator.done < discriminator.steps:  # never fewer than planned
+            discriminator.step(self, mixture, measured)
+
+    def _discriminator(self, baskets: Baskets, catalogue: np.ndarray, ledger: PrivacyLedger, rate: float,
+                       batch: int, steps: int) -> _DPDiscriminator:
+        real = sp.csr_matrix(baskets.restricted(catalogue), dtype=np.float32)
+        network = Discriminator(input_dim=len(catalogue), hidden=64)
+        optimizer = make_dp_optimizer(
+            torch.optim.Adam(network.parameters(), lr=2e-3, betas=(0.5, 0.9)), ledger=ledger, step="discriminator",
+            noise_multiplier=ledger.plan_.noise_multiplier, max_grad_norm=self.max_grad_norm, sample_rate=rate,
+            expected_batch_size=2 * batch, clipped_before=True,
+            parameters={"batch_size_expected": batch, "sampled": "users (one basket each)",
+                        "clipping": "exact per-user (one user's basket is one example)"})
+        return _DPDiscriminator(network, optimizer, real, ledger.noise, rate, batch, steps)
+
+    # ------------------------------------------------------------------ sample
+
+    def sample(self, users: int, *, seed: int | None = None) -> pd.DataFrame:
+        """``users`` synthetic users' histories: one row per (user, item), users named S000001, …"""
+        self._check_fitted()
+        if users < 0:
+            raise ValueError(f"users must be >= 0, got {users}")
+        rng = np.random.default_rng(fresh_seed() if seed is None else seed)
+        _, _, items = _draw(self.mixture_, self.measurements_, len(self.catalogue_), users, rng)
+        width = max(6, len(str(users)))
+        ids = np.array([f"S{u + 1:0{width}d}" for u in range(users)], dtype=object)
+        user_ids = np.repeat(ids, [len(basket) for basket in items])
+        values = self.catalogue_[np.concatenate(items)] if items else np.zeros(0, dtype=object)
+        return pd.DataFrame({self.user_column_: user_ids, self.item_column_: values})
+
+    # ------------------------------------------------------------------ persistence
+
+    def _saved_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        m = self.measurements_
+        state = {
+            "privacy": self.ledger_.state_dict(),
+            "user_column": self.user_column_, "item_column": self.item_column_,
+            "catalogue": [str(v) for v in self.catalogue_], "catalogue_threshold": self.catalogue_threshold_,
+            "activity": self.activity_, "epsilon_spent": self.epsilon_spent_, "delta": self.delta_,
+            "n_users": self.n_users_, "components": self.components,
+            "measurements": {"users": m.users, "sizes": m.sizes.tolist(), "size_shares": m.size_shares.tolist(),
+                             "counts": m.counts.tolist(), "counts_sigma": m.counts_sigma, "cap": m.cap,
+                             "top": m.top.tolist(), "pairs_sigma": m.pairs_sigma,
+                             "pairs": None if m.pairs is None else np.asarray(m.pairs).tolist()},
+        }
+        return state, self.mixture_.state_dict()
+
+    def _restore_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        m = state["measurements"]
+        self.measurements_ = _Measurements(
+            users=float(m["users"]), sizes=np.asarray(m["sizes"], float), size_shares=np.asarray(m["size_shares"], float),
+            counts=np.asarray(m["counts"], float), counts_sigma=float(m["counts_sigma"]), cap=int(m["cap"]),
+            top=np.asarray(m["top"], int), pairs=None if m["pairs"] is None else np.asarray(m["pairs"], float),
+            pairs_sigma=float(m["pairs_sigma"]))
+        self.catalogue_ = np.asarray(state["catalogue"], dtype=object)
+        mixture = _Mixture(int(state["components"]), len(self.catalogue_), np.zeros(len(self.catalogue_) + 1))
+        mixture.load_state_dict(tensors)
+        self.mixture_ = mixture.eval()
+        self.ledger_ = PrivacyLedger.from_state_dict(state["privacy"])
+        unit = self.ledger_.unit
+        self.ledger_.unit = InteractionUnit(column=unit.column, max_rows=unit.max_rows, noun=unit.noun)
+        self.unit_ = self.ledger_.unit
+        self.user_column_, self.item_column_ = state["user_column"], state["item_column"]
+        self.catalogue_threshold_ = float(state["catalogue_threshold"])
+        self.activity_ = state["activity"]
+        self.epsilon_spent_ = float(state["epsilon_spent"])
+        self.delta_ = float(state["delta"])
+        self.n_users_ = float(state["n_users"])
+
+
+def _inclusion(probs: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """P(a type-k user with ``sizes[b]`` distinct items holds item i): ``holds[k, b, i]``.
+
+    Drawing n distinct outcomes one after another, each by its probability (what Gumbel
+    top-n sampling does), includes outcome i with probability close to ``1 - exp(-c π_i)``,
+    with ``c`` set so the inclusions add up to n (the conditional-Poisson approximation,
+    Rosén 1997). "Elsewhere" (the last column: the unreleased long tail, never exhausted)
+    contributes ``c π``. ``c`` is found by bisection outside the graph; gradients flow
+    through π.
+    """
+    items, elsewhere = probs[:, :-1], probs[:, -1]
+    with torch.no_grad():
+        low = torch.zeros(probs.shape[0], len(sizes), dtype=probs.dtype)
+        high = torch.full_like(low, 1.0)
+        target = torch.minimum(sizes[None, :].to(probs.dtype), torch.tensor(float(items.shape[1])) - 1e-3)
+
+        def total(c: torch.Tensor) -> torch.Tensor:
+            return (1.0 - torch.exp(-c[:, :, None] * items[:, None, :])).sum(-1) + c * elsewhere[:, None]
+
+        while bool((total(high) < target).any()) and float(high.max()) < 1e12:
+            high = torch.where(total(high) < target, high * 4.0, high)
+        for _ in range(50):
+            middle = (low + high) / 2
+            below = total(middle) < target
+            low, high = torch.where(below, middle, low), torch.where(below, high, middle)
+        c = (low + high) / 2
+    return 1.0 - torch.exp(-c[:, :, None] * items[:, None, :])
+
+
+def _draw(mixture: _Mixture, measured: _Measurements, catalogue: int, users: int, rng: np.random.Generator):
+    """(basket sizes, types, item positions per user) of ``users`` synthetic users."""
+    with torch.no_grad():
+        weights, probs = mixture.probabilities()
+    weights = weights.double().numpy()
+    logits = np.log(np.maximum(probs[:, :-1].double().numpy(), 1e-30))
+    bins = rng.choice(len(ACTIVITY_BINS), size=users, p=measured.size_shares)
+    ranges = np.array([_bin_range(b) for b in range(len(ACTIVITY_BINS))])
+    sizes = np.minimum(rng.integers(ranges[bins, 0], ranges[bins, 1] + 1), catalogue)
+    types = rng.choice(len(weights), size=users, p=weights / weights.sum())
+    items = []
+    for n, k in zip(sizes, types):  # Gumbel top-n: n distinct items, each by its type's probability
+        keys = logits[k] + rng.gumbel(size=logits.shape[1])
+        items.append(np.argpartition(-keys, n - 1)[:n] if n < logits.shape[1] else np.arange(logits.shape[1]))
+    return sizes, types, items
+
+
+def _cap_items(matrix: sp.csr_matrix, cap: int, rng: np.random.Generator) -> sp.csr_matrix:
+    """Each user's row with at most ``cap`` of their items kept, drawn uniformly (contribution bounding)."""
+    sizes = np.diff(matrix.indptr)
+    owner = np.repeat(np.arange(matrix.shape[0]), sizes)
+    order = np.lexsort((rng.random(len(owner)), owner))
+    rank = np.arange(len(owner)) - np.repeat(matrix.indptr[:-1], sizes)
+    keep = np.sort(order[rank < cap])
+    return sp.csr_matrix((np.ones(len(keep), dtype=np.float32), (owner[keep], matrix.indices[keep])),
+                         shape=matrix.shape)
+
+
+class _DPDiscriminator:
+    """The DP-SGD discriminator: Poisson-sampled real users vs sampled synthetic baskets."""
+
+    def __init__(self, network: Discriminator, optimizer, real: sp.csr_matrix, sampler, rate: float, batch: int,
+                 steps: int) -> None:
+        self.network, self.optimizer, self.real = network, optimizer, real
+        self.sampler, self.rate, self.batch, self.steps, self.done = sampler, rate, batch, steps, 0
+        self.rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))  # seeded by fit: no privacy
+
+    def step(self, model: InteractionGAN, mixture: _Mixture, measured: _Measurements) -> None:
+        chosen = self.sampler.poisson_sample(self.real.shape[0], self.rate)
+        real = torch.as_tensor(self.real[np.sort(chosen)].toarray(), dtype=torch.float32)
+        fake = torch.zeros(self.batch, self.real.shape[1])
+        _, _, items = _draw(mixture, measured, self.real.shape[1], self.batch, self.rng)
+        for row, basket in enumerate(items):
+            fake[row, basket] = 1.0
+        rows = torch.cat([real, fake])
+        labels = torch.cat([torch.ones(len(real)), torch.zeros(self.batch)])
+        self.optimizer.zero_grad(set_to_none=True)
+        self.network.clipped_backward(rows, lambda logits: F.binary_cross_entropy_with_logits(
+            logits, labels, reduction="none"), max_grad_norm=self.optimizer.max_grad_norm)
+        self.optimizer.step()
+        self.done += 1

@@ -1,0 +1,198 @@
+"""Interaction data: synthetic users' histories over the DP catalogue, the user as the unit of privacy."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from synthdata import from_frame
+from synthdata.errors import DataError
+from synthdata.interactions.baselines import dp_cooccurrence, dp_popularity
+from synthdata.interactions.data import baskets_from_frame
+from synthdata.interactions.estimator import ACTIVITY_BINS, InteractionGAN, _bin_of, _cap_items
+from synthdata.interactions.modality import InteractionModality
+from synthdata.interactions.recommender import ItemKNN, Popularity, evaluate, make_queries, recommender
+from synthdata.models import MODELS, model_class
+from synthdata.privacy import NoiseSource
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FAST = {"generator_steps": 300, "epochs": 0.5}
+
+
+def shop(users: int = 3000, seed: int = 0, *, singles: int = 200) -> pd.DataFrame:
+    """Users of 8 types, each type with its favourite items over a Zipf popularity; plus
+    ``singles`` items each bought by exactly one user (they must never be released)."""
+    rng = np.random.default_rng(seed)
+    items = 300
+    popularity = 1.0 / np.arange(1, items + 1) ** 0.8
+    structure = np.random.default_rng(1234)  # the same shop whatever the seed: only its customers differ
+    favourites = [structure.choice(items, 15, replace=False) for _ in range(8)]
+    rows = []
+    for u in range(users):
+        p = popularity.copy()
+        p[favourites[u % 8]] *= 100
+        p /= p.sum()
+        n = int(min(items, 1 + rng.geometric(0.08)))
+        rows += [(f"cust{u:05d}", f"SKU{i:03d}", int(rng.integers(1, 5))) for i in rng.choice(items, n, False, p=p)]
+    for k in range(singles):
+        rows.append((f"cust{rng.integers(users):05d}", f"RARE{k:04d}", 1))
+    rows += [(None, "SKU000", 1)] * 50  # guest checkouts: no user
+    return pd.DataFrame(rows, columns=["customer_id", "sku", "quantity"])
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    return shop()
+
+
+@pytest.fixture(scope="module")
+def fitted(data) -> InteractionGAN:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return InteractionGAN(epsilon=4.0, seed=0, **FAST).fit(data, user="customer_id", item="sku")
+
+
+def test_baskets_are_distinct_items_per_user_and_rows_without_a_user_are_left_out():
+    frame = pd.DataFrame({"u": ["a", "a", "a", None, "b", "b"], "i": [1, 1.0, "x", 1, None, "y"]})
+    baskets = baskets_from_frame(frame, user="u", item="i")
+    assert list(baskets.users) == ["a", "b"]
+    assert list(baskets.sizes) == [2, 1]  # 1 and 1.0 are one item; the row without an item is no interaction
+    assert sorted(baskets.items) == ["1", "x", "y"]
+
+
+def test_the_cap_keeps_at_most_k_items_per_user_drawn_uniformly():
+    matrix = sp.csr_matrix(np.r_[np.ones((1, 10)), np.eye(10)[:3]])
+    rng = np.random.default_rng(3)
+    kept = np.zeros(10)
+    for _ in range(3000):
+        capped = _cap_items(matrix, 4, rng)
+        assert list(np.diff(capped.indptr)) == [4, 1, 1, 1]
+        kept += capped.toarray()[0]
+    assert np.all(np.abs(kept / 3000 - 0.4) < 0.04)
+
+
+def test_no_item_held_by_a_single_user_is_ever_released(data, fitted):
+    single = set(data.groupby("sku")["customer_id"].nunique().loc[lambda s: s == 1].index)
+    assert len(single) >= 200
+    assert not single & set(fitted.catalogue_)
+    synthetic = fitted.sample(2000, seed=1)
+    assert not single & set(synthetic["sku"])
+    assert len(fitted.catalogue_) > 50  # the popular items are released
+
+
+def test_the_guarantee_is_per_user_and_every_spend_says_so(fitted):
+    lines = {line.step: line for line in fitted.ledger_.spends}
+    assert list(lines) == ["customer count", "activity", "catalogue", "cooccurrence", "discriminator"]
+    assert {line.unit for line in lines.values()} == {"one customer (customer_id): all their interactions"}
+    assert lines["activity"].sensitivity == 1.0  # one user is in one bin
+    assert lines["catalogue"].sensitivity == pytest.approx(np.sqrt(fitted.measurements_.cap))
+    assert lines["cooccurrence"].sensitivity == 1.0  # a user's pairs are weighted to unit norm
+    assert lines["discriminator"].parameters["sampled"].startswith("users")
+    assert fitted.epsilon_spent_ <= 4.0
+    assert fitted.ledger_.unit.relation.startswith("add/remove one customer with all their interactions")
+
+
+def test_synthetic_users_are_new_ids_with_realistic_activity(data, fitted):
+    synthetic = fitted.sample(3000, seed=2)
+    assert list(synthetic.columns) == ["customer_id", "sku"]
+    assert synthetic["customer_id"].str.fullmatch(r"S\d{6}").all()
+    assert not set(synthetic["customer_id"]) & set(data["customer_id"].dropna())
+    real = baskets_from_frame(data, user="customer_id", item="sku").sizes
+    made = synthetic.groupby("customer_id").size().to_numpy()
+    share = lambda sizes: np.bincount(_bin_of(sizes), minlength=len(ACTIVITY_BINS)) / len(sizes)  # noqa: E731
+    assert 0.5 * np.abs(share(real) - share(made)).sum() < 0.1
+    assert synthetic.groupby("customer_id")["sku"].nunique().equals(synthetic.groupby("customer_id").size())
+
+
+def test_synthetic_users_carry_co_occurrence_a_recommender_can_use(data, fitted):
+    """Trained on synthetic users only, item-kNN finds held-out real users' items better than popularity."""
+    rng = np.random.default_rng(5)
+    fresh = shop(users=600, seed=9, singles=0)
+    held = baskets_from_frame(fresh, user="customer_id", item="sku")
+    queries = make_queries(held.matrix, held.items, seed=0)
+    synthetic = baskets_from_frame(fitted.sample(3000, seed=3), user="customer_id", item="sku")
+    knn, _ = evaluate(ItemKNN(synthetic.matrix), synthetic.items, queries)
+    popular, _ = evaluate(Popularity(fitted.measurements_.counts), np.asarray(fitted.catalogue_), queries)
+    assert knn.mean() > popular.mean() + 0.02, (knn.mean(), popular.mean())
+    assert rng is not None
+
+
+def test_a_budget_too_small_for_any_item_is_refused_with_dp_figures_only(data):
+    small = data[data["customer_id"].isin(data["customer_id"].dropna().unique()[:200])]
+    with pytest.raises(DataError, match=r"no item is held by enough customers.*DP figures"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            InteractionGAN(epsilon=0.5, **FAST).fit(small, user="customer_id", item="sku")
+
+
+def test_the_model_saves_without_a_seed_and_samples_the_same_after_loading(fitted, tmp_path):
+    fitted.save(tmp_path / "model")
+    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert meta["params"].get("seed") is None and "cust0" not in json.dumps(meta)
+    again = InteractionGAN.load(tmp_path / "model")
+    pd.testing.assert_frame_equal(again.sample(50, seed=4), fitted.sample(50, seed=4))
+    assert again.unit_.description == fitted.unit_.description
+    assert MODELS["interaction-gan"][0] == "interactions" and model_class("interaction-gan") is InteractionGAN
+
+
+def test_recommender_evaluation_scores_a_perfect_and_a_useless_model():
+    held = sp.csr_matrix(np.c_[np.ones((20, 5)), np.zeros((20, 35))])
+    items = np.array([f"i{k}" for k in range(40)], dtype=object)
+    queries = make_queries(held, items, seed=0)
+    assert len(queries) == 20
+    perfect = Popularity(np.r_[np.ones(5), np.zeros(35)])
+    useless = Popularity(np.r_[np.zeros(5), np.ones(35)])
+    assert evaluate(perfect, items, queries)[0].mean() == 1.0
+    recall, ndcg = evaluate(useless, items, queries)
+    assert recall.mean() == 0.0 and ndcg.mean() == 0.0
+    assert recommender(held[:, :5], seed=0) is not None
+
+
+def test_private_baselines_release_only_thresholded_items(data):
+    single = set(data.groupby("sku")["customer_id"].nunique().loc[lambda s: s == 1].index)
+    baskets = baskets_from_frame(data, user="customer_id", item="sku")
+    items, counts = dp_popularity(baskets, epsilon=2.0, seed=1)
+    assert len(items) > 20 and not single & set(items) and np.all(np.diff(counts) <= 0)
+    co_items, model = dp_cooccurrence(baskets, epsilon=2.0, seed=1)
+    assert not single & set(co_items) and model.matrix.shape == (len(co_items), len(co_items))
+
+
+def test_the_holdout_keeps_each_users_interactions_together(data):
+    modality = InteractionModality(from_frame(data), user="customer_id", item="sku")
+    train, holdout = modality.split(0.2, NoiseSource(seed=3))
+    assert set(train["customer_id"]).isdisjoint(holdout["customer_id"])
+    assert train["customer_id"].notna().all() and len(train) + len(holdout) == data["customer_id"].notna().sum()
+
+
+@pytest.mark.slow
+def test_an_interaction_release_runs_in_one_command_and_verifies(invoke, tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+    path = tmp_path / "purchases.csv"
+    frame = shop(users=2500)
+    frame.to_csv(path, index=False)
+    out = tmp_path / "release"
+    result = invoke("release", path, "--epsilon", "4", "--privacy-unit", "customer_id", "--items", "sku",
+                    "--out", out, "--seed", "1", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "synthetic customers" in result.output and "recall@10" in result.output
+    public = tmp_path / "config" / "signing_key.pub.pem"
+    assert invoke("verify", out, "--public-key", public).exit_code == 0
+    predicate = json.loads((out / "report.json").read_text())["predicate"]
+    assert predicate["modality"] == "interactions"
+    assert predicate["privacy"]["unit"] == "one customer (customer_id): all their interactions"
+    figures = predicate["audit"]["figures"]
+    assert set(figures["recommender"]) >= {"synthetic_als", "synthetic_knn", "dp_popularity"}
+    assert figures["sensitivity"] == pytest.approx(np.sqrt(10))
+    synthetic = pd.read_csv(out / "synthetic.csv")
+    assert list(synthetic.columns) == ["customer_id", "sku"]
+    assert not set(synthetic["customer_id"]) & set(frame["customer_id"].dropna())
+    steward = json.loads((tmp_path / "release.steward-audit" / "report.json").read_text())["predicate"]
+    assert steward["audit"]["distribution"]["synthetic_rows_on_items_of_a_single_real_user"] == 0
+    assert set(steward["audit"]["recommender"]) >= {"real_als", "real_knn", "synthetic_als"}
+    assert "quantity" in predicate["data"]["excluded_columns"]
