@@ -617,7 +617,9 @@ def _model(task: str, kinds: dict[str, str], features: list[str], seed: int):
 
     mask = [kinds[c] == "categorical" for c in features]
     cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
-    return cls(categorical_features=mask if any(mask) else None, random_state=seed)
+    # No early stopping: above 10,000 rows it would hold out a stratified validation split,
+    # which fails on a class held by a single row (a rare synthetic class, say).
+    return cls(categorical_features=mask if any(mask) else None, random_state=seed, early_stopping=False)
 
 
 def _features(
