@@ -32,6 +32,7 @@ demo: $(STAMP)
 	@echo "Release: $(DEMO)/affairs-release (open report.html in a browser)"
 
 test: $(STAMP)
+	$(BIN)/ruff check synthdata tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -457,7 +457,7 @@ def verify_command(release_dir, public_key):
     if verified.get("predicate_type") != STEWARD_PREDICATE_TYPE:
         steward = verify_steward_audit(release_dir, public_key)
         if steward is not None:
-            click.echo(f"  steward     the steward's audit beside it (not for release) is verified too and bound to "
+            click.echo("  steward     the steward's audit beside it (not for release) is verified too and bound to "
                        "this release")
 
 

@@ -61,6 +61,11 @@ def thread_count(threads: int | None = None, *, work: float = 0.0) -> int:
 
     ``work`` is a rough size of one step (multiply-adds); below about 50 million a step
     is too short for a second thread to pay off once another process shares the cores.
+
+    >>> import os
+    >>> os.environ.pop("SYNTHDATA_THREADS", None) and None
+    >>> thread_count(1)
+    1
     """
     limit = available_cpus()
     for value in (threads, os.environ.get(THREADS_ENV), os.environ.get("OMP_NUM_THREADS")):

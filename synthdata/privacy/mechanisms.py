@@ -17,6 +17,11 @@ def gaussian_threshold(*, sigma: float, fail_probability: float, max_count: int 
     A value held by a single unit of privacy has true count at most ``max_count`` (1 for
     a row; the cap on rows for a person); it is published with probability
     ``fail_probability`` at most, which a ledger then books as ``extra_delta``.
+
+    >>> round(gaussian_threshold(sigma=10.0, fail_probability=1e-7), 1)  # 1 + 10 * 5.2
+    53.0
+    >>> round(gaussian_threshold(sigma=10.0, fail_probability=1e-7, max_count=5), 1)
+    57.0
     """
     sigma = _positive("sigma", sigma)
     p = _number("fail_probability", fail_probability)

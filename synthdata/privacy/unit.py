@@ -41,7 +41,13 @@ class PrivacyUnit:
 
     @property
     def description(self) -> str:
-        """What one unit is, for the report: "one row", "one patient (patient_id): up to 5 rows"."""
+        """What one unit is, for the report.
+
+        >>> PrivacyUnit().description
+        'one row of the input'
+        >>> PrivacyUnit(column="patient_id", max_rows=5, noun="patient").description
+        'one patient (patient_id): all their rows, up to 5 rows'
+        """
         if self.column is None:
             return f"one {self.noun} of the input"
         rows = "1 row" if self.max_rows == 1 else f"{self.max_rows} rows"

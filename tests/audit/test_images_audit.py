@@ -55,7 +55,7 @@ def test_copied_training_images_are_flagged(copied):
 
 
 def test_copies_violate_a_small_claimed_epsilon(digits):
-    (x, y), (hx, hy) = digits["train"], digits["holdout"]
+    (x, _), (hx, _) = digits["train"], digits["holdout"]
     result = audit_images(x, None, x, None, holdout_images=hx, holdout_labels=None, epsilon=0.5, seed=1, epochs=1)
     assert result["leakage"]["leak_detected"] is True
     assert result["leakage"]["verdict"].startswith("VIOLATION")
