@@ -59,8 +59,13 @@ __all__ = ["ColumnCode", "TabularEncoder", "round_significant"]
 
 _DAY_NS = 86_400 * 10**9
 _SECOND = 1.0 / 86_400  # one second, in days (the unit dates are counted in)
-#: Cells of dates beside exact values: an hour, a day, about a month (seconds).
+#: Cells of dates beside exact values: an hour, a day, about a month (seconds); then about
+#: a year (12 such months: cells nest), counted over a fixed list of cells (public) to
+#: catch what thinner months lose.
 DATE_CELLS = (3_600, 86_400, 32 * 86_400)
+YEAR_CELL = 12 * 32 * 86_400
+#: The years of that fixed list: pandas' date range, 1677-2262, in cells of YEAR_CELL seconds.
+_YEAR_KEYS = range(-290, 291)
 #: Most decimals a declared or decided step may have (0.000001).
 _MAX_DECIMALS = 6
 #: Released exact values needed before their common step refines the lattice.
@@ -266,6 +271,8 @@ def _cell(resolution: _Resolution, key: tuple, lattice: _Lattice) -> tuple[float
 
 def _domain(resolution: _Resolution, lattice: _Lattice) -> list[tuple]:
     """Every cell of a public resolution (a fixed list: it depends on no data)."""
+    if resolution.kind == "width":
+        return [(key,) for key in _YEAR_KEYS]
     if lattice.unit is not None:
         lengths = range(1, 19)
         if resolution.kind == "decade":
@@ -376,7 +383,8 @@ class TabularEncoder:
         if column.type == "datetime":
             if column.constant:
                 return [_Resolution("exact")]
-            return [_Resolution("exact")] + [_Resolution("width", w) for w in DATE_CELLS if w > lattice.step]
+            return ([_Resolution("exact")] + [_Resolution("width", w) for w in DATE_CELLS if w > lattice.step]
+                    + [_Resolution("width", YEAR_CELL, public=True)])
         return [None]
 
     def _build(self, column: Column, counts: _ExactCounts, noisy: np.ndarray, sigma: float, lattice: _Lattice | None,
@@ -564,12 +572,15 @@ class TabularEncoder:
         lattice.step, lattice.base = refined.step, refined.base
 
     def _clip_to_hull(self, pieces: list[_Piece], cells: list, lattice: _Lattice, column: Column) -> list[_Piece]:
-        """Pieces inside the hull of what is known to be real: the lowest released cell's top
-        and the highest released cell's bottom (each released cell holds a real value).
+        """Pieces inside what is known to be real, so no synthetic value leaves the real range.
 
-        Applied when it moves little mass; otherwise (small tables: only coarse cells are
-        released, and their edges are the best estimate of the range there is) the pieces
-        stay as released, and the released range is theirs.
+        Each released cell holds a real value, so the lowest released cell's top and the
+        highest released cell's bottom lie within the real range (the *hull*). A piece
+        reaching past the hull is cut to it; the mass of the part cut goes to the next
+        piece inwards (piling it onto the sliver left would put a month of dates on one
+        day). Applied when the cut parts carry little mass; otherwise (small tables: a few
+        coarse cells are all there is, and their edges are the best estimate of the range
+        there is) the pieces stay as released.
         """
         if not pieces:
             return pieces
@@ -585,26 +596,37 @@ class TabularEncoder:
             hull_low, hull_high = max(hull_low, low), min(hull_high, high)
         if hull_low > hull_high:
             return pieces
-        kept, moved, total = [], 0.0, 0.0
+        pieces = sorted(pieces, key=lambda p: (p.low, p.high))
+        kept: list[_Piece | None] = []
+        cut = []  # (index, weight cut, side)
+        total = float(sum(p.weight for p in pieces))
         for piece in pieces:
-            total += piece.weight
+            if piece.low >= hull_low and piece.high <= hull_high:
+                kept.append(piece)
+                continue
             low, high = max(piece.low, hull_low), min(piece.high, hull_high)
             if continuous:
-                size, inside = piece.high - piece.low, max(min(high, piece.high) - low, 0.0)
-                fraction = 1.0 if size == 0 and low <= high else (inside / size if size > 0 else 0.0)
+                size, inside, holes = piece.high - piece.low, max(high - low, 0.0), ()
+                fraction = (inside / size if size > 0 else 0.0) if low <= high else 0.0
             else:
                 holes = tuple(h for h in piece.holes if low <= h <= high)
                 size = lattice.points(piece.low, piece.high) - len(piece.holes)
                 inside = lattice.points(low, high) - len(holes) if low <= high else 0
                 fraction = inside / size if size > 0 else 0.0
-            moved += piece.weight * (1 - fraction)
-            if fraction > 0:
-                if continuous:
-                    kept.append(_Piece(low, min(high, piece.high) if piece.low != piece.high else low,
-                                       piece.weight * fraction, ()))
-                else:
-                    kept.append(_Piece(lattice.first(low), lattice.last(high), piece.weight * fraction, holes))
-        return kept if kept and moved <= HULL_CLIP_SHARE * total else pieces
+            side = -1 if piece.low < hull_low else 1
+            cut.append((len(kept), piece.weight * (1 - fraction), side))
+            kept.append(_Piece(low, high, piece.weight * fraction, holes) if fraction > 0 else None)
+        if sum(weight for _, weight, _ in cut) > HULL_CLIP_SHARE * total:
+            return pieces
+        weights = [p.weight if p is not None else 0.0 for p in kept]
+        for index, weight, side in cut:  # to the nearest piece inwards that is left
+            step = 1 if side < 0 else -1
+            target = index + step
+            while 0 <= target < len(kept) and kept[target] is None:
+                target += step
+            if 0 <= target < len(kept):
+                weights[target] += weight
+        return [_Piece(p.low, p.high, w, p.holes) for p, w in zip(kept, weights) if p is not None]
 
     def _numeric_levels(self, pieces: list[_Piece], lattice: _Lattice) -> list[dict[str, Any]]:
         """Pieces (sorted by value) grouped into at most ``max_levels`` levels of about equal mass."""

@@ -46,7 +46,7 @@ from ..runtime import resolve_device
 from ..schema import Excluded, Schema
 from .encoding import TabularEncoder
 from .inference import infer_schema_private
-from .marginals import MeasuredMarginals, measure_marginals
+from .marginals import MeasuredMarginals, measure_marginals, measure_triples
 from .networks import Generator, Segments
 from .training import TrainingPlan, train
 
@@ -62,7 +62,7 @@ MODEL_FORMAT = "synthdata-tabular-gan/2"
 #: release's public audit figures and spent by the release, not by fit; "units" (the
 #: histogram of rows per person) only with a privacy unit column.
 DEFAULT_BUDGET_SPLIT = {"schema": 0.05, "preprocessing": 0.25, "selection": 0.05, "marginals": 0.45,
-                        "discriminator": 0.1, "audit": 0.0, "units": 0.05}
+                        "discriminator": 0.1, "audit": 0.0, "units": 0.05, "selection3": 0.0, "marginals3": 0.0}
 #: Share of epsilon of the DP row count, spent first (pure ε, discrete Laplace) so that
 #: the batch sampling rate and the number of steps are planned from it, never from n.
 COUNT_SHARE = 0.05
@@ -332,9 +332,12 @@ class TabularGAN(Synthesizer):
         if any(not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0
                for v in split.values()):
             raise PrivacyError("budget_split shares must be finite numbers >= 0")
-        if split["preprocessing"] <= 0 or (split["marginals"] > 0 and split["selection"] <= 0):
+        if split["preprocessing"] <= 0 or (split["marginals"] > 0 and split["selection"] <= 0) or (
+                split["marginals3"] > 0 and split["selection3"] <= 0):
             raise PrivacyError("budget_split needs a positive share for preprocessing, and for selection "
-                               "whenever marginals are measured")
+                               "(selection3) whenever marginals (marginals3) are measured")
+        if split["marginals3"] <= 0:
+            split["selection3"] = 0.0
         if not schema_declared and split["schema"] <= 0:
             raise PrivacyError("budget_split gives the schema no share, but no schema was declared: declare one "
                                "(it is then public and free) or give 'schema' a share")
@@ -374,7 +377,8 @@ class TabularGAN(Synthesizer):
             ledger.plan(
                 gaussians={(ROWS_PER_UNIT_STEP if name == "units" else name): GaussianRequest(sensitivity=1.0,
                                                                                             share=split[name])
-                           for name in ("units", "schema", "preprocessing", "selection", "marginals", "audit")
+                           for name in ("units", "schema", "preprocessing", "selection", "marginals", "selection3",
+                                        "marginals3", "audit")
                            if split[name] > 0},
                 dpsgd=DPSGDRequest(sample_rate=sample_rate, steps=d_steps, share=split["discriminator"])
                 if d_steps else None,
@@ -406,6 +410,9 @@ class TabularGAN(Synthesizer):
         marginals = measure_marginals(codes, encoder, ledger=ledger, rows=max(kept, 1.0),
                                       max_pairs=self.max_pairs if split["marginals"] > 0 else 0,
                                       unit_rows=unit_rows)
+        if split["marginals3"] > 0:
+            marginals = measure_triples(codes, encoder, marginals, ledger=ledger, rows=max(kept, 1.0),
+                                        unit_rows=unit_rows)
         training = TrainingPlan(
             generator_steps=self.generator_steps,
             generator_batch=1024,

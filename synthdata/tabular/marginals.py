@@ -1,10 +1,18 @@
-"""The 2-way marginals the generator is fitted to, selected and measured with differential privacy.
+"""The 2- and 3-way marginals the generator is fitted to, selected and measured with differential privacy.
 
 Noisy scores pick the column pairs whose joint distribution the 1-way marginals explain
 worst, then those pairs' 2-way marginals are measured with the Gaussian mechanism (one
 release each, charged to the ledger). Training the generator to match them is
 post-processing (as in GEM, Liu et al. 2021, and RAP, Aydore et al. 2021). Unmeasured
 pairs pull gently towards independence, the maximum-entropy default.
+
+Then the same for triples of columns (:func:`measure_triples`), on coarser groups:
+each triple's score is how far its real 3-way counts are from what the released 2-way
+marginals imply for it (the maximum-entropy table with those pairwise margins, fitted by
+iterative proportional fitting: post-processing), released with Gaussian noise; the
+triples the pairs explain worst are measured. This is the higher-order structure a
+model of pairs misses (income against education *and* marital status *and* age), chosen
+as AIM (McKenna et al. 2022) chooses its marginals: by where the current model errs.
 """
 
 from __future__ import annotations
@@ -17,25 +25,37 @@ import numpy as np
 from ..privacy import PrivacyLedger
 from .encoding import TabularEncoder
 
-__all__ = ["PRIOR_WEIGHT", "MeasuredMarginals", "measure_marginals"]
+__all__ = ["MAX_TRIPLES", "PRIOR_WEIGHT", "MeasuredMarginals", "measure_marginals", "measure_triples"]
 
 
 @dataclass(frozen=True)
 class MeasuredMarginals:
-    """2-way targets for the generator: (columns i, j, noisy shares per coarse cell, weight).
+    """Targets for the generator beside the encoder's 1-way counts.
 
-    Measured pairs weigh 1; unmeasured pairs carry the independence prior at
-    :data:`PRIOR_WEIGHT`. The 1-way targets are the encoder's released counts.
+    ``two_way``: (columns i, j, noisy shares per coarse cell, weight); measured pairs weigh
+    1, unmeasured pairs carry the independence prior at :data:`PRIOR_WEIGHT`.
+    ``three_way``: (columns i, j, k, noisy shares per cell of their ``groups``, weight),
+    where ``groups[c]`` maps column c's coarse (2-way) groups to coarser 3-way groups.
     """
 
     two_way: list[tuple[int, int, np.ndarray, float]]
+    three_way: list[tuple[int, int, int, np.ndarray, float]] = ()
+    groups: list[list[int]] | None = None
+    #: Noisy pair scores of the selection (post-processing input of the triple candidates); not saved.
+    pair_scores: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"two_way": [[i, j, t.tolist(), w] for i, j, t, w in self.two_way]}
+        out = {"two_way": [[i, j, t.tolist(), w] for i, j, t, w in self.two_way]}
+        if self.three_way:
+            out["three_way"] = [[i, j, k, t.tolist(), w] for i, j, k, t, w in self.three_way]
+            out["groups"] = self.groups
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> MeasuredMarginals:
-        return cls(two_way=[(i, j, np.asarray(t), float(w)) for i, j, t, w in data["two_way"]])
+        return cls(two_way=[(i, j, np.asarray(t), float(w)) for i, j, t, w in data["two_way"]],
+                   three_way=[(i, j, k, np.asarray(t), float(w)) for i, j, k, t, w in data.get("three_way", [])],
+                   groups=data.get("groups"))
 
 
 
@@ -98,7 +118,8 @@ def measure_marginals(codes: np.ndarray, encoder: TabularEncoder, *, ledger: Pri
         size = len(tables[(i, j)])
         two_way.append((i, j, noisy[offset:offset + size].astype(float) / rows, 1.0))
         offset += size
-    return MeasuredMarginals(two_way=two_way + _independent(pairs, chosen, shares))
+    return MeasuredMarginals(two_way=two_way + _independent(pairs, chosen, shares),
+                             pair_scores={pair: float(score) for pair, score in zip(pairs, noisy_scores)})
 
 
 #: Weight of the independence prior on unmeasured pairs, relative to a measured pair.
@@ -120,3 +141,144 @@ def _pair_counts(coarse: np.ndarray, i: int, j: int, sizes: list[int]) -> np.nda
     return np.bincount(coarse[:, i] * sizes[j] + coarse[:, j], minlength=sizes[i] * sizes[j])
 
 
+
+
+#: Most triples measured; at most this many candidates are scored (those whose pairs the
+#: selection scored highest), and groups per column in a 3-way marginal.
+MAX_TRIPLES = 24
+MAX_CANDIDATES = 1500
+TRIPLE_GROUPS = 6
+
+
+def measure_triples(codes: np.ndarray, encoder: TabularEncoder, marginals: MeasuredMarginals, *,
+                    ledger: PrivacyLedger, rows: float, unit_rows: int = 1,
+                    max_triples: int = MAX_TRIPLES) -> MeasuredMarginals:
+    """Select the triples of columns the 2-way marginals explain worst and measure their
+    3-way marginals (spends the planned ``"selection3"`` and ``"marginals3"`` noise).
+
+    Returns ``marginals`` with the 3-way targets added. Candidates, groups and the
+    pairwise prediction are post-processing of released values; the scores and the
+    measured tables read the rows, each once, with L2 sensitivity ``√(scored)`` and
+    ``√(measured)`` (times the rows one unit may hold).
+    """
+    codes_ = encoder.codes_
+    coarse = np.stack([np.asarray(code.coarse)[codes[:, j]] for j, code in enumerate(codes_)], axis=1)
+    groups = [_triple_groups(code) for code in codes_]
+    sizes = [max(g) + 1 if g else 0 for g in groups]
+    grouped = np.stack([np.asarray(groups[j])[coarse[:, j]] for j in range(len(codes_))], axis=1)
+    usable = [j for j, size in enumerate(sizes) if size > 1]
+    triples = [(i, j, k) for a, i in enumerate(usable) for b, j in enumerate(usable[a + 1:], a + 1)
+               for k in usable[b + 1:]]
+    if not triples or max_triples <= 0:
+        return marginals
+    scores = marginals.pair_scores or {}
+    if len(triples) > MAX_CANDIDATES:  # the triples whose pairs carry the most dependence
+        weight = [scores.get((i, j), 0.0) + scores.get((i, k), 0.0) + scores.get((j, k), 0.0) for i, j, k in triples]
+        triples = [triples[t] for t in np.argsort(weight)[::-1][:MAX_CANDIDATES]]
+    pairwise = _pairwise_shares(marginals, encoder, groups, sizes)
+    predicted = {t: _max_entropy(pairwise, sizes, t) for t in triples}
+    tables = {t: _triple_counts(grouped, t, sizes) for t in triples}
+    # Selection: each triple's L1 distance from its pairwise prediction. One row moves each
+    # score by at most 1 (the prediction is post-processing), so the vector's L2
+    # sensitivity is √triples.
+    exact = np.array([np.abs(tables[t] - rows * predicted[t]).sum() for t in triples])
+    noisy_scores = ledger.noisy("selection3", exact, sensitivity=unit_rows * math.sqrt(len(triples)),
+                                mechanism="Gaussian noise on triple scores (report noisy top-k)",
+                                parameters={"triples_scored": len(triples)})
+    multiplier = ledger.planned_multiplier("marginals3") * unit_rows
+    cells = np.array([sizes[i] * sizes[j] * sizes[k] for i, j, k in triples], dtype=float)
+    best_k, best_gain, best_order = 0, 0.0, np.array([], dtype=int)
+    for k in range(1, min(max_triples, len(triples)) + 1):
+        noise_l1 = math.sqrt(2 / math.pi) * multiplier * math.sqrt(k) * cells
+        net = noisy_scores - noise_l1
+        order = np.argsort(-net)[:k]
+        gain = float(np.sum(np.maximum(net[order], 0)))
+        if gain > best_gain:
+            best_k, best_gain, best_order = k, gain, order
+    if best_k == 0:
+        return marginals
+    chosen = [triples[index] for index in best_order]
+    vector = np.concatenate([tables[t] for t in chosen])
+    noisy = ledger.noisy("marginals3", vector, sensitivity=unit_rows * math.sqrt(len(chosen)), integer=True,
+                         mechanism="Gaussian mechanism on 3-way marginals",
+                         parameters={"triples": [[codes_[i].name, codes_[j].name, codes_[k].name]
+                                                 for i, j, k in chosen], "groups_per_column": TRIPLE_GROUPS})
+    three_way, offset = [], 0
+    for i, j, k in chosen:
+        size = sizes[i] * sizes[j] * sizes[k]
+        three_way.append((i, j, k, noisy[offset:offset + size].astype(float) / rows, 1.0))
+        offset += size
+    return MeasuredMarginals(two_way=marginals.two_way, three_way=three_way, groups=groups,
+                             pair_scores=marginals.pair_scores)
+
+
+def _triple_groups(code) -> list[int]:
+    """A column's coarse (2-way) groups merged into at most TRIPLE_GROUPS groups.
+
+    Numbers: runs of about equal mass, in value order; categories: the most frequent
+    groups alone, the rest together; the missing group stays apart.
+    """
+    size = code.coarse_size
+    if size == 0:
+        return []
+    mass = np.zeros(size)
+    np.add.at(mass, code.coarse, np.maximum(code.counts, 0))
+    missing = {code.coarse[i] for i, level in enumerate(code.levels) if level["points"] == [None]}
+    present = [g for g in range(size) if g not in missing]
+    budget = TRIPLE_GROUPS - (1 if missing else 0)
+    mapping = [0] * size
+    if code.kind in ("numerical", "datetime"):
+        runs = _split(mass[present], budget)
+        for group, members in enumerate(runs):
+            for member in members:
+                mapping[present[member]] = group
+        top = len(runs)
+    else:
+        ranked = sorted(present, key=lambda g: -mass[g])
+        for rank, g in enumerate(ranked):
+            mapping[g] = min(rank, budget - 1)
+        top = min(len(ranked), budget)
+    for g in missing:
+        mapping[g] = top
+    return mapping
+
+
+def _split(weights: np.ndarray, parts: int) -> list[list[int]]:
+    from .encoding import _split_by_mass
+
+    return _split_by_mass(weights, max(parts, 1)) if len(weights) else []
+
+
+def _pairwise_shares(marginals: MeasuredMarginals, encoder: TabularEncoder, groups: list[list[int]],
+                     sizes: list[int]) -> dict:
+    """Every pair's 2-way target on 3-way groups (measured: the noisy shares; else independence)."""
+    out = {}
+    for i, j, target, _ in marginals.two_way:
+        ci, cj = encoder.codes_[i].coarse_size, encoder.codes_[j].coarse_size
+        table = np.maximum(np.asarray(target, dtype=float), 0).reshape(ci, cj)
+        merged = np.zeros((sizes[i], sizes[j]))
+        np.add.at(merged, (np.asarray(groups[i])[:, None], np.asarray(groups[j])[None, :]), table)
+        out[(i, j)] = merged / max(merged.sum(), 1e-12)
+    return out
+
+
+def _max_entropy(pairwise: dict, sizes: list[int], triple: tuple[int, int, int], iterations: int = 30) -> np.ndarray:
+    """The table with the triple's three pairwise margins and nothing more (IPF), flattened."""
+    i, j, k = triple
+    table = np.full((sizes[i], sizes[j], sizes[k]), 1.0 / (sizes[i] * sizes[j] * sizes[k]))
+    margins = [(pairwise.get((i, j)), (0, 1), 2), (pairwise.get((i, k)), (0, 2), 1), (pairwise.get((j, k)), (1, 2), 0)]
+    for _ in range(iterations):
+        for target, axes, other in margins:
+            if target is None:
+                continue
+            current = table.sum(axis=other)
+            ratio = np.divide(target, current, out=np.zeros_like(current), where=current > 0)
+            table *= np.expand_dims(ratio, other)
+    total = table.sum()
+    return (table / total).ravel() if total > 0 else table.ravel()
+
+
+def _triple_counts(grouped: np.ndarray, triple: tuple[int, int, int], sizes: list[int]) -> np.ndarray:
+    i, j, k = triple
+    index = (grouped[:, i] * sizes[j] + grouped[:, j]) * sizes[k] + grouped[:, k]
+    return np.bincount(index, minlength=sizes[i] * sizes[j] * sizes[k])

@@ -212,12 +212,13 @@ def _discriminator_step(discriminator: Discriminator, optimizer, generator: Gene
 
 
 class _MarginalTargets:
-    """Hellinger distance between generated and noisy marginals, 1-way and 2-way.
+    """Hellinger distance between generated and noisy marginals, 1-, 2- and 3-way.
 
-    All marginals are read off two tensors: the batch mean of the per-column level
-    probabilities (1-way), and the Gram matrix of their coarse aggregates (2-way); each
-    measured cell is one gathered entry. A handful of kernels per step, whatever the
-    number of pairs.
+    All marginals are read off a few tensors: the batch mean of the per-column level
+    probabilities (1-way), the Gram matrix of their coarse aggregates (2-way; each
+    measured cell is one gathered entry), and for the measured triples one batched
+    outer product of their 3-way group probabilities. A handful of kernels per step,
+    whatever the number of pairs.
     """
 
     def __init__(self, marginals: MeasuredMarginals, encoder: TabularEncoder, device: torch.device) -> None:
@@ -244,7 +245,38 @@ class _MarginalTargets:
             self.cols = tensor(np.concatenate(cols), torch.long)
             self.two_target = tensor(np.concatenate(two_target))
             self.two_weight = tensor(np.concatenate(two_weight))
-        self.norm = 1e2 / (len(codes) + len(marginals.two_way))
+        self.has_triples = bool(marginals.three_way)
+        if self.has_triples:
+            self._triples(marginals, codes, fine_offsets, tensor)
+        self.norm = 1e2 / (len(codes) + len(marginals.two_way) + len(marginals.three_way))
+
+    def _triples(self, marginals: MeasuredMarginals, codes, fine_offsets, tensor) -> None:
+        """Fine levels -> 3-way groups, and per triple the group columns of its three
+        columns (padded to the widest with a column of zeros) and the valid cells."""
+        groups = marginals.groups
+        sizes = [max(g) + 1 if g else 0 for g in groups]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+        aggregate = np.zeros((sum(c.size for c in codes), sum(sizes) + 1), dtype=np.float32)  # last: zeros
+        for code, fo, go, g in zip(codes, fine_offsets, offsets, groups):
+            if g:
+                aggregate[fo + np.arange(code.size), go + np.asarray(g)[np.asarray(code.coarse)]] = 1.0
+        width = max(sizes[c] for i, j, k, _, _ in marginals.three_way for c in (i, j, k))
+        pad = sum(sizes)
+        index = np.full((3, len(marginals.three_way), width), pad, dtype=np.int64)
+        valid, targets, weights = [], [], []
+        for t, (i, j, k, target, weight) in enumerate(marginals.three_way):
+            for p, c in enumerate((i, j, k)):
+                index[p, t, :sizes[c]] = offsets[c] + np.arange(sizes[c])
+            mask = np.zeros((width, width, width), dtype=bool)
+            mask[:sizes[i], :sizes[j], :sizes[k]] = True
+            valid.append(mask.ravel())
+            targets.append(_shares(target))
+            weights.append(np.full(sizes[i] * sizes[j] * sizes[k], weight))
+        self.aggregate3 = tensor(aggregate)
+        self.index3 = tensor(index, torch.long)
+        self.valid3 = tensor(np.concatenate(valid), torch.bool)
+        self.three_target = tensor(np.concatenate(targets))
+        self.three_weight = tensor(np.concatenate(weights))
 
     def loss(self, fine: torch.Tensor) -> torch.Tensor:
         """``fine``: per-column level probabilities of a generated batch, concatenated."""
@@ -253,6 +285,11 @@ class _MarginalTargets:
             coarse = fine @ self.aggregate
             gram = coarse.t() @ coarse / coarse.shape[0]
             total = total + _hellinger(gram[self.rows, self.cols], self.two_target, self.two_weight)
+        if self.has_triples:
+            grouped = fine @ self.aggregate3
+            a, b, c = (grouped[:, self.index3[p]] for p in range(3))  # rows x triples x width
+            joint = torch.einsum("nta,ntb,ntc->tabc", a, b, c) / grouped.shape[0]
+            total = total + _hellinger(joint.reshape(-1)[self.valid3], self.three_target, self.three_weight)
         return total * self.norm
 
 
