@@ -30,6 +30,7 @@ release states it in its report).
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -77,11 +78,14 @@ class _ChaChaStream:
         self._encryptor = Cipher(algorithms.ChaCha20(os.urandom(32), nonce), mode=None).encryptor()
         self._used = 0
 
-    def uniform(self, n: int) -> np.ndarray:
-        if self._used + 8 * n > self._REKEY_BYTES:
+    def bytes(self, count: int) -> bytes:
+        if self._used + count > self._REKEY_BYTES:
             self._rekey()
-        self._used += 8 * n
-        raw = self._encryptor.update(bytes(8 * n))
+        self._used += count
+        return self._encryptor.update(bytes(count))
+
+    def uniform(self, n: int) -> np.ndarray:
+        raw = self.bytes(8 * n)
         words = np.frombuffer(raw, dtype=np.uint64) >> np.uint64(11)  # 53 random bits
         return (words.astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
 
@@ -162,13 +166,29 @@ class NoiseSource:
         return np.concatenate([radius * np.cos(angle), radius * np.sin(angle)])[:n]
 
     def torch_gaussian(self, std: float, reference):
-        """DP-SGD noise shaped like tensor ``reference`` (same dtype and device)."""
+        """DP-SGD noise shaped like tensor ``reference`` (same dtype and device).
+
+        Box–Muller in torch, in the reference's precision, from ChaCha20 uniforms: the
+        noise is added to gradients and never published as such, so the floating-point
+        attacks on released noisy values (which the two-draw sum of :meth:`gaussian` guards
+        against) have nothing to read; one draw keeps a DP-SGD step cheap.
+        """
         import torch
 
         if std == 0:
             return torch.zeros_like(reference)
-        noise = self.gaussian(tuple(reference.shape), float(std))
-        return torch.as_tensor(noise, dtype=reference.dtype).to(reference.device)
+        n = reference.numel()
+        if not self.secure:
+            noise = torch.as_tensor(self._rng.standard_normal(n), dtype=reference.dtype)
+        else:
+            half = (n + 1) // 2
+            words = np.frombuffer(self._stream.bytes(8 * half), dtype=np.uint32)
+            u = (torch.from_numpy(words.astype(np.float64)) + 0.5) * (1.0 / 4294967296.0)
+            u = u.to(torch.float32 if reference.dtype != torch.float64 else torch.float64)
+            radius = torch.sqrt(-2.0 * torch.log(u[:half]))
+            angle = (2.0 * math.pi) * u[half:]
+            noise = torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)])[:n]
+        return noise.mul_(float(std)).reshape(reference.shape).to(dtype=reference.dtype, device=reference.device)
 
     # ------------------------------------------------------------------ sampling decisions
 
