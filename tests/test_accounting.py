@@ -24,7 +24,8 @@ from synthdata.models import TabularGAN  # noqa: E402
 from synthdata.privacy import DPSGDRequest, GaussianRequest, NoiseSource, PrivacyLedger  # noqa: E402
 from synthdata.privacy.rdp import RDP_ORDERS  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
+              pytest.mark.filterwarnings("ignore::synthdata.errors.SynthdataWarning")]
 
 
 def _events(state: dict) -> dp_event.DpEvent:
