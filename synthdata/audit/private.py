@@ -24,7 +24,9 @@ count                     what                                    one unit moves
 
 A unit sits either in the training part or in the holdout (never both), so the vector's
 L2 sensitivity is ``k·√5`` (holdout: correct, holdout, U, fp, copies) with ``k`` the most
-rows a unit holds. ``m`` is fixed before the real rows are read (from DP counts); a
+rows a unit holds — less when some counts are not released (no target; a membership
+attack too noisy to say anything at this budget and size, which is then skipped before
+any real row is read). ``m`` is fixed before the real rows are read (from DP counts); a
 sample of exactly ``m`` units changes by at most one unit when one unit is added or
 removed, so U/m moves by at most one (times ``k``). The threshold is a quantile of the
 synthetic rows' distances to each other: public.
@@ -42,11 +44,11 @@ import numpy as np
 
 from ..privacy import PrivacyLedger
 
-__all__ = ["AUDIT_STEP", "SENSITIVITY_COUNTS", "release_audit_figures"]
+__all__ = ["AUDIT_STEP", "MAX_AUC_NOISE", "membership_sample_size", "release_audit_figures"]
 
 AUDIT_STEP = "audit"
-#: How many of the released counts one unit in the holdout can move (the larger side).
-SENSITIVITY_COUNTS = 5
+#: Largest noise standard deviation of the public membership AUC worth releasing.
+MAX_AUC_NOISE = 0.05
 
 
 def mann_whitney_u(members: np.ndarray, non_members: np.ndarray) -> float:
@@ -59,36 +61,65 @@ def mann_whitney_u(members: np.ndarray, non_members: np.ndarray) -> float:
     return float(ranks[:m].sum() - m * (m + 1) / 2)
 
 
+def _sensitivity(unit_rows: int, *, utility: bool, membership: bool) -> float:
+    """L2 sensitivity of the released counts: the larger of what a holdout unit and a
+    training unit can move (each count by at most ``unit_rows``)."""
+    holdout = (2 if utility else 0) + (2 if membership else 0) + 1  # correct, holdout; U, fp; copies
+    train = (2 if membership else 0) + 1  # U, tp; copies
+    return unit_rows * math.sqrt(max(holdout, train))
+
+
+def membership_sample_size(ledger: PrivacyLedger, *, n_train: float, n_holdout: float, unit_rows: int = 1,
+                           utility: bool = True, limit: int = 5000, step: str = AUDIT_STEP) -> int:
+    """How many members (and non-members) the public membership attack scores; 0 to skip it.
+
+    From DP counts only (``n_train``, ``n_holdout``). Skipped when its AUC would carry a
+    noise standard deviation above :data:`MAX_AUC_NOISE`: a figure that noisy says nothing,
+    and the steward's audit has the exact one.
+    """
+    if ledger.plan_ is None or step not in ledger.plan_.sigmas:
+        return 0
+    m = int(min(limit, n_train / 2, n_holdout / 2))
+    sigma = ledger.planned_multiplier(step) * _sensitivity(unit_rows, utility=utility, membership=True)
+    return m if m >= 50 and sigma / m <= MAX_AUC_NOISE else 0
+
+
 def release_audit_figures(ledger: PrivacyLedger, *, unit_rows: int = 1, correct: np.ndarray | None,
                           member_scores: np.ndarray | None, non_member_scores: np.ndarray | None,
                           threshold: float | None, copies_train: int, copies_holdout: int,
                           majority_share: float | None = None, step: str = AUDIT_STEP,
-                          what: str = "rows") -> dict[str, Any]:
+                          what: str = "rows", membership_skipped: str | None = None) -> dict[str, Any]:
     """Noisy audit figures for the public report (see the module docstring); spends ``step``.
 
     ``correct``: per holdout unit, whether the model trained on synthetic data predicted
     it right (None without a target). ``member_scores``/``non_member_scores``: the
     membership attack's scores on exactly ``m`` members and ``m`` non-members (higher =
-    "member"), and ``threshold`` the public score above which a unit is flagged.
+    "member"), and ``threshold`` the public score above which a unit is flagged; None when
+    :func:`membership_sample_size` said to skip it (``membership_skipped`` says why). The
+    sensitivity covers only the counts released.
     """
     m = 0 if member_scores is None else len(member_scores)
+    utility = correct is not None
     counts = np.zeros(7, dtype=float)
-    if correct is not None:
+    if utility:
         counts[0], counts[1] = float(np.sum(correct)), float(len(correct))
     if m:
         counts[2] = mann_whitney_u(member_scores, non_member_scores) / m
         counts[3] = float(np.sum(member_scores >= threshold))
         counts[4] = float(np.sum(non_member_scores >= threshold))
     counts[5], counts[6] = float(copies_train), float(copies_holdout)
-    sensitivity = unit_rows * math.sqrt(SENSITIVITY_COUNTS)
-    noisy = ledger.noisy(step, counts, sensitivity=sensitivity,
-                         mechanism="Gaussian mechanism on audit counts (utility, membership attack, copies)",
-                         parameters={"counts": ["correct", "holdout", "mann_whitney_u_over_m", "true_positives",
-                                                "false_positives", "copies_train", "copies_holdout"],
-                                     "membership_sample": m})
+    released = [utility, utility, bool(m), bool(m), bool(m), True, True]
+    names = ["correct", "holdout", "mann_whitney_u_over_m", "true_positives", "false_positives", "copies_train",
+             "copies_holdout"]
+    sensitivity = _sensitivity(unit_rows, utility=utility, membership=bool(m))
+    noisy = np.zeros(7)
+    noisy[released] = ledger.noisy(step, counts[released], sensitivity=sensitivity,
+                                   mechanism="Gaussian mechanism on audit counts",
+                                   parameters={"counts": [n for n, r in zip(names, released) if r],
+                                               "membership_sample": m})
     sigma = ledger.planned_multiplier(step) * sensitivity
     figures: dict[str, Any] = {"noise_std": sigma, "sensitivity": sensitivity, "unit": ledger.unit.description}
-    if correct is not None:
+    if utility:
         accuracy = _clip01(noisy[0] / max(noisy[1], 1.0))
         figures["ml_utility"] = {"accuracy": accuracy, "majority_class_accuracy": majority_share,
                                  "holdout_units": max(int(round(noisy[1])), 0),
@@ -112,6 +143,7 @@ def release_audit_figures(ledger: PrivacyLedger, *, unit_rows: int = 1, correct:
         }
     else:
         figures["membership"] = None
+        figures["membership_note"] = membership_skipped or "not run"
     figures["copies"] = {f"train_{what}_with_a_copy": max(float(noisy[5]), 0.0),
                          f"holdout_{what}_with_a_copy": max(float(noisy[6]), 0.0)}
     return figures

@@ -430,7 +430,7 @@ def public_image_audit(model, train_images: np.ndarray, train_labels: np.ndarray
     """
     import torch
 
-    from ..audit.private import AUDIT_STEP, release_audit_figures
+    from ..audit.private import AUDIT_STEP, membership_sample_size, release_audit_figures
 
     result: dict[str, Any] = {"fidelity": _class_fidelity(model, synthetic_labels)}
     ledger = model.ledger_
@@ -452,10 +452,11 @@ def public_image_audit(model, train_images: np.ndarray, train_labels: np.ndarray
         correct = predicted == np.asarray(holdout_labels)
     n_train = float(model.n_images_)
     n_holdout = n_train * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
-    m = int(min(PUBLIC_MEMBERSHIP_SAMPLE, n_train / 2, n_holdout / 2))
+    m = membership_sample_size(ledger, n_train=n_train, n_holdout=n_holdout, utility=correct is not None,
+                               limit=PUBLIC_MEMBERSHIP_SAMPLE)
     members = non_members = threshold = None
     pool = _flat(synthetic[: min(len(synthetic), MAX_IMAGES)])
-    if m >= 50 and holdout is not None:
+    if m and holdout is not None:
         take = lambda images: _flat(images[rng.choice(len(images), min(m, len(images)), replace=False)])  # noqa: E731
         members = -_nearest(pool, take(train))[0]
         non_members = -_nearest(pool, take(holdout))[0]
@@ -469,10 +470,13 @@ def public_image_audit(model, train_images: np.ndarray, train_labels: np.ndarray
                                                    for image in holdout)
     figures = release_audit_figures(ledger, correct=correct, member_scores=members, non_member_scores=non_members,
                                     threshold=threshold, copies_train=copies_train, copies_holdout=copies_holdout,
-                                    majority_share=_majority(model), what="images")
+                                    majority_share=_majority(model), what="images",
+                                    membership_skipped=None if m else "not released: at this budget and holdout "
+                                    "size its AUC's noise would hide any signal (the steward's audit has the exact "
+                                    "figure)")
     result["figures"] = figures
     membership = figures.get("membership")
-    result["verdict"] = ("membership not tested: too few images for the attack at this budget" if membership is None
+    result["verdict"] = ("membership not tested publicly: too few images for the attack at this budget" if membership is None
                          else f"no violation detected: membership attack AUC {membership['auc']:.3f} "
                               f"(± {2 * membership['auc_noise_std']:.3f} from the audit's own noise); 0.5 is chance"
                          if membership["epsilon_lower_bound"] <= ledger.epsilon else

@@ -42,7 +42,8 @@ __all__ = ["NoiseSource", "SECURE_DESCRIPTION"]
 
 SECURE_DESCRIPTION = (
     "OS cryptographic entropy: OpenDP exact discrete Gaussian/Laplace for counts; ChaCha20-keyed "
-    "Gaussians (sum of two, as Opacus secure_mode) for real values and DP-SGD; no seed is kept"
+    "Gaussians for released real values (sum of two, as Opacus secure_mode) and for DP-SGD's gradient noise; "
+    "no seed is kept"
 )
 INSECURE_DESCRIPTION = "SEEDED FOR TESTING: the noise is reproducible from a seed and protects nothing"
 

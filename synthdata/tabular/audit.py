@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..audit.leakage import _closest_record_scores, _Embedding, _row_hashes
-from ..audit.private import AUDIT_STEP, release_audit_figures
+from ..audit.private import AUDIT_STEP, membership_sample_size, release_audit_figures
 from ..audit.quality import synthetic_model_correct
 from ..audit.tables import prepare
 
@@ -113,10 +113,11 @@ def public_audit(model, train: pd.DataFrame, holdout: pd.DataFrame | None, synth
     # The sample size comes from DP counts only: the model's unit count and the public fraction.
     n_train = float(model.n_units_ if per_unit else model.n_rows_)
     n_holdout = n_train * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
-    m = int(min(MAX_MEMBERSHIP_SAMPLE, n_train / 2, n_holdout / 2))
+    m = membership_sample_size(ledger, n_train=n_train, n_holdout=n_holdout, utility=correct is not None,
+                               limit=MAX_MEMBERSHIP_SAMPLE)
     members = non_members = None
     threshold = None
-    if m >= MIN_MEMBERSHIP_SAMPLE and len(tables.holdout):
+    if m and len(tables.holdout):
         searched = tables.synthetic
         if len(searched) > MAX_SEARCH:
             searched = searched.iloc[rng.choice(len(searched), MAX_SEARCH, replace=False)]
@@ -133,7 +134,9 @@ def public_audit(model, train: pd.DataFrame, holdout: pd.DataFrame | None, synth
         ledger, unit_rows=1, correct=correct, member_scores=members,
         non_member_scores=non_members, threshold=threshold, copies_train=copies_train,
         copies_holdout=copies_holdout, majority_share=majority,
-        what=f"{ledger.unit.noun}s" if per_unit else "rows")
+        what=f"{ledger.unit.noun}s" if per_unit else "rows",
+        membership_skipped="not released: at this budget and holdout size its AUC's noise would hide any signal "
+                           "(the steward's audit has the exact figure)" if not m else None)
     if figures["ml_utility"] is not None:
         figures["ml_utility"]["target"] = target
         if per_unit:
