@@ -31,7 +31,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 def __getattr__(name: str):
     # The models import torch (seconds); load them on first use, not for `synthdata --help`.
-    if name in ("TabularGAN", "create_model"):
+    if name in ("TabularGAN", "TabularVAE", "create_model"):
         from . import models
 
         return getattr(models, name)
@@ -41,6 +41,7 @@ def __getattr__(name: str):
 __all__ = [
     "__version__",
     "TabularGAN",
+    "TabularVAE",
     "create_model",
     "Column",
     "DataError",

@@ -19,6 +19,8 @@ MODELS: dict[str, tuple[str, str]] = {
     "tabular-gan": ("table", "synthdata.tabular.estimator:TabularGAN"),
     "image-gan": ("image", "synthdata.images.estimator:ImageGAN"),
     "interaction-gan": ("interactions", "synthdata.interactions.estimator:InteractionGAN"),
+    "tabular-vae": ("table", "synthdata.tabular.vae:TabularVAE"),
+    "image-vae": ("image", "synthdata.images.vae:ImageVAE"),
 }
 
 
