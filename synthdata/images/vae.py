@@ -1,0 +1,401 @@
+"""ImageVAE: a differentially private, class-conditional variational autoencoder for images.
+
+    model = ImageVAE(epsilon=10.0, seed=0).fit(images, labels)
+    synthetic, synthetic_labels = model.sample(2000)
+    model.save("model_dir"); ImageVAE.load("model_dir")
+
+``fit`` reads the real images through two private mechanisms, planned together up front
+(:meth:`~synthdata.privacy.PrivacyLedger.plan`) after a DP count of the images, each booked
+on :attr:`ImageVAE.ledger_` as its own line — the same count and label handling as
+:class:`~synthdata.images.estimator.ImageGAN`:
+
+1. **image count** — discrete Laplace, pure ε, first: batches and steps are planned from
+   it, never from the exact number of images.
+2. **label frequencies** — :func:`~synthdata.images.releases.release_labels` (a Gaussian
+   sparse histogram, or noisy counts over a declared public domain). Images of classes
+   not released take part in nothing later.
+3. **vae** — encoder and decoder, both conditioned on the class, trained together with
+   DP-SGD through Opacus: Poisson-sampled batches from the ledger's CSPRNG, per-sample
+   gradients from Opacus' :class:`~opacus.GradSampleModule` (convolutions and linear
+   layers, GroupNorm: nothing mixes images), clipping and noise by Opacus' DP optimizer,
+   every step booked, exactly as many steps as planned.
+
+Why conditional, and why small. DP-SGD's noise grows with the number of parameters
+and shrinks with the batch; a plain fully connected VAE spends its few noisy steps
+learning what class an image is and collapses to blurred averages of all digits. Here
+the class is an input of both networks (its frequency is already released), so the
+latent only has to carry the style within a class; the networks are small
+convolutional stacks, batches are large (a high sampling rate, few steps, less noise
+per step), and the latent is small (``latent_dim``). Samples are the decoder's pixel
+means for prior draws, at ``temperature`` (a scale of the prior's standard deviation;
+post-processing).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import DataError, ModelError, PrivacyError, SynthdataWarning
+from ..models.base import Synthesizer, fresh_seed
+from ..privacy import (
+    DEFAULT_DELTA,
+    IMAGE,
+    DPSGDRequest,
+    GaussianRequest,
+    NoiseSource,
+    PrivacyLedger,
+    check_delta_for_units,
+    check_privacy_parameters,
+)
+from ..privacy.dpsgd import make_dp_optimizer
+from ..runtime import resolve_device
+from .releases import check_domain, release_labels
+
+__all__ = ["ImageDecoder", "ImageVAE", "ImageVAENetwork"]
+
+MODEL_FORMAT = "synthdata-image-vae/1"
+#: Ledger line of the VAE's DP-SGD steps.
+VAE_STEP = "vae"
+#: Relative shares of epsilon (normalised to sum 1), as ImageGAN's labels against the rest:
+#: label counts need little, but a thresholded histogram of a small image set needs some.
+DEFAULT_BUDGET_SPLIT = {"labels": 0.1, "vae": 0.9, "audit": 0.0}
+#: Share of epsilon of the DP image count (pure ε, spent first), and its cap.
+COUNT_SHARE = 0.05
+COUNT_CAP = 0.1
+#: Fewest images a plan assumes, whatever the noisy count says.
+MIN_COUNT = 10
+#: Share of delta reserved for the label histogram's threshold.
+THRESHOLD_DELTA_SHARE = 0.1
+#: Pixel values are bytes; this public bound scales them to [0, 1].
+PIXEL_MAX = 255.0
+_LOGVAR_RANGE = (-8.0, 4.0)
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def _groups(channels: int) -> int:
+    return max(g for g in (1, 2, 4, 8) if channels % g == 0)
+
+
+class ImageDecoder(nn.Module):
+    """(latent, class) -> pixel logits, channels first, H x W (an upsampling conv stack, then a crop)."""
+
+    def __init__(self, *, classes: int, height: int, width: int, channels: int, latent_dim: int, base: int) -> None:
+        super().__init__()
+        self.classes, self.height, self.width, self.channels = classes, height, width, channels
+        self.latent_dim, self.base = latent_dim, base
+        self.h0, self.w0 = math.ceil(height / 4), math.ceil(width / 4)
+        self.project = nn.Linear(latent_dim + classes, 2 * base * self.h0 * self.w0)
+        self.net = nn.Sequential(
+            nn.ReLU(),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(2 * base, base, 3, padding=1), nn.GroupNorm(_groups(base), base), nn.ReLU(),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(base, channels, 3, padding=1),
+        )
+
+    def forward(self, z: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        x = self.project(torch.cat([z, onehot], dim=1)).view(-1, 2 * self.base, self.h0, self.w0)
+        return self.net(x)[:, :, :self.height, :self.width]
+
+    def images(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Pixel means in [0, 1] for latents ``z`` and class indices ``labels``."""
+        return torch.sigmoid(self(z, F.one_hot(labels, self.classes).to(z.dtype)))
+
+    def config(self) -> dict[str, int]:
+        return {"classes": self.classes, "height": self.height, "width": self.width, "channels": self.channels,
+                "latent_dim": self.latent_dim, "base": self.base}
+
+
+class ImageVAENetwork(nn.Module):
+    """Conditional encoder and decoder: the module DP-SGD trains. ``forward(x, onehot, eps)``."""
+
+    def __init__(self, *, classes: int, height: int, width: int, channels: int, latent_dim: int, base: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, base, 4, stride=2, padding=1), nn.GroupNorm(_groups(base), base), nn.ReLU(),
+            nn.Conv2d(base, 2 * base, 4, stride=2, padding=1), nn.GroupNorm(_groups(2 * base), 2 * base), nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, channels, height, width)).shape[1]
+        self.posterior = nn.Linear(flat + classes, 2 * latent_dim)
+        self.decoder = ImageDecoder(classes=classes, height=height, width=width, channels=channels,
+                                    latent_dim=latent_dim, base=base)
+
+    def forward(self, x: torch.Tensor, onehot: torch.Tensor, eps: torch.Tensor):
+        mu, logvar = self.posterior(torch.cat([self.features(x), onehot], dim=1)).chunk(2, dim=1)
+        logvar = logvar.clamp(*_LOGVAR_RANGE)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        return self.decoder(z, onehot), mu, logvar
+
+
+def per_image_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                   kl_weight: float) -> torch.Tensor:
+    """Bernoulli reconstruction (pixels in [0, 1]) summed over pixels, plus the weighted KL, per image."""
+    reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+    kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(1)
+    return reconstruction + kl_weight * kl
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class ImageVAE(Synthesizer):
+    """Differentially private class-conditional VAE for images (uint8, N x H x W or N x H x W x C).
+
+    Parameters (keyword-only, stored unchanged; all work happens in :meth:`fit`):
+        epsilon: the privacy budget; never exceeded.
+        delta: defaults to 1e-6 (fixed in advance); must be well below 1/n.
+        epochs: passes of DP-SGD over the images (in expectation); with ``batch_size`` they
+            fix the number of steps up front, so the noise can be planned.
+        batch_size: expected size of the Poisson-sampled batches.
+        latent_dim: dimensions of the Gaussian latent (the style within a class).
+        base: channels of the first convolution (the networks' width).
+        kl_weight: weight of the KL term (1 is the evidence lower bound).
+        temperature: scale of the prior's standard deviation when sampling (post-processing).
+        max_grad_norm: per-sample clipping norm.
+        learning_rate: of Adam on the noisy gradients.
+        budget_split: relative shares of epsilon for labels, vae and audit.
+        classes: the public label domain, if known (e.g. range(10) for digits): every declared
+            class is released and no threshold applies. None: the observed labels, thresholded.
+        seed: makes what no privacy rests on reproducible (weights, reparameterisation, sampling).
+        device: "auto" (CUDA when present), "cpu" or "cuda".
+        insecure_noise_seed: FOR TESTS ONLY: makes the privacy noise reproducible.
+    """
+
+    model_format = MODEL_FORMAT
+    model_name = "image-vae"
+    fit_signature = "fit(images, labels)"
+
+    def __init__(self, *, epsilon: float, delta: float | None = None, epochs: float = 40.0,
+                 batch_size: int = 1000, latent_dim: int = 8, base: int = 16, kl_weight: float = 1.0,
+                 temperature: float = 1.0, max_grad_norm: float = 1.0, learning_rate: float = 3e-3,
+                 budget_split: dict[str, float] | None = None, classes: Any = None, seed: int | None = None,
+                 device: str = "auto", insecure_noise_seed: int | None = None) -> None:
+        self.epsilon = epsilon
+        self.delta = delta
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.latent_dim = latent_dim
+        self.base = base
+        self.kl_weight = kl_weight
+        self.temperature = temperature
+        self.max_grad_norm = max_grad_norm
+        self.learning_rate = learning_rate
+        self.budget_split = budget_split
+        self.classes = classes
+        self.seed = seed
+        self.device = device
+        self.insecure_noise_seed = insecure_noise_seed
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, images: np.ndarray, labels: np.ndarray | None = None, *,
+            progress: Callable[[dict], None] | None = None) -> ImageVAE:
+        """Learn from ``images`` (uint8) and optional ``labels``; ``progress`` gets a dict every few steps."""
+        pixels, label_array = _check_images(images, labels)
+        domain = check_domain(self.classes, label_array)
+        n = pixels.shape[0]
+        delta = DEFAULT_DELTA if self.delta is None else self.delta
+        check_privacy_parameters(epsilon=self.epsilon, delta=delta)
+        split = self._split()
+        device = resolve_device(self.device)
+        seed = self.seed if self.seed is not None else fresh_seed() % 2**31
+        torch.manual_seed(seed)
+        threshold_delta = delta * THRESHOLD_DELTA_SHARE if label_array is not None and domain is None else 0.0
+        ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=threshold_delta,
+                               unit=IMAGE, noise=NoiseSource(seed=self.insecure_noise_seed))
+
+        # (0) how many images: a DP count, from which batches and steps are planned.
+        count = ledger.noisy_count("image count", n, epsilon=min(COUNT_SHARE * self.epsilon, COUNT_CAP),
+                                   parameters={"what": "images"})
+        if count < MIN_COUNT:
+            warnings.warn(f"a DP count says the image set holds about {max(count, 0)} images; planning for "
+                          f"{MIN_COUNT}", SynthdataWarning, stacklevel=2)
+            count = MIN_COUNT
+        check_delta_for_units(delta, count, what="images")
+        batch = min(int(self.batch_size), max(1, count // 2))
+        sample_rate = batch / count
+        steps = int(math.ceil(self.epochs * count / batch))
+        gaussians = {name: GaussianRequest(sensitivity=1.0, share=split[name])
+                     for name in ("labels", "audit") if split[name] > 0}
+        if label_array is None:
+            gaussians.pop("labels", None)
+        plan = ledger.plan(gaussians=gaussians, dpsgd=DPSGDRequest(sample_rate=sample_rate, steps=steps,
+                                                                   share=split["vae"]))
+
+        # (1) label frequencies: which classes exist, how often.
+        classes, class_index, counts = release_labels(label_array, domain, count, ledger=ledger,
+                                                      threshold_delta=threshold_delta, n=n)
+        keep = class_index >= 0
+        real = torch.as_tensor(pixels[keep], dtype=torch.float32, device=device)
+        real_labels = torch.as_tensor(class_index[keep], dtype=torch.long, device=device)
+
+        # (2) the conditional VAE, DP-SGD.
+        _, channels, height, width = pixels.shape
+        network = ImageVAENetwork(classes=len(classes), height=height, width=width, channels=channels,
+                                  latent_dim=int(self.latent_dim), base=int(self.base)).to(device)
+        self._train(network, real, real_labels, len(classes), ledger, plan.noise_multiplier, sample_rate, batch,
+                    steps, device, progress)
+        if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
+            raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
+
+        self.generator_ = network.decoder.to("cpu").eval()
+        self.classes_ = classes
+        self.class_weights_ = counts / counts.sum()
+        self.has_labels_ = label_array is not None
+        self.image_shape_ = tuple(int(s) for s in images.shape[1:])
+        self.n_images_ = float(count)
+        self.ledger_ = ledger
+        self.epsilon_spent_ = ledger.epsilon_spent
+        self.delta_ = delta
+        self.seed_ = seed
+        self.noise_plan_ = plan.to_dict()
+        self.fitted_ = True
+        return self
+
+    def _split(self) -> dict[str, float]:
+        user = dict(self.budget_split or {})
+        unknown = set(user) - set(DEFAULT_BUDGET_SPLIT)
+        if unknown:
+            raise PrivacyError(f"unknown budget_split part {sorted(unknown)[0]!r}; "
+                               f"parts are {', '.join(DEFAULT_BUDGET_SPLIT)}")
+        split = {**DEFAULT_BUDGET_SPLIT, **user}
+        if any(not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0
+               for v in split.values()):
+            raise PrivacyError("budget_split shares must be finite numbers >= 0")
+        if split["labels"] <= 0 or split["vae"] <= 0:
+            raise PrivacyError("budget_split needs positive shares for labels and vae")
+        if not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
+            raise PrivacyError(f"epochs must be a number > 0 (DP-SGD's passes over the images), got {self.epochs!r}")
+        if not (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 1):
+            raise ModelError(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
+        return split
+
+    def _train(self, network: ImageVAENetwork, real: torch.Tensor, real_labels: torch.Tensor, classes: int,
+               ledger: PrivacyLedger, noise_multiplier: float, sample_rate: float, batch: int, steps: int,
+               device: torch.device, progress: Callable[[dict], None] | None) -> None:
+        from opacus import GradSampleModule
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*full_backward_hook.*")
+            module = GradSampleModule(network, loss_reduction="mean")
+        optimizer = make_dp_optimizer(
+            torch.optim.Adam(network.parameters(), lr=self.learning_rate), ledger=ledger, step=VAE_STEP,
+            noise_multiplier=noise_multiplier, max_grad_norm=self.max_grad_norm, sample_rate=sample_rate,
+            expected_batch_size=batch,
+            parameters={"batch_size_expected": batch, "clipping": "per-sample (Opacus GradSampleModule)",
+                        "network": "class-conditional VAE encoder and decoder", "kl_weight": self.kl_weight})
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer.original_optimizer, T_max=max(steps, 1))
+        module.train()
+        loss_value = float("nan")
+        for step in range(steps):
+            chosen = torch.as_tensor(ledger.noise.poisson_sample(real.shape[0], sample_rate), dtype=torch.long,
+                                     device=device)
+            optimizer.zero_grad(set_to_none=True)
+            if chosen.numel():
+                x = real[chosen]
+                onehot = F.one_hot(real_labels[chosen], classes).float()
+                eps = torch.randn(x.shape[0], network.decoder.latent_dim, device=device)
+                logits, mu, logvar = module(x, onehot, eps)
+                losses = per_image_loss(logits, x, mu, logvar, self.kl_weight)
+                with warnings.catch_warnings():  # torch notes that the images need no gradient
+                    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                    losses.mean().backward()
+                loss_value = float(losses.detach().mean())
+            else:  # an empty Poisson batch still takes its noise-only step, as the accountant assumes
+                for p in network.parameters():
+                    p.grad_sample = torch.zeros((0, *p.shape), device=device)
+            optimizer.step()
+            schedule.step()
+            if progress is not None and (step % 10 == 0 or step == steps - 1):
+                progress({"step": step + 1, "total": steps, "loss": loss_value, "epoch": (step + 1) * sample_rate,
+                          "epsilon": ledger.epsilon_spent})
+
+    # ------------------------------------------------------------------ sample
+
+    def sample(self, n: int, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``n`` synthetic images (uint8, the input's layout) and their labels (None if fitted without)."""
+        self._check_fitted()
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be a whole number >= 0, got {n!r}")
+        seed = fresh_seed() if seed is None else seed
+        rng = np.random.default_rng(seed)
+        torch_rng = torch.Generator().manual_seed(seed)
+        index = rng.choice(len(self.classes_), size=int(n), p=self.class_weights_)
+        h, w = self.image_shape_[:2]
+        c = self.image_shape_[2] if len(self.image_shape_) == 3 else 1
+        out = np.empty((int(n), h, w, c), dtype=np.uint8)
+        with torch.no_grad():
+            for start in range(0, int(n), 1024):
+                rows = torch.as_tensor(index[start:start + 1024], dtype=torch.long)
+                z = torch.randn(len(rows), self.generator_.latent_dim, generator=torch_rng) * float(self.temperature)
+                images = self.generator_.images(z, rows)
+                scaled = torch.round(images.permute(0, 2, 3, 1) * PIXEL_MAX).clamp(0, PIXEL_MAX)
+                out[start:start + len(rows)] = scaled.to(torch.uint8).numpy()
+        return out.reshape((int(n), *self.image_shape_)), (self.classes_[index] if self.has_labels_ else None)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _saved_params(self) -> dict[str, Any]:
+        params = super()._saved_params()
+        if params["classes"] is not None:
+            params["classes"] = np.asarray(list(self.classes)).tolist()
+        return params
+
+    def _saved_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        state = {
+            "privacy": self.ledger_.state_dict(),
+            "decoder": self.generator_.config(),
+            "epsilon_spent": self.epsilon_spent_, "delta": self.delta_,
+            "n_images": self.n_images_, "image_shape": list(self.image_shape_),
+            "classes": self.classes_.tolist(), "classes_dtype": self.classes_.dtype.str,
+            "class_weights": self.class_weights_.tolist(), "has_labels": self.has_labels_,
+            "noise_plan": self.noise_plan_,
+        }
+        return state, self.generator_.state_dict()
+
+    def _restore_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        decoder = ImageDecoder(**{k: int(v) for k, v in state["decoder"].items()})
+        decoder.load_state_dict(tensors)
+        decoder.eval()
+        self.generator_ = decoder
+        self.ledger_ = PrivacyLedger.from_state_dict(state["privacy"])
+        self.classes_ = np.asarray(state["classes"], dtype=np.dtype(state["classes_dtype"]))
+        self.class_weights_ = np.asarray(state["class_weights"], dtype=float)
+        self.image_shape_ = tuple(int(v) for v in state["image_shape"])
+        self.epsilon_spent_ = float(state["epsilon_spent"])
+        self.delta_ = float(state["delta"])
+        self.n_images_ = float(state["n_images"])
+        self.has_labels_ = bool(state["has_labels"])
+        self.noise_plan_ = state["noise_plan"]
+
+
+def _check_images(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images as N x C x H x W floats in [0, 1]; labels as a 1-D array (or None). Refusals depend on shapes only."""
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim not in (3, 4):
+        what = (f"{images.dtype} array of shape {images.shape}" if isinstance(images, np.ndarray)
+                else type(images).__name__)
+        raise DataError(f"images must be a uint8 array of shape N x H x W or N x H x W x C, got a {what}")
+    if images.shape[0] < 2 or min(images.shape[1:]) < 1:
+        raise DataError(f"images must hold at least 2 non-empty images, got shape {images.shape}")
+    pixels = images[..., None] if images.ndim == 3 else images
+    pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32) / PIXEL_MAX
+    if labels is None:
+        return pixels, None
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise DataError(f"labels must be one label per image ({images.shape[0]}), got shape {labels.shape}")
+    if labels.dtype.kind not in "biuU":
+        raise DataError(f"labels must be integers, booleans or strings, got dtype {labels.dtype}")
+    return pixels, labels
