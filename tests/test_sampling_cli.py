@@ -6,12 +6,17 @@ table is small and narrow: about 500 rows, four short columns. One fit serves th
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
 from synthdata.cli import cli
+from synthdata.errors import SynthdataError, SynthdataWarning
+from synthdata.tabular.sampling import write_csv
 
 from .conftest import assert_one_line_error
 
@@ -132,3 +137,81 @@ def test_fit_refuses_bad_privacy_parameters(data, invoke, tmp_path, option, valu
     assert_one_line_error(result, fragment, exit_code=result.exit_code)
     assert "Traceback" not in result.output
     assert not (tmp_path / "model").exists()
+
+
+# --------------------------------------------------------------------------- spreadsheet formulas (issue 17)
+
+
+class _Rows:
+    """A stand-in model: sample_arrow_chunks yields fixed Arrow chunks (the writer is what is tested)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def sample_arrow_chunks(self, n, *, chunk_size, seed=None):
+        for start in range(0, n, chunk_size):
+            yield self.table.slice(start % self.table.num_rows, min(chunk_size, n - start))
+
+
+def _formula_rows() -> pa.Table:
+    return pa.table({
+        "=cmd": pa.array(["=1+1", "ok", "-x", "@SUM(A1)", "\tt", "\rr", "+y", "-3", "+1.5e3", None] * 3),
+        "city": pa.array(["Oslo", "Lima"] * 15),
+        "delta": pa.array([-3, 4, -5] * 10, type=pa.int64()),
+        "code": pa.array(["-3", "-4.5", "=x"] * 10).dictionary_encode(),
+    })
+
+
+def test_formula_text_is_written_as_is_with_one_warning_per_column_naming_no_value(tmp_path):
+    out = tmp_path / "out.csv"
+    with pytest.warns(SynthdataWarning) as caught:
+        write_csv(_Rows(_formula_rows()), 30, out, chunk_size=7)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 3, messages  # the name '=cmd', and the columns '=cmd' and 'code'
+    assert sum("column name '=cmd'" in m for m in messages) == 1
+    assert sum(m.startswith("column '=cmd'") for m in messages) == 1
+    assert sum(m.startswith("column 'code'") for m in messages) == 1
+    assert not any("city" in m or "delta" in m or "=1+1" in m or "SUM" in m for m in messages)
+    back = pd.read_csv(out, keep_default_na=False)
+    assert list(back.columns) == ["=cmd", "city", "delta", "code"]
+    assert back["=cmd"].tolist()[:9] == ["=1+1", "ok", "-x", "@SUM(A1)", "\tt", "\rr", "+y", "-3", "+1.5e3"]
+
+
+def test_excel_safe_prefixes_formula_text_and_names_only(tmp_path):
+    out = tmp_path / "out.csv"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about once the cells are safe
+        write_csv(_Rows(_formula_rows()), 30, out, chunk_size=7, excel_safe=True)
+    back = pd.read_csv(out, keep_default_na=False, dtype=str)
+    assert list(back.columns) == ["'=cmd", "city", "delta", "code"]
+    assert back["'=cmd"].tolist()[:10] == ["'=1+1", "ok", "'-x", "'@SUM(A1)", "'\tt", "'\rr", "'+y", "-3", "+1.5e3",
+                                           ""]
+    assert back["delta"].tolist()[:3] == ["-3", "4", "-5"]  # numbers are no formulas
+    assert back["code"].tolist()[:3] == ["-3", "-4.5", "'=x"]  # nor is text that is a plain number
+    assert set(back["city"]) == {"Oslo", "Lima"}
+
+
+def test_undo_excel_safe_reads_back_the_values(tmp_path):
+    from synthdata.tabular.sampling import undo_excel_safe
+
+    out = tmp_path / "out.csv"
+    write_csv(_Rows(_formula_rows()), 30, out, excel_safe=True)
+    back = undo_excel_safe(pd.read_csv(out, keep_default_na=False, dtype=str))
+    assert list(back.columns) == ["=cmd", "city", "delta", "code"]
+    assert back["=cmd"].tolist()[:4] == ["=1+1", "ok", "-x", "@SUM(A1)"]
+
+
+def test_write_csv_never_writes_through_a_planted_link(tmp_path):
+    """The old temporary name was predictable (.out.csv.partial): a link there was written through."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / ".out.csv.partial").symlink_to(victim)
+    with pytest.warns(SynthdataWarning):
+        write_csv(_Rows(_formula_rows()), 30, tmp_path / "out.csv")
+    assert victim.read_text() == "precious"
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 30
+    dangling = tmp_path / "dangling.csv"
+    dangling.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(SynthdataError, match="already exists"):
+        write_csv(_Rows(_formula_rows()), 30, dangling)
+    assert not (tmp_path / "nowhere").exists()
