@@ -19,12 +19,13 @@ if its noisy count clears a threshold, so a value held by one person never is):
   covers. Where mass concentrates, resolution is fine; in thin tails, coarse.
 
 Synthetic values are drawn from these pieces on the lattice only, so every value is on
-the column's lattice. Every released cell holds a real value (sparse histograms count
-only present cells), so the lowest cell's top and the highest cell's bottom are within
-the real range; pieces are clipped to that hull (when that loses little mass), and the
-resulting *released range* bounds every synthetic value. A lattice coarser than the one
-decided may be read off the released exact values (their greatest common step, when
-five or more are released): post-processing, free.
+the column's lattice, and inside the *released range* (the pieces' span) the model
+records. Every released cell holds a real value, but where inside it is unknown: at the
+edges the lowest and highest pieces are cut to the part their mass plausibly fills,
+given the density beside them (ages from 18 released as a cell of 10 to 19 come out as
+18 and 19). A lattice coarser than the one decided may be read off the released exact
+values (their greatest common step, when five or more are released): post-processing,
+free.
 
 Categories are released the same way: a value too rare to clear the threshold never
 appears in the output. Categories, bounds or booleans the schema declares public are
@@ -70,8 +71,6 @@ _YEAR_KEYS = range(-290, 291)
 _MAX_DECIMALS = 6
 #: Released exact values needed before their common step refines the lattice.
 MIN_VALUES_FOR_STEP = 5
-#: Clip pieces to the hull of released values when that moves at most this share of mass.
-HULL_CLIP_SHARE = 0.1
 #: A column whose one released value leaves at most this share of the rows unexplained is a constant.
 CONSTANT_SHARE = 0.02
 #: Warn when more than this share of a column's rows falls in values too rare to release.
@@ -407,7 +406,7 @@ class TabularEncoder:
             if column.constant:
                 low = lattice.to_units(np.array([_numeric_bounds(column)[0]]))[0]
                 released = [{(low,): max(float(parts[0].sum()), 1.0)}]
-            pieces = self._numeric_pieces(column, released, resolutions, lattice)
+            pieces = self._numeric_pieces(column, released, resolutions, lattice, sigma)
             code.step, code.base = lattice.step, lattice.base
             if not pieces and column.bounds is not None:
                 low, high = lattice.to_units(np.array(_numeric_bounds(column)))
@@ -502,9 +501,14 @@ class TabularEncoder:
     # ------------------------------------------------------------------ numbers
 
     def _numeric_pieces(self, column: Column, released: list[dict], resolutions: list[_Resolution],
-                        lattice: _Lattice) -> list[_Piece]:
+                        lattice: _Lattice, sigma: float) -> list[_Piece]:
         """Released cells -> pieces on the lattice: exact values, then what each coarser
-        cell carries beyond its finer released cells, spread over the values they leave."""
+        cell carries beyond its finer released cells, spread over the values they leave.
+
+        A cell is released when its own count clears the bar (the sparse threshold, or the
+        noise of a public histogram); its remainder, a difference of noisy counts, is used
+        when it stands out of the noise those counts add up to (3 standard deviations).
+        """
         if column.constant:
             ((key, weight),) = released[0].items()
             return [_Piece(key[0], key[0], weight, ())]
@@ -513,7 +517,7 @@ class TabularEncoder:
         cells = [[(_cell(res, key, lattice), w) for key, w in rel.items()]
                  for res, rel in zip(resolutions, released)]
         continuous = lattice.unit is None
-        pieces = [_Piece(v, v, w, ()) for v, w in exact.items()]
+        pieces = [_Piece(v, v, w, (), 1.0) for v, w in exact.items()]
         points = np.array(sorted(exact), dtype=float if continuous else np.int64)
         finer: list[tuple[float, float]] = []  # released cells of the resolutions done
         for r in range(1, len(resolutions)):
@@ -521,6 +525,7 @@ class TabularEncoder:
             order = np.argsort(starts, kind="stable")
             starts = starts[order]
             cumulative = np.concatenate([[0.0], np.cumsum([pieces[i].weight for i in order])])
+            variance = np.concatenate([[0.0], np.cumsum([pieces[i].var for i in order])])
             finer_sorted = sorted(finer)
             new = []
             for (low, high), weight in cells[r]:
@@ -528,7 +533,8 @@ class TabularEncoder:
                 lo_i = np.searchsorted(starts, low, side="left")
                 hi_i = np.searchsorted(starts, high, side="left" if continuous else "right")
                 residual = weight - (cumulative[hi_i] - cumulative[lo_i])
-                if residual <= self.threshold_:
+                noise = 1.0 + variance[hi_i] - variance[lo_i]  # in units of sigma squared
+                if residual <= 3 * sigma * math.sqrt(noise):
                     continue
                 gaps = _subtract((low, high), finer_sorted, continuous)
                 sizes, holes_of = [], []
@@ -548,10 +554,10 @@ class TabularEncoder:
                     if size > 0:
                         if not continuous:
                             gap_low, gap_high = lattice.first(gap_low), lattice.last(gap_high)
-                        new.append(_Piece(gap_low, gap_high, residual * size / total, holes))
+                        new.append(_Piece(gap_low, gap_high, residual * size / total, holes, noise * size / total))
             pieces.extend(new)
             finer.extend(cell for cell, _ in cells[r])
-        return self._clip_to_hull(pieces, cells, lattice, column)
+        return self._trim_edges(pieces, lattice)
 
     def _refine(self, lattice: _Lattice, exact: dict, released: list[dict], resolutions: list[_Resolution]) -> None:
         """A coarser lattice read off the released exact values: their common step, when
@@ -571,62 +577,49 @@ class TabularEncoder:
                     return
         lattice.step, lattice.base = refined.step, refined.base
 
-    def _clip_to_hull(self, pieces: list[_Piece], cells: list, lattice: _Lattice, column: Column) -> list[_Piece]:
-        """Pieces inside what is known to be real, so no synthetic value leaves the real range.
+    def _trim_edges(self, pieces: list[_Piece], lattice: _Lattice) -> list[_Piece]:
+        """The lowest and highest pieces cut to the part the data plausibly fills.
 
-        Each released cell holds a real value, so the lowest released cell's top and the
-        highest released cell's bottom lie within the real range (the *hull*). A piece
-        reaching past the hull is cut to it; the mass of the part cut goes to the next
-        piece inwards (piling it onto the sliver left would put a month of dates on one
-        day). Applied when the cut parts carry little mass; otherwise (small tables: a few
-        coarse cells are all there is, and their edges are the best estimate of the range
-        there is) the pieces stay as released.
+        A released cell or remainder holds real values, but where inside it is unknown; at
+        the edges of a column that matters: the real minimum may lie inside the lowest
+        piece (ages from 18 in a cell of 10 to 19). Assuming the density does not jump at
+        the edge, an edge piece of mass ``w`` next to pieces of density ``d`` (mass per
+        value) fills about ``w / d`` values, on its inner side: the piece is cut to those.
+        A piece that is one value (a released exact value) is real and never cut.
+        Post-processing of released counts.
         """
-        if not pieces:
-            return pieces
-        continuous = lattice.unit is None
-        tops = [high for cells_r in cells for (low, high), _ in cells_r]
-        bottoms = [low for cells_r in cells for (low, high), _ in cells_r]
-        if not continuous:
-            tops = [lattice.last(t) if lattice.points(b, t) else t for b, t in zip(bottoms, tops)]
-            bottoms = [lattice.first(b) if lattice.points(b, t) else b for b, t in zip(bottoms, tops)]
-        hull_low, hull_high = min(tops), max(bottoms)
-        if column.bounds is not None:
-            low, high = lattice.to_units(np.array(_numeric_bounds(column)))
-            hull_low, hull_high = max(hull_low, low), min(hull_high, high)
-        if hull_low > hull_high:
-            return pieces
         pieces = sorted(pieces, key=lambda p: (p.low, p.high))
-        kept: list[_Piece | None] = []
-        cut = []  # (index, weight cut, side)
-        total = float(sum(p.weight for p in pieces))
-        for piece in pieces:
-            if piece.low >= hull_low and piece.high <= hull_high:
-                kept.append(piece)
-                continue
-            low, high = max(piece.low, hull_low), min(piece.high, hull_high)
-            if continuous:
-                size, inside, holes = piece.high - piece.low, max(high - low, 0.0), ()
-                fraction = (inside / size if size > 0 else 0.0) if low <= high else 0.0
-            else:
-                holes = tuple(h for h in piece.holes if low <= h <= high)
-                size = lattice.points(piece.low, piece.high) - len(piece.holes)
-                inside = lattice.points(low, high) - len(holes) if low <= high else 0
-                fraction = inside / size if size > 0 else 0.0
-            side = -1 if piece.low < hull_low else 1
-            cut.append((len(kept), piece.weight * (1 - fraction), side))
-            kept.append(_Piece(low, high, piece.weight * fraction, holes) if fraction > 0 else None)
-        if sum(weight for _, weight, _ in cut) > HULL_CLIP_SHARE * total:
+        if len(pieces) < 2:
             return pieces
-        weights = [p.weight if p is not None else 0.0 for p in kept]
-        for index, weight, side in cut:  # to the nearest piece inwards that is left
-            step = 1 if side < 0 else -1
-            target = index + step
-            while 0 <= target < len(kept) and kept[target] is None:
-                target += step
-            if 0 <= target < len(kept):
-                weights[target] += weight
-        return [_Piece(p.low, p.high, w, p.holes) for p, w in zip(kept, weights) if p is not None]
+        for side in (0, -1):
+            index = 0 if side == 0 else len(pieces) - 1
+            piece = pieces[index]
+            if piece.low == piece.high:
+                continue
+            inward = pieces[1:4] if side == 0 else pieces[-4:-1]
+            span = max(p.high for p in inward) - min(p.low for p in inward)
+            values = span / lattice.step + 1 if lattice.unit is not None else span
+            if values <= 0:
+                continue
+            density = sum(p.weight for p in inward) / values
+            size = _size(piece, lattice)
+            filled = piece.weight / density if density > 0 else size
+            if filled >= size:
+                continue
+            if lattice.unit is None:
+                low, high = (piece.high - filled, piece.high) if side == 0 else (piece.low, piece.low + filled)
+                pieces[index] = _Piece(low, high, piece.weight, (), piece.var)
+                continue
+            count = max(int(math.ceil(filled)), 1) + len(piece.holes)
+            if side == 0:
+                low = lattice.first(max(piece.high - (count - 1) * lattice.step, piece.low))
+                high = piece.high
+            else:
+                low = piece.low
+                high = lattice.last(min(piece.low + (count - 1) * lattice.step, piece.high))
+            holes = tuple(h for h in piece.holes if low <= h <= high)
+            pieces[index] = _Piece(low, high, piece.weight, holes, piece.var)
+        return pieces
 
     def _numeric_levels(self, pieces: list[_Piece], lattice: _Lattice) -> list[dict[str, Any]]:
         """Pieces (sorted by value) grouped into at most ``max_levels`` levels of about equal mass."""
@@ -752,6 +745,14 @@ class _Piece:
     high: Any
     weight: float
     holes: tuple
+    var: float = 1.0  # noise variance of the weight, in units of sigma squared
+
+
+def _size(piece: _Piece, lattice: _Lattice) -> float:
+    """Values a piece spans (lattice values less holes; without a lattice, its length)."""
+    if lattice.unit is None:
+        return piece.high - piece.low
+    return lattice.points(piece.low, piece.high) - len(piece.holes)
 
 
 def _subtract(cell: tuple, inner: list[tuple], continuous: bool) -> list[tuple]:
