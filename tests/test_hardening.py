@@ -1062,3 +1062,28 @@ def test_schema_save_never_writes_through_a_planted_link(tmp_path):
     Schema.from_dict({"columns": [{"name": "a", "type": "numerical"}]}).save(tmp_path / "s.json")
     assert victim.read_text() == "precious"
     assert Schema.load(tmp_path / "s.json").names == ["a"]
+
+
+# --------------------------------------------------------------------------- audits of what did not survive
+
+
+def test_the_audit_of_a_synthetic_table_whose_target_is_all_missing_is_a_note(invoke, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(2)
+
+    def table(n, target):
+        return pd.DataFrame({"a": rng.normal(size=n).round(2), "b": rng.choice(["x", "y", "z"], n), "t": target})
+
+    paths = {}
+    for name, frame in (("train", table(300, rng.choice(["p", "q"], 300))), ("holdout", table(100, rng.choice(
+            ["p", "q"], 100))), ("synthetic", table(300, [None] * 300)), ("other", table(300, rng.choice(["r", "s"],
+                                                                                                    300)))):
+        paths[name] = tmp_path / f"{name}.csv"
+        frame.to_csv(paths[name], index=False)
+    for synthetic, fragment in (("synthetic", "missing in every row"), ("other", "holds a class")):
+        result = invoke("audit", paths["train"], paths[synthetic], "--holdout", paths["holdout"], "--target", "t",
+                        "--max-rows", "200")
+        assert result.exit_code == 0, result.output
+        assert "ML utility was not measured" in result.output and fragment in result.output

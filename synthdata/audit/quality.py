@@ -383,7 +383,8 @@ def ml_utility(
     *,
     target: str,
     seed: int = 0,
-) -> dict[str, Any]:
+    notes: list[str] | None = None,
+) -> dict[str, Any] | None:
     """Train on synthetic, test on real — beside train on real, test on real.
 
     Both models are the same scikit-learn histogram gradient-boosting model, with the
@@ -402,7 +403,10 @@ def ml_utility(
 
     Returns ``{"task", "target", "synthetic": {...}, "real": {...}}`` with
     ``{"auroc", "accuracy"}`` or ``{"r2"}`` as scores, plus ``rows`` and, when something
-    needs saying, ``note``.
+    needs saying, ``note``. None when the synthetic rows give nothing to train on (their
+    target is missing in every row, or holds no class ``real_train`` holds): whether a
+    column survives a private release never decides whether its audit succeeds; the
+    reason is appended to ``notes``.
     """
     for label, frame in (("real_train", real_train), ("synthetic", synthetic), ("real_test", real_test)):
         if target not in frame.columns:
@@ -415,13 +419,16 @@ def ml_utility(
         if absent:
             raise DataError(f"column {absent[0]!r} of real_train is not in {label}; the tables must share columns")
 
-    notes: list[str] = []
+    outer, notes = notes, []
     frames = {}
     for label, frame in (("real_train", real_train), ("synthetic", synthetic), ("real_test", real_test)):
         kept = frame[frame[target].notna()]
         if len(kept) < len(frame):
             notes.append(f"{len(frame) - len(kept):,} rows of {label} with a missing target were left out")
         if kept.empty:
+            if label == "synthetic":
+                return _unscored(outer, f"ML utility was not measured: the synthetic target {target!r} is missing "
+                                        "in every row")
             raise DataError(f"{label} has no row with a value for the target {target!r}")
         frames[label] = kept
 
@@ -431,11 +438,24 @@ def ml_utility(
     if numeric_target and frames["real_train"][target].nunique() > MAX_NUMERIC_CLASSES:
         result = _regression(frames, features, kinds, target, seed)
     else:
-        result = _classification(frames, features, kinds, target, numeric_target, seed, notes)
+        try:
+            result = _classification(frames, features, kinds, target, numeric_target, seed, notes)
+        except _Unscorable as exc:
+            return _unscored(outer, str(exc))
     result["rows"] = {label: len(frame) for label, frame in frames.items()}
     if notes:
         result["note"] = "; ".join(notes)
     return result
+
+
+class _Unscorable(Exception):
+    """The synthetic rows give the utility model nothing to train on."""
+
+
+def _unscored(notes: list[str] | None, reason: str) -> None:
+    if notes is not None:
+        notes.append(reason)
+    return None
 
 
 def synthetic_model_correct(synthetic: pd.DataFrame, test: pd.DataFrame, *, target: str, kinds: dict[str, str],
@@ -510,6 +530,9 @@ def _classification(
             frames[label] = frames[label][~unknown]
             y = y[~unknown]
             if len(y) == 0:
+                if label == "synthetic":
+                    raise _Unscorable(f"ML utility was not measured: no synthetic row holds a class of the target "
+                                      f"{target!r} that real_train holds")
                 raise DataError(f"no row of {label} holds a class of the target {target!r} that real_train holds")
         encoded[label] = y
 

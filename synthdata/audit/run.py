@@ -164,7 +164,13 @@ def _ml_utility(
         return None
     frames = {"real_train": tables.train, "synthetic": tables.synthetic, "holdout": tables.holdout}
     sampled = log.subsample("ML utility", frames, FULL_ROWS, rng)
-    result = ml_utility(sampled["real_train"], sampled["synthetic"], sampled["holdout"], target=target, seed=seed)
+    skipped: list[str] = []
+    result = ml_utility(sampled["real_train"], sampled["synthetic"], sampled["holdout"], target=target, seed=seed,
+                        notes=skipped)
+    if result is None:  # the synthetic target gives nothing to train on: a note, never a failed audit
+        for note in skipped:
+            log.note(note)
+        return None
     # The class list is the target's category domain: a class held by a handful of
     # training rows is a fragment of their records, so only the count is kept.
     classes = result.pop("classes", None)
