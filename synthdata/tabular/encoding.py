@@ -73,6 +73,8 @@ _MAX_DECIMALS = 6
 MIN_VALUES_FOR_STEP = 5
 #: A column whose one released value leaves at most this share of the rows unexplained is a constant.
 CONSTANT_SHARE = 0.02
+#: Warn for the whole table when it holds fewer rows than this many release thresholds.
+SMALL_TABLE_ROWS = 10
 #: Warn when more than this share of a column's rows falls in values too rare to release.
 UNRELEASED_WARN_SHARE = 0.1
 _POW10 = np.array([10**i for i in range(19)], dtype=np.int64)
@@ -143,14 +145,15 @@ class ColumnCode:
 
     @property
     def values_released(self) -> int:
-        """Distinct values the synthetic column can hold (a cell counts as two or more)."""
-        total = 0
-        for level in self.levels:
-            if level["points"] == [None]:
-                continue
-            for low, high in zip(level["lows"], level["highs"]):
-                total += 1 if low == high else 2
-        return total
+        """Released values and cells (pieces) the synthetic column is drawn from."""
+        return sum(len(level["lows"]) for level in self.levels if level["points"] != [None])
+
+    @property
+    def one_range(self) -> bool:
+        """Whether all that was released is one cell of values (drawn uniformly: no shape)."""
+        pieces = [(low, high) for level in self.levels if level["points"] != [None]
+                  for low, high in zip(level["lows"], level["highs"])]
+        return len(pieces) == 1 and pieces[0][0] != pieces[0][1]
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -348,6 +351,14 @@ class TabularEncoder:
             },
             extra_delta=threshold_delta if thresholded else 0.0,
         ).astype(float)
+        if rows is not None and thresholded and rows < SMALL_TABLE_ROWS * self.threshold_:
+            warnings.warn(
+                f"a DP count says the table holds about {rows:,.0f} rows, and at this privacy budget a value needs a "
+                f"noisy count above {self.threshold_:,.0f} rows to be released: most values cannot be, so many columns "
+                f"will be coarse or left out. About {SMALL_TABLE_ROWS * self.threshold_:,.0f} rows, or epsilon raised "
+                f"about {SMALL_TABLE_ROWS * self.threshold_ / max(rows, 1):.0f}-fold, would let the common values "
+                "through; categories and bounds declared public in a schema need no threshold",
+                SynthdataWarning, stacklevel=3)
         offset, self.codes_, self.dropped_ = 0, [], []
         for column, counts, lattice, res in zip(columns, exact, lattices, resolutions):
             size = sum(len(part) for part in counts.parts())
@@ -478,6 +489,11 @@ class TabularEncoder:
         if values == 0:
             return (f"no value is frequent enough to be released at this privacy budget ({threshold}); raise "
                     "epsilon, or declare its categories or bounds in a schema (public, no threshold)")
+        if code.kind in ("numerical", "datetime") and code.one_range:
+            low, high = code.released_range
+            return (f"only one wide range of its values ({low:g} to {high:g}) is frequent enough to be released at "
+                    f"this privacy budget ({threshold}); drawn uniformly it would show nothing of the column. Raise "
+                    "epsilon, or declare public bounds in a schema")
         released = float(sum(max(c, 0.0) for c in code.counts))
         if rows is not None and rows > 0 and rows - released > CONSTANT_SHARE * rows:
             return None

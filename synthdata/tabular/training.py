@@ -236,7 +236,9 @@ class _MarginalTargets:
             cols.append(coarse_offsets[j] + np.tile(np.arange(cj), ci))
             two_target.append(_shares(target))
             two_weight.append(np.full(ci * cj, weight))
-        tensor = lambda a, dtype=torch.float32: torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+        def tensor(a, dtype=torch.float32):
+            return torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+
         self.aggregate = tensor(aggregate)
         self.one_target = tensor(one_target)
         self.has_pairs = bool(rows)
