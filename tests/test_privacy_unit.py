@@ -143,12 +143,14 @@ def test_rows_without_a_unit_are_never_read_and_the_histogram_counts_persons():
     assert bounded.report()["column_released"] is False and bounded.cap_chosen.startswith("by the steward")
 
 
-def test_the_default_cap_covers_nine_persons_in_ten():
+def test_the_default_cap_keeps_every_row_of_three_persons_in_four():
     counts = np.zeros(len(ROWS_PER_UNIT_BINS))
-    counts[0], counts[3], counts[6] = 500, 350, 150  # 1 row, 4 rows, 9-12 rows
-    assert choose_cap(counts) == 16
-    counts[6] = 80
-    assert choose_cap(counts) == 4
+    counts[0], counts[3], counts[6] = 500, 200, 300  # 1 row, 4 rows, 9-12 rows
+    assert choose_cap(counts) == 16  # 4 rows keep 70% of the persons whole: not enough
+    counts[6] = 150
+    assert choose_cap(counts) == 4  # 700 of 850
+    counts[-1] = 10_000  # persons with 1025+ rows: the default never goes past 32
+    assert choose_cap(counts) == 32
     assert choose_cap(np.zeros(len(ROWS_PER_UNIT_BINS))) == 1
 
 
@@ -381,3 +383,21 @@ def test_no_published_field_tells_d_from_d_minus_one_person(tmp_path, keys, monk
         if found:
             problems[person] = found
     assert not problems, json.dumps(problems, indent=1)
+
+
+def test_cli_inspect_suggests_the_privacy_unit_and_leaves_the_id_out(invoke, tmp_path):
+    path = tmp_path / "encounters.csv"
+    encounters(patients=1500).to_csv(path, index=False)
+    result = invoke("inspect", path, "--schema-out", tmp_path / "schema.json")
+    assert result.exit_code == 0, result.output
+    assert "--privacy-unit patient_id" in result.output
+    schema = Schema.load(tmp_path / "schema.json")
+    assert "patient_id" not in schema.names and "patient_id" in {e.name for e in schema.excluded}
+
+
+def test_cli_cap_and_noun_need_the_unit_column(invoke, tmp_path):
+    path = tmp_path / "encounters.csv"
+    encounters(patients=100).to_csv(path, index=False)
+    result = invoke("fit", path, "--epsilon", "1", "--max-rows-per-unit", "3", "--model-out", tmp_path / "m")
+    assert result.exit_code == 2 and "--privacy-unit" in result.output
+    assert not (tmp_path / "m").exists()

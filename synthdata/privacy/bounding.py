@@ -17,16 +17,18 @@ Gaussian release of the histogram of rows per person (each person is in exactly 
 so its sensitivity is 1 whatever the cap), from which :func:`choose_cap` picks the
 smallest power of two that holds every row of :data:`CAP_QUANTILE` of the persons (at
 most :data:`MAX_AUTO_CAP`). The same noisy histogram estimates how many rows the cap
-dropped and kept (post-processing: bins below two noise standard deviations read as
-empty, a bin's persons at a typical row count of the bin), which the report states.
+dropped and kept (post-processing: sums of the noisy bins, a bin's persons at a typical
+row count of the bin), which the report states with their noise; the cap is chosen from
+the bins that clear two noise standard deviations.
 
 Why that default: a count's noise grows with ``k`` (one person moves it by up to
 ``k``) while its signal grows with the rows kept, so every count-based measurement is
 noisiest relative to its signal at a large cap; a small cap instead under-weights the
-people with many rows (their rows are sampled down). Keeping every row of nine persons
-in ten is the usual compromise (Wilson et al. 2020, "Differentially private SQL with
-bounded user contribution", bound contributions at a high quantile); ``benchmarks/README.md``
-measures it against fixed caps.
+people with many rows (their rows are sampled down) — the bias–variance trade-off of
+Amin et al. 2019 ("Bounding user contributions"). Measured on a hospital-style table at
+ε = 1 (``benchmarks/privacy_unit.py``, figures in ``benchmarks/README.md``), caps that
+keep every row of about three persons in four (2–4 there) beat both a cap of 1 and the
+caps of 8–16 that keep nearly everything; hence the 75% quantile, at most 32.
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ __all__ = ["CAP_QUANTILE", "MAX_AUTO_CAP", "ROWS_PER_UNIT_BINS", "BoundedRows", 
            "choose_cap", "noun_for_column", "unit_codes"]
 
 #: Share of persons whose rows all survive the default (private) cap.
-CAP_QUANTILE = 0.9
+CAP_QUANTILE = 0.75
 #: Largest cap chosen by default; a steward may set a larger one.
-MAX_AUTO_CAP = 64
+MAX_AUTO_CAP = 32
+#: The dropped-rows estimate counts a person's dropped rows up to this many times the cap.
+DROPPED_COUNTED = 7
 #: Lower edges of the rows-per-person bins: every power of two (the caps chosen by default)
 #: ends a bin, so "every row of a person" is read off whole bins.
 ROWS_PER_UNIT_BINS: tuple[int, ...] = (1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 129, 257, 513, 1025)
@@ -132,6 +136,7 @@ class BoundedRows:
     rows_kept_dp: float         # DP estimate of the rows kept
     rows_dropped_dp: float      # DP estimate of the rows the cap dropped
     units_over_cap_dp: float    # DP estimate of the units with more rows than the cap
+    noise_std: dict[str, float] = None  # noise std of each estimate (kept, dropped, over)
 
     def report(self) -> dict[str, Any]:
         """The public report's section on the privacy unit (every figure DP or declared)."""
@@ -144,6 +149,10 @@ class BoundedRows:
             "rows_kept_dp": self.rows_kept_dp,
             "rows_dropped_by_cap_dp": self.rows_dropped_dp,
             f"{self.unit.noun}s_over_cap_dp": self.units_over_cap_dp,
+            "estimates": (f"from the noisy rows-per-{self.unit.noun} histogram: rows kept, rows dropped (a "
+                          f"{self.unit.noun}'s counted up to {DROPPED_COUNTED} x the cap) and {self.unit.noun}s over "
+                          "the cap, each with its noise standard deviation"),
+            "estimates_noise_std": dict(self.noise_std or {}),
             "rows_per_unit_dp": self.histogram,
             "column_released": False,
         }
@@ -182,13 +191,20 @@ def choose_cap(counts: np.ndarray, *, quantile: float = CAP_QUANTILE, largest: i
     return cap
 
 
-def _estimates(counts: np.ndarray, cap: int) -> tuple[float, float, float]:
-    counts = np.maximum(np.asarray(counts, dtype=float), 0.0)
+def _estimates(noisy: np.ndarray, cap: int, sigma: float) -> dict[str, float]:
+    """Rows kept, rows dropped (each unit's counted up to DROPPED_COUNTED x cap), units over
+    the cap: weighted sums of the raw noisy bins (a negative bin is kept: dropping only the
+    noise below zero would bias every sum up), floored at zero, with their noise std."""
+    counts = np.asarray(noisy, dtype=float)
     reps = np.array([_representative(i) for i in range(len(ROWS_PER_UNIT_BINS))])
-    kept = float(np.sum(counts * np.minimum(reps, cap)))
-    dropped = float(np.sum(counts * np.maximum(reps - cap, 0.0)))
-    over = float(np.sum(counts[reps > cap]))
-    return kept, dropped, over
+    weights = {"kept": np.minimum(reps, cap),
+               "dropped": np.minimum(np.maximum(reps - cap, 0.0), DROPPED_COUNTED * cap),
+               "over": (reps > cap).astype(float)}
+    out = {}
+    for name, w in weights.items():
+        out[name] = max(float(np.sum(counts * w)), 0.0)
+        out[f"{name}_noise_std"] = float(sigma * np.sqrt(np.sum(w ** 2)))
+    return out
 
 
 def bound_contributions(frame: pd.DataFrame, request: UnitRequest, ledger: PrivacyLedger, *,
@@ -220,11 +236,13 @@ def bound_contributions(frame: pd.DataFrame, request: UnitRequest, ledger: Priva
     unit = request.unit(cap)
     ledger.unit = unit
     keep = _sample_rows(codes, units, cap, ledger.noise.generator())
-    kept, dropped, over = _estimates(cleaned, cap)
+    estimates = _estimates(noisy, cap, sigma)
     histogram = {"bins_from": list(ROWS_PER_UNIT_BINS), "counts": [int(v) for v in noisy], "noise_std": sigma,
                  "note": f"{request.word}s by number of rows (before the cap), each count with Gaussian noise"}
     return BoundedRows(keep=keep, groups=codes[keep], unit=unit, cap_chosen=how, histogram=histogram,
-                       rows_kept_dp=kept, rows_dropped_dp=dropped, units_over_cap_dp=over)
+                       rows_kept_dp=estimates["kept"], rows_dropped_dp=estimates["dropped"],
+                       units_over_cap_dp=estimates["over"],
+                       noise_std={k[:-len("_noise_std")]: v for k, v in estimates.items() if k.endswith("_noise_std")})
 
 
 def _sample_rows(codes: np.ndarray, units: int, cap: int, rng: np.random.Generator) -> np.ndarray:

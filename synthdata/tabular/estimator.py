@@ -393,7 +393,7 @@ class TabularGAN(Synthesizer):
             bounded = bound_contributions(frame, request, ledger, step=ROWS_PER_UNIT_STEP)
             frame = frame.iloc[bounded.keep].drop(columns=[request.column]).reset_index(drop=True)
             kept = max(bounded.rows_kept_dp, float(count))
-            rows = max(bounded.rows_kept_dp + bounded.rows_dropped_dp, float(count))
+            rows = kept  # synthetic rows by default: what the model represents, at most k per person
             fake_rows = max(1, int(round(batch * kept / count)))
         unit_rows = ledger.unit.max_rows
         if schema is None:
