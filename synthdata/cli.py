@@ -162,6 +162,42 @@ def _saved_model_class(model_dir: Path):
     return model_class(name if name in MODELS and MODELS[name][0] == "table" else "tabular-gan")
 
 
+def _model_option(command):
+    """--model NAME: the generator family (the default stays the best one by measurement)."""
+    return click.option("--model", "model_name", default=None, metavar="NAME",
+                        help="Generator: 'gan' (default: the best measured) or 'vae' (a DP-SGD variational "
+                             "autoencoder); or a registered name: tabular-gan, tabular-vae, image-gan, image-vae.")(command)
+
+
+def _model_for(name: str | None, modality: str) -> str:
+    """The registered model --model NAME means for a modality ("table" or "image"); None: its default."""
+    from .models import MODELS, models_for
+
+    names = models_for(modality)
+    if name is None:
+        return names[0]
+    full = name if name in MODELS else f"{'tabular' if modality == 'table' else modality}-{name}"
+    if full not in names:
+        short = [n.split("-", 1)[1] for n in names]
+        raise SynthdataError(f"--model {name}: no such model for {modality}s; choose {', '.join(short)} "
+                             f"(or {', '.join(names)})")
+    return full
+
+
+def _saved_model_class(model_dir: Path):
+    """The class of the model saved in ``model_dir`` (by the name in its model.json; the GAN if unreadable,
+    whose load then says what is wrong)."""
+    from .files import read_regular_file
+    from .models import MODELS, model_class
+
+    try:  # a regular file under a cap (a FIFO planted as model.json must not block); load() checks the rest
+        raw = read_regular_file(Path(model_dir) / "model.json", max_bytes=64 << 20, what="model file")
+        name = json.loads(raw.decode("utf-8")).get("model")
+    except (SynthdataError, ValueError, AttributeError, RecursionError):
+        name = None
+    return model_class(name if name in MODELS and MODELS[name][0] == "table" else "tabular-gan")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="synthdata")
 def cli() -> None:
@@ -279,10 +315,11 @@ class _Progress:
               help="Privacy delta (default: min(1/(n ln n), 1e-5), well below 1/n).")
 @click.option("--schema", "schema_path", type=click.Path(path_type=Path), default=None,
               help="Schema JSON (from `synthdata inspect --schema-out`); inferred when absent.")
-@click.option("--epochs", type=float, default=4.0, show_default=True,
-              help="Passes of the DP discriminator over the data.")
-@click.option("--batch-size", type=int, default=1024, show_default=True,
-              help="Expected size of the Poisson-sampled real batches.")
+@click.option("--epochs", type=float, default=None,
+              help="Passes of DP-SGD (the GAN's discriminator, the VAE) over the data (default: the model's, "
+                   "4 for the GAN).")
+@click.option("--batch-size", type=int, default=None,
+              help="Expected size of the Poisson-sampled real batches (default: the model's, 1024).")
 @click.option("--seed", type=int, default=None, help="Seed: a seeded CPU run is reproducible.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--discriminator-share", type=click.FloatRange(min=0, max=0.9), default=None,
@@ -297,10 +334,12 @@ class _Progress:
 @click.option("--resume", is_flag=True,
               help="Continue a killed fit from --checkpoint-dir; the privacy count continues too.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_model_option
 @_unit_options
 @_read_options
 def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, discriminator_share, model_out,
-        checkpoint_dir, checkpoint_every, resume, quiet, privacy_unit, max_rows_per_unit, unit_noun, **read):
+        checkpoint_dir, checkpoint_every, resume, quiet, model_name, privacy_unit, max_rows_per_unit, unit_noun,
+        **read):
     """Fit a differentially private generator to DATA and save it to --model-out.
 
     The privacy budget (--epsilon, --delta) covers every read of DATA: the private
@@ -309,7 +348,10 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
     if resume and checkpoint_dir is None:
         raise click.UsageError("--resume needs --checkpoint-dir")
     unit = _unit_request(privacy_unit, max_rows_per_unit, unit_noun)
-    from .models import TabularGAN
+    model_name = _model_for(model_name, "table")
+    if discriminator_share is not None and model_name != "tabular-gan":
+        raise SynthdataError(f"--discriminator-share applies to the GAN, not to --model {model_name}")
+    from .models import create_model
 
     if model_out.exists():
         raise SynthdataError(f"{model_out} already exists; choose another --model-out or remove it")
@@ -320,8 +362,9 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
         schema = Schema.load(schema_path) if schema_path is not None else None
         progress = _Progress(quiet, "fit")
         split = None if discriminator_share is None else {"discriminator": discriminator_share}
-        model = TabularGAN(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, seed=seed,
-                           device=device, budget_split=split)
+        sizes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
+        model = create_model(model_name, epsilon=epsilon, delta=delta, seed=seed, device=device, budget_split=split,
+                             **sizes)
         try:
             model.fit(table.frame, schema=schema, checkpoint_dir=checkpoint_dir, resume=resume,
                       checkpoint_every=checkpoint_every, progress=progress, **({"unit": unit} if unit else {}))
@@ -351,10 +394,9 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sample(model_dir, rows, output, seed, quiet):
     """Write ROWS synthetic rows from a fitted model to a CSV file (streamed in chunks)."""
-    from .models import TabularGAN
     from .tabular.sampling import write_csv
 
-    model = TabularGAN.load(model_dir)
+    model = _saved_model_class(model_dir).load(model_dir)
     bar = None if quiet else tqdm(total=rows, desc="sample", unit="row", unit_scale=True, file=sys.stderr)
     try:
         write_csv(model, rows, output, seed=seed, progress=None if bar is None else bar.update)
@@ -496,10 +538,11 @@ def verify_command(release_dir, public_key):
               help="Interaction data (who bought/rated/viewed what): COLUMN names the item, --privacy-unit the "
                    "user. Releases synthetic users' histories over the items that survive DP thresholding.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@_model_option
 @_unit_options
 @_read_options
 def release_command(data, epsilon, delta, target, schema_path, holdout_fraction, rows, key_path, out, seed, ledger,
-                    budget_limit, dataset_id, image_size, threads, item_column, quiet, privacy_unit,
+                    budget_limit, dataset_id, image_size, threads, item_column, quiet, model_name, privacy_unit,
                     max_rows_per_unit, unit_noun, **read):
     """Release DATA as private synthetic data: fit, sample, audit, report, sign.
 
@@ -531,7 +574,7 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
             from .images.modality import ImageModality
 
             modality = ImageModality(read_images(data, size=None if image_size is None else
-                                                 parse_image_size(image_size)))
+                                                 parse_image_size(image_size)), model=_model_for(model_name, "image"))
         else:
             if image_size is not None:
                 raise DataError(f"--image-size applies to images (a folder, .npz or .npy), not to {data}")
@@ -544,11 +587,14 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
                                     "unit of privacy")
                 if target is not None or schema is not None:
                     raise DataError("--target and --schema apply to table releases, not to --items interaction data")
+                if model_name is not None:
+                    raise SynthdataError("--model applies to tables and images, not to --items interaction data")
                 from .interactions.modality import InteractionModality
 
                 modality = InteractionModality(_load(data, **read), user=unit, item=item_column)
             else:
-                modality = TableModality(_load(data, **read), target=target, schema=schema, unit=unit)
+                modality = TableModality(_load(data, **read), target=target, schema=schema, unit=unit,
+                                         model=_model_for(model_name, "table"))
         try:
             result = release(modality, epsilon=epsilon, delta=delta, holdout_fraction=holdout_fraction, rows=rows,
                              key=key, key_path=key_path, out=out, seed=seed, ledger=ledger,
