@@ -208,6 +208,10 @@ class BudgetLedger:
             raise PrivacyError(f"epsilon must be a positive number, got {epsilon!r}")
         if delta is not None and not (isinstance(delta, (int, float)) and math.isfinite(delta) and 0 <= delta < 1):
             raise PrivacyError(f"delta must be a number in [0, 1), got {delta!r}")
+        if not (isinstance(input_sha256, str) and 0 < len(input_sha256) <= 256 and input_sha256.isprintable()):
+            # What the reader refuses is never written: one such entry made the whole ledger unreadable.
+            raise SynthdataError(f"the dataset name {printable(input_sha256)[:80]!r} cannot go in the budget ledger: "
+                                 "give --dataset-id as printable text of at most 250 characters")
         release = Path(os.path.abspath(release))
         entry_id = uuid.uuid4().hex[:12]
         staging = staging_path(release, entry_id)

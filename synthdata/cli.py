@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 import sys
@@ -26,7 +27,7 @@ import click  # noqa: E402
 from tqdm import tqdm
 
 from . import __version__
-from .errors import DataError, SynthdataError
+from .errors import DataError, SynthdataError, SynthdataWarning
 from .files import printable
 from .ingest import Table, parse_size, read_table
 from .budget import DEFAULT_BUDGET_LIMIT, DEFAULT_RELEASES_DIR, LEDGER_NAME
@@ -77,18 +78,9 @@ def _read_options(command):
 
 
 def _load(data: str, *, encoding, delimiter, thousands, decimal, memory_limit, drop, na_values=()) -> Table:
-    table = read_table(data, encoding=encoding, delimiter=delimiter, thousands=thousands,
-                       decimal=decimal, memory_limit=memory_limit, na_values=na_values)
-    missing = [name for name in drop if name not in table.frame.columns]
-    if missing:
-        raise DataError(f"{data}: --drop {missing[0]}: no such column; the columns are "
-                        f"{', '.join(map(str, table.frame.columns))}")
-    if drop:
-        frame = table.frame.drop(columns=list(drop))
-        if frame.shape[1] == 0:
-            raise DataError(f"{data}: --drop leaves no column")
-        table = Table(**{**table.__dict__, "frame": frame})
-    return table
+    # read_table checks and drops the --drop columns (a Parquet file's are never read).
+    return read_table(data, encoding=encoding, delimiter=delimiter, thousands=thousands,
+                      decimal=decimal, memory_limit=memory_limit, na_values=na_values, drop=drop)
 
 
 def _unit_options(command):
@@ -162,42 +154,6 @@ def _saved_model_class(model_dir: Path):
     return model_class(name if name in MODELS and MODELS[name][0] == "table" else "tabular-gan")
 
 
-def _model_option(command):
-    """--model NAME: the generator family (the default stays the best one by measurement)."""
-    return click.option("--model", "model_name", default=None, metavar="NAME",
-                        help="Generator: 'gan' (default: the best measured) or 'vae' (a DP-SGD variational "
-                             "autoencoder); or a registered name: tabular-gan, tabular-vae, image-gan, image-vae.")(command)
-
-
-def _model_for(name: str | None, modality: str) -> str:
-    """The registered model --model NAME means for a modality ("table" or "image"); None: its default."""
-    from .models import MODELS, models_for
-
-    names = models_for(modality)
-    if name is None:
-        return names[0]
-    full = name if name in MODELS else f"{'tabular' if modality == 'table' else modality}-{name}"
-    if full not in names:
-        short = [n.split("-", 1)[1] for n in names]
-        raise SynthdataError(f"--model {name}: no such model for {modality}s; choose {', '.join(short)} "
-                             f"(or {', '.join(names)})")
-    return full
-
-
-def _saved_model_class(model_dir: Path):
-    """The class of the model saved in ``model_dir`` (by the name in its model.json; the GAN if unreadable,
-    whose load then says what is wrong)."""
-    from .files import read_regular_file
-    from .models import MODELS, model_class
-
-    try:  # a regular file under a cap (a FIFO planted as model.json must not block); load() checks the rest
-        raw = read_regular_file(Path(model_dir) / "model.json", max_bytes=64 << 20, what="model file")
-        name = json.loads(raw.decode("utf-8")).get("model")
-    except (SynthdataError, ValueError, AttributeError, RecursionError):
-        name = None
-    return model_class(name if name in MODELS and MODELS[name][0] == "table" else "tabular-gan")
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="synthdata")
 def cli() -> None:
@@ -226,6 +182,7 @@ def inspect(data, schema_out, schema_path, **read):
     persons = []
     with _warnings_to_stderr():
         table = _load(data, **read)
+        _warn_formulas(table.frame)
         if schema_path is not None:
             schema = Schema.load(schema_path)
             schema.check_frame(table.frame, source=data)
@@ -238,8 +195,8 @@ def inspect(data, schema_out, schema_path, **read):
                 schema = Schema(columns=schema.columns, excluded=schema.excluded + tuple(
                     Excluded(name, "looks like a person's id repeated over rows: protect persons with "
                                    f"--privacy-unit {name}") for name in names))
-    if schema_out is not None and schema_out.exists() and schema_path != schema_out:
-        raise SynthdataError(f"{schema_out} already exists; choose another --schema-out or remove it")
+    if schema_out is not None and os.path.lexists(schema_out) and schema_path != schema_out:
+        raise SynthdataError(f"{printable(schema_out)} already exists; choose another --schema-out or remove it")
 
     click.echo(f"{data}: {table.rows_total:,} rows, {len(table.frame.columns)} columns"
                + (f", delimiter {table.delimiter!r}, {table.encoding}" if table.delimiter else ""))
@@ -272,6 +229,40 @@ def inspect(data, schema_out, schema_path, **read):
         schema.save(schema_out)
         click.echo(f"Schema written to {schema_out}: review it, and set bounds or categories that are "
                    "public knowledge to make them free.")
+
+
+def _warn_formulas(frame) -> None:
+    """Warn (naming the column, never the value) about text a spreadsheet would run as a formula.
+
+    ``inspect`` reads the real rows for the steward's eyes only; the release warns again
+    from what it publishes (the synthetic values and the column names), see
+    :mod:`synthdata.tabular.sampling`.
+    """
+    import pandas as pd
+
+    from .tabular.sampling import FORMULA_PREFIXES, looks_like_formula
+
+    starts = "[" + "".join("\\" + c if c in "-\\]^" else c for c in FORMULA_PREFIXES) + "]"
+    for name in frame.columns:
+        if looks_like_formula(name):
+            warnings.warn(f"the column name {printable(name)!r} starts with =, +, -, @, a tab or a carriage return, "
+                          "which a spreadsheet may run as a formula; release (or sample) with --excel-safe to "
+                          "prefix it with '", SynthdataWarning, stacklevel=2)
+        series = frame[name]
+        if series.dtype != object and not isinstance(series.dtype, pd.StringDtype):
+            continue
+        try:
+            text = series.str
+            found = (text.match(starts, na=False) & ~text.fullmatch(_PLAIN_NUMBER, na=False)).any()
+        except (AttributeError, TypeError):  # an object column of numbers, dates or bytes: no text to look at
+            continue
+        if found:
+            warnings.warn(f"column {printable(name)!r} holds text starting with =, +, -, @, a tab or a carriage "
+                          "return, which a spreadsheet may run as a formula if such values are released; release "
+                          "(or sample) with --excel-safe to prefix them with '", SynthdataWarning, stacklevel=2)
+
+
+_PLAIN_NUMBER = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
 
 
 class _Progress:
@@ -315,10 +306,10 @@ class _Progress:
               help="Privacy delta (default: min(1/(n ln n), 1e-5), well below 1/n).")
 @click.option("--schema", "schema_path", type=click.Path(path_type=Path), default=None,
               help="Schema JSON (from `synthdata inspect --schema-out`); inferred when absent.")
-@click.option("--epochs", type=float, default=None,
+@click.option("--epochs", type=click.FloatRange(min=0), default=None,
               help="Passes of DP-SGD (the GAN's discriminator, the VAE) over the data (default: the model's, "
                    "4 for the GAN).")
-@click.option("--batch-size", type=int, default=None,
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Expected size of the Poisson-sampled real batches (default: the model's, 1024).")
 @click.option("--seed", type=int, default=None, help="Seed: a seeded CPU run is reproducible.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -347,14 +338,17 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
     """
     if resume and checkpoint_dir is None:
         raise click.UsageError("--resume needs --checkpoint-dir")
+    if epochs is not None and not math.isfinite(epochs):
+        raise click.UsageError(f"--epochs must be a finite number of passes, got {epochs}")
     unit = _unit_request(privacy_unit, max_rows_per_unit, unit_noun)
     model_name = _model_for(model_name, "table")
     if discriminator_share is not None and model_name != "tabular-gan":
         raise SynthdataError(f"--discriminator-share applies to the GAN, not to --model {model_name}")
     from .models import create_model
 
-    if model_out.exists():
-        raise SynthdataError(f"{model_out} already exists; choose another --model-out or remove it")
+    if os.path.lexists(model_out):
+        raise SynthdataError(f"{printable(model_out)} already exists; choose another --model-out or remove it")
+    _check_folder_for(model_out, "--model-out")  # before the fit, not after it
     with _warnings_to_stderr():
         table = _load(data, **read)
         if table.sampled:
@@ -370,13 +364,7 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
                       checkpoint_every=checkpoint_every, progress=progress, **({"unit": unit} if unit else {}))
         finally:
             progress.close()
-    tmp = model_out.with_name(f".{model_out.name}.partial")
-    try:
-        model.save(tmp)
-        os.replace(tmp, model_out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _save_model(model, model_out)
     fitted = (f"about {model.n_rows_:,.0f} rows (a DP count)" if model.unit_.per_row else
               f"about {model.n_units_:,.0f} {model.unit_.noun}s (a DP count), at most {model.unit_.max_rows} rows each")
     click.echo(f"Fitted on {fitted}: epsilon spent {model.epsilon_spent_:.4f} of {epsilon} "
@@ -391,19 +379,22 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="CSV file to write (must not exist).")
 @click.option("--seed", type=int, default=None, help="Seed for sampling.")
+@click.option("--excel-safe", is_flag=True, help=_EXCEL_SAFE_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def sample(model_dir, rows, output, seed, quiet):
+def sample(model_dir, rows, output, seed, excel_safe, quiet):
     """Write ROWS synthetic rows from a fitted model to a CSV file (streamed in chunks)."""
     from .tabular.sampling import write_csv
 
     model = _saved_model_class(model_dir).load(model_dir)
     bar = None if quiet else tqdm(total=rows, desc="sample", unit="row", unit_scale=True, file=sys.stderr)
-    try:
-        write_csv(model, rows, output, seed=seed, progress=None if bar is None else bar.update)
-    finally:
-        if bar is not None:
-            bar.close()
-    click.echo(f"Wrote {rows:,} synthetic rows to {output}")
+    with _warnings_to_stderr():
+        try:
+            write_csv(model, rows, output, seed=seed, progress=None if bar is None else bar.update,
+                      excel_safe=excel_safe)
+        finally:
+            if bar is not None:
+                bar.close()
+    click.echo(f"Wrote {rows:,} synthetic rows to {printable(output)}")
 
 
 @cli.command(name="audit")
@@ -537,13 +528,14 @@ def verify_command(release_dir, public_key):
 @click.option("--items", "item_column", default=None, metavar="COLUMN",
               help="Interaction data (who bought/rated/viewed what): COLUMN names the item, --privacy-unit the "
                    "user. Releases synthetic users' histories over the items that survive DP thresholding.")
+@click.option("--excel-safe", is_flag=True, help=_EXCEL_SAFE_HELP)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @_model_option
 @_unit_options
 @_read_options
 def release_command(data, epsilon, delta, target, schema_path, holdout_fraction, rows, key_path, out, seed, ledger,
-                    budget_limit, dataset_id, image_size, threads, item_column, quiet, model_name, privacy_unit,
-                    max_rows_per_unit, unit_noun, **read):
+                    budget_limit, dataset_id, image_size, threads, item_column, excel_safe, quiet, model_name,
+                    privacy_unit, max_rows_per_unit, unit_noun, **read):
     """Release DATA as private synthetic data: fit, sample, audit, report, sign.
 
     DATA is a table (CSV, Parquet) or images (a folder of PNG/JPEG files, optionally one
@@ -566,6 +558,8 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
     progress = _Progress(quiet, "fit")
     stages = _Stages(quiet, progress, total=len(STAGES))
     with _warnings_to_stderr():
+        if excel_safe and (item_column is not None or is_image_input(data)):
+            raise DataError("--excel-safe applies to table releases (synthetic.csv), not to images or --items data")
         if is_image_input(data):
             if target is not None or schema_path is not None or unit is not None or item_column is not None:
                 raise DataError(f"{data} holds images: --target, --schema, --privacy-unit and --items apply to "
@@ -594,7 +588,7 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
                 modality = InteractionModality(_load(data, **read), user=unit, item=item_column)
             else:
                 modality = TableModality(_load(data, **read), target=target, schema=schema, unit=unit,
-                                         model=_model_for(model_name, "table"))
+                                         model=_model_for(model_name, "table"), excel_safe=excel_safe)
         try:
             result = release(modality, epsilon=epsilon, delta=delta, holdout_fraction=holdout_fraction, rows=rows,
                              key=key, key_path=key_path, out=out, seed=seed, ledger=ledger,
@@ -706,6 +700,47 @@ def budget_command(ledger, repair):
         click.echo(f"input {printable(sha[:12])}: cumulative epsilon {total:g}")
 
 
+def _check_folder_for(path: Path, option: str) -> None:
+    """Refuse, before any work, a ``path`` whose folder cannot be made or written (the nearest existing
+    ancestor must be a folder we can write)."""
+    folder = Path(os.path.abspath(path)).parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SynthdataError(f"{printable(folder)} is a file, not a folder; choose another {option}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SynthdataError(f"cannot write in {printable(folder)} (permission denied); choose another {option}")
+
+
+def _save_model(model, model_out: Path) -> None:
+    """Save into a fresh folder beside ``model_out`` (``mkdtemp``: an unpredictable name, made by us), then
+    rename it into place; a crash or Ctrl-C leaves no half-saved model and no folder behind."""
+    import tempfile
+
+    from .files import os_error_message
+
+    try:
+        model_out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=model_out.parent, prefix=f".{model_out.name}.partial-"))
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the model folder is as mkdir would make it
+    except OSError as exc:
+        raise SynthdataError(os_error_message(exc, path=model_out, writing=True)) from None
+    try:
+        model.save(tmp)
+        if os.path.lexists(model_out):  # appeared during the fit: never replaced
+            raise SynthdataError(f"{printable(model_out)} appeared while the model was being fitted; it was left "
+                                 "as it is: choose another --model-out")
+        os.rename(tmp, model_out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SynthdataError(os_error_message(exc, path=model_out, writing=True)) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def _without(table: Table, drop: tuple[str, ...]) -> Table:
     """The table less the --drop columns it holds (the synthetic file may lack them)."""
     present = [name for name in drop if name in table.frame.columns]
@@ -713,14 +748,11 @@ def _without(table: Table, drop: tuple[str, ...]) -> Table:
 
 
 def _write_json(data: dict, path: Path) -> None:
-    """Write ``data`` as JSON atomically: a crash leaves the old file or none, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise SynthdataError(f"cannot write {path}: {exc.strerror}; check the folder exists and is writable") from None
+    """Write ``data`` as JSON atomically: a crash leaves the old file or none, never half of one,
+    and a link planted at a temporary name is never followed (:func:`synthdata.files.atomic_write`)."""
+    from .files import atomic_write
+
+    atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def _group(facts: list[tuple[str, str]]) -> dict[str, list[str]]:
@@ -732,7 +764,8 @@ def _group(facts: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 def _echo_table(rows: list[dict[str, str]], width: int = 42) -> None:
     headers = list(rows[0])
-    cells = [[_clip(row[h], width) for h in headers] for row in rows]
+    # Values and names read off the data: escapes in them are shown, never run by the terminal.
+    cells = [[_clip(printable(row[h]), width) for h in headers] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     click.echo("  ".join("-" * w for w in widths))

@@ -48,6 +48,7 @@ from .encoding import TabularEncoder
 from .inference import infer_schema_private
 from .marginals import MeasuredMarginals, measure_marginals, measure_triples
 from .networks import Generator, Segments
+from .preflight import preflight
 from .training import TrainingPlan, train
 
 __all__ = ["TabularGAN"]
@@ -201,7 +202,7 @@ class TabularGAN(Synthesizer):
     def fit(self, data: pd.DataFrame, schema: Schema | None = None, *,
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
             checkpoint_every: int = 100, progress: Callable[[dict], None] | None = None,
-            unit: PrivacyUnit | UnitRequest | str | None = ROW) -> TabularGAN:
+            unit: PrivacyUnit | UnitRequest | str | None = ROW, target: str | None = None) -> TabularGAN:
         """Learn from ``data`` (a DataFrame) with differential privacy; returns self.
 
         Without ``schema``, the columns' types are decided privately (see
@@ -218,6 +219,10 @@ class TabularGAN(Synthesizer):
         before any mechanism (see :mod:`synthdata.privacy.bounding`), DP-SGD samples and
         clips persons, and the unit column itself is never modelled or emitted. A schema
         may name the unit too (``"privacy_unit"``); ``unit`` overrides it.
+
+        Before any training, :func:`~synthdata.tabular.preflight.preflight` refuses what
+        cannot succeed or would take hours (from public facts and DP outputs only);
+        ``target``, the column a release scores utility on, must then be releasable.
         """
         table = from_frame(data)
         frame = table.frame
@@ -279,7 +284,7 @@ class TabularGAN(Synthesizer):
             seed = self.seed if self.seed is not None else fresh_seed() % 2**31
             ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=delta * THRESHOLD_DELTA_SHARE,
                                    unit=ROW if request is None else request.unit(1), noise=noise)
-            measured = self._measure(frame, schema, ledger, split, seed, request)
+            measured = self._measure(frame, schema, ledger, split, seed, request, target=target, device=device)
             schema, encoder, codes, marginals, training, rows, bounded, frame, units_dp = measured
             groups = None if bounded is None else bounded.groups
             units_report = None if bounded is None else bounded.report()
@@ -351,7 +356,7 @@ class TabularGAN(Synthesizer):
         return split
 
     def _measure(self, frame: pd.DataFrame, schema: Schema | None, ledger: PrivacyLedger, split: dict[str, float],
-                 seed: int, request: UnitRequest | None):
+                 seed: int, request: UnitRequest | None, *, target: str | None = None, device: Any = "cpu"):
         """The private releases: count, plan the rest, bound each unit's rows, then schema,
         preprocessing and marginals. Returns them with the frame the rest reads (the kept
         rows, without the unit column)."""
@@ -373,6 +378,10 @@ class TabularGAN(Synthesizer):
         sample_rate = min(self.batch_size / count, 0.5)
         batch = max(1, round(sample_rate * count))
         d_steps = int(math.ceil(self.epochs / sample_rate)) if split["discriminator"] > 0 else 0
+        # Before any plan or training: refuse what cannot succeed or would take hours (public facts, DP count).
+        checks = {"count": count, "columns": len(frame.columns) - (request is not None), "ledger": ledger,
+                  "target": target, "device": device, "discriminator_steps": d_steps, "discriminator_batch": batch}
+        preflight(self, schema=schema, unit_rows=1 if request is None else request.max_rows, **checks)
         while True:
             ledger.plan(
                 gaussians={(ROWS_PER_UNIT_STEP if name == "units" else name): GaussianRequest(sensitivity=1.0,
@@ -406,6 +415,7 @@ class TabularGAN(Synthesizer):
         encoder.fit(frame, schema, ledger=ledger, threshold_delta=ledger.threshold_delta, unit_rows=unit_rows,
                     rows=kept)
         schema = _drop_uninformative(schema, encoder)
+        preflight(self, schema=schema, encoder=encoder, rows=kept, unit_rows=unit_rows, **checks)
         codes = _encode(encoder, frame, schema, seed)
         marginals = measure_marginals(codes, encoder, ledger=ledger, rows=max(kept, 1.0),
                                       max_pairs=self.max_pairs if split["marginals"] > 0 else 0,

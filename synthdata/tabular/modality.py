@@ -31,8 +31,11 @@ class TableModality:
     noun = "rows"
 
     def __init__(self, table: Table, *, target: str | None = None, schema: Schema | None = None,
-                 unit: PrivacyUnit | UnitRequest | str | None = ROW, model: str = "tabular-gan") -> None:
+                 unit: PrivacyUnit | UnitRequest | str | None = ROW, model: str = "tabular-gan",
+                 excel_safe: bool = False) -> None:
         self.table = table
+        #: Prefix text a spreadsheet would run as a formula with ' in synthetic.csv (see tabular.sampling).
+        self.excel_safe = excel_safe
         self.target = target
         self.schema = schema
         if UnitRequest.of(unit) is None and schema is not None and schema.privacy_unit is not None:
@@ -66,6 +69,13 @@ class TableModality:
                 raise DataError(f"--target {self.target} is the privacy unit column, which is never released")
             if len(frame.columns) < 2:
                 raise DataError(f"{self.source} holds only the privacy unit column; there is nothing to synthesise")
+        # Pre-flight from public facts (the column count, the model's settings), before a row is read.
+        from ..models import create_model
+        from ..runtime import resolve_device
+        from .preflight import check_columns
+
+        columns = len(self.schema.names) if self.schema is not None else len(frame.columns) - (self.unit is not None)
+        check_columns(columns, model=create_model(self.model_name, epsilon=1.0), device=resolve_device("auto"))
 
     def describe(self) -> str:
         columns = len(self.table.frame.columns) - (self.unit is not None)
@@ -96,19 +106,26 @@ class TableModality:
         from ..models import create_model
 
         model = create_model(self.model_name, epsilon=epsilon, delta=delta, seed=seed, **model_options)
-        return model.fit(train, schema=self.schema, progress=progress, unit=self.unit or ROW)
+        # The target must survive the release: the model's pre-flight refuses early if it cannot.
+        extra = {"target": self.target} if self.target is not None and _accepts(model.fit, "target") else {}
+        return model.fit(train, schema=self.schema, progress=progress, unit=self.unit or ROW, **extra)
 
     def write(self, model, directory: Path, count: int | None, seed: int) -> tuple[list[str], int]:
         from .sampling import write_csv
 
         n = int(round(model.n_rows_)) if count is None else count
-        write_csv(model, max(n, 1), directory / "synthetic.csv", seed=seed)
+        write_csv(model, max(n, 1), directory / "synthetic.csv", seed=seed, excel_safe=self.excel_safe)
         return ["synthetic.csv"], max(n, 1)
 
     def read_synthetic(self, directory: Path) -> pd.DataFrame:
         """The synthetic rows as an analyst reads them (the audit reads the file, not the model)."""
-        return pd.read_csv(directory / "synthetic.csv", nrows=AUDIT_SYNTHETIC_ROWS, low_memory=False,
-                           keep_default_na=False, na_values=list(MISSING_MARKERS))
+        frame = pd.read_csv(directory / "synthetic.csv", nrows=AUDIT_SYNTHETIC_ROWS, low_memory=False,
+                            keep_default_na=False, na_values=list(MISSING_MARKERS))
+        if self.excel_safe:  # the audit compares values, not their spreadsheet-safe spelling
+            from .sampling import undo_excel_safe
+
+            frame = undo_excel_safe(frame)
+        return frame
 
     def audit(self, model, train: pd.DataFrame, holdout: pd.DataFrame | None, directory: Path, *,
               holdout_fraction: float, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -197,3 +214,9 @@ def person_id_candidates(frame: pd.DataFrame) -> list[tuple[str, int, int]]:
         if distinct >= 20 and distinct * _MIN_ROWS_PER_ID <= len(values):
             out.append((str(name), distinct, int(len(values))))
     return out
+
+
+def _accepts(function: Callable, name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(function).parameters
