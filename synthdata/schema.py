@@ -23,6 +23,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from .errors import DataError, IdentifierColumnWarning, SchemaError, SynthdataEr
 
 __all__ = [
     "COLUMN_TYPES",
+    "ColumnKind",
     "ID_NAME",
     "MAX_CATEGORIES",
     "SCHEMA_FORMAT",
@@ -46,7 +48,52 @@ __all__ = [
     "summarize",
 ]
 
-COLUMN_TYPES = ("numerical", "categorical", "boolean", "datetime")
+class ColumnKind(str, Enum):
+    """The one vocabulary of column kinds, shared by the schema, the encoder and the audits.
+
+    A ``str`` enum: ``ColumnKind.NUMERICAL == "numerical"``, and it is written to JSON as
+    that text. The names are SDMetrics' sdtypes too.
+
+    >>> ColumnKind("boolean").sdtype, ColumnKind.DATETIME.compares_as_number
+    ('boolean', True)
+    """
+
+    NUMERICAL = "numerical"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+    DATETIME = "datetime"
+
+    @property
+    def sdtype(self) -> str:
+        """SDMetrics' name for it (the same)."""
+        return self.value
+
+    @property
+    def compares_as_number(self) -> bool:
+        """Numbers and dates are compared by value (distances, quantile bins); the rest by label."""
+        return self in (ColumnKind.NUMERICAL, ColumnKind.DATETIME)
+
+    @property
+    def is_label(self) -> bool:
+        """Categories and booleans: a set of labels."""
+        return not self.compares_as_number
+
+    @classmethod
+    def of_dtype(cls, series: pd.Series) -> ColumnKind:
+        """The kind a column's pandas dtype suggests (for tables read without a schema)."""
+        if ptypes.is_bool_dtype(series.dtype):
+            return cls.BOOLEAN
+        if ptypes.is_datetime64_any_dtype(series.dtype):
+            return cls.DATETIME
+        if ptypes.is_numeric_dtype(series.dtype):
+            return cls.NUMERICAL
+        return cls.CATEGORICAL
+
+    def __str__(self) -> str:
+        return self.value
+
+
+COLUMN_TYPES = tuple(kind.value for kind in ColumnKind)
 SCHEMA_FORMAT = "synthdata-schema/1"
 #: More distinct values than this in a categorical column cannot be modelled usefully.
 MAX_CATEGORIES = 1000

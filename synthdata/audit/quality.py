@@ -35,6 +35,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from ..errors import DataError
+from ..schema import ColumnKind
 
 __all__ = ["column_distributions", "detection_auc", "marginal_tvd", "ml_utility", "sdmetrics_quality",
            "synthetic_model_correct"]
@@ -123,7 +124,7 @@ def _columns(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[str] | N
 def _codes(name: str, real: pd.Series, synthetic: pd.Series, bins: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Integer codes in [0, k) for both columns, on levels read off the real column."""
     kind = _kind(real)
-    if kind != "categorical":
+    if kind.compares_as_number:
         r = _as_float(real, kind, name, "real")
         s = _as_float(synthetic, kind, name, "synthetic")
         observed = r[~np.isnan(r)]
@@ -170,15 +171,9 @@ def _tvd(real_codes: np.ndarray, synthetic_codes: np.ndarray, cells: int, n_real
     return float(0.5 * np.abs(p - q).sum())
 
 
-def _kind(series: pd.Series) -> str:
-    """'numeric', 'datetime' or 'categorical', from the dtype of the real column."""
-    if ptypes.is_bool_dtype(series.dtype):
-        return "categorical"
-    if ptypes.is_datetime64_any_dtype(series.dtype):
-        return "datetime"
-    if ptypes.is_numeric_dtype(series.dtype):
-        return "numeric"
-    return "categorical"
+def _kind(series: pd.Series) -> ColumnKind:
+    """The column's kind from the dtype of the real column (see :class:`~synthdata.schema.ColumnKind`)."""
+    return ColumnKind.of_dtype(series)
 
 
 def _as_float(series: pd.Series, kind: str, name: str, label: str) -> np.ndarray:
@@ -260,10 +255,10 @@ def column_distributions(
     result = {}
     for name in names:
         kind = _kind(real[name]) if kinds is None else kinds[name]
-        if kind in ("numeric", "datetime"):
+        if ColumnKind(kind).compares_as_number:
             r = _as_float(real[name], kind, name, "real")
             s = _as_float(synthetic[name], kind, name, "synthetic")
-            if kind == "numeric" and np.unique(r[~np.isnan(r)]).size <= max_bars:
+            if kind == ColumnKind.NUMERICAL and np.unique(r[~np.isnan(r)]).size <= max_bars:
                 entry = _value_shares(pd.Series(r), pd.Series(s), k=k, max_bars=max_bars, numeric=True)
             else:
                 entry = _interval_shares(r, s, k=k, bins=bins, dates=kind == "datetime")
@@ -434,7 +429,7 @@ def ml_utility(
 
     kinds = {c: _kind(real_train[c]) for c in features}
     target_kind = _kind(real_train[target])
-    numeric_target = target_kind == "numeric"
+    numeric_target = target_kind == ColumnKind.NUMERICAL
     if numeric_target and frames["real_train"][target].nunique() > MAX_NUMERIC_CLASSES:
         result = _regression(frames, features, kinds, target, seed)
     else:
@@ -471,9 +466,9 @@ def synthetic_model_correct(synthetic: pd.DataFrame, test: pd.DataFrame, *, targ
     features = [c for c in synthetic.columns if c != target]
     if not features or target not in test.columns:
         return None
-    if kinds[target] == "numeric" and synthetic[target].nunique() > MAX_NUMERIC_CLASSES:
+    if kinds[target] == ColumnKind.NUMERICAL and synthetic[target].nunique() > MAX_NUMERIC_CLASSES:
         return None
-    numeric_target = kinds[target] == "numeric"
+    numeric_target = kinds[target] == ColumnKind.NUMERICAL
 
     def labels(frame: pd.DataFrame) -> np.ndarray:
         series = frame[target]
@@ -509,7 +504,7 @@ def _classification(
     def labels(frame: pd.DataFrame, label: str) -> pd.Series:
         series = frame[target]
         if numeric_target:
-            return pd.Series(_as_float(series, "numeric", target, label), index=series.index)
+            return pd.Series(_as_float(series, ColumnKind.NUMERICAL, target, label), index=series.index)
         return pd.Series(_as_text(series).to_numpy(), index=series.index)
 
     train_labels = labels(frames["real_train"], "real_train")
@@ -604,10 +599,10 @@ def _regression(
 ) -> dict[str, Any]:
     from sklearn.metrics import r2_score
 
-    y_test = _as_float(frames["real_test"][target], "numeric", target, "real_test")
+    y_test = _as_float(frames["real_test"][target], ColumnKind.NUMERICAL, target, "real_test")
     scores = {}
     for label in ("synthetic", "real_train"):
-        y_train = _as_float(frames[label][target], "numeric", target, label)
+        y_train = _as_float(frames[label][target], ColumnKind.NUMERICAL, target, label)
         model = _model("regression", kinds, features, seed)
         X_train, X_test = _features(frames[label], frames["real_test"], features, kinds)
         with _fitting():
@@ -638,7 +633,7 @@ def _fitting() -> Iterator[None]:
 def _model(task: str, kinds: dict[str, str], features: list[str], seed: int):
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    mask = [kinds[c] == "categorical" for c in features]
+    mask = [ColumnKind(kinds[c]).is_label for c in features]
     cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
     # No early stopping: above 10,000 rows it would hold out a stratified validation split,
     # which fails on a class held by a single row (a rare synthetic class, say).
@@ -656,10 +651,10 @@ def _features(
     from sklearn.preprocessing import OrdinalEncoder
 
     def numeric(frame: pd.DataFrame, label: str) -> np.ndarray:
-        columns = [_as_float(frame[c], kinds[c], c, label) for c in features if kinds[c] != "categorical"]
+        columns = [_as_float(frame[c], kinds[c], c, label) for c in features if not ColumnKind(kinds[c]).is_label]
         return np.column_stack(columns) if columns else np.empty((len(frame), 0))
 
-    categorical = [c for c in features if kinds[c] == "categorical"]
+    categorical = [c for c in features if ColumnKind(kinds[c]).is_label]
     X_train, X_test = numeric(train, "training"), numeric(test, "real_test")
     if categorical:
         encoder = OrdinalEncoder(
@@ -676,7 +671,7 @@ def _features(
             codes_test = encoder.transform(text(test))
         X_train, X_test = np.hstack([X_train, codes_train]), np.hstack([X_test, codes_test])
     # Reorder to the feature order, which the categorical mask follows.
-    order = [c for c in features if kinds[c] != "categorical"] + categorical
+    order = [c for c in features if not ColumnKind(kinds[c]).is_label] + categorical
     position = [order.index(c) for c in features]
     X_train, X_test = X_train[:, position], X_test[:, position]
     # A column missing in every training row (a synthetic column nothing was released for)
@@ -753,7 +748,7 @@ def sdmetrics_quality(
             f"{len(synthetic)}; both need at least one"
         )
     if metadata is None:
-        metadata = {"columns": {name: {"sdtype": _sdtype(real[name])} for name in names}}
+        metadata = {"columns": {name: {"sdtype": ColumnKind.of_dtype(real[name]).sdtype} for name in names}}
     with warnings.catch_warnings():
         # SDMetrics warns on import (a deprecated module path kept for older releases)
         # and on data it finds odd; neither is the caller's to act on.
@@ -777,14 +772,6 @@ def sdmetrics_quality(
     }
 
 
-def _sdtype(series: pd.Series) -> str:
-    if ptypes.is_bool_dtype(series.dtype):
-        return "boolean"
-    if ptypes.is_datetime64_any_dtype(series.dtype):
-        return "datetime"
-    if ptypes.is_numeric_dtype(series.dtype):
-        return "numerical"
-    return "categorical"
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import DataError, PrivacyError
 from ..ingest import Table
-from ..schema import Schema
+from ..schema import ColumnKind, Schema
 from .leakage import RARE_K, leakage_audit
 from .log import AuditLog
 from .quality import column_distributions, detection_auc, marginal_tvd, ml_utility, sdmetrics_quality
@@ -30,7 +30,6 @@ AUDIT_FORMAT = "synthdata-audit/1"
 MAX_ROWS = 10_000
 #: Cap on the rows the SDMetrics report and the ML-utility models read per table.
 FULL_ROWS = 50_000
-_SDTYPES = {"numeric": "numerical", "datetime": "datetime", "categorical": "categorical", "boolean": "categorical"}
 
 
 def audit(
@@ -130,7 +129,7 @@ def _quality(
     rng = np.random.default_rng([seed, 1])
     pair = {"real_train": tables.train, "synthetic": tables.synthetic}
     sampled = log.subsample("sdmetrics quality report", pair, FULL_ROWS, rng)
-    metadata = {"columns": {name: {"sdtype": _SDTYPES[kind]} for name, kind in tables.kinds.items()}}
+    metadata = {"columns": {name: {"sdtype": ColumnKind(kind).sdtype} for name, kind in tables.kinds.items()}}
     report = sdmetrics_quality(sampled["real_train"], sampled["synthetic"], metadata=metadata)
     tvd = marginal_tvd(tables.train, tables.synthetic)
     sampled = log.subsample("detection", pair, max_rows, rng)

@@ -11,8 +11,9 @@ metric compares values across tables, so all of that is settled once, here:
   categories canonical text (``1``, ``1.0`` and ``"1"`` agree; ``True`` and ``"true"``
   agree in a boolean column); missing stays missing.
 
-The column *kind* (numeric, datetime, categorical, boolean) is read off the schema, or
-off the real training table's dtypes, never off the synthetic table.
+The column *kind* (:class:`~synthdata.schema.ColumnKind`: numerical, datetime, categorical,
+boolean) is read off the schema, or off the real training table's dtypes, never off the
+synthetic table.
 """
 
 from __future__ import annotations
@@ -23,17 +24,15 @@ from numbers import Number
 
 import numpy as np
 import pandas as pd
-from pandas.api import types as ptypes
 
 from ..errors import DataError
 from ..ingest import Table
 from ..schema import Schema
-from .quality import _as_float, _kind as _quality_kind
+from ..schema import ColumnKind
+from .quality import _as_float
 
 __all__ = ["AuditTables", "prepare"]
 
-#: Schema type -> audit kind.
-_KINDS = {"numerical": "numeric", "categorical": "categorical", "boolean": "boolean", "datetime": "datetime"}
 _DEFAULT_LABELS = {
     "real_train": "the real training table",
     "synthetic": "the synthetic table",
@@ -65,7 +64,7 @@ class AuditTables:
     @property
     def numeric(self) -> list[str]:
         """Columns measured as numbers (numeric and datetime)."""
-        return [c for c, k in self.kinds.items() if k in ("numeric", "datetime")]
+        return [c for c, k in self.kinds.items() if ColumnKind(k).compares_as_number]
 
     @property
     def categorical(self) -> list[str]:
@@ -114,20 +113,15 @@ def _frame(data: pd.DataFrame | Table, role: str) -> tuple[pd.DataFrame, str]:
     raise DataError(f"{role} must be a pandas DataFrame or a synthdata Table, got {type(data).__name__}")
 
 
-def _kinds(train: pd.DataFrame, schema: Schema | None, label: str, notes: list[str]) -> dict[str, str]:
+def _kinds(train: pd.DataFrame, schema: Schema | None, label: str, notes: list[str]) -> dict[str, ColumnKind]:
     if schema is None:
-        return {name: _kind(train[name]) for name in train.columns}
+        return {name: ColumnKind.of_dtype(train[name]) for name in train.columns}
     absent = [c.name for c in schema if c.name not in train.columns]
     if absent:
         raise DataError(f"{label} lacks the schema's column(s) {_names(absent)}; audit the table the schema describes")
     if schema.excluded:
         notes.append(f"columns the schema excludes are not audited: {_names([e.name for e in schema.excluded])}")
-    return {c.name: _KINDS[c.type] for c in schema}
-
-
-def _kind(series: pd.Series) -> str:
-    """The quality metrics' kind, with booleans told apart (they align by truth value)."""
-    return "boolean" if ptypes.is_bool_dtype(series.dtype) else _quality_kind(series)
+    return {c.name: ColumnKind(c.type) for c in schema}
 
 
 def _check_columns(frame: pd.DataFrame, kinds: dict[str, str], label: str, train_label: str, notes: list[str]) -> None:
@@ -148,7 +142,7 @@ def _normalise(frame: pd.DataFrame, kinds: dict[str, str], label: str) -> pd.Dat
         series = frame[name]
         if kind == "datetime":
             columns[name] = _timestamps(series, name, label)
-        elif kind == "numeric":
+        elif kind == ColumnKind.NUMERICAL:
             columns[name] = _as_float(series, kind, name, label)
         else:
             columns[name] = _canonical_text(series, boolean=kind == "boolean")
