@@ -328,3 +328,24 @@ def test_a_fitted_model_is_saved_through_an_unpredictable_folder(table, tmp_path
     assert list(victim.iterdir()) == []
     assert (tmp_path / "model" / "model.json").read_text() == "{}"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model.partial-")]
+
+
+# --------------------------------------------------------------------------- odd values
+
+
+def test_the_audit_of_values_near_the_float_limits_is_no_crash(invoke, tmp_path):
+    """+-1e300 and 5e-324 made the leakage attacks' distances infinite (a sklearn ValueError, 'a bug')."""
+    rng = np.random.default_rng(4)
+
+    def table(n, values):
+        return pd.DataFrame({"g": rng.choice(["x", "y", "z"], n), "v": rng.choice(values, n)})
+
+    paths = {}
+    for name, frame in (("train", table(400, [1e300, -1e300, 0.0, -0.0, 5e-324])),
+                        ("holdout", table(200, [1e300, -1e300, 0.0, 5e-324])),
+                        ("synthetic", table(400, [9e16, -9e16, 0.0]))):
+        paths[name] = tmp_path / f"{name}.csv"
+        frame.to_csv(paths[name], index=False)
+    result = invoke("audit", paths["train"], paths["synthetic"], "--holdout", paths["holdout"], "--max-rows", "200")
+    assert result.exit_code == 0, result.output
+    assert "Membership inference" in result.output

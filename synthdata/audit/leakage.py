@@ -260,8 +260,11 @@ class _Embedding:
     def __call__(self, frame: pd.DataFrame) -> np.ndarray:
         blocks = []
         for name in self.numeric:
-            values = (_floats(frame[name]) - self.centre[name]) / self.scale[name]
+            with np.errstate(over="ignore", invalid="ignore"):
+                values = (_floats(frame[name]) - self.centre[name]) / self.scale[name]
             missing = np.isnan(values)
+            # Beyond a million spreads every value is simply far; 1e300 over a tiny spread would be inf.
+            values = np.clip(values, -_FAR, _FAR)
             blocks += [np.where(missing, 0.0, values), missing.astype(float)]
         parts = [np.column_stack(blocks)] if blocks else []
         for name in self.categorical:
@@ -284,14 +287,24 @@ def _floats(series: pd.Series) -> np.ndarray:
 
 
 def _robust_centre_scale(values: np.ndarray) -> tuple[float, float]:
-    """Median and IQR/1.349 (the standard deviation of a normal), else std, else 1."""
+    """Median and IQR/1.349 (the standard deviation of a normal), else std, else 1 (each finite and
+    not denormal: values such as 1e300 or 5e-324 must not make the distances infinite)."""
     if values.size == 0:
         return 0.0, 1.0
-    q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
-    scale = (q3 - q1) / 1.349
-    if not scale > 0:
-        scale = float(np.std(values))
-    return float(median), float(scale) if scale > 0 else 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
+        scale = (q3 - q1) / 1.349
+        if not (math.isfinite(scale) and scale >= _NO_SPREAD):
+            scale = float(np.std(values))
+    if not math.isfinite(median):
+        median = 0.0
+    return float(median), float(scale) if math.isfinite(scale) and scale >= _NO_SPREAD else 1.0
+
+
+#: Standardised values are clipped to +-_FAR (beyond, every value is simply far).
+_FAR = 1e6
+#: A spread below the smallest normal float is no spread.
+_NO_SPREAD = float(np.finfo(float).tiny)
 
 
 def _closest_record_scores(synthetic: np.ndarray, queries: np.ndarray) -> np.ndarray:
