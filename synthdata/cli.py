@@ -613,7 +613,8 @@ def release_summary(result) -> list[str]:
     if isinstance(bounding, dict) and bounding.get("max_rows"):
         lines.append(f"  cap: at most {bounding['max_rows']} rows per {bounding['noun']} (chosen "
                      f"{str(bounding['cap']).split(':')[0]}); the cap dropped about "
-                     f"{max(bounding['rows_dropped_by_cap_dp'], 0):,.0f} rows (a DP estimate)")
+                     f"{max(bounding['rows_dropped_by_cap_dp'], 0):,.0f} rows (a DP estimate, noise std "
+                     f"{bounding.get('estimates_noise_std', {}).get('dropped', 0):,.0f})")
     figures = audit.get("figures") or {}
     utility = figures.get("ml_utility")
     if utility:

@@ -291,7 +291,8 @@ def test_a_hospital_table_releases_in_one_command_with_the_unit_one_patient(invo
     section = predicate["data"]["privacy_unit"]
     assert section["column"] == "patient_id" and section["max_rows"] >= 1 and "rows_dropped_by_cap_dp" in section
     figures = predicate["audit"]["figures"]
-    assert figures["sensitivity"] == pytest.approx(np.sqrt(5))  # counts of patients: one patient moves each by 1
+    # Counts of patients: one patient moves each by at most 1 (3 or 5 counts, with or without the attack).
+    assert figures["sensitivity"] in (pytest.approx(np.sqrt(3)), pytest.approx(np.sqrt(5)))
     assert "patients" in json.dumps(figures["copies"])
     synthetic = pd.read_csv(out / "synthetic.csv")
     assert "patient_id" not in synthetic.columns

@@ -53,7 +53,7 @@ CAP_QUANTILE = 0.75
 #: Largest cap chosen by default; a steward may set a larger one.
 MAX_AUTO_CAP = 32
 #: The dropped-rows estimate counts a person's dropped rows up to this many times the cap.
-DROPPED_COUNTED = 7
+DROPPED_COUNTED = 3
 #: Lower edges of the rows-per-person bins: every power of two (the caps chosen by default)
 #: ends a bin, so "every row of a person" is read off whole bins.
 ROWS_PER_UNIT_BINS: tuple[int, ...] = (1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 129, 257, 513, 1025)

@@ -63,7 +63,7 @@ MODEL_FORMAT = "synthdata-tabular-gan/2"
 #: release's public audit figures and spent by the release, not by fit; "units" (the
 #: histogram of rows per person) only with a privacy unit column.
 DEFAULT_BUDGET_SPLIT = {"schema": 0.05, "preprocessing": 0.25, "selection": 0.05, "marginals": 0.45,
-                        "discriminator": 0.1, "audit": 0.0, "units": 0.05, "selection3": 0.0, "marginals3": 0.0}
+                        "discriminator": 0.1, "audit": 0.0, "units": 0.1, "selection3": 0.0, "marginals3": 0.0}
 #: Share of epsilon of the DP row count, spent first (pure ε, discrete Laplace) so that
 #: the batch sampling rate and the number of steps are planned from it, never from n.
 COUNT_SHARE = 0.05
