@@ -60,13 +60,9 @@ __all__ = ["ColumnCode", "TabularEncoder", "round_significant"]
 
 _DAY_NS = 86_400 * 10**9
 _SECOND = 1.0 / 86_400  # one second, in days (the unit dates are counted in)
-#: Cells of dates beside exact values: an hour, a day, about a month (seconds); then about
-#: a year (12 such months: cells nest), counted over a fixed list of cells (public) to
-#: catch what thinner months lose.
-DATE_CELLS = (3_600, 86_400, 32 * 86_400)
-YEAR_CELL = 12 * 32 * 86_400
-#: The years of that fixed list: pandas' date range, 1677-2262, in cells of YEAR_CELL seconds.
-_YEAR_KEYS = range(-290, 291)
+#: Cells of dates beside exact values: an hour, a day, about a month, about a year (12 such
+#: months: cells nest), in seconds.
+DATE_CELLS = (3_600, 86_400, 32 * 86_400, 12 * 32 * 86_400)
 #: Most decimals a declared or decided step may have (0.000001).
 _MAX_DECIMALS = 6
 #: Released exact values needed before their common step refines the lattice.
@@ -78,13 +74,8 @@ SMALL_TABLE_ROWS = 10
 #: Warn when more than this share of a column's rows falls in values too rare to release.
 UNRELEASED_WARN_SHARE = 0.1
 _POW10 = np.array([10**i for i in range(19)], dtype=np.int64)
-#: Powers of ten the public cells of numbers without a lattice cover (beyond: the end cells).
+#: Powers of ten the cells of numbers without a lattice cover (beyond: the end cells).
 _MIN_EXPONENT, _MAX_EXPONENT = -12, 18
-#: Expected empty cells of a public histogram read as holding values (see _cutoff).
-_FALSE_CELLS = 0.05
-#: A public cell with fewer lattice values than this is released only above the sparse
-#: threshold: drawn from, it could give back a value only one person holds.
-MIN_CELL_VALUES = 10
 
 
 def round_significant(values: np.ndarray, digits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,16 +157,15 @@ class ColumnCode:
 @dataclass(frozen=True)
 class _Resolution:
     """One histogram of a numeric column: exact lattice values, significant digits, powers of
-    ten ("decade"), or fixed cells ("width").
-
-    ``public``: counted over a fixed, data-independent list of cells (every cell, present or
-    not), so no cell needs a threshold to hide that it exists; a cell is used when its noisy
-    count stands out of the noise (see :func:`_cutoff`). Otherwise a sparse histogram.
+    ten ("decade"), or fixed cells ("width"). Each is a sparse histogram: only cells present
+    in the data are counted, and a cell is released when its noisy count clears the
+    threshold. (Counting a fixed list of every cell instead needs only a clearing of the
+    noise, but one empty cell in a few hundred clears it by chance, and an empty cell of
+    10^15 put values there: the threshold's delta is the sound price.)
     """
 
     kind: str  # "exact" | "digits" | "decade" | "width"
     size: int = 0  # digits, or cell width in lattice units
-    public: bool = False
 
 
 class _Lattice:
@@ -269,29 +259,6 @@ def _cell(resolution: _Resolution, key: tuple, lattice: _Lattice) -> tuple[float
         return 0.0, 0.0
     low, high = quotient * width, (quotient + 1) * width
     return (low, high) if signed >= 0 else (-high, -low)
-
-
-def _domain(resolution: _Resolution, lattice: _Lattice) -> list[tuple]:
-    """Every cell of a public resolution (a fixed list: it depends on no data)."""
-    if resolution.kind == "width":
-        return [(key,) for key in _YEAR_KEYS]
-    if lattice.unit is not None:
-        lengths = range(1, 19)
-        if resolution.kind == "decade":
-            return [(0, 0)] + [(length, sign) for length in lengths for sign in (-1, 1)]
-        return [(0, 0)] + [(length - 1, sign * q) for length in lengths for q in range(1, 10) for sign in (-1, 1)]
-    exponents = range(_MIN_EXPONENT, _MAX_EXPONENT + 1)
-    if resolution.kind == "decade":
-        return [(0.0, 0.0)] + [(float(e), float(sign)) for e in exponents for sign in (-1, 1)]
-    return [(0.0, 0.0)] + [(float(e), float(sign * q)) for e in exponents for q in range(1, 10) for sign in (-1, 1)]
-
-
-def _cutoff(sigma: float, cells: int) -> float:
-    """Noisy count a cell of a public histogram of ``cells`` cells must exceed to be used:
-    about one empty cell in twenty histograms stands out of the noise by chance."""
-    from scipy.stats import norm
-
-    return sigma * float(norm.isf(_FALSE_CELLS / max(cells, 1)))
 
 
 # ---------------------------------------------------------------------- the encoder
@@ -388,13 +355,11 @@ class TabularEncoder:
             if column.constant:
                 return [_Resolution("exact")]
             digits = sorted({self.digits, max(self.digits - 1, 1)}, reverse=True)
-            return ([_Resolution("exact")] + [_Resolution("digits", d, public=d == 1) for d in digits]
-                    + [_Resolution("decade", public=True)])
+            return [_Resolution("exact")] + [_Resolution("digits", d) for d in digits] + [_Resolution("decade")]
         if column.type == "datetime":
             if column.constant:
                 return [_Resolution("exact")]
-            return ([_Resolution("exact")] + [_Resolution("width", w) for w in DATE_CELLS if w > lattice.step]
-                    + [_Resolution("width", YEAR_CELL, public=True)])
+            return [_Resolution("exact")] + [_Resolution("width", w) for w in DATE_CELLS if w > lattice.step]
         return [None]
 
     def _build(self, column: Column, counts: _ExactCounts, noisy: np.ndarray, sigma: float, lattice: _Lattice | None,
@@ -457,21 +422,8 @@ class TabularEncoder:
 
     def _released(self, resolution: _Resolution, keys: list, noisy: np.ndarray, sigma: float,
                   lattice: _Lattice) -> dict:
-        """The cells of one histogram that are used: above the sparse threshold, or for a
-        public histogram above the noise (cells of few values: above the threshold)."""
-        if not resolution.public:
-            return {key: c for key, c in zip(keys, noisy) if c > self.threshold_}
-        cutoff = _cutoff(sigma, len(keys))
-        out = {}
-        for key, c in zip(keys, noisy):
-            if c <= cutoff:
-                continue
-            if c <= self.threshold_:
-                low, high = _cell(resolution, key, lattice)
-                if lattice.unit is not None and lattice.points(low, high) < MIN_CELL_VALUES:
-                    continue
-            out[key] = c
-        return out
+        """The cells of one histogram that clear the threshold."""
+        return {key: c for key, c in zip(keys, noisy) if c > self.threshold_}
 
     def _uninformative(self, column: Column, code: ColumnCode, rows: float | None) -> str | None:
         """Why a column cannot be released usefully, or None.
@@ -521,9 +473,14 @@ class TabularEncoder:
         """Released cells -> pieces on the lattice: exact values, then what each coarser
         cell carries beyond its finer released cells, spread over the values they leave.
 
-        A cell is released when its own count clears the bar (the sparse threshold, or the
-        noise of a public histogram); its remainder, a difference of noisy counts, is used
-        when it stands out of the noise those counts add up to (3 standard deviations).
+        A cell is released when its own count clears the sparse threshold. Its remainder
+        (its count less the finer releases inside: a difference of noisy counts) is used
+        when it stands out of the noise those counts add up to (3 standard deviations),
+        spread over the values no finer release covers. A remainder too small to stand out
+        is kept aside: if the coarser cell holding it finds mass its finer releases do not
+        explain, that mass goes first to the remainders kept aside inside it (the cell they
+        came from proves data there), and only the rest to the regions that released
+        nothing. Spread over those first, it put weighed grams below the lightest one.
         """
         if column.constant:
             ((key, weight),) = released[0].items()
@@ -536,6 +493,27 @@ class TabularEncoder:
         pieces = [_Piece(v, v, w, (), 1.0) for v, w in exact.items()]
         points = np.array(sorted(exact), dtype=float if continuous else np.int64)
         finer: list[tuple[float, float]] = []  # released cells of the resolutions done
+        aside: list[tuple[float, float, float, float]] = []  # (low, high, remainder, noise) too small to use
+
+        def spread(low, high, weight, noise, gaps):
+            sizes, holes_of = [], []
+            for gap_low, gap_high in gaps:
+                if continuous:
+                    sizes.append(gap_high - gap_low)
+                    holes_of.append(())
+                    continue
+                inside = points[(points >= gap_low) & (points <= gap_high)]
+                holes_of.append(tuple(int(h) for h in inside))
+                sizes.append(lattice.points(gap_low, gap_high) - len(inside))
+            total = float(sum(sizes))
+            out = []
+            for (gap_low, gap_high), size, holes in zip(gaps, sizes, holes_of):
+                if size > 0:
+                    if not continuous:
+                        gap_low, gap_high = lattice.first(gap_low), lattice.last(gap_high)
+                    out.append(_Piece(gap_low, gap_high, weight * size / total, holes, noise * size / total))
+            return out
+
         for r in range(1, len(resolutions)):
             starts = np.array([p.low for p in pieces], dtype=float)
             order = np.argsort(starts, kind="stable")
@@ -543,35 +521,29 @@ class TabularEncoder:
             cumulative = np.concatenate([[0.0], np.cumsum([pieces[i].weight for i in order])])
             variance = np.concatenate([[0.0], np.cumsum([pieces[i].var for i in order])])
             finer_sorted = sorted(finer)
-            new = []
+            new, kept_aside = [], []
             for (low, high), weight in cells[r]:
                 # Mass the finer releases put inside this cell.
                 lo_i = np.searchsorted(starts, low, side="left")
                 hi_i = np.searchsorted(starts, high, side="left" if continuous else "right")
                 residual = weight - (cumulative[hi_i] - cumulative[lo_i])
                 noise = 1.0 + variance[hi_i] - variance[lo_i]  # in units of sigma squared
-                if residual <= 3 * sigma * math.sqrt(noise):
-                    continue
                 gaps = _subtract((low, high), finer_sorted, continuous)
-                sizes, holes_of = [], []
-                for gap_low, gap_high in gaps:
-                    if continuous:
-                        sizes.append(gap_high - gap_low)
-                        holes_of.append(())
-                        continue
-                    inside = points[(points >= gap_low) & (points <= gap_high)]
-                    holes = tuple(int(h) for h in inside)
-                    sizes.append(lattice.points(gap_low, gap_high) - len(holes))
-                    holes_of.append(holes)
-                total = float(sum(sizes))
-                if total <= 0:
+                if residual <= 3 * sigma * math.sqrt(noise):
+                    if residual > 0:
+                        kept_aside.append((low, high, residual, noise, gaps))
                     continue
-                for (gap_low, gap_high), size, holes in zip(gaps, sizes, holes_of):
-                    if size > 0:
-                        if not continuous:
-                            gap_low, gap_high = lattice.first(gap_low), lattice.last(gap_high)
-                        new.append(_Piece(gap_low, gap_high, residual * size / total, holes, noise * size / total))
+                # First to the remainders kept aside inside this cell, then to its gaps.
+                for entry in [a for a in aside if low <= a[0] and a[1] <= high]:
+                    share = min(entry[2], residual)
+                    if share > 0:
+                        new.extend(spread(entry[0], entry[1], share, entry[3], entry[4]))
+                        residual -= share
+                    aside.remove(entry)
+                if residual > 0:
+                    new.extend(spread(low, high, residual, noise, gaps))
             pieces.extend(new)
+            aside.extend(kept_aside)
             finer.extend(cell for cell, _ in cells[r])
         return self._trim_edges(pieces, lattice)
 
@@ -844,12 +816,7 @@ def _exact_counts(column: Column, series: pd.Series, resolutions: list, lattice:
                 unique, count = np.unique(cells, axis=0, return_counts=True)
             else:
                 unique, count = np.zeros((0, cells.shape[1])), np.zeros(0, dtype=np.int64)
-            found = [tuple(row) for row in unique.tolist()]
-            if resolution.public:  # every cell of the fixed list, present or not
-                observed = dict(zip(found, count.tolist()))
-                found = _domain(resolution, lattice)
-                count = np.array([observed.get(key, 0) for key in found], dtype=np.int64)
-            keys.append(found)
+            keys.append([tuple(row) for row in unique.tolist()])
             counts.append(count.astype(np.int64))
         return _ExactCounts(keys, counts, missing)
     keys = _category_keys(column, series)
@@ -975,27 +942,49 @@ def _to_number(column: Column, series: pd.Series) -> np.ndarray:
 
 
 def _split_by_mass(weights: np.ndarray, parts: int) -> list[list[int]]:
-    """Consecutive groups of indices with about equal total weight; heavy ones alone."""
+    """Consecutive groups of indices with about equal total weight; heavy ones alone.
+
+    An index heavier than its share of what the others leave (the zeros of a skewed
+    amount: 91% of the rows) gets a group of its own, and the groups left are shared out
+    over the *remaining* mass: else every other value of the column would be lumped into
+    a handful of groups (capital gains in 3 levels), and their link to the other columns
+    lost.
+    """
     n = len(weights)
     if n <= parts:
         return [[i] for i in range(n)]
-    total = float(np.sum(np.maximum(weights, 0)))
-    target = total / parts
-    groups, current, mass = [], [], 0.0
-    for i, w in enumerate(np.maximum(weights, 0)):
-        if current and (w >= target or mass >= target):
+    w = np.maximum(np.asarray(weights, dtype=float), 0)
+    heavy: set[int] = set()
+    while len(heavy) < parts - 1:
+        rest = float(w.sum() - w[list(heavy)].sum())
+        target = rest / (parts - len(heavy))
+        new = {i for i in range(n) if i not in heavy and w[i] >= target}
+        if not new:
+            break
+        heavy |= new
+    rest = float(w.sum() - w[list(heavy)].sum())
+    target = rest / max(parts - len(heavy), 1)
+    # The others by where their mass falls on a scale cut every `target`: quantile bins.
+    groups, current, seen, last = [], [], 0.0, None
+    for i in range(n):
+        if i in heavy:
+            if current:
+                groups.append(current)
+                current = []
+            groups.append([i])
+            continue
+        position = int((seen + w[i] / 2) // target) if target > 0 else 0
+        seen += w[i]
+        if current and position != last:
             groups.append(current)
-            current, mass = [], 0.0
+            current = []
         current.append(i)
-        mass += w
-        if w >= target:
-            groups.append(current)
-            current, mass = [], 0.0
+        last = position
     if current:
         groups.append(current)
     # Merge the lightest neighbours until at most `parts` groups remain.
     while len(groups) > parts:
-        masses = [sum(weights[i] for i in g) for g in groups]
+        masses = [sum(w[i] for i in g) for g in groups]
         k = min(range(len(groups) - 1), key=lambda i: masses[i] + masses[i + 1])
         groups[k:k + 2] = [groups[k] + groups[k + 1]]
     return groups
