@@ -280,3 +280,17 @@ def test_repeating_person_ids_are_never_modelled():
         schema = _infer(frame)
     assert schema.names == ["visit"]
     assert {e.name for e in schema.excluded} == {"patient_id", "PatientId"}
+
+
+def test_a_dominant_value_does_not_lump_the_others_together():
+    """Capital gains: 91% zeros. The other values keep levels (and 2-way groups) of their own."""
+    rng = np.random.default_rng(12)
+    n = 30_000
+    gains = rng.choice(np.arange(1000, 31000, 1000), n)
+    frame = pd.DataFrame({"gain": np.where(rng.random(n) < 0.91, 0, gains)})
+    schema = Schema((Column("gain", "numerical", integer=True),))
+    encoder = _fit(frame, schema, epsilon=10.0, max_levels=32, max_coarse=16)
+    code = encoder.codes_[0]
+    assert code.levels[0]["lows"] == [0.0] and len(code.levels[0]["lows"]) == 1  # the zeros alone
+    assert code.size >= 25, code.size
+    assert code.coarse_size >= 12, code.coarse_size
