@@ -215,3 +215,21 @@ def test_write_csv_never_writes_through_a_planted_link(tmp_path):
     with pytest.raises(SynthdataError, match="already exists"):
         write_csv(_Rows(_formula_rows()), 30, dangling)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_released_categories_decide_the_warning_without_reading_cells(tmp_path):
+    """A categorical column is judged from its released categories (public: the model's levels)."""
+    from types import SimpleNamespace
+
+    rows = _Rows(pa.table({"safe": pa.array(["a", "b"] * 15), "risky": pa.array(["x", "y"] * 14 + ["=1", "x"])}))
+    rows.encoder_ = SimpleNamespace(codes_=[
+        SimpleNamespace(name="safe", kind="categorical", levels=[{"points": ["a"]}, {"points": ["b"]}]),
+        SimpleNamespace(name="risky", kind="categorical", levels=[{"points": ["x"]}, {"points": ["y"]},
+                                                                  {"points": ["=1"]}, {"points": [None]}]),
+    ])
+    with pytest.warns(SynthdataWarning) as caught:
+        write_csv(rows, 30, tmp_path / "a.csv", chunk_size=10)
+    assert [str(w.message).split(" of ")[0] for w in caught] == ["column 'risky'"]
+    write_csv(rows, 30, tmp_path / "b.csv", chunk_size=10, excel_safe=True)
+    back = pd.read_csv(tmp_path / "b.csv", dtype=str)
+    assert back["risky"].tolist()[-2:] == ["'=1", "x"] and set(back["safe"]) == {"a", "b"}

@@ -86,7 +86,7 @@ def write_csv(model, n: int, path: str | os.PathLike, *, chunk_size: int = DEFAU
         raise SynthdataError(f"{printable(path)} already exists; choose another output file or remove it")
     if not path.parent.is_dir():
         raise SynthdataError(f"{printable(path.parent)} does not exist; create the folder first")
-    guard = _FormulaGuard(excel_safe)
+    guard = _FormulaGuard(excel_safe, _released_text(model))
 
     def write(handle, chunk: pa.Table, header: bool) -> int:
         chunk = guard.chunk(chunk)
@@ -118,17 +118,35 @@ def write_csv(model, n: int, path: str | os.PathLike, *, chunk_size: int = DEFAU
     return path
 
 
+def _released_text(model) -> dict[str, bool]:
+    """For each categorical column whose released categories the model lists: whether one may look
+    like a formula. Those columns need no look at their cells (the categories are the values)."""
+    known: dict[str, bool] = {}
+    for code in getattr(getattr(model, "encoder_", None), "codes_", None) or ():
+        if getattr(code, "kind", None) != "categorical":
+            continue
+        try:
+            values = [point for level in code.levels for point in level["points"] if point is not None]
+        except (AttributeError, KeyError, TypeError):
+            continue
+        if all(isinstance(value, (str, int, float)) for value in values):
+            known[code.name] = any(looks_like_formula(value) for value in values)
+    return known
+
+
 class _FormulaGuard:
     """Finds (and with ``excel_safe``, prefixes) text that a spreadsheet would run as a formula.
 
-    Only text columns are looked at, and only their first bytes (read off the Arrow
-    buffers, no Python strings), so the writer keeps its speed; a column already found
-    is not looked at again unless it must be rewritten.
+    A categorical column is judged once from its released categories (``known``); other
+    text columns by the first bytes of their cells (read off the Arrow buffers, no Python
+    strings), so the writer keeps its speed. A column already found is not looked at
+    again unless it must be rewritten.
     """
 
-    def __init__(self, excel_safe: bool) -> None:
+    def __init__(self, excel_safe: bool, known: dict[str, bool] | None = None) -> None:
         self.excel_safe = excel_safe
-        self.found: list[str] = []  # columns holding formula-like text, in order
+        self.known = dict(known or {})
+        self.found: list[str] = [name for name, formula in self.known.items() if formula]  # in order
         self.found_names: list[str] = []  # column names that look like formulas
 
     def names(self, names: list[str]) -> list[str]:
@@ -142,7 +160,7 @@ class _FormulaGuard:
                     or (pa.types.is_dictionary(field.type) and (pa.types.is_string(field.type.value_type)
                                                                 or pa.types.is_large_string(field.type.value_type)))):
                 continue
-            if field.name in self.found and not self.excel_safe:
+            if self.known.get(field.name) is False or (field.name in self.found and not self.excel_safe):
                 continue
             column = chunk.column(index)
             if pa.types.is_dictionary(field.type):
@@ -172,7 +190,7 @@ class _FormulaGuard:
                           "which a spreadsheet may run as a formula; write the CSV with --excel-safe to prefix it "
                           "with '", SynthdataWarning, stacklevel=3)
         for name in self.found:
-            warnings.warn(f"column {printable(name)!r} of the synthetic data holds text starting with =, +, -, @, a "
+            warnings.warn(f"column {printable(name)!r} of the synthetic data can hold text starting with =, +, -, @, a "
                           "tab or a carriage return, which a spreadsheet may run as a formula; open the CSV as "
                           "text, or write it with --excel-safe to prefix such cells with '", SynthdataWarning,
                           stacklevel=3)
