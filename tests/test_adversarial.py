@@ -349,3 +349,20 @@ def test_the_audit_of_values_near_the_float_limits_is_no_crash(invoke, tmp_path)
     result = invoke("audit", paths["train"], paths["synthetic"], "--holdout", paths["holdout"], "--max-rows", "200")
     assert result.exit_code == 0, result.output
     assert "Membership inference" in result.output
+
+
+def test_a_schema_nested_too_deeply_is_one_line(invoke, table, tmp_path):
+    schema = tmp_path / "deep.json"
+    schema.write_text("[" * 100_000 + "]" * 100_000)
+    assert_one_line_error(invoke("inspect", table, "--schema", schema), "nested too deeply")
+
+
+@posix_only
+def test_sample_from_a_model_folder_with_a_fifo_for_model_json_does_not_block(invoke, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    os.mkfifo(folder / "model.json")
+    (folder / "generator.pt").write_bytes(b"x")
+    result = _within(30, invoke, "sample", folder, "-n", "10", "-o", tmp_path / "out.csv", "--quiet")
+    assert_one_line_error(result, "model.json")
+    assert not (tmp_path / "out.csv").exists()
