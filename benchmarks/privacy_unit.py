@@ -62,11 +62,13 @@ def _binned(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
             out[column] = np.clip(np.searchsorted(edges, pd.to_numeric(frame[column], errors="coerce"), "right"), 0,
                                   len(edges))
         else:
-            out[column] = frame[column].astype(str)
+            out[column] = frame[column].astype(str).where(frame[column].notna(), "<left out>")
     return pd.DataFrame(out)
 
 
 def tvds(real: pd.DataFrame, synthetic: pd.DataFrame) -> tuple[float, float]:
+    """Mean 1-way and 2-way TVD; a column the release left out counts as a column of empty cells (TVD 1)."""
+    synthetic = synthetic.reindex(columns=real.columns)
     a, b = _binned(real, real), _binned(synthetic, real)
     one = [0.5 * a[c].value_counts(normalize=True).subtract(b[c].value_counts(normalize=True), fill_value=0).abs().sum()
            for c in a.columns]
@@ -83,6 +85,7 @@ def auroc(synthetic: pd.DataFrame, test: pd.DataFrame) -> float:
     from sklearn.metrics import roc_auc_score
 
     def features(frame):
+        frame = frame.reindex(columns=["age", "sex", "length_of_stay", "ward"])  # a left-out column: empty
         return pd.DataFrame({"age": pd.to_numeric(frame["age"], errors="coerce"),
                              "male": (frame["sex"].astype(str) == "M").astype(float),
                              "stay": pd.to_numeric(frame["length_of_stay"], errors="coerce"),
@@ -130,6 +133,7 @@ def main() -> None:
             row = {"run": run, "setting": label, "cap": k, "rows_real": len(train),
                    "rows_kept": int(per_patient.clip(upper=k).sum()) if cap is not None else len(train),
                    "rows_synthetic": len(synthetic), "tvd_1way": round(one, 4), "tvd_2way": round(two, 4),
+                   "columns_left_out": sorted(set(train.columns) - {"patient_id"} - set(synthetic.columns)),
                    "auroc_readmitted": round(auroc(synthetic, test), 4),
                    "epsilon_per_patient": (f"{args.epsilon:g} (patients with r rows: ~r*{args.epsilon:g})"
                                            if cap is None else args.epsilon),

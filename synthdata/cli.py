@@ -627,7 +627,8 @@ def release_summary(result) -> list[str]:
         lines.append(f"  recommender (DP figures, held-out real {what}): recall@10 "
                      f"{recommended['synthetic_als']['recall@10']:.3f} (ALS on the synthetic data), "
                      f"{recommended['synthetic_knn']['recall@10']:.3f} (item-kNN), "
-                     f"{recommended['dp_popularity']['recall@10']:.3f} (DP popularity)")
+                     f"{recommended['dp_popularity']['recall@10']:.3f} (DP popularity); noise std "
+                     f"{recommended['score_noise_std']:.3f} each")
     if audit.get("verdict"):
         lines.append(f"  leakage: {audit['verdict']}")
     lines.append(f"  steward's exact audit (not for release): {printable(result.steward_directory)}")

@@ -196,3 +196,49 @@ def test_an_interaction_release_runs_in_one_command_and_verifies(invoke, tmp_pat
     assert steward["audit"]["distribution"]["synthetic_rows_on_items_of_a_single_real_user"] == 0
     assert set(steward["audit"]["recommender"]) >= {"real_als", "real_knn", "synthetic_als"}
     assert "quantity" in predicate["data"]["excluded_columns"]
+
+
+def _published_interactions(frame: pd.DataFrame, tmp_path, keys, tag: str) -> dict:
+    import re
+
+    from synthdata.release import release
+
+    from .test_privacy_unit import _flatten
+
+    key, public = keys
+    out = tmp_path / f"release-{tag}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        release(InteractionModality(from_frame(frame, source="purchases.csv"), user="customer_id", item="sku"),
+                epsilon=4.0, key=key, key_path=public, out=out, ledger=tmp_path / f"ledger-{tag}.json",
+                model_options=FAST, seed=3)
+    fields = _flatten(json.loads((out / "report.json").read_text())["predicate"], "report")
+    fields["report.html (numbers masked)"] = re.sub(r"\d+", "#", (out / "report.html").read_text())
+    synthetic = pd.read_csv(out / "synthetic.csv", dtype=str)
+    fields["synthetic.csv header"] = list(synthetic.columns)
+    fields["synthetic.csv users"] = synthetic["customer_id"].nunique()
+    return fields
+
+
+@pytest.mark.slow
+def test_no_published_field_of_an_interaction_release_tells_d_from_d_minus_one_user(tmp_path, monkeypatch):
+    from synthdata.signing import generate_keypair, load_private_key
+
+    from .test_privacy_unit import _deterministic_differences
+
+    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+    private, public = generate_keypair(tmp_path / "keys")
+    keys = (load_private_key(private), public)
+    frame = shop(users=2500)
+    heavy = frame["customer_id"].value_counts().index[0]  # the user with the most interactions
+    runs = [_published_interactions(frame, tmp_path, keys, f"d{i}") for i in range(3)]
+    assert [name for name in runs[0] if runs[0][name] != runs[1].get(name)]  # some fields are noisy
+    neighbour = frame[frame["customer_id"] != heavy]
+    on_neighbour = [_published_interactions(neighbour, tmp_path, keys, "n0")]
+    for again in range(1, 3):
+        if not _deterministic_differences(runs, on_neighbour):
+            break
+        runs.append(_published_interactions(frame, tmp_path, keys, f"d{len(runs)}"))
+        on_neighbour.append(_published_interactions(neighbour, tmp_path, keys, f"n{again}"))
+    found = _deterministic_differences(runs, on_neighbour)
+    assert not found, json.dumps(found, indent=1)
