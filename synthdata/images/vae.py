@@ -66,7 +66,7 @@ MODEL_FORMAT = "synthdata-image-vae/1"
 VAE_STEP = "vae"
 #: Relative shares of epsilon (normalised to sum 1), as ImageGAN's labels against the rest:
 #: label counts need little, but a thresholded histogram of a small image set needs some.
-DEFAULT_BUDGET_SPLIT = {"labels": 0.1, "vae": 0.9, "audit": 0.0}
+DEFAULT_BUDGET_SPLIT = {"labels": 0.1, "templates": 0.1, "vae": 0.9, "audit": 0.0}
 #: Share of epsilon of the DP image count (pure ε, spent first), and its cap.
 COUNT_SHARE = 0.05
 COUNT_CAP = 0.1
@@ -87,39 +87,65 @@ def _groups(channels: int) -> int:
 
 
 class ImageDecoder(nn.Module):
-    """(latent, class) -> pixel logits, channels first, H x W (an upsampling conv stack, then a crop)."""
+    """(latent, class) -> pixel logits, channels first, H x W.
 
-    def __init__(self, *, classes: int, height: int, width: int, channels: int, latent_dim: int, base: int) -> None:
+    A per-class template (a linear map of the class's one-hot to pixel logits: the class's
+    mean image, learned fast because every image of the class pulls it the same way)
+    plus a style term of the latent and the class: a small MLP (``kind="mlp"``) or an
+    upsampling conv stack cropped to H x W (``kind="conv"``). The style term starts at
+    zero, so training starts from the templates.
+    """
+
+    def __init__(self, *, classes: int, height: int, width: int, channels: int, latent_dim: int, base: int,
+                 kind: str = "mlp", hidden: int = 128) -> None:
         super().__init__()
+        if kind not in ("mlp", "conv"):
+            raise ModelError(f"decoder must be 'mlp' or 'conv', got {kind!r}")
         self.classes, self.height, self.width, self.channels = classes, height, width, channels
-        self.latent_dim, self.base = latent_dim, base
-        self.h0, self.w0 = math.ceil(height / 4), math.ceil(width / 4)
-        self.project = nn.Linear(latent_dim + classes, 2 * base * self.h0 * self.w0)
-        self.net = nn.Sequential(
-            nn.ReLU(),
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(2 * base, base, 3, padding=1), nn.GroupNorm(_groups(base), base), nn.ReLU(),
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(base, channels, 3, padding=1),
-        )
+        self.latent_dim, self.base, self.kind, self.hidden = latent_dim, base, kind, hidden
+        pixels = channels * height * width
+        self.template = nn.Linear(classes, pixels)
+        if kind == "mlp":
+            self.style = nn.Sequential(nn.Linear(latent_dim + classes, hidden), nn.ReLU(), nn.Linear(hidden, pixels))
+            last = self.style[-1]
+        else:
+            self.h0, self.w0 = math.ceil(height / 4), math.ceil(width / 4)
+            self.project = nn.Linear(latent_dim + classes, 2 * base * self.h0 * self.w0)
+            self.style = nn.Sequential(
+                nn.ReLU(),
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(2 * base, base, 3, padding=1), nn.GroupNorm(_groups(base), base), nn.ReLU(),
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(base, channels, 3, padding=1),
+            )
+            last = self.style[-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def forward(self, z: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
-        x = self.project(torch.cat([z, onehot], dim=1)).view(-1, 2 * self.base, self.h0, self.w0)
-        return self.net(x)[:, :, :self.height, :self.width]
+        shape = (-1, self.channels, self.height, self.width)
+        code = torch.cat([z, onehot], dim=1)
+        if self.kind == "mlp":
+            style = self.style(code).view(shape)
+        else:
+            style = self.style(self.project(code).view(-1, 2 * self.base, self.h0, self.w0))
+            style = style[:, :, :self.height, :self.width]
+        return self.template(onehot).view(shape) + style
 
     def images(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Pixel means in [0, 1] for latents ``z`` and class indices ``labels``."""
         return torch.sigmoid(self(z, F.one_hot(labels, self.classes).to(z.dtype)))
 
-    def config(self) -> dict[str, int]:
+    def config(self) -> dict[str, Any]:
         return {"classes": self.classes, "height": self.height, "width": self.width, "channels": self.channels,
-                "latent_dim": self.latent_dim, "base": self.base}
+                "latent_dim": self.latent_dim, "base": self.base, "kind": self.kind, "hidden": self.hidden}
 
 
 class ImageVAENetwork(nn.Module):
     """Conditional encoder and decoder: the module DP-SGD trains. ``forward(x, onehot, eps)``."""
 
-    def __init__(self, *, classes: int, height: int, width: int, channels: int, latent_dim: int, base: int) -> None:
+    def __init__(self, *, classes: int, height: int, width: int, channels: int, latent_dim: int, base: int,
+                 decoder: str = "mlp", hidden: int = 128) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(channels, base, 4, stride=2, padding=1), nn.GroupNorm(_groups(base), base), nn.ReLU(),
@@ -130,13 +156,38 @@ class ImageVAENetwork(nn.Module):
             flat = self.features(torch.zeros(1, channels, height, width)).shape[1]
         self.posterior = nn.Linear(flat + classes, 2 * latent_dim)
         self.decoder = ImageDecoder(classes=classes, height=height, width=width, channels=channels,
-                                    latent_dim=latent_dim, base=base)
+                                    latent_dim=latent_dim, base=base, kind=decoder, hidden=hidden)
 
     def forward(self, x: torch.Tensor, onehot: torch.Tensor, eps: torch.Tensor):
         mu, logvar = self.posterior(torch.cat([self.features(x), onehot], dim=1)).chunk(2, dim=1)
         logvar = logvar.clamp(*_LOGVAR_RANGE)
         z = mu + torch.exp(0.5 * logvar) * eps
         return self.decoder(z, onehot), mu, logvar
+
+
+def release_class_means(real: torch.Tensor, labels: torch.Tensor, counts: np.ndarray, *, norm: float,
+                        ledger: PrivacyLedger) -> torch.Tensor:
+    """DP mean image per class (the ledger's planned ``"templates"`` noise), over the released counts.
+
+    Every image is scaled down to L2 norm at most ``norm * sqrt(pixels)`` (public), so one
+    image moves one class's sum by a vector of at most that norm: the L2 sensitivity of the
+    whole (classes x pixels) release. Returns classes x C x H x W means, clamped to [0, 1].
+    """
+    pixels = int(np.prod(real.shape[1:]))
+    bound = float(norm) * math.sqrt(pixels)
+    if not (math.isfinite(bound) and bound > 0):
+        raise ModelError(f"template_norm must be a number > 0, got {norm!r}")
+    sums = torch.zeros(len(counts), pixels, dtype=torch.float64, device=real.device)
+    for start in range(0, real.shape[0], 2048):
+        flat = real[start:start + 2048].flatten(1).double()
+        scale = (bound / flat.norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
+        sums.index_add_(0, labels[start:start + 2048], flat * scale[:, None])
+    noisy = ledger.noisy("templates", sums.cpu().numpy(), sensitivity=bound,
+                         mechanism="Gaussian mechanism on per-class sums of norm-bounded images",
+                         parameters={"classes": int(len(counts)), "pixels": pixels, "norm_bound": bound})
+    means = noisy / np.maximum(np.asarray(counts, dtype=float), 1.0)[:, None]
+    return torch.as_tensor(np.clip(means, 0.0, 1.0), dtype=torch.float32,
+                           device=real.device).view(len(counts), *real.shape[1:])
 
 
 def per_image_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
@@ -160,8 +211,16 @@ class ImageVAE(Synthesizer):
             fix the number of steps up front, so the noise can be planned.
         batch_size: expected size of the Poisson-sampled batches.
         latent_dim: dimensions of the Gaussian latent (the style within a class).
-        base: channels of the first convolution (the networks' width).
+        base: channels of the encoder's first convolution (and of the conv decoder).
+        decoder: "mlp" (a per-class template plus an MLP of the latent) or "conv" (the
+            template plus an upsampling conv stack).
+        hidden: width of the MLP decoder's hidden layer.
         kl_weight: weight of the KL term (1 is the evidence lower bound).
+        kl_warmup: share of the steps over which the KL weight rises from 0 (a public schedule
+            against posterior collapse in the first noisy steps).
+        template_norm: each image is scaled down to at most this L2 norm, relative to
+            sqrt(pixels) (pixels are in [0, 1]), before the DP class means that start the
+            decoder's templates; the norm is those means' sensitivity.
         temperature: scale of the prior's standard deviation when sampling (post-processing).
         max_grad_norm: per-sample clipping norm.
         learning_rate: of Adam on the noisy gradients.
@@ -178,8 +237,9 @@ class ImageVAE(Synthesizer):
     fit_signature = "fit(images, labels)"
 
     def __init__(self, *, epsilon: float, delta: float | None = None, epochs: float = 40.0,
-                 batch_size: int = 1000, latent_dim: int = 8, base: int = 16, kl_weight: float = 1.0,
-                 temperature: float = 1.0, max_grad_norm: float = 1.0, learning_rate: float = 3e-3,
+                 batch_size: int = 1000, latent_dim: int = 8, base: int = 16, decoder: str = "mlp",
+                 hidden: int = 128, kl_weight: float = 1.0, kl_warmup: float = 0.5,
+                 template_norm: float = 0.4, temperature: float = 1.0, max_grad_norm: float = 1.0, learning_rate: float = 3e-3,
                  budget_split: dict[str, float] | None = None, classes: Any = None, seed: int | None = None,
                  device: str = "auto", insecure_noise_seed: int | None = None) -> None:
         self.epsilon = epsilon
@@ -188,7 +248,11 @@ class ImageVAE(Synthesizer):
         self.batch_size = batch_size
         self.latent_dim = latent_dim
         self.base = base
+        self.decoder = decoder
+        self.hidden = hidden
         self.kl_weight = kl_weight
+        self.kl_warmup = kl_warmup
+        self.template_norm = template_norm
         self.temperature = temperature
         self.max_grad_norm = max_grad_norm
         self.learning_rate = learning_rate
@@ -228,7 +292,7 @@ class ImageVAE(Synthesizer):
         sample_rate = batch / count
         steps = int(math.ceil(self.epochs * count / batch))
         gaussians = {name: GaussianRequest(sensitivity=1.0, share=split[name])
-                     for name in ("labels", "audit") if split[name] > 0}
+                     for name in ("labels", "templates", "audit") if split[name] > 0}
         if label_array is None:
             gaussians.pop("labels", None)
         plan = ledger.plan(gaussians=gaussians, dpsgd=DPSGDRequest(sample_rate=sample_rate, steps=steps,
@@ -244,7 +308,14 @@ class ImageVAE(Synthesizer):
         # (2) the conditional VAE, DP-SGD.
         _, channels, height, width = pixels.shape
         network = ImageVAENetwork(classes=len(classes), height=height, width=width, channels=channels,
-                                  latent_dim=int(self.latent_dim), base=int(self.base)).to(device)
+                                  latent_dim=int(self.latent_dim), base=int(self.base), decoder=self.decoder,
+                                  hidden=int(self.hidden)).to(device)
+        if split["templates"] > 0:  # (2a) the decoder starts from DP class means
+            means = release_class_means(real, real_labels, counts, norm=self.template_norm, ledger=ledger)
+            with torch.no_grad():
+                logits = torch.logit(means.clamp(0.02, 0.98))
+                network.decoder.template.weight.copy_(logits.flatten(1).t())
+                network.decoder.template.bias.zero_()
         self._train(network, real, real_labels, len(classes), ledger, plan.noise_multiplier, sample_rate, batch,
                     steps, device, progress)
         if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
@@ -275,7 +346,7 @@ class ImageVAE(Synthesizer):
                for v in split.values()):
             raise PrivacyError("budget_split shares must be finite numbers >= 0")
         if split["labels"] <= 0 or split["vae"] <= 0:
-            raise PrivacyError("budget_split needs positive shares for labels and vae")
+            raise PrivacyError("budget_split needs positive shares for labels and vae (templates may be 0)")
         if not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
             raise PrivacyError(f"epochs must be a number > 0 (DP-SGD's passes over the images), got {self.epochs!r}")
         if not (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 1):
@@ -295,7 +366,8 @@ class ImageVAE(Synthesizer):
             noise_multiplier=noise_multiplier, max_grad_norm=self.max_grad_norm, sample_rate=sample_rate,
             expected_batch_size=batch,
             parameters={"batch_size_expected": batch, "clipping": "per-sample (Opacus GradSampleModule)",
-                        "network": "class-conditional VAE encoder and decoder", "kl_weight": self.kl_weight})
+                        "network": "class-conditional VAE encoder and decoder", "kl_weight": self.kl_weight,
+                        "kl_warmup": self.kl_warmup})
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer.original_optimizer, T_max=max(steps, 1))
         module.train()
         loss_value = float("nan")
@@ -308,7 +380,9 @@ class ImageVAE(Synthesizer):
                 onehot = F.one_hot(real_labels[chosen], classes).float()
                 eps = torch.randn(x.shape[0], network.decoder.latent_dim, device=device)
                 logits, mu, logvar = module(x, onehot, eps)
-                losses = per_image_loss(logits, x, mu, logvar, self.kl_weight)
+                warmup = float(self.kl_warmup) * steps
+                beta = self.kl_weight * min(1.0, (step + 1) / warmup) if warmup > 0 else self.kl_weight
+                losses = per_image_loss(logits, x, mu, logvar, beta)
                 with warnings.catch_warnings():  # torch notes that the images need no gradient
                     warnings.filterwarnings("ignore", message="Full backward hook is firing")
                     losses.mean().backward()
@@ -366,7 +440,8 @@ class ImageVAE(Synthesizer):
         return state, self.generator_.state_dict()
 
     def _restore_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
-        decoder = ImageDecoder(**{k: int(v) for k, v in state["decoder"].items()})
+        config = state["decoder"]
+        decoder = ImageDecoder(**{k: (str(v) if k == "kind" else int(v)) for k, v in config.items()})
         decoder.load_state_dict(tensors)
         decoder.eval()
         self.generator_ = decoder

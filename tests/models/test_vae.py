@@ -184,7 +184,7 @@ def test_save_load_round_trip_gives_identical_samples_and_no_seed(fitted, tmp_pa
 
 
 def test_a_killed_fit_resumes_and_the_count_continues(tmp_path, table):
-    params = dict(epsilon=3.0, seed=0, **{**FAST, "epochs": 3})
+    params = dict(epsilon=3.0, seed=0, **{**FAST, "epochs": 5})
 
     class Killed(Exception):
         pass
@@ -352,3 +352,102 @@ def test_release_of_images_with_the_image_vae(tmp_path, monkeypatch):
     verify_release(result.directory, public)
     assert result.predicate["model"]["name"] == "image-vae"
     assert result.predicate["privacy"]["epsilon_spent"] <= 4.0
+
+
+# --------------------------------------------------------------------------- the neighbour harness (issue 10)
+
+NEIGHBOUR_TABLE = {"epochs": 1, "batch_size": 200, "latent_dim": 4, "hidden": 32, "device": "cpu"}
+NEIGHBOUR_IMAGES = {"epochs": 1, "batch_size": 200, "latent_dim": 4, "base": 8, "hidden": 32, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    from synthdata.signing import generate_keypair, load_private_key
+
+    private, public = generate_keypair(tmp_path_factory.mktemp("keys"))
+    return load_private_key(private), public
+
+
+@pytest.fixture
+def no_stewards_audit(monkeypatch, tmp_path):
+    """The steward's exact audit is never published: skip its costly models, as the harness does."""
+    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setattr("synthdata.audit.audit", lambda *args, **kwargs: {"format": "skipped in this test"})
+    monkeypatch.setattr("synthdata.images.audit.audit_images", lambda *args, **kwargs: {"format": "skipped"})
+
+
+def _release_vae_table(frame: pd.DataFrame, tmp: Path, keys, epsilon: float, tag: str) -> dict:
+    from synthdata import from_frame
+    from synthdata.release import release
+    from synthdata.tabular.modality import TableModality
+
+    from ..test_neighbours import _published
+
+    class Keeping(TableModality):
+        def fit(self, train, **options):
+            self.model = super().fit(train, **options)
+            return self.model
+
+    key, public = keys
+    modality = Keeping(from_frame(frame, source="patients.csv"), target="smoker", model="tabular-vae")
+    release(modality, epsilon=epsilon, key=key, key_path=public, out=tmp / f"release-{tag}",
+            ledger=tmp / f"ledger-{tag}.json", model_options=NEIGHBOUR_TABLE, seed=5)
+    modality.model.save(tmp / f"model-{tag}")
+    return _published(tmp / f"release-{tag}", tmp / f"model-{tag}")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_stewards_audit")
+@pytest.mark.parametrize("epsilon, crafted", [
+    (1.0, ["new category", "fraction in a whole-number column", "date in another format", "all missing"]),
+    (10.0, ["extreme number", "near-identifier", "text in a number column"]),
+])
+def test_no_field_the_tabular_vae_publishes_tells_d_from_d_plus_one_row(tmp_path, keys, epsilon, crafted):
+    import re
+
+    from ..test_neighbours import CRAFTED_ROWS, RUNS_ON_D, RUNS_ON_D_PRIME, _confirmed, _deterministic_differences, _table, _with
+
+    frame = _table(1500)
+    runs = [_release_vae_table(frame, tmp_path, keys, epsilon, f"d{i}") for i in range(RUNS_ON_D)]
+    noisy = [name for name in runs[0] if runs[0][name] != runs[1].get(name)]
+    assert noisy and len(noisy) < len(runs[0]) / 2, noisy  # the harness can see a difference
+    def on_neighbour(label, i):
+        return _release_vae_table(_with(frame, CRAFTED_ROWS[label]), tmp_path, keys, epsilon,
+                                  re.sub(r"\W+", "-", label) + str(i))
+
+    neighbours = {label: [on_neighbour(label, i) for i in range(RUNS_ON_D_PRIME)] for label in crafted}
+    problems = _confirmed(_deterministic_differences(runs, neighbours), runs, neighbours,
+                          lambda i: _release_vae_table(frame, tmp_path, keys, epsilon, f"d{i}"), on_neighbour)
+    assert not problems, json.dumps(problems, indent=1)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_stewards_audit")
+@pytest.mark.parametrize("epsilon", [1.0, 10.0])
+def test_no_field_the_image_vae_publishes_tells_d_from_d_plus_one_image(tmp_path, keys, epsilon):
+    import re
+
+    from synthdata.images.modality import ImageModality
+    from synthdata.release import release
+
+    from ..test_neighbours import RUNS_ON_D, RUNS_ON_D_PRIME, _deterministic_differences, _images, _published
+    from ..test_neighbours import _with_image
+
+    def published(images, tag: str) -> dict:
+        key, public = keys
+        out = tmp_path / f"images-{tag}"
+        release(ImageModality(images, model="image-vae"), epsilon=epsilon, key=key, key_path=public, out=out,
+                ledger=tmp_path / f"ledger-{tag}.json", seed=5, model_options=NEIGHBOUR_IMAGES)
+        fields = _published(out, None)
+        fields["image files"] = sorted({p.parent.name for p in (out / "images").rglob("*.png")})
+        return fields
+
+    images = _images()
+    runs = [published(images, f"d{i}") for i in range(RUNS_ON_D)]
+    crafted = {"saturated image": (np.full((8, 8, 1), 255, np.uint8), "a"),
+               "a label no other image holds": (np.zeros((8, 8, 1), np.uint8), "zebra")}
+    neighbours = {label: [published(_with_image(images, image, name), re.sub(r"\W+", "-", label) + str(i))
+                          for i in range(RUNS_ON_D_PRIME)]
+                  for label, (image, name) in crafted.items()}
+    problems = _deterministic_differences(runs, neighbours)
+    assert not problems, json.dumps(problems, indent=1)
