@@ -161,6 +161,9 @@ def _ml_utility(
     if tables.holdout is None:
         log.note("ML utility needs holdout rows to test on; none were given, so it was skipped")
         return None
+    if not [column for column in tables.train.columns if column != target]:
+        log.note(f"ML utility skipped: no column besides the target {target!r} was released to learn from")
+        return None
     frames = {"real_train": tables.train, "synthetic": tables.synthetic, "holdout": tables.holdout}
     sampled = log.subsample("ML utility", frames, FULL_ROWS, rng)
     skipped: list[str] = []

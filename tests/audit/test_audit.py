@@ -157,3 +157,14 @@ def test_plot_data_holds_no_rare_or_extreme_real_value(tables):
         assert 2 < len(roc["fpr"]) == len(roc["tpr"]) <= 201
         assert (roc["fpr"][0], roc["tpr"][0]) == (0.0, 0.0) and (roc["fpr"][-1], roc["tpr"][-1]) == (1.0, 1.0)
         assert np.trapezoid(roc["tpr"], roc["fpr"]) == pytest.approx(attack["auroc"], abs=0.01)
+
+
+def test_a_release_with_only_the_target_left_is_audited_with_a_note():
+    # Every feature column can be left out of a small private release; the audit must still
+    # succeed (the ML utility is skipped with a reason), never fail the release.
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame({"flag": rng.random(300) < 0.4})
+    result = audit(real.iloc[:200], real.iloc[:150].reset_index(drop=True), holdout=real.iloc[200:].reset_index(drop=True),
+                   target="flag", seed=0)
+    assert result["quality"]["ml_utility"] is None
+    assert any("no column besides the target" in note for note in result["notes"])
