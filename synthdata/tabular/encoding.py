@@ -323,7 +323,7 @@ class TabularEncoder:
                 f"a DP count says the table holds about {rows:,.0f} rows, and at this privacy budget a value needs a "
                 f"noisy count above {self.threshold_:,.0f} rows to be released: most values cannot be, so many columns "
                 f"will be coarse or left out. About {SMALL_TABLE_ROWS * self.threshold_:,.0f} rows, or epsilon raised "
-                f"about {SMALL_TABLE_ROWS * self.threshold_ / max(rows, 1):.0f}-fold, would let the common values "
+                f"about {SMALL_TABLE_ROWS * self.threshold_ / max(rows, 1):.1f}-fold, would let the common values "
                 "through; categories and bounds declared public in a schema need no threshold",
                 SynthdataWarning, stacklevel=3)
         offset, self.codes_, self.dropped_ = 0, [], []

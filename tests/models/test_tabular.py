@@ -278,6 +278,7 @@ def test_seeded_cpu_fit_is_reproducible_only_with_the_test_noise_seed():
     assert "SEEDED" in first.ledger_.to_dict()["noise_source"]
 
 
+@pytest.mark.filterwarnings("ignore:a DP count says the table holds")  # 600 rows: near the small-table line
 def test_the_model_seed_never_reproduces_the_privacy_noise():
     frame = _mixed(600, seed=5)
     settings = {"epsilon": 5.0, "generator_steps": 5, "epochs": 1, "batch_size": 100, "device": "cpu"}
