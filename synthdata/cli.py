@@ -299,6 +299,10 @@ class _Progress:
             self.bar = None
 
 
+_THREADS_HELP = ("CPU threads for training (default: 1 for these small networks, which stays fast on a busy "
+                 "machine; or SYNTHDATA_THREADS).")
+
+
 @cli.command()
 @click.argument("data", type=click.Path(path_type=str))
 @click.option("--epsilon", type=float, required=True, help="Privacy budget: the epsilon never exceeded.")
@@ -324,13 +328,14 @@ class _Progress:
               help="Generator steps between checkpoints.")
 @click.option("--resume", is_flag=True,
               help="Continue a killed fit from --checkpoint-dir; the privacy count continues too.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=_THREADS_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_model_option
 @_unit_options
 @_read_options
 def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, discriminator_share, model_out,
-        checkpoint_dir, checkpoint_every, resume, quiet, model_name, privacy_unit, max_rows_per_unit, unit_noun,
-        **read):
+        checkpoint_dir, checkpoint_every, resume, threads, quiet, model_name, privacy_unit, max_rows_per_unit,
+        unit_noun, **read):
     """Fit a differentially private generator to DATA and save it to --model-out.
 
     The privacy budget (--epsilon, --delta) covers every read of DATA: the private
@@ -349,6 +354,9 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
     if os.path.lexists(model_out):
         raise SynthdataError(f"{printable(model_out)} already exists; choose another --model-out or remove it")
     _check_folder_for(model_out, "--model-out")  # before the fit, not after it
+    from .runtime import configure_threads
+
+    configure_threads(threads)
     with _warnings_to_stderr():
         table = _load(data, **read)
         if table.sampled:
@@ -523,8 +531,7 @@ def verify_command(release_dir, public_key):
                    "same whatever the row order, column order or file format).")
 @click.option("--image-size", default=None, metavar="HxW",
               help="Images only: resize every image to HEIGHTxWIDTH pixels (needed when their sizes differ).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads for training (default: 1 for small models, which stay fast on a busy machine).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=_THREADS_HELP)
 @click.option("--items", "item_column", default=None, metavar="COLUMN",
               help="Interaction data (who bought/rated/viewed what): COLUMN names the item, --privacy-unit the "
                    "user. Releases synthetic users' histories over the items that survive DP thresholding.")

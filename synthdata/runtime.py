@@ -81,10 +81,16 @@ def thread_count(threads: int | None = None, *, work: float = 0.0) -> int:
 
 
 def configure_threads(threads: int | None = None, *, work: float = 0.0) -> int:
-    """Set torch's intra-op thread count (see :func:`thread_count`); returns it."""
+    """Set torch's intra-op thread count (see :func:`thread_count`); returns it.
+
+    An explicit ``threads`` (``--threads``) is also what every later model fit in this
+    process uses (it is kept in ``SYNTHDATA_THREADS``, which :func:`torch_threads` reads).
+    """
     import torch
 
     count = thread_count(threads, work=work)
+    if threads is not None:
+        os.environ[THREADS_ENV] = str(count)
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count

@@ -10,23 +10,40 @@ plain JSON) beside ``generator.pt`` (tensors only, loaded with ``weights_only=Tr
 and checked against its sha256).
 
 Subclasses set :attr:`model_format` and implement :meth:`_saved_state` /
-:meth:`_restore_state` for their learned state.
+:meth:`_restore_state` for their learned state. Every subclass's ``fit`` runs under the
+runtime's thread policy (:func:`synthdata.runtime.torch_threads`: one torch thread for these
+small networks unless ``--threads`` / ``SYNTHDATA_THREADS`` / ``OMP_NUM_THREADS`` say
+otherwise) and leaves the caller's torch thread count as it found it.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import __version__
 from ..errors import ModelError
+from ..runtime import torch_threads
 from .persistence import META_NAME, WEIGHTS_NAME, read_model, weights_sha256
 
 __all__ = ["Synthesizer", "fresh_seed"]
+
+
+def _under_thread_policy(fit: Callable[..., Any]) -> Callable[..., Any]:
+    """``fit`` run with torch's threads set by the runtime policy, then restored."""
+    @functools.wraps(fit)
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        with torch_threads():
+            return fit(self, *args, **kwargs)
+
+    run.under_thread_policy = True  # type: ignore[attr-defined]
+    return run
 
 
 def fresh_seed() -> int:
@@ -43,6 +60,12 @@ class Synthesizer:
     model_name: ClassVar[str] = ""
     #: What ``fit`` takes, for messages ("fit(data) first").
     fit_signature: ClassVar[str] = "fit(data)"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if fit is not None and not getattr(fit, "under_thread_policy", False):
+            cls.fit = _under_thread_policy(fit)
 
     # ------------------------------------------------------------------ parameters
 
