@@ -2,10 +2,10 @@
 
 Python API (the CLI is a thin layer over it)::
 
-    from synthdata import read_table, infer_schema, Schema
-    table = read_table("patients.csv")
-    schema = infer_schema(table.frame, source=table.source)
-    schema.save("patients.schema.json")   # review, declare public facts, reuse
+    import synthdata
+    table = synthdata.read_table("patients.csv")
+    model = synthdata.TabularGAN(epsilon=1.0).fit(table.frame)   # types decided privately
+    synthetic = model.sample(10_000)
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -29,9 +29,12 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 
 
+_MODELS = ("TabularGAN", "TabularVAE", "ImageGAN", "ImageVAE", "InteractionGAN", "create_model")
+
+
 def __getattr__(name: str):
     # The models import torch (seconds); load them on first use, not for `synthdata --help`.
-    if name in ("TabularGAN", "TabularVAE", "create_model"):
+    if name in _MODELS:
         from . import models
 
         return getattr(models, name)
@@ -40,6 +43,9 @@ def __getattr__(name: str):
 
 __all__ = [
     "__version__",
+    "ImageGAN",
+    "ImageVAE",
+    "InteractionGAN",
     "TabularGAN",
     "TabularVAE",
     "create_model",
