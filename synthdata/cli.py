@@ -531,6 +531,15 @@ def verify_command(release_dir, public_key):
                    "same whatever the row order, column order or file format).")
 @click.option("--image-size", default=None, metavar="HxW",
               help="Images only: resize every image to HEIGHTxWIDTH pixels (needed when their sizes differ).")
+@click.option("--classes", "classes_option", default=None, metavar="A,B,C|FILE.json",
+              help="Images only: the public label domain (class names, comma-separated, or a JSON file listing "
+                   "them): every class is released, none thresholded away. Default: classes.json in the image "
+                   "folder (NAME.classes.json beside NAME.npz) if present; otherwise the classes are released "
+                   "by a thresholded DP histogram.")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Passes of DP-SGD over the data (in expectation; default: the model's).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Expected size of the Poisson-sampled DP-SGD batches (default: the model's).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help=_THREADS_HELP)
 @click.option("--items", "item_column", default=None, metavar="COLUMN",
               help="Interaction data (who bought/rated/viewed what): COLUMN names the item, --privacy-unit the "
@@ -541,8 +550,8 @@ def verify_command(release_dir, public_key):
 @_unit_options
 @_read_options
 def release_command(data, epsilon, delta, target, schema_path, holdout_fraction, rows, key_path, out, seed, ledger,
-                    budget_limit, dataset_id, image_size, threads, item_column, excel_safe, quiet, model_name,
-                    privacy_unit, max_rows_per_unit, unit_noun, **read):
+                    budget_limit, dataset_id, image_size, classes_option, epochs, batch_size, threads, item_column,
+                    excel_safe, quiet, model_name, privacy_unit, max_rows_per_unit, unit_noun, **read):
     """Release DATA as private synthetic data: fit, sample, audit, report, sign.
 
     DATA is a table (CSV, Parquet) or images (a folder of PNG/JPEG files, optionally one
@@ -572,13 +581,16 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
                 raise DataError(f"{data} holds images: --target, --schema, --privacy-unit and --items apply to "
                                 "tables only")
             from .images import parse_image_size, read_images
+            from .images.ingest import declared_classes
             from .images.modality import ImageModality
 
+            classes = declared_classes(data, classes_option)
             modality = ImageModality(read_images(data, size=None if image_size is None else
-                                                 parse_image_size(image_size)), model=_model_for(model_name, "image"))
+                                                 parse_image_size(image_size)), model=_model_for(model_name, "image"),
+                                     classes=classes)
         else:
-            if image_size is not None:
-                raise DataError(f"--image-size applies to images (a folder, .npz or .npy), not to {data}")
+            if image_size is not None or classes_option is not None:
+                raise DataError(f"--image-size and --classes apply to images (a folder, .npz or .npy), not to {data}")
             from .tabular.modality import TableModality
 
             schema = Schema.load(schema_path) if schema_path is not None else None
@@ -588,8 +600,9 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
                                     "unit of privacy")
                 if target is not None or schema is not None:
                     raise DataError("--target and --schema apply to table releases, not to --items interaction data")
-                if model_name is not None:
-                    raise SynthdataError("--model applies to tables and images, not to --items interaction data")
+                if model_name is not None or epochs is not None or batch_size is not None:
+                    raise SynthdataError("--model, --epochs and --batch-size apply to tables and images, not to "
+                                         "--items interaction data")
                 from .interactions.modality import InteractionModality
 
                 modality = InteractionModality(_load(data, **read), user=unit, item=item_column)
@@ -600,7 +613,8 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
             result = release(modality, epsilon=epsilon, delta=delta, holdout_fraction=holdout_fraction, rows=rows,
                              key=key, key_path=key_path, out=out, seed=seed, ledger=ledger,
                              budget_limit=budget_limit, dataset_id=dataset_id, progress=stages,
-                             fit_progress=progress)
+                             fit_progress=progress, model_options={k: v for k, v in (
+                                 ("epochs", epochs), ("batch_size", batch_size)) if v is not None})
         finally:
             progress.close()
     for line in release_summary(result):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from synthdata.budget import BudgetLedger
-from synthdata.errors import VerificationError
+from synthdata.errors import DataError, VerificationError
 from synthdata.images import read_images
 from synthdata.images.modality import ImageModality
 from synthdata.privacy import DEFAULT_DELTA, IMAGE, GaussianRequest, NoiseSource, PrivacyLedger
@@ -204,3 +204,121 @@ def test_release_with_the_real_image_model(tmp_path, keys, digits_npz):
                       model_options={"device": "cpu", "generator_steps": 60, "epochs": 0.5})
     verify_release(result.directory, public)
     assert json.loads((result.directory / "report.json").read_text())["predicate"]["modality"] == "image"
+
+
+# --------------------------------------------------------------------------- the command line, real model
+
+
+class FastImageGAN:
+    """The real ImageGAN with few generator steps and features (the command line sets neither)."""
+
+    model_name = "image-gan"
+
+    def __new__(cls, **params):
+        from synthdata.images.estimator import ImageGAN
+
+        return ImageGAN(**{"generator_steps": 8, "features": 200, "device": "cpu", **params})
+
+
+@pytest.fixture
+def fast_real_model(monkeypatch):
+    from synthdata import models
+
+    monkeypatch.setitem(models.MODELS, "image-gan", ("image", "tests.test_release_images:FastImageGAN"))
+
+
+def test_cli_release_with_the_real_image_model_its_progress_bar_and_declared_classes(tmp_path, digits_npz,
+                                                                                    fast_real_model):
+    from click.testing import CliRunner
+
+    from synthdata.cli import cli
+
+    key_file, public = generate_keypair(tmp_path / "k")
+    out = tmp_path / "rel"
+    # Not --quiet: the fit's progress bar shows what the real image model reports.
+    result = CliRunner().invoke(cli, [
+        "release", str(digits_npz), "--epsilon", "4", "--key", str(key_file), "--out", str(out), "--seed", "1",
+        "--ledger", str(tmp_path / "l.json"), "--classes", ",".join(map(str, range(10))) + ",eleven",
+        "--epochs", "0.5", "--batch-size", "40"])
+    assert result.exit_code == 0, result.output
+    assert "eps=" in result.output and "d_loss=" in result.output and "Traceback" not in result.output
+    predicate = verify_release(out, public)["predicate"]
+    # Every declared class is released, even one no image holds; no threshold, no line for it on the ledger.
+    assert predicate["data"]["classes_released"] == [*map(str, range(10)), "eleven"]
+    assert predicate["data"]["classes"] == "declared by the steward (public)"
+    params = predicate["model"]["params"]
+    assert params["epochs"] == 0.5 and params["batch_size"] == 40 and params["classes"] == list(range(11))
+    steps = {s["step"]: s for s in predicate["privacy"]["spends"]} if "spends" in predicate["privacy"] else None
+    if steps is not None:
+        assert "threshold" not in json.dumps(steps.get("labels", {}))
+
+
+def test_classes_file_beside_the_images_and_bad_class_lists(tmp_path, invoke, digits_npz):
+    from synthdata.images.ingest import declared_classes
+
+    (tmp_path / "digits300.classes.json").write_text(json.dumps({"classes": list(range(10))}))
+    beside = tmp_path / "digits300.npz"
+    beside.write_bytes(digits_npz.read_bytes())
+    assert declared_classes(beside, None) == [str(d) for d in range(10)]
+    assert declared_classes(digits_npz, None) is None
+    assert declared_classes(digits_npz, " a, b ") == ["a", "b"]
+    (tmp_path / "list.json").write_text('["x", "y", "z"]')
+    assert declared_classes(digits_npz, str(tmp_path / "list.json")) == ["x", "y", "z"]
+    (tmp_path / "bad.json").write_text('{"classes": "x"}')
+    for option, fragment in (("a,,b", "separated by commas"), ("a,a", "twice"), ("a", "single class"),
+                             (str(tmp_path / "bad.json"), "JSON list")):
+        with pytest.raises(DataError, match=fragment):
+            declared_classes(digits_npz, option)
+    # A label outside the declared domain is refused, naming it (to the steward), before any spend.
+    refused = invoke("release", digits_npz, "--epsilon", "4", "--classes", "0,1,2", "--out", tmp_path / "r",
+                     "--ledger", tmp_path / "l.json")
+    assert_one_line_error(refused, "not among the declared --classes")
+    assert not (tmp_path / "l.json").exists() or BudgetLedger(tmp_path / "l.json").entries() == []
+
+
+def test_declared_classes_do_not_depend_on_which_classes_the_images_hold(digits_npz):
+    from synthdata.images import ImageSet
+
+    data = np.load(digits_npz)
+    keep = data["labels"] < 3
+    images = ImageSet(images=data["images"][keep][..., None], labels=data["labels"][keep].astype(np.int64),
+                      class_names=["0", "1", "2"], source="d.npz", sha256="0" * 64, mode="L")
+    modality = ImageModality(images, classes=["2", "0", "1", "3"])
+    # Codes into the declared order; the undeclared-but-absent class "3" is still a class.
+    assert modality.images.class_names == ["2", "0", "1", "3"]
+    assert [modality.images.class_names[c] for c in modality.images.labels[:20]] == \
+        [str(v) for v in data["labels"][keep][:20]]
+    assert modality.digest() == ImageModality(images).digest()
+
+
+def _rgb_folder(root: Path, per_class: int = 24) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    colours = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+    for name, colour in colours.items():
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.clip(rng.normal(colour, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, "RGB").save(root / name / f"{i:03d}.png")
+    (root / "classes.json").write_text(json.dumps(["red", "green", "blue"]))
+    return root
+
+
+def test_cli_rgb_folder_of_32x32_class_subfolders_releases_and_verifies(tmp_path, invoke, fast_real_model):
+    folder = _rgb_folder(tmp_path / "photos")
+    key_file, public = generate_keypair(tmp_path / "k")
+    out = tmp_path / "rel"
+    result = invoke("release", folder, "--epsilon", "8", "--key", key_file, "--out", out, "--seed", "2",
+                    "--ledger", tmp_path / "l.json", "--rows", "30", "--epochs", "0.5", "--batch-size", "16")
+    assert result.exit_code == 0, result.output
+    verified = invoke("verify", out, "--public-key", public)
+    assert verified.exit_code == 0, verified.output
+    predicate = verify_release(out, public)["predicate"]
+    assert predicate["data"]["image_shape"] == [32, 32, 3] and predicate["data"]["image_mode"] == "RGB"
+    assert predicate["data"]["classes_released"] == ["red", "green", "blue"]  # from classes.json, declared order
+    again = read_images(out / "images")
+    assert again.images.shape[1:] == (32, 32, 3) and len(again) == 30
+    assert set(again.class_names) <= {"red", "green", "blue"}
+    with np.load(out / "images.npz") as npz:
+        assert npz["images"].shape == (30, 32, 32, 3)

@@ -57,7 +57,13 @@ from ..files import open_regular_file, printable, read_regular_file, sha256_file
 from ..ingest import default_memory_limit, format_size
 
 __all__ = ["IMAGE_SUFFIXES", "ImageSet", "read_images", "is_image_input", "parse_image_size", "write_images",
-           "grid_image", "class_folder_names"]
+           "grid_image", "class_folder_names", "declared_classes", "CLASSES_FILE"]
+
+#: The public label list a steward may put beside the images (in the folder; beside an
+#: array file as ``NAME.classes.json``).
+CLASSES_FILE = "classes.json"
+#: Largest class list file read.
+MAX_CLASSES_BYTES = 1 << 20
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _IMAGE_KEYS = ("images", "x", "X")
@@ -105,6 +111,54 @@ def parse_image_size(text: str) -> tuple[int, int]:
     if len(numbers) != 2 or min(numbers) < 1:
         raise DataError(f"image size {text!r}: give HEIGHTxWIDTH in pixels, such as 28x28, or one number, such as 28")
     return numbers[0], numbers[1]
+
+
+def declared_classes(data: str | os.PathLike, option: str | None) -> list[str] | None:
+    """The public label domain a steward declares, as class names; None if none is declared.
+
+    ``option`` (``--classes``) is a comma-separated list (``cat,dog,bird``) or the path of a
+    JSON file holding a list of names (or ``{"classes": [...]}``). Without it, a
+    ``classes.json`` inside an image folder (or ``NAME.classes.json`` beside ``NAME.npz``)
+    declares them. Names are compared with the class sub-folders' names (or, for arrays,
+    with the label values written as text). A declared domain is public: every declared
+    class is released, no threshold, nothing paid for which classes exist.
+    """
+    path = Path(data)
+    if option is None:
+        beside = path / CLASSES_FILE if path.is_dir() else path.with_name(f"{path.stem}.{CLASSES_FILE}")
+        return _read_class_file(beside) if os.path.lexists(beside) else None
+    text = str(option).strip()
+    if text.lower().endswith(".json"):
+        return _read_class_file(Path(text))
+    names = [part.strip() for part in text.split(",")]
+    if not names or any(not name for name in names):
+        raise DataError(f"--classes {printable(text)!r}: give the class names separated by commas (a,b,c), or a "
+                        ".json file holding a list of names")
+    return _unique_names(names, "--classes")
+
+
+def _read_class_file(path: Path) -> list[str]:
+    from ..files import load_json
+
+    raw = read_regular_file(path, max_bytes=MAX_CLASSES_BYTES, what="class list", error=DataError)
+    value = load_json(raw, what=f"class list {printable(path)}", error=DataError)
+    if isinstance(value, dict):
+        value = value.get("classes")
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        raise DataError(f"{printable(path)} must hold a non-empty JSON list of class names (or {{\"classes\": [...]}})")
+    return _unique_names([str(v) for v in value], printable(path))
+
+
+def _unique_names(names: list[str], where: str) -> list[str]:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"{where} names the class {printable(name)!r} twice")
+        seen.add(name)
+    if len(names) < 2:
+        raise DataError(f"{where} declares a single class; labels need at least two classes")
+    return names
 
 
 def read_images(path: str | os.PathLike, *, size: tuple[int, int] | None = None,

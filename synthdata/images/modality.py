@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import DataError
+from ..files import printable
 from ..privacy import NoiseSource
 from .ingest import ImageSet, write_images
 
@@ -24,10 +26,23 @@ class ImageModality:
     noun = "images"
 
     def __init__(self, images: ImageSet, *, model: str = "image-gan", classes: list[str] | None = None) -> None:
-        self.images = images
         self.source = images.source
         self.model_name = model
-        self.classes = classes  # declared public label domain (class names), if any
+        # The declared public label domain (class names), if any. The labels are then codes
+        # into it, in the declared order: every declared class is released, whether or not
+        # an image holds it (which classes the images hold must not decide what is published).
+        self.classes = None if classes is None else [str(c) for c in classes]
+        if self.classes is not None:
+            if not self.classes or len(set(self.classes)) != len(self.classes):
+                raise DataError("--classes must name each class once (a non-empty list)")
+            if images.class_names is not None:
+                unknown = [c for c in images.class_names if c not in self.classes]
+                if unknown:
+                    raise DataError(f"class {printable(unknown[0])!r} of {printable(self.source)} is not among the "
+                                    "declared --classes; declare every class")
+                code = np.asarray([self.classes.index(c) for c in images.class_names], dtype=np.int64)
+                images = dataclasses.replace(images, labels=code[images.labels], class_names=list(self.classes))
+        self.images = images
         self._synthetic: tuple[np.ndarray, np.ndarray | None] | None = None
 
     def check(self, *, holdout_fraction: float, rows: int | None) -> None:
@@ -58,12 +73,8 @@ class ImageModality:
 
         labels = self.images.labels
         options = dict(model_options)
-        if self.classes is not None:
-            names = list(self.images.class_names or [])
-            unknown = [c for c in names if c not in self.classes]
-            if unknown:
-                raise DataError(f"class {unknown[0]!r} of {self.source} is not among the declared --classes")
-            options["classes"] = [names.index(c) for c in self.classes if c in names]
+        if self.classes is not None and labels is not None:
+            options["classes"] = list(range(len(self.classes)))  # codes into the declared names
         model = create_model(self.model_name, epsilon=epsilon, delta=delta, seed=seed, **options)
         return model.fit(self.images.images[train], None if labels is None else labels[train], progress=progress)
 
