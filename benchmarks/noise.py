@@ -7,6 +7,8 @@ side by side in one run, the time of each beside the insecure sampler it replace
 (``numpy.random.Generator.normal``, ``torch.normal``), at the sizes a fit uses: a table's
 histograms (~1e3 cells), its 2-way marginals (~1e4), a large release (~1e5), and one DP-SGD
 step of the tabular discriminator (~5e4 parameters) and of a conv discriminator (~3e5).
+It also prints how long planning the noise of a fit takes (the RDP search behind
+``plan_noise``), which every fit and every pre-flight does once.
 
     .venv/bin/python benchmarks/noise.py
 """
@@ -50,6 +52,13 @@ def main() -> None:
         chacha = _time(lambda: secure.torch_gaussian(1.0, reference), repeats)
         print(f"{'DP-SGD step noise: ChaCha20 vs torch.normal':<44} {size:>8,} {plain * 1e3:>10.3f}ms "
               f"{chacha * 1e3:>10.3f}ms {chacha / plain:>7.1f}")
+    from synthdata.privacy import DPSGDRequest, GaussianRequest, plan_noise
+
+    gaussians = {"bounds": GaussianRequest(sensitivity=1.0, share=0.1),
+                 "marginals": GaussianRequest(sensitivity=2 ** 0.5, share=0.2)}
+    seconds = _time(lambda: plan_noise(epsilon=2, delta=1e-6, gaussians=gaussians,
+                                       dpsgd=DPSGDRequest(sample_rate=0.03, steps=700, share=0.6)), 5)
+    print(f"planning a fit's noise (plan_noise, 2 Gaussians + 700 DP-SGD steps): {seconds * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":
