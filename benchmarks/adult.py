@@ -30,18 +30,17 @@ import pandas as pd
 ADULT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "adult"
 TARGET = "income"
 
-#: The issue's acceptance targets: (metric key, comparison, threshold) per epsilon.
+#: The issues' acceptance targets: (metric key, comparison, threshold) per epsilon.
+#: Issue 10 (utility does not regress) at epsilon 1; issue 11 (higher-order structure) at 10.
 TARGETS: dict[float, list[tuple[str, str, float]]] = {
     1.0: [
-        ("auroc_syn", ">=", 0.82),
-        ("pair_trends", ">=", 0.85),
-        ("tvd_2way", "<=", 0.06),
-        ("quality", ">=", 0.85),
+        ("auroc_syn", ">=", 0.87),
+        ("tvd_2way", "<=", 0.05),
         ("fit_s", "<=", 300.0),
     ],
     10.0: [
-        ("auroc_syn", ">=", 0.87),
-        ("pair_trends", ">=", 0.88),
+        ("auroc_syn", ">=", 0.90),
+        ("tvd_2way", "<=", 0.03),
     ],
 }
 COLUMNS = (
@@ -171,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epsilon", type=float, action="append", help="privacy budget; repeat for several (default: 1, 3, 10)")
-    parser.add_argument("--delta", type=float, default=1e-5, help="privacy delta (default: 1e-5)")
+    parser.add_argument("--delta", type=float, default=1e-6,
+                        help="privacy delta (default: 1e-6, the model's; it must be well below 1/n)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for the model, sampling and metrics (default: 0)")
     parser.add_argument("--rows", type=int, help="synthetic rows to sample (default: as many as the training split)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write every figure, with details, to this JSON file")
