@@ -32,7 +32,10 @@ a real image: it is trained to match the noisy class-conditional mean embeddings
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +44,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..checkpoint import Checkpointer
 from ..errors import DataError, ModelError, PrivacyError, SynthdataWarning
 from ..models.base import Synthesizer, fresh_seed
 from ..privacy import (
@@ -133,10 +137,15 @@ class ImageGAN(Synthesizer):
     # ------------------------------------------------------------------ fit
 
     def fit(self, images: np.ndarray, labels: np.ndarray | None = None, *,
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, checkpoint_every: int = 100,
             progress: Callable[[dict], None] | None = None) -> ImageGAN:
         """Learn from ``images`` (N x H x W or N x H x W x C, uint8) and optional ``labels``.
 
-        ``progress`` receives a dict (step, total, loss, epsilon, …) every few steps.
+        With ``checkpoint_dir``, the fit saves its state there every ``checkpoint_every``
+        generator steps (the ledger in the same file as the training state); ``resume=True``
+        continues a killed fit from it: the private releases (count, labels, embeddings) are
+        reused, never repeated, and the DP-SGD count continues. ``progress`` receives a dict
+        (step, total, loss, epoch, epsilon, …) every few steps.
         """
         pixels, label_array = _check_images(images, labels)
         domain = check_domain(self.classes, label_array)
@@ -150,42 +159,68 @@ class ImageGAN(Synthesizer):
         seed = self.seed if self.seed is not None else fresh_seed() % 2**31
         torch.manual_seed(seed)
         threshold_delta = delta * THRESHOLD_DELTA_SHARE if label_array is not None and domain is None else 0.0
-        ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=threshold_delta,
-                               unit=IMAGE, noise=NoiseSource(seed=self.insecure_noise_seed))
+        noise = NoiseSource(seed=self.insecure_noise_seed)
+        checkpoint = Checkpointer(checkpoint_dir, every=checkpoint_every) if checkpoint_dir is not None else None
+        params = json.loads(json.dumps(self._saved_params()))
+        fingerprint = _fingerprint(images, labels)
 
-        # (0) how many images: a DP count, from which batches and steps are planned.
-        count = ledger.noisy_count("image count", n, epsilon=min(COUNT_SHARE * self.epsilon, COUNT_CAP),
-                                   parameters={"what": "images"})
-        if count < MIN_COUNT:
-            warnings.warn(f"a DP count says the image set holds about {max(count, 0)} images; planning for "
-                          f"{MIN_COUNT}", SynthdataWarning, stacklevel=2)
-            count = MIN_COUNT
-        check_delta_for_units(delta, count, what="images")
-        # The sampling rate, and from it the steps, follow from the DP count; capped at 1/2
-        # so that a small table does not make the count's parity decide the step count.
-        sample_rate = min(self.batch_size / count, 0.5)
-        batch = max(1, round(sample_rate * count))
-        d_steps = int(math.ceil(self.epochs / sample_rate)) if split["discriminator"] > 0 else 0
-        gaussians = {name: GaussianRequest(sensitivity=1.0, share=split[name])
-                     for name in ("labels", "embeddings", "audit") if split[name] > 0}
-        if label_array is None:
-            gaussians.pop("labels", None)
-        ledger.plan(gaussians=gaussians, dpsgd=DPSGDRequest(sample_rate=sample_rate, steps=d_steps,
-                                                            share=split["discriminator"]) if d_steps else None)
-        plan = ledger.plan_
+        if resume:
+            setup, state, ledger = _load_checkpoint(checkpoint, fingerprint, params, noise)
+            count, sample_rate, batch, d_steps = (setup["count"], setup["sample_rate"], setup["batch"],
+                                                  setup["discriminator_steps"])
+            noise_multiplier, plan_dict = setup["noise_multiplier"], setup["noise_plan"]
+            # The same requests on the same pure spends give the same plan (for later steps, such as "audit").
+            replanned = _plan(ledger, split, label_array is not None, sample_rate, d_steps).to_dict()
+            if json.loads(json.dumps(replanned)) != plan_dict:
+                raise ModelError(f"the checkpoint in {checkpoint_dir} does not match its own noise plan; remove it "
+                                 "and start again")
+            classes = np.asarray(setup["classes"], dtype=np.dtype(setup["classes_dtype"]))
+            counts = np.asarray(setup["counts"], dtype=float)
+            class_index = _class_index(label_array, classes, n)
+            projection = state["projection"].to(device)
+            targets = state["targets"].to(device)
+        else:
+            if checkpoint is not None and checkpoint.exists():
+                raise ModelError(f"{checkpoint.directory} already holds a checkpoint; resume it (resume=True) "
+                                 "or choose another directory")
+            state = None
+            ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=threshold_delta,
+                                   unit=IMAGE, noise=noise)
+            # (0) how many images: a DP count, from which batches and steps are planned.
+            count = ledger.noisy_count("image count", n, epsilon=min(COUNT_SHARE * self.epsilon, COUNT_CAP),
+                                       parameters={"what": "images"})
+            if count < MIN_COUNT:
+                warnings.warn(f"a DP count says the image set holds about {max(count, 0)} images; planning for "
+                              f"{MIN_COUNT}", SynthdataWarning, stacklevel=2)
+                count = MIN_COUNT
+            check_delta_for_units(delta, count, what="images")
+            # The sampling rate, and from it the steps, follow from the DP count; capped at 1/2
+            # so that a small set does not make the count's parity decide the step count.
+            sample_rate = min(self.batch_size / count, 0.5)
+            batch = max(1, round(sample_rate * count))
+            d_steps = int(math.ceil(self.epochs / sample_rate)) if split["discriminator"] > 0 else 0
+            _plan(ledger, split, label_array is not None, sample_rate, d_steps)
+            plan_dict, noise_multiplier = ledger.plan_.to_dict(), ledger.plan_.noise_multiplier
 
-        # (1) label frequencies: which classes exist, how often.
-        classes, class_index, counts = release_labels(label_array, domain, count, ledger=ledger,
-                                                      threshold_delta=threshold_delta, n=n)
+            # (1) label frequencies: which classes exist, how often.
+            classes, class_index, counts = release_labels(label_array, domain, count, ledger=ledger,
+                                                          threshold_delta=threshold_delta, n=n)
+            # (2) class-conditional mean embeddings (DP-MERF), over the images of released classes.
+            keep = class_index >= 0
+            projection = fourier_projection(int(np.prod(pixels.shape[1:])), self.features,
+                                            tuple(self.length_scales), seed).to(device)
+            targets = release_embeddings(torch.as_tensor(pixels[keep], device=device),
+                                         torch.as_tensor(class_index[keep], dtype=torch.long, device=device),
+                                         len(classes), projection, counts, ledger=ledger)
+            setup = {"input": fingerprint, "params": params, "count": count, "sample_rate": sample_rate,
+                     "batch": batch, "discriminator_steps": d_steps, "noise_multiplier": noise_multiplier,
+                     "noise_plan": plan_dict, "classes": classes.tolist(), "classes_dtype": classes.dtype.str,
+                     "counts": counts.tolist()}
+
         # Images of unreleased classes take part in no later release.
         keep = class_index >= 0
         real = torch.as_tensor(pixels[keep], dtype=torch.float32, device=device)  # N x C x H x W in [0, 1]
         real_labels = torch.as_tensor(class_index[keep], dtype=torch.long, device=device)
-
-        # (2) class-conditional mean embeddings (DP-MERF).
-        projection = fourier_projection(int(np.prod(real.shape[1:])), self.features,
-                                        tuple(self.length_scales), seed).to(device)
-        targets = release_embeddings(real, real_labels, len(classes), projection, counts, ledger=ledger)
 
         # (3) train the generator on the noisy embeddings (+ the DP discriminator).
         _, channels, height, width = real.shape
@@ -194,9 +229,22 @@ class ImageGAN(Synthesizer):
         if d_steps:
             discriminator = DPDiscriminator(
                 classes=len(classes), channels=channels, real=real, real_labels=real_labels,
-                sample_rate=sample_rate, expected=batch, steps=d_steps, noise_multiplier=plan.noise_multiplier,
+                sample_rate=sample_rate, expected=batch, steps=d_steps, noise_multiplier=noise_multiplier,
                 max_grad_norm=self.max_grad_norm, ledger=ledger, device=device)
-        self._train(generator, targets, counts, projection, discriminator, ledger, device, progress)
+        training = _Training(generator, discriminator, self.generator_steps, self.learning_rate, ledger, device,
+                             projection, targets)
+        if state is not None:
+            training.restore(state)
+        elif checkpoint is not None:  # the releases are saved before any training step
+            try:
+                checkpoint.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                from ..files import os_error_message
+
+                raise ModelError(os_error_message(exc, path=checkpoint.directory, writing=True)) from None
+            checkpoint.save_training(training.state(0))
+            checkpoint.save_setup(setup)
+        self._train(training, counts, progress, checkpoint)
         if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
             raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
 
@@ -210,7 +258,7 @@ class ImageGAN(Synthesizer):
         self.epsilon_spent_ = ledger.epsilon_spent
         self.delta_ = delta
         self.seed_ = seed
-        self.noise_plan_ = plan.to_dict()
+        self.noise_plan_ = plan_dict
         self.fitted_ = True
         return self
 
@@ -225,36 +273,37 @@ class ImageGAN(Synthesizer):
                                "(and a share >= 0 for the discriminator)")
         return split
 
-    def _train(self, generator: ImageGenerator, targets: torch.Tensor, counts: np.ndarray,
-               projection: torch.Tensor, discriminator: DPDiscriminator | None, ledger: PrivacyLedger,
-               device: torch.device, progress: Callable[[dict], None] | None) -> None:
-        steps = self.generator_steps
+    def _train(self, training: _Training, counts: np.ndarray, progress: Callable[[dict], None] | None,
+               checkpoint: Checkpointer | None) -> None:
+        generator, discriminator, targets = training.generator, training.discriminator, training.targets
+        device, ledger, steps = training.device, training.ledger, training.steps
         classes = targets.shape[0]
         per_class = max(8, min(64, 640 // classes))
         labels = torch.arange(classes, device=device).repeat_interleave(per_class)
         # Classes weigh by their released frequency (a rare class's noisy mean is noisier).
         weights = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=device)
-        optimizer = torch.optim.Adam(generator.parameters(), lr=self.learning_rate, betas=(0.5, 0.999))
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
         d_every = steps / discriminator.steps if discriminator is not None else math.inf
         d_loss = float("nan")
-        for step in range(steps):
+        for step in range(training.start, steps):
+            if checkpoint is not None and step > training.start and step % checkpoint.every == 0:
+                checkpoint.save_training(training.state(step))
             while discriminator is not None and discriminator.done < discriminator.steps \
                     and discriminator.done <= step / d_every:
                 d_loss = discriminator.step(generator)
             fake = generator(torch.randn(labels.shape[0], generator.noise_dim, device=device), labels)
-            phi = fourier_features(fake.flatten(1), projection)
+            phi = fourier_features(fake.flatten(1), training.projection)
             means = torch.zeros_like(targets).index_add_(0, labels, phi) / per_class
             loss = (weights * ((means - targets) ** 2).sum(1)).sum() * classes
             if discriminator is not None and self.adversarial_weight > 0:
                 loss = loss + self.adversarial_weight * F.softplus(-discriminator.module(fake, labels)).mean()
-            optimizer.zero_grad(set_to_none=True)
+            training.optimizer.zero_grad(set_to_none=True)
             loss.backward(inputs=list(generator.parameters()))
-            optimizer.step()
-            schedule.step()
+            training.optimizer.step()
+            training.schedule.step()
             if progress is not None and (step % 25 == 0 or step == steps - 1):
                 progress({"step": step + 1, "total": steps, "loss": float(loss.detach()), "d_loss": d_loss,
-                               "epsilon": ledger.epsilon_spent})
+                          "epoch": 0.0 if discriminator is None else discriminator.done * discriminator.sample_rate,
+                          "epsilon": ledger.epsilon_spent})
         while discriminator is not None and discriminator.done < discriminator.steps:  # never fewer than planned
             discriminator.step(generator)
 
@@ -296,7 +345,7 @@ class ImageGAN(Synthesizer):
         state = {
             "privacy": self.ledger_.state_dict(),
             "generator": self.generator_.config(),
-            "epsilon_spent": self.epsilon_spent_, "delta": self.delta_, "projection_seed": self.seed_,
+            "epsilon_spent": self.epsilon_spent_, "delta": self.delta_,
             "n_images": self.n_images_, "image_shape": list(self.image_shape_),
             "classes": self.classes_.tolist(), "classes_dtype": self.classes_.dtype.str,
             "class_weights": self.class_weights_.tolist(), "has_labels": self.has_labels_,
@@ -317,7 +366,7 @@ class ImageGAN(Synthesizer):
         self.image_shape_ = tuple(int(v) for v in state["image_shape"])
         self.epsilon_spent_ = float(state["epsilon_spent"])
         self.delta_ = float(state["delta"])
-        self.seed_ = int(state["projection_seed"])
+        self.seed_ = None  # no seed of any kind is saved
         self.n_images_ = float(state["n_images"])
         self.has_labels_ = bool(state["has_labels"])
         self.noise_plan_ = state["noise_plan"]
@@ -345,3 +394,94 @@ def _check_images(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray | No
     return pixels, labels
 
 
+
+
+# --------------------------------------------------------------------------- training state
+
+
+class _Training:
+    """The generator's optimiser and schedule, the DP discriminator, and what a checkpoint holds."""
+
+    def __init__(self, generator: ImageGenerator, discriminator: DPDiscriminator | None, steps: int,
+                 learning_rate: float, ledger: PrivacyLedger, device: torch.device, projection: torch.Tensor,
+                 targets: torch.Tensor) -> None:
+        self.generator, self.discriminator, self.steps = generator, discriminator, steps
+        self.ledger, self.device, self.projection, self.targets = ledger, device, projection, targets
+        self.optimizer = torch.optim.Adam(generator.parameters(), lr=learning_rate, betas=(0.5, 0.999))
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(steps, 1))
+        self.start = 0
+
+    def state(self, step: int) -> dict[str, Any]:
+        """Everything a resumed fit continues from; the ledger in the same file, so the count saved
+        always matches the training saved. The noisy embeddings and the (data-independent)
+        random projection are saved, not the seed they were drawn from."""
+        d = self.discriminator
+        return {
+            "step": step, "generator": self.generator.state_dict(), "g_opt": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(), "rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
+            "ledger": json.dumps(self.ledger.state_dict()),
+            "projection": self.projection.cpu(), "targets": self.targets.cpu(),
+            **({"d_done": d.done, "discriminator": d.module.state_dict(),
+                "d_opt": d.optimizer.original_optimizer.state_dict()} if d is not None else {}),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.optimizer.load_state_dict(state["g_opt"])
+        self.schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        if self.discriminator is not None:
+            self.discriminator.module.load_state_dict(state["discriminator"])
+            self.discriminator.optimizer.original_optimizer.load_state_dict(state["d_opt"])
+            self.discriminator.done = int(state["d_done"])
+        self.start = int(state["step"])
+
+
+def _plan(ledger: PrivacyLedger, split: dict[str, float], labelled: bool, sample_rate: float, d_steps: int):
+    """The RDP plan of every Gaussian release and the discriminator's DP-SGD (step names = ledger lines)."""
+    gaussians = {name: GaussianRequest(sensitivity=1.0, share=split[name])
+                 for name in ("labels", "embeddings", "audit") if split[name] > 0 and (labelled or name != "labels")}
+    return ledger.plan(gaussians=gaussians, dpsgd=DPSGDRequest(sample_rate=sample_rate, steps=d_steps,
+                                                               share=split["discriminator"]) if d_steps else None)
+
+
+def _fingerprint(images: np.ndarray, labels: Any) -> str:
+    """SHA-256 of the pixels and labels: that a checkpoint is resumed on the same input (kept in the
+    steward's checkpoint directory, never published)."""
+    digest = hashlib.sha256(repr(images.shape).encode() + np.ascontiguousarray(images).tobytes())
+    if labels is not None:
+        digest.update(np.asarray(labels).astype(str).astype("U").tobytes())
+    return digest.hexdigest()
+
+
+def _load_checkpoint(checkpoint: Checkpointer | None, fingerprint: str, params: dict[str, Any],
+                     noise: NoiseSource) -> tuple[dict[str, Any], dict[str, Any], PrivacyLedger]:
+    if checkpoint is None:
+        raise ModelError("resume needs a checkpoint directory (checkpoint_dir)")
+    setup = checkpoint.load_setup()
+    if setup.get("input") != fingerprint:
+        raise ModelError(f"the checkpoint in {checkpoint.directory} was made from other images; resume with the "
+                         "same input, or start afresh in another directory")
+    if setup.get("params") != params:
+        raise ModelError(f"the checkpoint in {checkpoint.directory} was made with other settings; resume with the "
+                         "same settings")
+    state = checkpoint.load_training()
+    if state is None:
+        raise ModelError(f"the checkpoint in {checkpoint.directory} lacks its training state; remove it and start "
+                         "again")
+    ledger = PrivacyLedger.from_state_dict(json.loads(state["ledger"]))
+    if ledger.unit != IMAGE:
+        raise ModelError(f"the checkpoint in {checkpoint.directory} protects {ledger.unit.description}, not one image")
+    ledger.noise = noise  # drawn afresh: the saved count continues, no noise is replayed
+    return setup, state, ledger
+
+
+def _class_index(labels: np.ndarray | None, classes: np.ndarray, n: int) -> np.ndarray:
+    """Each image's index into the released classes (-1: its class was not released)."""
+    if labels is None:
+        return np.zeros(n, dtype=np.int64)
+    position = {value: i for i, value in enumerate(classes.tolist())}
+    return np.asarray([position.get(value, -1) for value in labels.tolist()], dtype=np.int64)

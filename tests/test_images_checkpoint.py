@@ -1,0 +1,101 @@
+"""An image fit killed with SIGKILL resumes from its checkpoint: training and the privacy
+count continue (the private releases are reused, never repeated), and the final epsilon
+equals an uninterrupted fit's."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthdata.errors import ModelError
+from synthdata.images.estimator import ImageGAN
+
+DIGITS = Path(__file__).resolve().parents[1] / "sample_datasets" / "digits.npz"
+
+# The test noise seed makes an uninterrupted fit draw the same DP image count as the killed
+# one, so both plan the same steps and must land on exactly the same epsilon.
+SETTINGS = dict(epsilon=4.0, delta=1e-5, seed=3, generator_steps=24, epochs=0.5, batch_size=32, features=200,
+                classes=list(range(10)), device="cpu", insecure_noise_seed=11)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    if not DIGITS.exists():
+        pytest.skip(f"{DIGITS} is not present")
+    with np.load(DIGITS) as data:
+        images, labels = data["images"][:300], data["labels"][:300]
+    path = tmp_path_factory.mktemp("data") / "digits.npz"
+    np.savez(path, images=images, labels=labels)
+    return path, images, labels
+
+
+def test_a_killed_image_fit_resumes_to_the_same_epsilon(tmp_path, digits):
+    path, images, labels = digits
+    checkpoints = tmp_path / "ckpt"
+    # Progress reports slow the first process down so that it is killed mid-fit.
+    script = textwrap.dedent(f"""
+        import time, numpy as np, torch
+        torch.set_num_threads(1)
+        from synthdata.images.estimator import ImageGAN
+        data = np.load({str(path)!r})
+        ImageGAN(**{SETTINGS!r}).fit(data["images"], data["labels"], checkpoint_dir={str(checkpoints)!r},
+                                     checkpoint_every=3, progress=lambda info: time.sleep(0.2))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.time() + 120
+        first = None
+        while True:  # the first training state is saved before any step: wait for a later one
+            assert proc.poll() is None, "the fit ended before its second checkpoint"
+            assert time.time() < deadline, "no checkpoint within 120 s"
+            if (checkpoints / "training.pt").exists():
+                inode = os.stat(checkpoints / "training.pt").st_ino
+                first = inode if first is None else first
+                if inode != first:
+                    break
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    resumed = ImageGAN(**SETTINGS).fit(images, labels, checkpoint_dir=checkpoints, resume=True)
+    whole = ImageGAN(**SETTINGS).fit(images, labels)
+    assert resumed.epsilon_spent_ == pytest.approx(whole.epsilon_spent_, rel=1e-12)
+    assert resumed.epsilon_spent_ <= SETTINGS["epsilon"]
+    lines = [s.step for s in resumed.ledger_.spends]
+    # The private releases were reused, not repeated: one line each; the DP-SGD line continued.
+    assert lines == [s.step for s in whole.ledger_.spends] and lines.count("embeddings") == 1
+    steps = {s.step: s.parameters.get("steps") for s in resumed.ledger_.spends}
+    assert steps["discriminator"] == {s.step: s.parameters.get("steps") for s in whole.ledger_.spends}["discriminator"]
+    synthetic, synthetic_labels = resumed.sample(20, seed=0)
+    assert synthetic.shape == (20, 8, 8) and set(synthetic_labels) <= set(range(10))
+    # The saved model carries no seed of any kind.
+    resumed.save(tmp_path / "model")
+    assert "projection_seed" not in (tmp_path / "model" / "model.json").read_text()
+
+
+def test_image_resume_refuses_other_images_settings_and_a_used_directory(tmp_path, digits):
+    _, images, labels = digits
+    checkpoints = tmp_path / "ckpt"
+    settings = {**SETTINGS, "generator_steps": 6}
+    ImageGAN(**settings).fit(images, labels, checkpoint_dir=checkpoints, checkpoint_every=2)
+    with pytest.raises(ModelError, match="other images"):
+        ImageGAN(**settings).fit(images[::-1].copy(), labels[::-1].copy(), checkpoint_dir=checkpoints, resume=True)
+    with pytest.raises(ModelError, match="other settings"):
+        ImageGAN(**{**settings, "epsilon": 3.0}).fit(images, labels, checkpoint_dir=checkpoints, resume=True)
+    with pytest.raises(ModelError, match="already holds a checkpoint"):
+        ImageGAN(**settings).fit(images, labels, checkpoint_dir=checkpoints)
+    with pytest.raises(ModelError, match="no checkpoint to resume from"):
+        ImageGAN(**settings).fit(images, labels, checkpoint_dir=tmp_path / "none", resume=True)
+    # A finished fit's checkpoint resumes to the same spend, drawing no new noise and no new line.
+    again = ImageGAN(**settings).fit(images, labels, checkpoint_dir=checkpoints, resume=True)
+    assert [s.step for s in again.ledger_.spends].count("labels") == 1
