@@ -421,19 +421,36 @@ def sample(model_dir, rows, output, seed, excel_safe, quiet):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the audit's sampling and models.")
 @click.option("--max-rows", type=click.IntRange(min=100), default=10_000, show_default=True,  # audit.run.MAX_ROWS
               help="Rows per table read by the costly metrics (detection, membership inference).")
+@click.option("--image-size", default=None, metavar="HxW",
+              help="Images only: resize every image of the three sets to HEIGHTxWIDTH pixels.")
 @_read_options
 def audit_command(real_train, synthetic, holdout, target, schema_path, epsilon, delta, json_out, seed, max_rows,
-                  **read):
+                  image_size, **read):
     """Audit SYNTHETIC's quality and leakage against REAL_TRAIN, the rows it was made from.
 
-    Works on a synthetic CSV or Parquet file made by any tool. The audit reads the real
-    data and is not differentially private; what it prints and writes holds aggregates
-    only, never a real row.
+    Works on a synthetic CSV or Parquet file made by any tool, or on images (REAL_TRAIN,
+    SYNTHETIC and --holdout each a folder of PNG/JPEG files, optionally one sub-folder per
+    class, or a .npz/.npy file). The audit reads the real data and is not differentially
+    private; what it prints and writes holds aggregates only, never a real row or image.
     """
     from .audit import audit, summary
+    from .images import is_image_input
+    from .images.audit import MAX_IMAGES as MAX_AUDIT_IMAGES
 
     if json_out is not None and not json_out.parent.is_dir():
         raise SynthdataError(f"cannot write {json_out}: the folder {json_out.parent} does not exist; create it first")
+    images = [is_image_input(path) for path in (real_train, synthetic, holdout)]
+    if any(images):
+        if not all(images):
+            raise DataError("REAL_TRAIN, SYNTHETIC and --holdout must all be images (folders, .npz or .npy) or all "
+                            "tables")
+        if target is not None or schema_path is not None:
+            raise DataError("--target and --schema apply to tables; an image audit scores the class labels")
+        _audit_images(real_train, synthetic, holdout, epsilon=epsilon, delta=delta, json_out=json_out, seed=seed,
+                      max_images=min(max_rows, MAX_AUDIT_IMAGES), image_size=image_size)
+        return
+    if image_size is not None:
+        raise DataError(f"--image-size applies to images (a folder, .npz or .npy), not to {real_train}")
     schema = Schema.load(schema_path) if schema_path is not None else None
     with _warnings_to_stderr():
         drop = read.pop("drop")
@@ -445,6 +462,24 @@ def audit_command(real_train, synthetic, holdout, target, schema_path, epsilon, 
     click.echo(f"Audit of {synthetic} ({rows['synthetic']:,} rows) against {real_train} ({rows['real_train']:,} "
                f"rows), holdout {holdout} ({rows['holdout']:,} rows): {len(result['columns'])} columns")
     for line in summary(result):
+        click.echo(line)
+    if json_out is not None:
+        _write_json(result, json_out)
+        click.echo(f"Written to {json_out}")
+
+
+def _audit_images(real_train, synthetic, holdout, *, epsilon, delta, json_out, seed, max_images, image_size) -> None:
+    from .images import parse_image_size, read_images
+    from .images.audit import audit_image_sets, image_summary
+
+    size = None if image_size is None else parse_image_size(image_size)
+    with _warnings_to_stderr():
+        train, fake, held = (read_images(path, size=size) for path in (real_train, synthetic, holdout))
+        result = audit_image_sets(train, fake, held, epsilon=epsilon, delta=delta, seed=seed, max_images=max_images)
+    rows = result["rows"]
+    click.echo(f"Audit of {printable(synthetic)} ({rows['synthetic']:,} images) against {printable(real_train)} "
+               f"({rows['real_train']:,} images), holdout {printable(holdout)} ({rows['holdout']:,} images)")
+    for line in image_summary(result):
         click.echo(line)
     if json_out is not None:
         _write_json(result, json_out)

@@ -54,7 +54,8 @@ from ..errors import DataError, PrivacyError
 from ..audit.leakage import MIN_HOLDOUT_ROWS, _verdict, exact_copies, run_attacks, split_members
 from ..audit.log import AuditLog
 
-__all__ = ["IMAGE_AUDIT_FORMAT", "audit_images", "closest_pairs", "frechet_distance"]
+__all__ = ["IMAGE_AUDIT_FORMAT", "audit_image_sets", "audit_images", "closest_pairs", "frechet_distance",
+           "image_summary"]
 
 IMAGE_AUDIT_FORMAT = "synthdata-image-audit/1"
 #: Most images per set the costly parts read (CNN training, neighbour searches).
@@ -135,6 +136,82 @@ def audit_images(
         "leakage": leakage,
         **log.to_dict(),
     }
+
+
+def audit_image_sets(train, synthetic, holdout, *, epsilon: float | None = None, delta: float | None = None,
+                     seed: int = 0, max_images: int = MAX_IMAGES) -> dict[str, Any]:
+    """:func:`audit_images` on three :class:`~synthdata.images.ImageSet` (what ``synthdata audit`` reads).
+
+    Labels are matched by class name: every set's codes are mapped into the training
+    set's class names (a synthetic or holdout class the training images lack is refused).
+    Labels count only when all three sets have them.
+    """
+    sets = {"training": train, "synthetic": synthetic, "holdout": holdout}
+    shapes = {name: images.images.shape[1:] for name, images in sets.items()}
+    if len(set(shapes.values())) > 1:
+        raise DataError("the image sets must have one shape (use --image-size): "
+                        + ", ".join(f"{name} {h}x{w}x{c}" for name, (h, w, c) in shapes.items()))
+    names = train.class_names
+    labelled = all(images.labels is not None for images in sets.values())
+    labels: dict[str, np.ndarray | None] = {name: None for name in sets}
+    if labelled:
+        for name, images in sets.items():
+            unknown = sorted(set(images.class_names) - set(names))
+            if unknown:
+                raise DataError(f"the {name} images hold class {unknown[0]!r}, which no training image holds")
+            code = np.asarray([names.index(c) for c in images.class_names], dtype=np.int64)
+            labels[name] = code[images.labels]
+    result = audit_images(train.images, labels["training"], synthetic.images, labels["synthetic"],
+                          holdout_images=holdout.images, holdout_labels=labels["holdout"], epsilon=epsilon,
+                          delta=delta, seed=seed, max_images=max_images)
+    if not labelled and any(images.labels is not None for images in sets.values()):
+        result["notes"].append("labels were used only where all three image sets have them (class sub-folders or "
+                               "a labels array); some did not, so labels were left out")
+    return result
+
+
+def image_summary(result: dict[str, Any]) -> list[str]:
+    """A few lines for people: quality, utility, leakage, verdict (the image audit's figures)."""
+    quality, leakage = result["quality"], result["leakage"]
+
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    lines = [f"Quality: Fréchet distance {num(quality['frechet_distance'])} in a small CNN's features (the same "
+             f"distance between two halves of the training images: {num(quality['frechet_distance_floor'])}; "
+             "not Inception's FID)"]
+    utility = quality["ml_utility"]
+    if utility is not None:
+        lines.append(f"ML utility (label, {utility['n_classes']} classes): a CNN trained on the synthetic images "
+                     f"scores accuracy {num(utility['synthetic']['accuracy'])}; trained on the real training images "
+                     f"{num(utility['real']['accuracy'])} (tested on the holdout)")
+    if leakage["mia_auc"] is not None:
+        low, high = leakage["mia_auc_ci"]
+        lines.append(f"Membership inference: best attack {leakage['best_attack']}, AUROC {leakage['mia_auc']:.3f} "
+                     f"(95% CI {low:.3f}-{high:.3f}); "
+                     + ", ".join(f"{name} {attack['auroc']:.3f}" for name, attack in leakage["attacks"].items()))
+        claim = leakage["claimed_epsilon"]
+        lines.append(f"Empirical epsilon lower bound: {leakage['empirical_epsilon_lower_bound']:.2f} "
+                     f"({leakage['epsilon_bound']['attack']}, delta {leakage['epsilon_bound']['delta']:.3g}); the "
+                     f"largest this audit can certify: {leakage['max_certifiable_epsilon']:.2f}"
+                     + ("" if claim is None else f"; claimed epsilon: {claim:g}"))
+    copies = leakage["exact_copies"]
+    lines.append(f"Exact copies: {copies['train_share']:.2%} of synthetic images equal a training image"
+                 + ("" if copies["holdout_share"] is None else f", {copies['holdout_share']:.2%} a holdout image"))
+    memorised = leakage["memorisation"]
+    share = memorised["share_closer_than_holdout_q01"]
+    lines.append(f"Memorisation: median distance to the closest training image "
+                 f"{memorised['synthetic_to_train']['q50']:.3f} (RMS pixel difference)"
+                 + ("" if share is None else f"; {share:.2%} of synthetic images are closer to a training image "
+                    "than 99% of holdout images are (about 1% expected)"))
+    lines.append(f"Verdict: {leakage['verdict']}")
+    for entry in result.get("subsampled", []):
+        used = ", ".join(f"{entry['rows_used'][role]:,} of {entry['rows_total'][role]:,} {role.replace('_', ' ')}"
+                         for role in entry["rows_used"])
+        lines.append(f"Sub-sampled: {entry['metric']}: {used} images")
+    lines += [f"Note: {note}" for note in result.get("notes", [])]
+    lines.append(f"Note: {leakage['note']}")
+    return lines
 
 
 def closest_pairs(train_images: np.ndarray, synthetic_images: np.ndarray, k: int = 16) -> list[dict[str, Any]]:

@@ -130,3 +130,60 @@ def test_bad_inputs(digits):
         audit_images(x.astype(float), y, x, y, holdout_images=None, holdout_labels=None)
     with pytest.raises(DataError, match="class code"):
         audit_images(x, y[:-1], x, y, holdout_images=None, holdout_labels=None)
+
+
+def test_cli_audit_image_mode(tmp_path, digits):
+    import json
+
+    from click.testing import CliRunner
+
+    from synthdata.cli import cli
+
+    (x, y), (hx, hy) = digits["train"], digits["holdout"]
+    paths = {}
+    for name, images, labels in (("train", x[:200], y[:200]), ("holdout", hx[:120], hy[:120]),
+                                 ("synthetic", x[:200], y[:200])):  # a generator that copies its training images
+        paths[name] = tmp_path / f"{name}.npz"
+        np.savez(paths[name], images=images, labels=labels)
+    out = tmp_path / "audit.json"
+    result = CliRunner().invoke(cli, ["audit", str(paths["train"]), str(paths["synthetic"]), "--holdout",
+                                      str(paths["holdout"]), "--epsilon", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "(200 images) against" in result.output
+    assert "Exact copies: 100.00% of synthetic images equal a training image" in result.output
+    assert "ML utility (label, 10 classes)" in result.output and "Verdict:" in result.output
+    figures = json.loads(out.read_text())
+    assert figures["leakage"]["exact_copies"]["train_share"] == 1.0
+    assert figures["leakage"]["leak_detected"] is True  # copies violate a claimed epsilon of 1
+    assert out.stat().st_size < 50_000  # aggregates only, never an image
+    # A table among image sets, and table options on images, are refused in one line.
+    (tmp_path / "t.csv").write_text("a\n1\n2\n")
+    mixed = CliRunner().invoke(cli, ["audit", str(paths["train"]), str(tmp_path / "t.csv"), "--holdout",
+                                     str(paths["holdout"])])
+    assert mixed.exit_code == 1 and "all be images" in mixed.output
+    target = CliRunner().invoke(cli, ["audit", str(paths["train"]), str(paths["synthetic"]), "--holdout",
+                                      str(paths["holdout"]), "--target", "label"])
+    assert target.exit_code == 1 and "apply to tables" in target.output
+
+
+def test_image_sets_are_matched_by_class_name(tmp_path, digits):
+    from synthdata.images import ImageSet
+    from synthdata.images.audit import audit_image_sets
+
+    (x, y), (hx, hy) = digits["train"], digits["holdout"]
+
+    def image_set(images, labels, names):
+        return ImageSet(images=images[..., None], labels=labels, class_names=names, source="s", sha256="0" * 64,
+                        mode="L")
+
+    names = [str(d) for d in range(10)]
+    train, holdout = image_set(x[:150], y[:150], names), image_set(hx[:60], hy[:60], names)
+    # The synthetic set names only two classes, in another order: codes are mapped by name.
+    keep = np.isin(y[:150], [3, 7])
+    synthetic = image_set(x[:150][keep], np.where(y[:150][keep] == 3, 1, 0), ["7", "3"])
+    result = audit_image_sets(train, synthetic, holdout, seed=0)
+    assert result["leakage"]["exact_copies"]["train_share"] == 1.0
+    assert result["quality"]["ml_utility"]["n_classes"] == 10
+    with pytest.raises(DataError, match="class 'zebra'"):
+        audit_image_sets(train, image_set(x[:20], np.zeros(20, np.int64) + (np.arange(20) % 2), ["3", "zebra"]),
+                         holdout, seed=0)
