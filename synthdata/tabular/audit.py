@@ -103,7 +103,7 @@ def public_audit(model, train: pd.DataFrame, holdout: pd.DataFrame | None, synth
     correct, majority = None, None
     if target is not None and target in model.columns_ and len(tables.holdout):
         correct = synthetic_model_correct(tables.synthetic, tables.holdout, target=target, kinds=kinds, seed=seed)
-        if per_unit:  # each holdout unit's share of rows predicted right: at most 1 per unit
+        if per_unit and correct is not None:  # each holdout unit's share of rows predicted right: at most 1 per unit
             correct = _per_unit_mean(np.asarray(correct, dtype=float), holdout_units)
         code = next(c for c in model.encoder_.codes_ if c.name == target)
         weights = np.maximum(np.asarray(code.counts, dtype=float), 0.0)
