@@ -1,7 +1,8 @@
 """Simple private baselines a synthetic interaction release must beat.
 
 * :func:`dp_popularity` — the whole budget on one thresholded histogram of items (each user
-  counting at most ``k`` items): recommend the most popular released items.
+  counting at most ``k`` items, weighted to unit L2 norm: the release's own catalogue
+  mechanism): recommend the most popular released items.
 * :func:`dp_cooccurrence` — a thresholded item histogram and, among its top items, the
   weighted pair counts (each user's pairs scaled to unit L2 norm): recommend by the sum of
   the noisy co-occurrence with the user's items, popularity breaking ties.
@@ -13,15 +14,14 @@ any synthetic data.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError
-from ..privacy import GaussianRequest, NoiseSource, PrivacyLedger, gaussian_threshold
+from ..privacy import GaussianRequest, NoiseSource, PrivacyLedger
 from .data import Baskets
-from .estimator import MAX_PAIR_ITEMS, THRESHOLD_DELTA_SHARE, _cap_items
+from .estimator import MAX_PAIR_ITEMS, THRESHOLD_DELTA_SHARE, catalogue_counts, catalogue_threshold
 
 __all__ = ["CooccurrenceRecommender", "dp_cooccurrence", "dp_popularity"]
 
@@ -32,17 +32,17 @@ def _ledger(epsilon: float, delta: float, seed: int | None) -> PrivacyLedger:
 
 
 def _catalogue(baskets: Baskets, ledger: PrivacyLedger, cap: int) -> tuple[np.ndarray, np.ndarray]:
-    counts = np.asarray(_cap_items(baskets.matrix, cap, ledger.noise.generator()).sum(0)).ravel().astype(np.int64)
-    sigma = ledger.planned_multiplier("catalogue") * math.sqrt(cap)
-    threshold = gaussian_threshold(sigma=sigma, fail_probability=ledger.threshold_delta / cap, max_count=1)
-    noisy = ledger.noisy("catalogue", counts, sensitivity=math.sqrt(cap), integer=True,
-                         extra_delta=ledger.threshold_delta).astype(float)
+    """(positions of the released items in ``baskets.items``, most popular first; their noisy counts)."""
+    counted, counts = catalogue_counts(baskets.matrix, cap, ledger.noise.generator())
+    threshold = catalogue_threshold(ledger.planned_multiplier("catalogue"), ledger.threshold_delta, cap)
+    noisy = np.asarray(ledger.noisy("catalogue", counts, sensitivity=1.0, extra_delta=ledger.threshold_delta),
+                       dtype=float)
     released = np.flatnonzero(noisy > threshold)
     order = released[np.argsort(-noisy[released], kind="stable")]
-    return order, noisy[order]
+    return counted[order], noisy[order]
 
 
-def dp_popularity(baskets: Baskets, *, epsilon: float, delta: float = 1e-6, cap: int = 16,
+def dp_popularity(baskets: Baskets, *, epsilon: float, delta: float = 1e-6, cap: int = 64,
                   seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(released items, their noisy counts), most popular first; the whole budget on the histogram."""
     ledger = _ledger(epsilon, delta, seed)
@@ -69,7 +69,7 @@ class CooccurrenceRecommender:
         return np.asarray(query @ self.matrix) + 1e-3 * self.popularity / scale
 
 
-def dp_cooccurrence(baskets: Baskets, *, epsilon: float, delta: float = 1e-6, cap: int = 16,
+def dp_cooccurrence(baskets: Baskets, *, epsilon: float, delta: float = 1e-6, cap: int = 64,
                     seed: int | None = None) -> tuple[np.ndarray, CooccurrenceRecommender]:
     """(released items, a recommender from their noisy popularity and co-occurrence): half the budget each."""
     ledger = _ledger(epsilon, delta, seed)

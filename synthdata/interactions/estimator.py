@@ -12,9 +12,13 @@ DP statistics (after a DP count of users, which plans the rest):
 1. **activity** — the histogram of distinct items per user on log2 bins (each user is in
    one bin: sensitivity 1, whatever their number of items); synthetic users draw their
    basket size from it, so items-per-user follows the real distribution.
-2. **catalogue** — per item, how many users hold it, each user counting at most ``k`` of
+2. **catalogue** — per item, the users who hold it, each user counting at most ``k`` of
    their items (a uniform sample; ``k`` is the steward's, or the power of two at the DP
-   median basket size): L2 sensitivity √k. Only items whose noisy count clears a Gaussian
+   90th percentile of basket sizes, 8 to 256) with weight ``1/√m`` each (``m``: the items
+   the user counts), so one user's whole contribution has L2 norm 1 (sensitivity 1): a
+   user with few items gives each a full share of the noise budget instead of a ``√k``-th
+   of it (Gopi et al. 2020, "Differentially private set union", weighted Gaussian). Only
+   items a user counted are candidates, and only those whose noisy count clears a Gaussian
    threshold are released (:func:`~synthdata.privacy.gaussian_threshold`, failure
    probability booked as δ): an item held by one user appears with probability < δ.
 3. **co-occurrence** — among the most popular released items, each user's item pairs
@@ -69,7 +73,8 @@ from ..privacy.dpsgd import make_dp_optimizer
 from ..tabular.networks import Discriminator
 from .data import Baskets, baskets_from_frame
 
-__all__ = ["ACTIVITY_BINS", "DEFAULT_BUDGET_SPLIT", "InteractionGAN", "InteractionUnit"]
+__all__ = ["ACTIVITY_BINS", "DEFAULT_BUDGET_SPLIT", "InteractionGAN", "InteractionUnit", "catalogue_counts",
+           "catalogue_threshold"]
 
 MODEL_FORMAT = "synthdata-interaction-gan/1"
 #: Relative shares of epsilon (RDP-composed, see synthdata.privacy.plan_noise). The
@@ -82,6 +87,9 @@ THRESHOLD_DELTA_SHARE = 0.1
 ACTIVITY_BINS: tuple[int, ...] = (1, 2, 3, 5, 9, 17, 33, 65, 129, 257, 513)
 #: Most released items whose pairs are measured.
 MAX_PAIR_ITEMS = 150
+#: Default items per user in the catalogue count: the power of two at this quantile of the
+#: DP basket sizes, at most MAX_AUTO_CAP (weights make a large cap cheap for small baskets).
+CAP_QUANTILE, MAX_AUTO_CAP = 0.9, 256
 MIN_USERS = 10
 
 
@@ -95,8 +103,8 @@ class InteractionUnit(PrivacyUnit):
     @property
     def relation(self) -> str:
         return (f"add/remove one {self.noun} with all their interactions (each measurement bounds one "
-                f"{self.noun}'s contribution: one activity count, at most {self.max_rows} items in the catalogue "
-                "count, unit weight in the co-occurrence, one clipped DP-SGD example)")
+                f"{self.noun}'s contribution: one activity count, at most {self.max_rows} items weighted to unit L2 "
+                "norm in the catalogue count, unit weight in the co-occurrence, one clipped DP-SGD example)")
 
 
 def _bin_of(sizes: np.ndarray) -> np.ndarray:
@@ -142,7 +150,7 @@ class InteractionGAN(Synthesizer):
     Parameters (keyword-only, stored unchanged; all work happens in :meth:`fit`):
         epsilon / delta: the privacy budget (delta defaults to 1e-6).
         max_items_per_user: items one user contributes to the catalogue count (None: the
-            power of two at the DP median basket size, between 4 and 64).
+            power of two at the DP 90th percentile basket size, between 8 and 256).
         components: user types of the generator.
         generator_steps / learning_rate: fitting the generator to the measurements.
         epochs / batch_size / max_grad_norm / adversarial_weight: the DP-SGD discriminator
@@ -262,28 +270,28 @@ class InteractionGAN(Synthesizer):
         shares = shares / shares.sum() if shares.sum() > 0 else np.eye(len(ACTIVITY_BINS))[0]
         if self.max_items_per_user is not None:
             cap = int(self.max_items_per_user)
-        else:  # the power of two at the DP median basket size (post-processing of the activity histogram)
-            median_bin = int(np.searchsorted(np.cumsum(shares), 0.5))
-            cap = int(min(64, max(4, 2 ** math.ceil(math.log2(max(_bin_range(median_bin)[1], 1))))))
-        rng = ledger.noise.generator()
-        capped = _cap_items(baskets.matrix, cap, rng)
-        counts = np.asarray(capped.sum(0)).ravel().astype(np.int64)
-        sigma = ledger.planned_multiplier("catalogue") * math.sqrt(cap)
-        # Each user adds at most 1 to each of at most `cap` items; an item only they hold has count 1.
-        threshold = gaussian_threshold(sigma=sigma, fail_probability=ledger.threshold_delta / cap, max_count=1)
-        noisy = ledger.noisy("catalogue", counts, sensitivity=math.sqrt(cap), integer=True,
-                             mechanism="Gaussian sparse histogram of items (released above the threshold)",
-                             parameters={"items_per_user": cap, "threshold": round(threshold, 3),
-                                         "threshold_delta": ledger.threshold_delta},
-                             extra_delta=ledger.threshold_delta).astype(float)
+        else:  # the power of two at the DP 90th percentile basket size (post-processing of the activity histogram)
+            high_bin = int(min(np.searchsorted(np.cumsum(shares), CAP_QUANTILE), len(ACTIVITY_BINS) - 1))
+            cap = int(min(MAX_AUTO_CAP, max(8, 2 ** math.ceil(math.log2(max(_bin_range(high_bin)[1], 1))))))
+        counted, counts = catalogue_counts(baskets.matrix, cap, ledger.noise.generator())
+        sigma = ledger.planned_multiplier("catalogue")
+        threshold = catalogue_threshold(sigma, ledger.threshold_delta, cap)
+        noisy = np.full(len(baskets.items), -np.inf)
+        noisy[counted] = ledger.noisy(
+            "catalogue", counts, sensitivity=1.0,
+            mechanism="Gaussian sparse histogram of items, each user's items weighted to unit L2 norm (released "
+                      "above the threshold)",
+            parameters={"items_per_user": cap, "weight": "1/sqrt(items the user counts)",
+                        "threshold": round(threshold, 3), "threshold_delta": ledger.threshold_delta},
+            extra_delta=ledger.threshold_delta).astype(float)
         released = np.flatnonzero(noisy > threshold)
         if len(released) < 2:
-            best = float(noisy.max()) if len(noisy) else 0.0
+            best = float(noisy.max()) if len(counts) else 0.0
             raise DataError(
                 f"at epsilon={ledger.epsilon:g} no item is held by enough {noun}s to be released: an item needs a "
-                f"noisy count above {threshold:.0f} {noun}s (so that one held by a single {noun} never appears), and "
-                f"the most popular has about {max(best, 0):.0f} (DP figures). Raise epsilon, or release more "
-                f"{noun}s' data together")
+                f"noisy weighted count above {threshold:.1f} (so that one held by a single {noun} never appears), and "
+                f"the most popular has about {max(best, 0):.1f} (DP figures; each {noun} adds 1/sqrt(their items "
+                f"counted) to each). Raise epsilon, or release more {noun}s' data together")
         order = released[np.argsort(-noisy[released], kind="stable")]
         catalogue = baskets.items[order]
         top = np.arange(min(len(order), MAX_PAIR_ITEMS))
@@ -316,7 +324,8 @@ class InteractionGAN(Synthesizer):
         shares = torch.as_tensor(measured.size_shares, dtype=torch.float32)
         holds = _inclusion(probs, sizes)                                             # K x B x items
         mass = weights[:, None] * shares[None, :]                                   # K x B
-        kept = torch.clamp(measured.cap / sizes, max=1.0)                          # the catalogue count's cap
+        # The catalogue count: a user with n items counts min(n, cap) of them, each with weight 1/sqrt(that).
+        kept = torch.clamp(measured.cap / sizes, max=1.0) / torch.sqrt(torch.clamp(sizes, max=float(measured.cap)))
         counts = measured.users * torch.einsum("kb,kbi->i", mass * kept[None, :], holds)
         pairs = None
         if measured.pairs is not None:
@@ -468,6 +477,26 @@ def _draw(mixture: _Mixture, measured: _Measurements, catalogue: int, users: int
         keys = logits[k] + rng.gumbel(size=logits.shape[1])
         items.append(np.argpartition(-keys, n - 1)[:n] if n < logits.shape[1] else np.arange(logits.shape[1]))
     return sizes, types, items
+
+
+def catalogue_counts(matrix: sp.csr_matrix, cap: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(items some user counts, their weighted counts): each user counts at most ``cap`` of their
+    items (drawn uniformly), each with weight ``1/sqrt(m)`` for the ``m`` items counted, so one
+    user's contribution has L2 norm at most 1. Items no user counts are no candidates: an item
+    only one user holds and that user's sample left out can then never be released."""
+    capped = _cap_items(matrix, cap, rng)
+    counted = np.diff(capped.indptr)
+    weights = sp.diags(1.0 / np.sqrt(np.maximum(counted, 1))) @ capped
+    totals = np.asarray(weights.sum(0)).ravel()
+    present = np.flatnonzero(totals > 0)
+    return present, totals[present]
+
+
+def catalogue_threshold(sigma: float, threshold_delta: float, cap: int) -> float:
+    """An item only one user counts has weighted count at most 1 and that user counts at most
+    ``cap`` items: with this threshold none of them is released, but with probability
+    ``threshold_delta`` (union bound over the ``cap`` items)."""
+    return gaussian_threshold(sigma=sigma, fail_probability=threshold_delta / cap, max_count=1)
 
 
 def _cap_items(matrix: sp.csr_matrix, cap: int, rng: np.random.Generator) -> sp.csr_matrix:
