@@ -107,17 +107,29 @@ def _raise_schema_share(split: dict[str, float], ledger: PrivacyLedger, count: i
     """Give the schema a larger share when, at the planned noise, a small table's column
     types could not be told from the noise; True when the share was raised (plan again).
 
+    The share needed is computed from the plan at hand, not searched for (each plan costs
+    seconds with DP-SGD at a high sampling rate): a Gaussian's standalone epsilon scales
+    about as 1/σ, and the plan gives each release epsilon in proportion to its share, so
+    the share is scaled by how much the noise must shrink (with a margin for the σ⁻²
+    term and for the composition). One more plan usually suffices; the cap ends it.
+
     Post-processing of the DP count: the shares depend on it, never on the exact rows.
     """
-    sigma = ledger.planned_multiplier("schema") * math.sqrt(2 * max(columns, 1))
-    if sigma <= count / SCHEMA_NOISE_ROWS or split["schema"] >= SCHEMA_SHARE_CAP:
-        if sigma > count / SCHEMA_NOISE_ROWS:
-            warnings.warn(f"a DP count says the table holds about {count:,} {what}: too few for the column types to "
-                          f"be decided privately from {split['schema']:.0%} of epsilon with confidence; some columns may "
-                          "be left out or read coarsely. Declare a schema (synthdata inspect --schema-out, then "
-                          "--schema): what it declares is public and costs nothing", SynthdataWarning, stacklevel=4)
+    most = count / (SCHEMA_NOISE_ROWS * math.sqrt(2 * max(columns, 1)))  # the noise multiplier that still tells
+    multiplier = ledger.planned_multiplier("schema")
+    if multiplier <= most:
         return False
-    split["schema"] = min(split["schema"] * 1.5, SCHEMA_SHARE_CAP)
+    if split["schema"] >= SCHEMA_SHARE_CAP:
+        warnings.warn(f"a DP count says the table holds about {count:,} {what}: too few for the column types to "
+                      f"be decided privately from {split['schema']:.0%} of epsilon with confidence; some columns may "
+                      "be left out or read coarsely. Declare a schema (synthdata inspect --schema-out, then "
+                      "--schema): what it declares is public and costs nothing", SynthdataWarning, stacklevel=4)
+        return False
+    standalone = ledger.plan_.standalone
+    share = standalone["schema"] / math.fsum(standalone.values())  # the schema's share, normalised as planned
+    wanted = min(share * (multiplier / most) * 1.15, 0.99)
+    others = split["schema"] * (1 - share) / share  # the other planned shares, in the split's units
+    split["schema"] = min(max(wanted * others / (1 - wanted), split["schema"] * 1.05), SCHEMA_SHARE_CAP)
     return True
 
 
@@ -127,8 +139,12 @@ def _drop_uninformative(schema: Schema, encoder: TabularEncoder) -> Schema:
     if not dropped:
         return schema
     if len(dropped) == len(encoder.codes_):
+        by_reason: dict[str, list[str]] = {}  # one line: each reason once, with the columns it applies to
+        for name, reason in dropped.items():
+            by_reason.setdefault(reason, []).append(repr(name))
         raise DataError("no column can be released at this privacy budget: " + "; ".join(
-            f"{name!r}: {reason}" for name, reason in dropped.items()))
+            f"{', '.join(names[:6])}{f' and {len(names) - 6} more' if len(names) > 6 else ''}: {reason}"
+            for reason, names in by_reason.items()))
     for name, reason in dropped.items():
         warnings.warn(f"column {name!r} is left out: {reason}", SynthdataWarning, stacklevel=4)
     encoder.drop(list(dropped))
