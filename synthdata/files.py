@@ -24,7 +24,9 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -36,6 +38,7 @@ from .errors import SynthdataError
 __all__ = [
     "atomic_write",
     "atomic_writer",
+    "check_free_space",
     "load_json",
     "open_regular_file",
     "os_error_message",
@@ -189,7 +192,7 @@ def _kind(mode: int) -> str:
 
 
 def _size(count: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    for unit, scale in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if count >= scale:
             return f"{count / scale:.3g} {unit}"
     return f"{count} bytes"
@@ -209,15 +212,18 @@ def load_json(text: str | bytes, *, what: str, max_depth: int = 64,
     Refused: bytes that are not UTF-8; invalid JSON (with line and column); an object
     with a key given twice (JSON parsers differ on which one counts, so a signature
     checker and a reader could see different documents); ``NaN``, ``Infinity`` and numbers
-    too large for a float (``1e999``); nesting
-    deeper than ``max_depth`` (checked without ever raising RecursionError). The error
-    carries the short reason as ``.reason`` for callers that rephrase it.
+    too large for a float (``1e999``, or an integer of 10**400); nesting deeper than
+    ``max_depth`` (checked without ever raising RecursionError). A leading UTF-8 byte-order
+    mark is skipped. The error carries the short reason as ``.reason`` for callers that
+    rephrase it.
     """
     try:
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
-                           parse_float=_finite_float)
+        # A UTF-8 byte-order mark (Windows editors write one) is not content: RFC 8259 lets a
+        # parser ignore it, and what is signed is the payload inside, never the envelope's bytes.
+        value = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_unique_keys,
+                           parse_constant=_no_constant, parse_float=_finite_float, parse_int=_float_sized_int)
     except UnicodeDecodeError as exc:
         raise _json_error(error, what, f"byte {exc.start} is not UTF-8") from None
     except _Refused as exc:
@@ -244,6 +250,14 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise _Refused(f"{name} is not a JSON number")
+
+
+def _float_sized_int(text: str) -> int:
+    """An integer a float could hold (magnitude under 1.8e308), like every number a reader compares."""
+    value = int(text)
+    if len(text) > 300 and abs(value) > sys.float_info.max:
+        raise _Refused(f"the number {text[:40]}... is too large")
+    return value
 
 
 def _finite_float(text: str) -> float:
@@ -380,6 +394,24 @@ def _fsync_folder(folder: Path) -> None:
 
 
 # --- Operating-system errors as one line -------------------------------------------------
+
+
+def check_free_space(folder: PathLike, needed: float, *, what: str, fix: str,
+                     error: type[SynthdataError] = SynthdataError) -> None:
+    """Refuse, in one line, to start writing at least ``needed`` bytes into ``folder`` when its
+    file system has less free: before the work, not when the disk fills hours later.
+
+    ``needed`` is a lower bound (public facts only, such as rows x columns x 2 bytes), so
+    only what surely cannot fit is refused. A folder that cannot be measured is let
+    through: the write itself then says what is wrong.
+    """
+    try:
+        free = shutil.disk_usage(folder).free
+    except (OSError, ValueError):
+        return
+    if needed > free:
+        raise error(f"{what} takes at least {_size(int(min(needed, 2**62)))}, but {printable(folder)} has "
+                    f"{_size(free)} free; {fix}")
 
 
 def os_error_message(exc: OSError, *, path: PathLike | None = None, writing: bool = False) -> str:

@@ -131,6 +131,16 @@ _Scalar = str | int | float | bool
 # --------------------------------------------------------------------------- value objects
 
 
+def _finite_number(value: Any) -> bool:
+    """A JSON number a float holds: not a bool, not NaN or infinite, not an integer past 1.8e308."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # math.isfinite(10**400)
+        return False
+
+
 @dataclass(frozen=True)
 class Column:
     """One column: its type and the facts about it that are public.
@@ -168,6 +178,15 @@ class Column:
         if self.bounds is not None:
             object.__setattr__(self, "bounds", tuple(self.bounds))
             self._check_bounds(where)
+        if self.datetime_format is not None and not isinstance(self.datetime_format, str):
+            raise SchemaError(f"{where}: 'format' must be a date format text such as \"%Y-%m-%d\", got "
+                              f"{self.datetime_format!r}")
+        if isinstance(self.datetime_format, str):
+            try:  # a directive pandas does not know ("%Q") fails here, not on the first value read
+                pd.to_datetime(pd.Series(["2000-01-01"]), format=self.datetime_format, errors="coerce")
+            except ValueError as exc:
+                raise SchemaError(f"{where}: 'format' {self.datetime_format!r} is not a date format ({exc}); use "
+                                  "codes such as %Y-%m-%d %H:%M:%S") from None
         if self.datetime_format is not None and self.type != "datetime":
             raise SchemaError(f"{where}: 'format' applies to datetime columns only")
         if self.type == "datetime" and self.datetime_format is None:
@@ -187,7 +206,7 @@ class Column:
         if self.type != "numerical":
             raise SchemaError(f"{where}: 'step' applies to numerical columns only")
         step = self.step
-        if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step) or step <= 0:
+        if not _finite_number(step) or step <= 0:
             raise SchemaError(f"{where}: 'step' must be a positive number (the lattice values lie on), got {step!r}")
         if self.integer and float(step) != round(float(step)):
             raise SchemaError(f"{where}: an integer column's step must be a whole number, got {step!r}")
@@ -212,13 +231,13 @@ class Column:
             raise SchemaError(f"{where}: bounds must be [min, max], got {list(self.bounds)}")
         low, high = self.bounds
         if self.type == "numerical":
-            ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high))
+            ok = all(_finite_number(v) for v in (low, high))
             if not ok:
                 raise SchemaError(f"{where}: bounds must be two finite numbers [min, max], got {list(self.bounds)}")
         else:
             try:
                 low, high = (pd.Timestamp(v) for v in (low, high))
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError):
                 raise SchemaError(f"{where}: bounds must be two dates like \"2020-01-31\", got {list(self.bounds)}") from None
         if not low <= high:
             raise SchemaError(f"{where}: bounds [min, max] need min <= max (equal bounds declare a constant), "
@@ -433,11 +452,13 @@ class Schema:
     @classmethod
     def from_json(cls, text: str, *, source: str = "schema") -> Schema:
         try:
-            data = json.loads(text)
+            data = json.loads(text.removeprefix("\ufeff"))  # a byte-order mark some editors write: not content
         except json.JSONDecodeError as exc:
             raise SchemaError(f"{source}, line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})") from None
         except RecursionError:
             raise SchemaError(f"{source}: invalid JSON (nested too deeply); a schema is a list of columns") from None
+        except ValueError:  # an integer past Python's digit limit (sys.get_int_max_str_digits)
+            raise SchemaError(f"{source}: invalid JSON (a number has too many digits)") from None
         try:
             return cls.from_dict(data)
         except SchemaError as exc:
