@@ -619,6 +619,45 @@ def _shell_word(name: str) -> str:
     return shlex.quote(printable(name))
 
 
+def _plain_arrow(table, where: str):
+    """Decimal columns as floats and binary columns as text: the values synthdata models.
+
+    Read as they are, a Decimal column became text categories ("2.25") and a binary one was
+    written back as "b'A'". Decimals of more than 15 digits are rounded (with a warning);
+    binary cells that are not UTF-8 text are refused, naming the column.
+    """
+    import pyarrow as pa
+
+    for index, field in enumerate(table.schema):
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        column = table.column(index)
+        if pa.types.is_dictionary(field.type) and (pa.types.is_decimal(kind) or _is_binary(kind)):
+            column = column.cast(kind)
+        if pa.types.is_decimal(kind):
+            if kind.precision > 15:
+                warnings.warn(f"{where}: column {field.name!r} holds decimals of up to {kind.precision} digits; they "
+                              "are read as floating-point numbers, rounded to about 15 significant digits",
+                              SynthdataWarning, stacklevel=5)
+            column = column.cast(pa.float64(), safe=False)
+        elif _is_binary(kind):
+            try:
+                column = column.cast(pa.binary()).cast(pa.string())
+            except pa.ArrowInvalid:
+                raise DataError(f"{where}: column {field.name!r} holds binary values that are not UTF-8 text; "
+                                "synthdata models text and numbers: decode them into a text column, or leave it "
+                                f"out with --drop {_shell_word(field.name)}") from None
+        else:
+            continue
+        table = table.set_column(index, field.name, column)
+    return table
+
+
+def _is_binary(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+
+
 def _plain_datetimes(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     """Timestamps as the rest of synthdata reads them: time-zone-naive nanoseconds.
 
@@ -678,7 +717,7 @@ def _read_parquet(path: Path, head: bytes, sample: _Sample | None, drop: tuple[s
             rows_total = parquet.metadata.num_rows
             _check_row_count(rows_total, where)
             if sample is None:
-                frame = parquet.read(columns=columns).to_pandas()
+                frame = _plain_arrow(parquet.read(columns=columns), where).to_pandas()
             else:
                 rng = np.random.default_rng(sample.seed)
                 chosen = np.sort(rng.choice(rows_total, size=min(sample.rows, rows_total), replace=False))
@@ -689,7 +728,7 @@ def _read_parquet(path: Path, head: bytes, sample: _Sample | None, drop: tuple[s
                     if hi > lo:
                         pieces.append(batch.take(pa.array(chosen[lo:hi] - start)))
                     start = stop
-                frame = pa.Table.from_batches(pieces, schema=pa.schema(kept)).to_pandas()
+                frame = _plain_arrow(pa.Table.from_batches(pieces, schema=pa.schema(kept)), where).to_pandas()
                 frame.index = pd.Index(chosen)
             frame = _plain_datetimes(frame, where)
     except (pa.ArrowException, OSError) as exc:
