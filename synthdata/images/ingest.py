@@ -298,6 +298,11 @@ def _decode(raw: bytes, where: str):
             image.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise DataError(f"{where} is corrupt ({_reason(exc)}); remove or replace it") from None
+    if image.mode.startswith("I"):
+        # A 16-bit grayscale PNG ("I;16", or "I" holding 0..65535): Pillow's convert("L") clips
+        # every value above 255 to white, so scale the 16 bits to 8 instead (v / 257, rounded).
+        wide = np.asarray(image, dtype=np.int64)
+        image = Image.fromarray(((np.clip(wide, 0, 65535) + 128) // 257).astype(np.uint8), "L")
     return image
 
 
