@@ -114,6 +114,34 @@ def _unit_request(privacy_unit, max_rows_per_unit, unit_noun):
     return UnitRequest(column=privacy_unit, max_rows=max_rows_per_unit, noun=unit_noun)
 
 
+#: Seeds numpy and torch both take (a negative or a 70-bit seed failed only when first used).
+_SEED = click.IntRange(min=0, max=2**63 - 1)
+#: Fewest bytes a synthetic CSV cell takes (one character and a delimiter): a lower bound of
+#: a requested output's size, refused up front when even that cannot fit on the disk.
+_CELL_BYTES = 2
+
+
+def _check_room(folder: Path, rows: int, columns: int, option: str) -> None:
+    """Refuse a --rows/-n whose CSV cannot fit on the disk, before any work (public facts only)."""
+    from .files import check_free_space
+
+    check_free_space(folder, float(rows) * max(columns, 1) * _CELL_BYTES,
+                     what=f"writing {rows:,} rows of {columns:,} columns", fix=f"ask for fewer rows ({option})")
+
+
+def _check_release_paths(data: str, out: Path | None, ledger: Path | None) -> None:
+    """Refuse, before any work, a release written into its own input or a ledger inside the release."""
+    if out is None:
+        return
+    target, source = Path(os.path.abspath(out)), Path(os.path.abspath(data))
+    if target == source or source in target.parents:
+        raise SynthdataError(f"--out {printable(out)} is inside the input {printable(data)}: the release would "
+                             "change the data it is made from; choose a folder outside it")
+    if ledger is not None and target in Path(os.path.abspath(ledger)).parents:
+        raise SynthdataError(f"--ledger {printable(ledger)} is inside --out {printable(out)}: the budget ledger "
+                             "must outlive each release; keep it beside the releases (the default)")
+
+
 _EXCEL_SAFE_HELP = ("Prefix text cells and column names that start with =, +, -, @, a tab or a carriage return with "
                     "' so that spreadsheets do not run them as formulas (default: write them as they are, and warn).")
 
@@ -315,7 +343,7 @@ _THREADS_HELP = ("CPU threads for training (default: 1 for these small networks,
                    "4 for the GAN).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Expected size of the Poisson-sampled real batches (default: the model's, 1024).")
-@click.option("--seed", type=int, default=None, help="Seed: a seeded CPU run is reproducible.")
+@click.option("--seed", type=_SEED, default=None, help="Seed: a seeded CPU run is reproducible.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--discriminator-share", type=click.FloatRange(min=0, max=0.9), default=None,
               help="Share of epsilon for the DP-SGD discriminator (default 0.1 of the total weight; "
@@ -386,7 +414,7 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
 @click.option("-n", "--rows", type=click.IntRange(min=1), required=True, help="Rows to generate.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="CSV file to write (must not exist).")
-@click.option("--seed", type=int, default=None, help="Seed for sampling.")
+@click.option("--seed", type=_SEED, default=None, help="Seed for sampling.")
 @click.option("--excel-safe", is_flag=True, help=_EXCEL_SAFE_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sample(model_dir, rows, output, seed, excel_safe, quiet):
@@ -394,6 +422,7 @@ def sample(model_dir, rows, output, seed, excel_safe, quiet):
     from .tabular.sampling import write_csv
 
     model = _saved_model_class(model_dir).load(model_dir)
+    _check_room(output.parent, rows, len(getattr(model, "columns_", None) or [1]), "-n")
     bar = None if quiet else tqdm(total=rows, desc="sample", unit="row", unit_scale=True, file=sys.stderr)
     with _warnings_to_stderr():
         try:
@@ -418,7 +447,7 @@ def sample(model_dir, rows, output, seed, excel_safe, quiet):
               help="The claimed delta (default: min(1/(n ln n), 1e-5) for REAL_TRAIN's n rows).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write every figure here as JSON (replaced atomically if it exists).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the audit's sampling and models.")
+@click.option("--seed", type=_SEED, default=0, show_default=True, help="Seed of the audit's sampling and models.")
 @click.option("--max-rows", type=click.IntRange(min=100), default=10_000, show_default=True,  # audit.run.MAX_ROWS
               help="Rows per table read by the costly metrics (detection, membership inference).")
 @click.option("--image-size", default=None, metavar="HxW",
@@ -554,7 +583,7 @@ def verify_command(release_dir, public_key):
               help="Ed25519 private key (PEM) to sign with (default: your default key, created on first use).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Release directory to create (must not exist; default: privacy_reports/NAME-TIME).")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=_SEED, default=None,
               help="Seed of what no privacy rests on (initial weights, sampling from the model); the privacy "
                    "noise always comes from the OS's cryptographic entropy.")
 @click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -597,6 +626,7 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
     spend in the budget ledger. Check both with `synthdata verify DIR --public-key KEY`.
     """
     unit = _unit_request(privacy_unit, max_rows_per_unit, unit_noun)
+    _check_release_paths(data, out, ledger)
     from .images import is_image_input
     from .release import STAGES, release
     from .runtime import configure_threads
@@ -644,6 +674,9 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
             else:
                 modality = TableModality(_load(data, **read), target=target, schema=schema, unit=unit,
                                          model=_model_for(model_name, "table"), excel_safe=excel_safe)
+                if rows is not None:
+                    _check_room(Path(os.path.abspath(out)).parent if out is not None else Path("."), rows,
+                                len(modality.table.frame.columns), "--rows")
         try:
             result = release(modality, epsilon=epsilon, delta=delta, holdout_fraction=holdout_fraction, rows=rows,
                              key=key, key_path=key_path, out=out, seed=seed, ledger=ledger,
