@@ -366,3 +366,360 @@ def test_sample_from_a_model_folder_with_a_fifo_for_model_json_does_not_block(in
     result = _within(30, invoke, "sample", folder, "-n", "10", "-o", tmp_path / "out.csv", "--quiet")
     assert_one_line_error(result, "model.json")
     assert not (tmp_path / "out.csv").exists()
+
+
+# --------------------------------------------------------------------------- pre-flight: the schema's share
+
+@pytest.mark.parametrize("count", [400, 1_000, 2_000, 100_000])
+def test_the_schema_share_is_computed_from_the_plan_not_searched_for(count):
+    """A small table's schema share was raised 1.5-fold per plan: six plans (11 s at a high
+    sampling rate) before a 400-row table was refused. Now: the share needed, in one step."""
+    import math
+    import warnings
+
+    from synthdata.errors import SynthdataWarning
+    from synthdata.privacy import GaussianRequest, PrivacyLedger
+    from synthdata.tabular import estimator
+
+    columns, split = 14, dict(estimator.DEFAULT_BUDGET_SPLIT)
+    ledger = PrivacyLedger(epsilon=1.0, delta=1e-6, threshold_delta=1e-7)
+    plans = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        while True:
+            ledger.plan(gaussians={name: GaussianRequest(sensitivity=1.0, share=split[name])
+                                   for name in ("schema", "preprocessing", "selection", "marginals")})
+            plans += 1
+            if not estimator._raise_schema_share(split, ledger, count, columns, "rows"):
+                break
+    most = count / (estimator.SCHEMA_NOISE_ROWS * math.sqrt(2 * columns))
+    multiplier = ledger.planned_multiplier("schema")
+    warned = [w for w in caught if issubclass(w.category, SynthdataWarning)]
+    assert plans <= 2, plans
+    if count == 100_000:
+        assert plans == 1 and split["schema"] == estimator.DEFAULT_BUDGET_SPLIT["schema"] and not warned
+    elif multiplier <= most:  # enough, and not much more than enough (the margin is 15%)
+        assert multiplier > 0.75 * most and not warned, (multiplier, most)
+    else:  # the cap was reached: said once
+        assert split["schema"] == estimator.SCHEMA_SHARE_CAP and len(warned) == 1
+
+
+def test_no_column_released_is_one_short_line_with_each_reason_once():
+    from synthdata.tabular.estimator import _drop_uninformative
+
+    class _Encoder:
+        codes_ = list(range(14))
+        dropped_ = [(f"c{i}", "no value is frequent enough (a value needs 382 rows)") for i in range(12)] + [
+            ("gain", "it holds one value"), ("loss", "it holds one value")]
+
+    with pytest.raises(DataError) as info:
+        _drop_uninformative(None, _Encoder())
+    message = info.value.message
+    assert message.count("no value is frequent enough") == 1 and message.count("it holds one value") == 1
+    assert "'c0'" in message and "and 6 more" in message and "'gain', 'loss'" in message
+    assert len(message) < 400, len(message)
+
+
+# --------------------------------------------------------------------------- the second independent set
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """A saved table model fitted in a second or two (5 generator steps)."""
+    import warnings
+
+    import torch
+
+    from synthdata.models import TabularGAN
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"a": rng.integers(0, 5, 800), "b": rng.choice(["x", "y", "z"], 800)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = TabularGAN(epsilon=3.0, generator_steps=5, epochs=1, device="cpu").fit(frame)
+    torch.set_num_threads(before)
+    folder = tmp_path_factory.mktemp("small") / "model"
+    model.save(folder)
+    return folder
+
+
+def test_a_utf16_csv_names_the_encoding_to_use(invoke, tmp_path):
+    path = _csv(tmp_path, ("a,b,c\n" + _rows(30)).encode("utf-16"))
+    assert_one_line_error(invoke("inspect", path), "UTF-16", "--encoding utf-16")
+
+
+@pytest.mark.parametrize(("column", "expected"), [
+    (pa.array([__import__("decimal").Decimal(f"{i % 7}.25") for i in range(60)], type=pa.decimal128(10, 2)),
+     [0.25, 1.25, 2.25]),
+    (pa.array([__import__("decimal").Decimal(f"{i % 7}.25") for i in range(60)],
+              type=pa.decimal128(10, 2)).dictionary_encode(), [0.25, 1.25, 2.25]),
+    (pa.array([bytes([65 + i % 3]) for i in range(60)]), ["A", "B", "C"]),
+    (pa.array([bytes([65 + i % 3, 66]) for i in range(60)], type=pa.binary(2)), ["AB", "BB", "CB"]),
+    (pa.array([bytes([65 + i % 3]) for i in range(60)]).dictionary_encode(), ["A", "B", "C"]),
+    (pa.array([2**64 - 1 - i % 5 for i in range(60)], type=pa.uint64()),
+     [2**64 - 1, 2**64 - 2, 2**64 - 3]),
+    (pa.array([["p", "q"][i % 2] for i in range(60)]).dictionary_encode(), ["p", "q", "p"]),
+])
+def test_parquet_decimal_binary_uint64_and_dictionary_columns_are_read_as_values(tmp_path, column, expected):
+    """Decimals were read as text categories ("2.25") and bytes were written back as "b'A'"."""
+    path = _parquet(tmp_path, "odd.parquet", column)
+    for limit in (None, 100):  # read whole, and streamed and sampled
+        frame = read_table(path, memory_limit=limit).frame if limit else read_table(path).frame
+        values = frame["x"].sort_index().tolist()[:3]
+        assert values == expected, values
+
+
+def test_parquet_decimals_past_float_precision_warn_and_binary_that_is_not_text_is_refused(invoke, tmp_path):
+    import decimal
+
+    wide = _parquet(tmp_path, "wide.parquet", pa.array([decimal.Decimal(f"{i % 7}{'1' * 40}.25") for i in range(60)],
+                                                       type=pa.decimal256(60, 2)))
+    with pytest.warns(UserWarning, match="decimals of up to 60 digits"):
+        assert read_table(wide).frame["x"].dtype == np.float64
+    raw = _parquet(tmp_path, "raw.parquet", pa.array([bytes([0xFF, i % 3]) for i in range(60)]))
+    assert_one_line_error(invoke("inspect", raw), "column 'x'", "not UTF-8 text", "--drop x")
+
+
+@pytest.mark.parametrize(("column", "fragment"), [
+    ({"name": "a", "type": "datetime", "format": 7}, "'format' must be a date format text"),
+    ({"name": "a", "type": "datetime", "format": "%Q"}, "is not a date format"),
+    ({"name": "a", "type": "numerical", "bounds": [0, 10**400]}, "bounds must be two finite numbers"),
+    ({"name": "a", "type": "numerical", "step": 10**400}, "'step' must be a positive number"),
+    ({"name": "a", "type": "datetime", "bounds": [0, 10**400]}, "bounds must be two dates"),
+])
+def test_schema_values_of_the_wrong_kind_are_one_line(invoke, table, tmp_path, column, fragment):
+    """A format 7, a %Q directive and a 400-digit bound raised TypeError/ValueError/OverflowError: 'a bug'."""
+    import json
+
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"format": "synthdata-schema/1",
+                                  "columns": [column, {"name": "b", "type": "categorical"}]}))
+    assert_one_line_error(invoke("inspect", table, "--schema", schema), "column 'a'", fragment)
+
+
+def test_a_schema_number_with_thousands_of_digits_is_one_line(invoke, table, tmp_path):
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"format": "synthdata-schema/1", "columns": [{"name": "a", "type": "numerical", "bounds": '
+                      '[0, ' + "1" * 5000 + ']}]}')
+    assert_one_line_error(invoke("inspect", table, "--schema", schema), "too many digits")
+
+
+def test_a_schema_and_a_ledger_saved_with_a_byte_order_mark_are_read(invoke, table, tmp_path):
+    import json
+
+    schema = tmp_path / "schema.json"
+    schema.write_bytes(b"\xef\xbb\xbf" + json.dumps({"format": "synthdata-schema/1", "columns": [
+        {"name": "a", "type": "numerical", "bounds": [0, 8]}, {"name": "b", "type": "categorical"}]}).encode())
+    result = invoke("inspect", table, "--schema", schema)
+    assert result.exit_code == 0, result.output
+    assert "0 .. 8" in result.output
+    ledger = tmp_path / "ledger.json"
+    ledger.write_bytes(b"\xef\xbb\xbf" + b'{"format": "synthdata-budget-ledger/1", "entries": []}')
+    listed = invoke("budget", "--ledger", ledger)
+    assert listed.exit_code == 0, listed.output
+
+
+@pytest.mark.parametrize("text", ["[1" + "0" * 400 + "]", "[-1" + "0" * 400 + "]"])
+def test_json_integers_no_float_can_hold_are_refused_like_1e999(text):
+    from synthdata.errors import SynthdataError
+    from synthdata.files import load_json
+
+    assert load_json("[" + "9" * 300 + "]", what="x")[0] > 0  # 1e300 fits a float
+    with pytest.raises(SynthdataError, match="too large"):
+        load_json(text, what="x")
+
+
+@pytest.mark.parametrize("command", ["sample", "fit", "release", "audit"])
+@pytest.mark.parametrize("seed", ["-1", str(2**64)])
+def test_a_seed_numpy_or_torch_cannot_take_is_a_usage_error_before_any_work(invoke, table, tmp_path, command, seed):
+    """sample --seed -5 raised numpy's ValueError and --seed 2**70 torch's: 'this is a bug'."""
+    args = {"sample": ["sample", tmp_path / "model", "-n", "5", "-o", tmp_path / "out.csv"],
+            "fit": ["fit", table, "--epsilon", "1", "--model-out", tmp_path / "model"],
+            "release": ["release", table, "--epsilon", "1", "--out", tmp_path / "rel"],
+            "audit": ["audit", table, table, "--holdout", table]}[command]
+    result = invoke(*args, "--seed", seed)
+    assert result.exit_code == 2, result.output
+    assert "--seed" in result.stderr and "Traceback" not in result.output
+    assert not [p for p in tmp_path.iterdir() if p.name != "table.csv"]
+
+
+def test_sample_accepts_the_largest_seed(invoke, small_model, tmp_path):
+    result = invoke("sample", small_model, "-n", "5", "-o", tmp_path / "out.csv", "--seed", str(2**63 - 1), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 5
+
+
+@pytest.mark.parametrize(("option", "value", "fragment"), [
+    ("--epsilon", "inf", "epsilon must be a positive finite number"),
+    ("--epsilon", "nan", "epsilon must be a positive finite number"),
+    ("--epsilon", "0", "epsilon must be a positive finite number"),
+    ("--delta", "1", "delta must be a number between 0 and 1"),
+    ("--delta", "nan", "delta must be a number between 0 and 1"),
+    ("--holdout-fraction", "nan", "--holdout-fraction"),
+    ("--budget-limit", "nan", "budget limit"),
+    ("--budget-limit", "-1", "budget limit"),
+])
+def test_release_refuses_impossible_budgets_in_one_line_before_any_work(invoke, table, tmp_path, monkeypatch,
+                                                                       option, value, fragment):
+    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+    args = ["release", table, "--out", tmp_path / "rel", "--quiet", option, value]
+    if option != "--epsilon":
+        args += ["--epsilon", "1"]
+    result = _within(60, invoke, *args)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "rel").exists()
+
+
+def test_release_out_at_the_input_or_inside_it_is_refused_before_any_work(invoke, table, tmp_path, monkeypatch):
+    """Written inside an image folder, a release changed the very input it was made from."""
+    from PIL import Image
+
+    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+    result = invoke("release", table, "--epsilon", "1", "--out", table, "--quiet")
+    assert result.exit_code == 2 and "is a file" in result.stderr, result.output
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(12):
+        Image.new("L", (8, 8), i * 20).save(folder / f"{i}.png")
+    result = _within(60, invoke, "release", folder, "--epsilon", "1", "--out", folder / "rel", "--quiet")
+    assert_one_line_error(result, "--out", "inside the input", "outside it")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{i}.png" for i in range(12))
+
+
+def test_a_ledger_inside_the_release_folder_is_refused_before_training(invoke, table, tmp_path, monkeypatch):
+    """It failed after training: '... appeared while the release was being made'."""
+    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+    result = _within(60, invoke, "release", table, "--epsilon", "1", "--out", tmp_path / "rel",
+                     "--ledger", tmp_path / "rel" / "ledger.json", "--quiet")
+    assert_one_line_error(result, "--ledger", "inside --out")
+    assert not (tmp_path / "rel").exists()
+
+
+def test_more_rows_than_the_disk_holds_are_refused_before_writing(invoke, small_model, table, tmp_path,
+                                                                  monkeypatch):
+    """sample -n 10**15 wrote 1.2 GB a minute until the disk filled."""
+    import shutil
+
+    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage._replace(free=1_000_000))
+    result = _within(60, invoke, "sample", small_model, "-n", "1000000", "-o", tmp_path / "out.csv", "--quiet")
+    assert_one_line_error(result, "1,000,000 rows", "free", "fewer rows (-n)")
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith((".csv", ".tmp")) and p.name != "table.csv"]
+    result = _within(60, invoke, "release", table, "--epsilon", "1", "--rows", "1000000", "--out", tmp_path / "rel",
+                     "--quiet")
+    assert_one_line_error(result, "1,000,000 rows", "--rows")
+    assert not (tmp_path / "rel").exists()
+
+
+@pytest.mark.parametrize("kind", ["empty", "public", "rsa"])
+def test_a_key_that_is_not_an_ed25519_private_key_is_one_line(invoke, table, tmp_path, monkeypatch, kind):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from synthdata.signing import generate_keypair
+
+    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+    key = tmp_path / "key.pem"
+    if kind == "empty":
+        key.write_bytes(b"")
+    elif kind == "public":
+        key = generate_keypair(tmp_path / "keys")[1]
+    else:
+        key.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=1024).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key.chmod(0o600)
+    result = _within(60, invoke, "release", table, "--epsilon", "1", "--key", key, "--out", tmp_path / "rel",
+                     "--quiet")
+    assert_one_line_error(result, {"empty": "not a PEM private key", "public": "is a public key",
+                                   "rsa": "not Ed25519"}[kind])
+    assert not (tmp_path / "rel").exists()
+
+
+def test_a_model_folder_of_another_kind_or_with_other_weights_is_one_line(invoke, small_model, tmp_path):
+    import json
+    import shutil
+
+    import torch
+
+    meta = json.loads((small_model / "model.json").read_text())
+    other = tmp_path / "image-model"
+    other.mkdir()
+    (other / "model.json").write_text(json.dumps({**meta, "model": "image-vae", "format": "synthdata-image-vae/1"}))
+    shutil.copy(small_model / "generator.pt", other / "generator.pt")
+    assert_one_line_error(invoke("sample", other, "-n", "5", "-o", tmp_path / "a.csv"), "model.json", "model")
+    swapped = tmp_path / "swapped"
+    swapped.mkdir()
+    shutil.copy(small_model / "model.json", swapped / "model.json")
+    torch.save({"w": torch.zeros(3)}, swapped / "generator.pt")
+    assert_one_line_error(invoke("sample", swapped, "-n", "5", "-o", tmp_path / "b.csv"), "generator.pt",
+                          "checksum")
+    assert not (tmp_path / "a.csv").exists() and not (tmp_path / "b.csv").exists()
+
+
+# --------------------------------------------------------------------------- image folders
+
+
+def _image_folder(tmp_path, name: str = "images", count: int = 6):
+    from PIL import Image
+
+    folder = tmp_path / name
+    folder.mkdir()
+    for i in range(count):
+        Image.new("L", (8, 8), 10 * i).save(folder / f"{i}.png")
+    return folder
+
+
+def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped_to_white(tmp_path):
+    """Pillow's convert('L') clips 16-bit values above 255: the whole image read as white."""
+    from PIL import Image
+
+    from synthdata.images.ingest import read_images
+
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    wide = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)
+    for i in range(3):
+        Image.fromarray(wide).save(folder / f"{i}.png")
+    with Image.open(folder / "0.png") as image:
+        assert image.mode.startswith("I")
+    pixels = read_images(folder).images[0, :, :, 0]
+    assert np.array_equal(pixels, ((wide.astype(np.int64) + 128) // 257).astype(np.uint8))
+    assert pixels.max() == 245 and (pixels == 255).sum() == 0
+
+
+def test_a_cmyk_jpeg_is_read_as_rgb_beside_grey_pngs(tmp_path):
+    from PIL import Image
+
+    from synthdata.images.ingest import read_images
+
+    folder = _image_folder(tmp_path)
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(folder / "red.jpg")  # pure red in CMYK
+    images = read_images(folder)
+    assert images.images.shape == (7, 8, 8, 3)
+    red = images.images[-1].reshape(-1, 3).mean(axis=0)
+    assert red[0] > 200 and red[1] < 60 and red[2] < 60, red
+
+
+@pytest.mark.parametrize(("name", "data", "fragment"), [
+    ("zero.png", b"", "zero.png"),
+    ("text.png", b"hello, not an image", "text.png"),
+])
+def test_an_unreadable_image_in_a_folder_is_one_line_naming_it(invoke, tmp_path, monkeypatch, name, data, fragment):
+    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+    folder = _image_folder(tmp_path)
+    (folder / name).write_bytes(data)
+    result = _within(60, invoke, "release", folder, "--epsilon", "1", "--out", tmp_path / "rel", "--quiet")
+    assert_one_line_error(result, fragment, "not a readable image", "remove or replace it")
+    assert not (tmp_path / "rel").exists()
+
+
+def test_files_of_other_types_in_an_image_folder_are_left_alone(tmp_path):
+    from synthdata.images.ingest import read_images
+
+    folder = _image_folder(tmp_path)
+    (folder / "notes.txt").write_text("taken on 3 March")
+    (folder / ".DS_Store").write_bytes(b"\x00\x01")
+    assert read_images(folder).images.shape == (6, 8, 8, 1)
