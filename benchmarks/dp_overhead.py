@@ -1,5 +1,8 @@
 """Cost of privacy in one discriminator step: DP-SGD as synthdata does it vs a plain step.
 
+Two discriminators: the image model's conditional conv discriminator (``--model conv``, see
+the end of this docstring) and the tabular GAN's (``--model table``, the default):
+
 Times, side by side and interleaved (so a busy machine slows every variant alike), one
 step of the tabular GAN's discriminator done four ways on the same network and batch size:
 
@@ -18,6 +21,22 @@ variant's ratio to the plain step. Target (issue): synthdata / plain <= 1.5.
 
     python benchmarks/dp_overhead.py
     python benchmarks/dp_overhead.py --repeats 500 --threads 1
+
+``--model conv`` times the image discriminator (synthdata.images.networks.ImageDiscriminator:
+two stride-2 convolutions with GroupNorm, a projection label embedding) on B real + B fake
+images of ``--image-size`` (default 28, ``--channels`` 1), five ways:
+
+    plain      loss.backward() + Adam
+    hooks      Opacus GradSampleModule (per-sample hooks, loss_reduction="sum") + DPOptimizer:
+               what synthdata.images.releases.DPDiscriminator does
+    vmap       torch.func vmap(grad) per-sample gradients assigned to p.grad_sample + DPOptimizer
+               (synthdata.images.networks.per_sample_gradients; the image model's former way)
+    functorch  Opacus GradSampleModule(force_functorch=True) + DPOptimizer
+    ghost      Opacus ghost clipping (GradSampleModuleFastGradientClipping + DPLossFastGradientClipping)
+
+Target (issue): hooks / plain <= 2 on CPU.
+
+    python benchmarks/dp_overhead.py --model conv --threads 1 --batch 64 --repeats 30
 """
 
 from __future__ import annotations
@@ -39,10 +58,12 @@ from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
 from torch import nn
 from torch.nn import functional as F
 
-from synthdata.models.networks import Discriminator
+from synthdata.images.networks import ImageDiscriminator, per_sample_gradients
 from synthdata.privacy import poisson_sample
+from synthdata.tabular.networks import Discriminator
 
 TARGET_RATIO = 1.5
+CONV_TARGET_RATIO = 2.0
 
 
 def _parse() -> argparse.Namespace:
@@ -60,6 +81,10 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", choices=["table", "conv"], default="table",
+                        help="the tabular GAN's discriminator, or the image model's conv discriminator")
+    parser.add_argument("--image-size", type=int, default=28, help="conv: image side in pixels (default 28)")
+    parser.add_argument("--channels", type=int, default=1, help="conv: 1 (grey) or 3 (colour)")
     return parser.parse_args()
 
 
@@ -177,8 +202,130 @@ LABELS = {
 }
 
 
+class _ConvSetup:
+    """B real + B fake images, labels, and the image model's discriminator."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        torch.manual_seed(args.seed)
+        self.device = torch.device(args.device)
+        batch, side, channels = args.batch, args.image_size, args.channels
+        self.images = torch.rand(2 * batch, channels, side, side, device=self.device)
+        self.labels = torch.randint(10, (2 * batch,), device=self.device)
+        self.targets = torch.cat([torch.ones(batch), torch.zeros(batch)]).to(self.device)
+        self.network = ImageDiscriminator(classes=10, channels=channels).to(self.device)
+        self.dp = {"noise_multiplier": args.noise_multiplier, "max_grad_norm": args.max_grad_norm,
+                   "expected_batch_size": 2 * batch}
+
+    def adam(self, module: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(module.parameters(), lr=2e-3, betas=(0.5, 0.9))
+
+
+def conv_plain(setup: _ConvSetup):
+    network = copy.deepcopy(setup.network)
+    optimizer = setup.adam(network)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.binary_cross_entropy_with_logits(network(setup.images, setup.labels), setup.targets).backward()
+        optimizer.step()
+
+    return step
+
+
+def conv_hooks(setup: _ConvSetup, *, functorch: bool = False):
+    module = GradSampleModule(copy.deepcopy(setup.network), batch_first=True, loss_reduction="sum",
+                              force_functorch=functorch)
+    optimizer = DPOptimizer(setup.adam(module), **setup.dp, loss_reduction="sum")
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.binary_cross_entropy_with_logits(module(setup.images, setup.labels), setup.targets,
+                                           reduction="sum").backward()
+        optimizer.step()
+
+    return step
+
+
+def conv_vmap(setup: _ConvSetup):
+    network = copy.deepcopy(setup.network)
+    optimizer = DPOptimizer(setup.adam(network), **setup.dp)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        grads, _ = per_sample_gradients(network, setup.images, setup.labels, setup.targets)
+        for name, p in network.named_parameters():
+            p.grad_sample = grads[name]
+        optimizer.step()
+
+    return step
+
+
+def conv_ghost(setup: _ConvSetup):
+    module = GradSampleModuleFastGradientClipping(copy.deepcopy(setup.network), loss_reduction="mean",
+                                                  max_grad_norm=setup.dp["max_grad_norm"], use_ghost_clipping=True)
+    optimizer = DPOptimizerFastGradientClipping(setup.adam(module), **setup.dp)
+    criterion = DPLossFastGradientClipping(module, optimizer, nn.BCEWithLogitsLoss(reduction="mean"), "mean")
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        criterion(module(setup.images, setup.labels), setup.targets).backward()
+        optimizer.step()
+
+    return step
+
+
+CONV_VARIANTS = {"plain": conv_plain, "hooks": conv_hooks, "vmap": conv_vmap,
+                 "functorch": lambda setup: conv_hooks(setup, functorch=True), "ghost": conv_ghost}
+
+
+def _time(steps: dict, args: argparse.Namespace, sync) -> dict[str, list[float]]:
+    for _ in range(args.warmup):
+        for step in steps.values():
+            step()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    order = list(steps)
+    for repeat in range(args.repeats):
+        for name in order[repeat % len(order):] + order[:repeat % len(order)]:  # rotate: no fixed position
+            start = time.perf_counter()
+            steps[name]()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def conv_main(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()
+    setup = _ConvSetup(args)
+    sync = torch.cuda.synchronize if setup.device.type == "cuda" else (lambda: None)
+    times = _time({name: make(setup) for name, make in CONV_VARIANTS.items()}, args, sync)
+    print(f"Image discriminator step: {args.batch} real + {args.batch} fake {args.image_size}x{args.image_size}"
+          f"x{args.channels} images; device {setup.device}, torch {torch.__version__}, {torch.get_num_threads()} "
+          f"thread(s); {args.repeats} timed steps per variant after {args.warmup} warm-up, interleaved")
+    print("load average " + " ".join(f"{x:.2f}" for x in load_before) + " before, "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()) + " after")
+    plain = statistics.median(times["plain"])
+    print(f"{'variant':<10} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8} {'x plain':>8}")
+    for name, values in times.items():
+        ms = np.array(values) * 1e3
+        print(f"{name:<10} {np.median(ms):>10.2f} {np.percentile(ms, 10):>8.2f} {np.percentile(ms, 90):>8.2f} "
+              f"{np.median(ms) / (plain * 1e3):>8.2f}")
+    ratio = statistics.median(times["hooks"]) / plain
+    print(f"DP step (hooks, synthdata's) / non-private step = {ratio:.2f} (target <= {CONV_TARGET_RATIO}): "
+          f"{'met' if ratio <= CONV_TARGET_RATIO else 'MISSED'}")
+
+
 def main() -> None:
     args = _parse()
+    if args.model == "conv":
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        warnings.filterwarnings("ignore", category=UserWarning, module="opacus")
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        if args.batch == 1024:  # the table default; images come in smaller batches
+            args.batch = 64
+        conv_main(args)
+        return
     # Opacus' hooks warn that inputs need no gradient; the benchmark knows.
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     warnings.filterwarnings("ignore", category=UserWarning, module="opacus")
