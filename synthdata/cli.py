@@ -234,19 +234,20 @@ def inspect(data, schema_out, schema_path, **read):
     _echo_table(summarize(table.frame, schema))
     click.echo()
     for excluded in schema.excluded:
-        click.echo(f"Left out: {excluded.name} ({excluded.reason})")
+        click.echo(f"Left out: {printable(excluded.name)} ({printable(excluded.reason)})")
     paid, public = schema.paid_facts(), schema.public_facts()
     if paid:
         click.echo("Estimated privately, paid from the privacy budget at release:")
         for fact, names in _group(paid).items():
-            click.echo(f"  {fact} of: {', '.join(names)}")
+            click.echo(f"  {fact} of: {', '.join(printable(n) for n in names)}")
     if public:
         click.echo("Declared public in the schema, free:")
         for fact, names in _group(public).items():
-            click.echo(f"  {fact}: {', '.join(names)}")
+            click.echo(f"  {fact}: {', '.join(printable(n) for n in names)}")
     for name, distinct, rows in persons:
-        click.echo(f"Person id? {name} repeats over rows ({distinct:,} distinct values in {rows:,} rows): if a "
-                   f"value is a person, protect persons rather than rows with --privacy-unit {name}")
+        click.echo(f"Person id? {printable(name)} repeats over rows ({distinct:,} distinct values in {rows:,} "
+                   f"rows): if a value is a person, protect persons rather than rows with --privacy-unit "
+                   f"{printable(name)}")
     click.echo("Observed values above are read off your data and shown only to you; nothing here "
                "is released.")
     if schema_out is not None:

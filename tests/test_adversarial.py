@@ -723,3 +723,39 @@ def test_files_of_other_types_in_an_image_folder_are_left_alone(tmp_path):
     (folder / "notes.txt").write_text("taken on 3 March")
     (folder / ".DS_Store").write_bytes(b"\x00\x01")
     assert read_images(folder).images.shape == (6, 8, 8, 1)
+
+
+# --------------------------------------------------------------------------- names on the terminal
+
+
+def test_inspect_prints_every_column_name_escaped(invoke, tmp_path):
+    """The table was escaped, the 'range of:' and 'Left out:' lines printed names raw (a newline,
+    or an escape that clears the screen on a terminal)."""
+    frame = pd.DataFrame({"a\nb": [1, 2] * 50, "c\x1b[2J": ["x", "y"] * 50, "id\x07": range(100)})
+    path = tmp_path / "names.csv"
+    frame.to_csv(path, index=False)
+    result = invoke("inspect", path)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "range of: a\\nb" in result.stdout
+    assert "c\\x1b[2J" in result.stdout and "id\\x07" in result.output
+
+
+def test_inspect_warns_about_formula_text_naming_the_column_not_the_value(invoke, tmp_path):
+    path = tmp_path / "formulas.csv"
+    pd.DataFrame({"=cmd": ["=HYPERLINK(1)", "a"] * 50, "b": ["x", "-y"] * 50, "n": [-1, 2] * 50}).to_csv(
+        path, index=False)
+    result = invoke("inspect", path)
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if line.startswith("Warning")]
+    assert len(warned) == 3, warned  # the name '=cmd', its values, and b's '-y'; never n's negative numbers
+    assert all("--excel-safe" in line for line in warned)
+    assert "HYPERLINK" not in result.stderr and "-y" not in result.stderr
+
+
+@pytest.mark.parametrize("noun", ["\x1b[31mred", "two\nlines", "x" * 41])
+def test_a_unit_noun_that_cannot_be_printed_is_refused_before_any_work(invoke, table, tmp_path, noun):
+    result = invoke("release", table, "--epsilon", "1", "--privacy-unit", "b", "--unit-noun", noun,
+                    "--out", tmp_path / "rel", "--quiet")
+    assert_one_line_error(result, "noun must be a word")
+    assert "\x1b" not in result.output and not (tmp_path / "rel").exists()

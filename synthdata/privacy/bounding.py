@@ -77,8 +77,11 @@ class UnitRequest:
         if self.max_rows is not None and (isinstance(self.max_rows, bool) or not isinstance(self.max_rows, int)
                                           or self.max_rows < 1):
             raise PrivacyError(f"--max-rows-per-unit must be a whole number >= 1, got {self.max_rows!r}")
-        if self.noun is not None and (not isinstance(self.noun, str) or not self.noun.strip()):
-            raise PrivacyError(f"the unit's noun must be a word such as 'patient', got {self.noun!r}")
+        if self.noun is not None and (not isinstance(self.noun, str) or not self.noun.strip()
+                                      or not self.noun.isprintable() or len(self.noun) > 40):
+            # It is printed in every message and report: no terminal escapes, no line breaks.
+            raise PrivacyError(f"the unit's noun must be a word such as 'patient' (printable, at most 40 "
+                               f"characters), got {self.noun[:50] if isinstance(self.noun, str) else self.noun!r}")
 
     @property
     def word(self) -> str:
