@@ -24,11 +24,13 @@ variant's ratio to the plain step. Target (issue): synthdata / plain <= 1.5.
 
 ``--model conv`` times the image discriminator (synthdata.images.networks.ImageDiscriminator:
 two stride-2 convolutions with GroupNorm, a projection label embedding) on B real + B fake
-images of ``--image-size`` (default 28, ``--channels`` 1), five ways:
+images of ``--image-size`` (default 28, ``--channels`` 1), six ways:
 
     plain      loss.backward() + Adam
     hooks      Opacus GradSampleModule (per-sample hooks, loss_reduction="sum") + DPOptimizer:
                what synthdata.images.releases.DPDiscriminator does
+    hooks-real the same with per-sample gradients of the real half only, the fake half's gradient
+               from one plain backward added after the noise (a measure, not what synthdata does)
     vmap       torch.func vmap(grad) per-sample gradients assigned to p.grad_sample + DPOptimizer
                (synthdata.images.networks.per_sample_gradients; the image model's former way)
     functorch  Opacus GradSampleModule(force_functorch=True) + DPOptimizer
@@ -246,6 +248,32 @@ def conv_hooks(setup: _ConvSetup, *, functorch: bool = False):
     return step
 
 
+def conv_hooks_real(setup: _ConvSetup):
+    """Per-sample gradients of the real half only; the fake half's gradient (no private data in it)
+    from one plain backward, added after the noise. Not what synthdata does: a measure of what
+    clipping only the real images would save."""
+    module = GradSampleModule(copy.deepcopy(setup.network), batch_first=True, loss_reduction="sum")
+    optimizer = DPOptimizer(setup.adam(module), **setup.dp, loss_reduction="sum")
+    half = setup.images.shape[0] // 2
+    params = [p for p in module.parameters()]
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        module.disable_hooks()
+        fake = F.binary_cross_entropy_with_logits(module(setup.images[half:], setup.labels[half:]),
+                                                  setup.targets[half:], reduction="sum")
+        fake_grads = torch.autograd.grad(fake, params)
+        module.enable_hooks()
+        F.binary_cross_entropy_with_logits(module(setup.images[:half], setup.labels[:half]), setup.targets[:half],
+                                           reduction="sum").backward()
+        if optimizer.pre_step():
+            for p, g in zip(params, fake_grads):
+                p.grad.add_(g, alpha=1.0 / setup.dp["expected_batch_size"])
+            optimizer.original_optimizer.step()
+
+    return step
+
+
 def conv_vmap(setup: _ConvSetup):
     network = copy.deepcopy(setup.network)
     optimizer = DPOptimizer(setup.adam(network), **setup.dp)
@@ -274,7 +302,7 @@ def conv_ghost(setup: _ConvSetup):
     return step
 
 
-CONV_VARIANTS = {"plain": conv_plain, "hooks": conv_hooks, "vmap": conv_vmap,
+CONV_VARIANTS = {"plain": conv_plain, "hooks": conv_hooks, "hooks-real": conv_hooks_real, "vmap": conv_vmap,
                  "functorch": lambda setup: conv_hooks(setup, functorch=True), "ghost": conv_ghost}
 
 
