@@ -179,7 +179,29 @@ def _saved_model_class(model_dir: Path):
         name = json.loads(raw.decode("utf-8")).get("model")
     except (SynthdataError, ValueError, AttributeError, RecursionError):
         name = None
-    return model_class(name if name in MODELS and MODELS[name][0] == "table" else "tabular-gan")
+    known = isinstance(name, str) and name in MODELS and MODELS[name][0] == "table"
+    return model_class(name if known else "tabular-gan")
+
+
+def _try_saved_model(model, model_dir: Path) -> None:
+    """Decode every saved level once and sample two rows before anything is written.
+
+    model.json is not signed: a malformed or inconsistent saved state (a level's points
+    set to null, bounds of the wrong type) otherwise failed halfway through the CSV, as
+    "unexpected TypeError … a bug". Here it is one :class:`ModelError` line naming the
+    folder and what Python said.
+    """
+    from .models.persistence import model_errors
+
+    codes = getattr(getattr(model, "encoder_", None), "codes_", None) or []
+    with model_errors(model_dir):
+        sizes = [int(code.size) for code in codes]
+        if sizes and min(sizes) >= 1:
+            import numpy as np
+
+            levels = np.stack([np.arange(max(sizes)) % size for size in sizes], axis=1)
+            model.encoder_.decode_arrow(levels, rng=np.random.default_rng(0))
+        model.sample(2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -423,6 +445,7 @@ def sample(model_dir, rows, output, seed, excel_safe, quiet):
     from .tabular.sampling import write_csv
 
     model = _saved_model_class(model_dir).load(model_dir)
+    _try_saved_model(model, model_dir)
     _check_room(output.parent, rows, len(getattr(model, "columns_", None) or [1]), "-n")
     bar = None if quiet else tqdm(total=rows, desc="sample", unit="row", unit_scale=True, file=sys.stderr)
     with _warnings_to_stderr():
