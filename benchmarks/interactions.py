@@ -107,6 +107,15 @@ def run(frame: pd.DataFrame, user: str, item: str, epsilons: list[float], run_in
     results = []
     for epsilon in epsilons:
         row = {"epsilon": epsilon, "run": run_index, **real}
+        popular_items, popular_counts = dp_popularity(train, epsilon=epsilon)
+        row["DP popularity"] = scores(Popularity(popular_counts), popular_items, queries) if len(popular_items) \
+            else "no item released"
+        row["DP popularity items"] = len(popular_items)
+        try:
+            co_items, co_model = dp_cooccurrence(train, epsilon=epsilon)
+            row["DP co-occurrence"] = scores(co_model, co_items, queries)
+        except DataError:
+            row["DP co-occurrence"] = "no item released"
         start = time.time()
         try:
             model = InteractionGAN(epsilon=epsilon, seed=run_index, **options).fit(train, user=user, item=item)
@@ -127,14 +136,6 @@ def run(frame: pd.DataFrame, user: str, item: str, epsilons: list[float], run_in
         syn_counts = np.asarray(syn.matrix.sum(0)).ravel()
         syn_top = np.argsort(-syn_counts)[: max(1, len(syn.items) // 10)]
         row["synthetic_top10%_share"] = float(syn_counts[syn_top].sum() / syn_counts.sum())
-        popular_items, popular_counts = dp_popularity(train, epsilon=epsilon)
-        row["DP popularity"] = scores(Popularity(popular_counts), popular_items, queries) if len(popular_items) \
-            else "no item released"
-        try:
-            co_items, co_model = dp_cooccurrence(train, epsilon=epsilon)
-            row["DP co-occurrence"] = scores(co_model, co_items, queries)
-        except DataError:
-            row["DP co-occurrence"] = "no item released"
         results.append(row)
         print(json.dumps(row), flush=True)
     return results

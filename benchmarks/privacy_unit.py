@@ -3,6 +3,7 @@
 Run:
     .venv/bin/python benchmarks/privacy_unit.py                       # eps 1, caps 1 2 4 8 16 + DP default
     .venv/bin/python benchmarks/privacy_unit.py --epsilon 2 --caps 2 8 --runs 2 --json out.json
+    .venv/bin/python benchmarks/privacy_unit.py --first-run 1                 # another table and split
 
 The table: one row per hospital encounter, a geometric number of encounters per patient
 (mean about 3, a long tail), patient-level age and sex, encounter-level ward, length of
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--epsilon", type=float, default=1.0)
     parser.add_argument("--caps", type=int, nargs="*", default=[1, 2, 4, 8, 16])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--first-run", type=int, default=0, help="index of the first run (its data and split seed)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     import torch
@@ -115,7 +117,7 @@ def main() -> None:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     results = []
-    for run in range(args.runs):
+    for run in range(args.first_run, args.first_run + args.runs):
         frame = encounters(args.patients, seed=run)
         rng = np.random.default_rng([run, 7])
         held = set(frame["patient_id"].unique()[rng.random(args.patients) < 0.2])
