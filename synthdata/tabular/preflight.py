@@ -26,8 +26,8 @@ least Δ times the analytic Gaussian mechanism's (Balle and Wang 2018) at (ε, �
   declared schema the smallest threshold is known before a row is read (at least one
   histogram per column); a column needs two values above it, so a DP row count below
   twice the threshold leaves every thresholded column (and a ``target``) with at most
-  one value. Once the levels are released, a ``target`` the encoder left out is refused
-  by name.
+  one value. Once the levels are released, a ``target`` the encoder left out, or kept
+  with a single released value (beside rows too rare to release), is refused by name.
 * **The work.** Training costs about ``steps x 6 x batch x (256·D + D·C + C²)``
   floating-point operations (D: the one-hot width, C: the width of the 2-way marginals'
   groups), plus passes over rows x columns; memory is dominated by the D x C and C x C
@@ -173,6 +173,16 @@ def preflight(model, *, count: float, columns: int, ledger: PrivacyLedger, schem
             reason = reasons.get(target, "it was left out of the model")
             raise DataError(f"--target {printable(target)} cannot be released at epsilon {ledger.epsilon:g}: {reason}; "
                             "or release without --target")
+        code = next((c for c in getattr(encoder, "codes_", []) if c.name == target), None)
+        column = next((c for c in schema if c.name == target), None) if schema is not None else None
+        if code is not None and code.values_released < 2 and not (column is not None and (
+                column.constant or _public_domain(column))):
+            # One value beside rows too rare to release: every synthetic row gets that value,
+            # and the audit's ML utility (train on synthetic, test on real) has one class.
+            raise DataError(f"--target {printable(target)} cannot show two values at epsilon {ledger.epsilon:g}: "
+                            f"only one of its values is frequent enough to be released ({about}). Raise --epsilon, "
+                            "declare its categories in the schema (public: no threshold), leave columns out "
+                            "(--drop: fewer columns, less noise), or release without --target")
     _work_check(model, count=count, rows=rows, columns=columns, schema=schema, encoder=encoder,
                 discriminator_steps=discriminator_steps, discriminator_batch=discriminator_batch, device=device,
                 about=about)
