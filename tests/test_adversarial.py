@@ -810,3 +810,36 @@ def test_a_mutated_model_state_is_one_line_before_any_row_is_written(invoke, sma
     assert_one_line_error(result, str(folder))
     assert not (tmp_path / "out.csv").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_target_with_a_single_released_value_is_refused_by_name():
+    """One value beside rows too rare to release: every synthetic row held it (one run in five
+    of the 400-row case released that, then skipped the audit's ML utility)."""
+    from types import SimpleNamespace
+
+    from synthdata.models import TabularGAN
+    from synthdata.privacy import PrivacyLedger
+    from synthdata.schema import Column, Schema
+    from synthdata.tabular.encoding import ColumnCode
+    from synthdata.tabular.preflight import preflight
+
+    one = [{"points": ["<=50K"], "lows": [None], "highs": [None], "weights": [300.0]}]
+    two = one + [{"points": [">50K"], "lows": [None], "highs": [None], "weights": [100.0]}]
+
+    def encoder(levels):
+        return SimpleNamespace(dropped_=[], codes_=[
+            ColumnCode(name="income", kind="categorical", dtype="object", integer=False, levels=levels,
+                       coarse=list(range(len(levels)))),
+            ColumnCode(name="b", kind="categorical", dtype="object", integer=False, levels=two, coarse=[0, 1])])
+
+    def check(schema, levels):
+        preflight(TabularGAN(epsilon=1.0), count=400, columns=2, ledger=PrivacyLedger(epsilon=1.0, delta=1e-6),
+                  schema=schema, target="income", encoder=encoder(levels))
+
+    inferred = Schema(columns=(Column(name="income", type="categorical"), Column(name="b", type="categorical")))
+    check(inferred, two)
+    with pytest.raises(DataError, match="--target income cannot show two values at epsilon 1"):
+        check(inferred, one)
+    declared = Schema(columns=(Column(name="income", type="categorical", categories=("<=50K", ">50K")),
+                               Column(name="b", type="categorical")))
+    check(declared, one)  # public categories: no threshold, nothing to refuse
