@@ -117,8 +117,9 @@ class InteractionModality:
                         {"name": self.item, "type": "categorical", "role": "item, from the DP catalogue"}],
             "catalogue": {"items": len(model.catalogue_), "threshold_dp": model.catalogue_threshold_,
                           "items_per_user_counted": model.measurements_.cap,
-                          "note": f"only items whose noisy count of {noun}s clears the threshold are released: an "
-                                  f"item held by a single {noun} appears with probability below delta"},
+                          "note": f"only items whose noisy weighted count of {noun}s (each {noun} adds 1/sqrt(the "
+                                  f"items they count) to each) clears the threshold are released: an item held by "
+                                  f"a single {noun} appears with probability below delta"},
             f"items_per_{noun}_dp": model.activity_,
             "privacy_unit": {"column": self.user, "noun": noun, "column_released": "as new synthetic ids",
                              f"rows_without_{noun}": "left out before any mechanism (their number is not "
