@@ -194,7 +194,8 @@ def _try_saved_model(model, model_dir: Path) -> None:
     from .models.persistence import model_errors
 
     codes = getattr(getattr(model, "encoder_", None), "codes_", None) or []
-    with model_errors(model_dir):
+    with model_errors(model_dir), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # what the rows deserve is said once, by the sampling itself
         sizes = [int(code.size) for code in codes]
         if sizes and min(sizes) >= 1:
             import numpy as np
