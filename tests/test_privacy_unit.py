@@ -314,7 +314,9 @@ def test_a_hospital_table_releases_in_one_command_with_the_unit_one_patient(invo
     assert "patients" in json.dumps(figures["copies"])
     synthetic = pd.read_csv(out / "synthetic.csv")
     assert "patient_id" not in synthetic.columns
-    assert set(synthetic.columns) == {"age", "sex", "ward", "length_of_stay", "readmitted"}
+    # At epsilon 1 per patient a column can be left out (a warning says so); never the id, never a new one.
+    assert set(synthetic.columns) <= {"age", "sex", "ward", "length_of_stay", "readmitted"}
+    assert "readmitted" in synthetic.columns and len(synthetic.columns) >= 3
     steward = json.loads((tmp_path / "release.steward-audit" / "report.json").read_text())["predicate"]
     assert steward["audit"]["membership_per_unit"]["units_scored"] > 50
     assert steward["data"]["privacy_unit"]["units_train"] > 2000
