@@ -29,7 +29,8 @@ distribution is learned:
   over the first half (``kl_warmup``). With the KL term at full weight from the first
   step, the posterior collapses onto the prior before the decoder has learned anything,
   and the decoder stays at the marginals (measured on Adult at epsilon 1: AUROC 0.63
-  with learning rate 2e-3 and no warm-up, 0.88 with both; benchmarks/README.md).
+  with learning rate 2e-3 and no warm-up, 0.88 with both, in the run that chose them;
+  the defaults scored 0.873 in benchmarks/vae.py, benchmarks/README.md).
 * after training, the decoder's output bias is fitted so that prior samples follow the
   released 1-way histograms again (:func:`calibrate`; post-processing): DP-SGD's noise
   moves the marginals away from what the preprocessing measured.
