@@ -218,8 +218,8 @@ class ImageVAE(Synthesizer):
         base: channels of the encoder's first convolution (and of the conv decoder).
         decoder: "conv" (the per-class template plus an upsampling conv stack of the latent:
             fewer weights for DP-SGD's noise, and local strokes; the default) or "mlp" (the
-            template plus an MLP of the latent: cheaper per step; on MNIST at epsilon 10,
-            0.78 against 0.80 for conv, benchmarks/README.md).
+            template plus an MLP of the latent: cheaper per step; screened on MNIST at
+            epsilon 10, 0.78 against 0.80 for conv, benchmarks/README.md).
         hidden: width of the MLP decoder's hidden layer.
         kl_weight: weight of the KL term (1 is the evidence lower bound).
         kl_warmup: share of the steps over which the KL weight rises from 0 (a public schedule
