@@ -286,8 +286,9 @@ class TabularEncoder:
 
     # ------------------------------------------------------------------ fit (private)
 
-    def fit(self, frame: pd.DataFrame, schema: Schema, *, ledger: PrivacyLedger, threshold_delta: float,
-            step: str = "preprocessing", unit_rows: int = 1, rows: float | None = None) -> TabularEncoder:
+    def fit(self, frame: pd.DataFrame | None, schema: Schema, *, ledger: PrivacyLedger, threshold_delta: float,
+            step: str = "preprocessing", unit_rows: int = 1, rows: float | None = None,
+            counts=None) -> TabularEncoder:
         """Measure every column's histograms once: one Gaussian release at the noise the
         ledger's plan set for ``step``, charged to ``ledger``.
 
@@ -296,7 +297,9 @@ class TabularEncoder:
         tails), a coarser cell still carries their mass. ``unit_rows`` is the most rows one
         unit of privacy holds: its rows can move one cell of each histogram by that much.
         ``rows``, a DP count of the rows, lets the encoder say how much of each column
-        could not be released.
+        could not be released. ``counts(columns, resolutions, lattices)``, when given, returns
+        the exact histograms instead of ``frame`` (an engine's, see
+        :mod:`synthdata.tabular.stats`); the same counts.
         """
         columns = list(schema)
         lattices = [self._lattice(column) for column in columns]
@@ -317,8 +320,9 @@ class TabularEncoder:
 
         self.threshold_ = threshold(1)
         self.sigma_ = sigma
-        exact = [_exact_counts(column, frame[column.name], res, lattice)
-                 for column, res, lattice in zip(columns, resolutions, lattices)]
+        exact = counts(columns, resolutions, lattices) if counts is not None else \
+            [_exact_counts(column, frame[column.name], res, lattice)
+             for column, res, lattice in zip(columns, resolutions, lattices)]
         vector = np.concatenate([part * w for counts, w in zip(exact, weights) for part in counts.parts()]
                                 or [np.zeros(0, np.int64)])
         noisy = ledger.noisy(
@@ -680,28 +684,12 @@ class TabularEncoder:
 
     def _encode_column(self, code: ColumnCode, column: Column, series: pd.Series,
                        rng: np.random.Generator) -> np.ndarray:
-        n = len(series)
-        index = np.full(n, -1, dtype=np.int64)
-        missing_level = next((i for i, lv in enumerate(code.levels) if lv["points"] == [None]), None)
-        if code.kind in ("numerical", "datetime"):
-            values = _to_number(column, series)
-            if code.bounds is not None:
-                values = np.clip(values, *code.bounds)
-            index = _numeric_levels_of(code, values) if code.format >= 2 else _numeric_levels_of_v1(code, values)
-            is_missing = np.isnan(values)
-        else:
-            lookup = {lv["points"][0]: i for i, lv in enumerate(code.levels) if lv["points"] != [None]}
-            keys = _category_keys(column, series)
-            index[:] = [lookup.get(k, -1) if k is not None else -1 for k in keys]
-            is_missing = np.asarray([k is None for k in keys], dtype=bool)
-        if missing_level is not None:
-            index[is_missing] = missing_level
+        index = _column_levels(code, column, series)
         # Values never released (rare categories, gaps without a missing level) are
         # reassigned at random in proportion to the released counts.
         unassigned = index < 0
         if unassigned.any():
-            weights = np.maximum(np.array(code.counts), 0) + 1e-9
-            index[unassigned] = rng.choice(code.size, size=int(unassigned.sum()), p=weights / weights.sum())
+            index[unassigned] = rng.choice(code.size, size=int(unassigned.sum()), p=reassign_weights(code))
         return index
 
     def decode(self, levels: np.ndarray, *, rng: np.random.Generator) -> pd.DataFrame:
@@ -891,6 +879,33 @@ def _output_dtype(column: Column) -> str:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _column_levels(code: ColumnCode, column: Column, series: pd.Series) -> np.ndarray:
+    """Level of each value of ``series``; -1 for a value no level holds (never released, or
+    missing without a missing level). A function of each value alone."""
+    index = np.full(len(series), -1, dtype=np.int64)
+    missing_level = next((i for i, lv in enumerate(code.levels) if lv["points"] == [None]), None)
+    if code.kind in ("numerical", "datetime"):
+        values = _to_number(column, series)
+        if code.bounds is not None:
+            values = np.clip(values, *code.bounds)
+        index = _numeric_levels_of(code, values) if code.format >= 2 else _numeric_levels_of_v1(code, values)
+        is_missing = np.isnan(values)
+    else:
+        lookup = {lv["points"][0]: i for i, lv in enumerate(code.levels) if lv["points"] != [None]}
+        keys = _category_keys(column, series)
+        index[:] = [lookup.get(k, -1) if k is not None else -1 for k in keys]
+        is_missing = np.asarray([k is None for k in keys], dtype=bool)
+    if missing_level is not None:
+        index[is_missing] = missing_level
+    return index
+
+
+def reassign_weights(code: ColumnCode) -> np.ndarray:
+    """Probabilities a value without a level is reassigned with: the released counts, as shares."""
+    weights = np.maximum(np.array(code.counts), 0) + 1e-9
+    return weights / weights.sum()
 
 
 def _numeric_levels_of(code: ColumnCode, values: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from ..checkpoint import Checkpointer
+from ..engines import EngineView
 from ..errors import DataError, ModelError, PrivacyError, SynthdataWarning
 from ..ingest import from_frame
 from ..models.base import Synthesizer, fresh_seed
@@ -49,7 +50,8 @@ from .inference import infer_schema_private
 from .marginals import MeasuredMarginals, measure_marginals, measure_triples
 from .networks import Generator, Segments
 from .preflight import preflight
-from .training import TrainingPlan, train
+from .stats import FrameStats, table_stats
+from .training import TrainingPlan, plan_discriminator, train
 
 __all__ = ["TabularGAN"]
 
@@ -86,8 +88,8 @@ MIN_ROWS = 10
 
 
 def _encode(encoder: TabularEncoder, frame: pd.DataFrame, schema: Schema, seed: int) -> np.ndarray:
-    """Training rows as levels; its own seeded stream, so a resumed fit sees the same codes."""
-    return encoder.encode(frame, schema, rng=np.random.default_rng([seed, 1]))
+    """Training rows as levels, as every engine encodes them (a resumed fit sees the same codes)."""
+    return FrameStats(frame).encode(encoder, schema, seed)
 
 
 def _rebound(frame: pd.DataFrame, request: UnitRequest, ledger: PrivacyLedger) -> tuple[pd.DataFrame, np.ndarray]:
@@ -242,8 +244,9 @@ class TabularGAN(Synthesizer):
         cannot succeed or would take hours (from public facts and DP outputs only);
         ``target``, the column a release scores utility on, must then be releasable.
         """
-        table = from_frame(data)
-        frame = table.frame
+        engine = isinstance(data, EngineView)  # a table an engine holds (DuckDB, Spark): counts only
+        table = None if engine else from_frame(data)
+        frame = pd.DataFrame(columns=data.columns) if engine else table.frame
         request = UnitRequest.of(unit)
         if request is None and schema is not None and getattr(schema, "privacy_unit", None):
             request = UnitRequest.of(dict(schema.privacy_unit))
@@ -254,6 +257,9 @@ class TabularGAN(Synthesizer):
             if schema is not None and request.column in schema.names:
                 raise DataError(f"the privacy unit column {request.column!r} is among the schema's columns to "
                                 "synthesise; a person's id is never released: move it to 'excluded'")
+        if engine and (request is not None or resume or checkpoint_dir is not None):
+            raise DataError("a privacy unit column and checkpoints need the table in memory (--engine memory); "
+                            f"the {data.engine.name} engine releases with one row as the unit, in one go")
         modelled = frame.drop(columns=[request.column]) if request is not None else frame
         if schema is not None:
             schema.check_columns(modelled)
@@ -302,7 +308,8 @@ class TabularGAN(Synthesizer):
             seed = self.seed if self.seed is not None else fresh_seed() % 2**31
             ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=delta * THRESHOLD_DELTA_SHARE,
                                    unit=ROW if request is None else request.unit(1), noise=noise)
-            measured = self._measure(frame, schema, ledger, split, seed, request, target=target, device=device)
+            measured = self._measure(data if engine else frame, schema, ledger, split, seed, request,
+                                     target=target, device=device, progress=progress if engine else None)
             schema, encoder, codes, marginals, training, rows, bounded, frame, units_dp = measured
             groups = None if bounded is None else bounded.groups
             units_report = None if bounded is None else bounded.report()
@@ -315,12 +322,15 @@ class TabularGAN(Synthesizer):
                     **({"units": units_report} if units_report is not None else {}),
                 })
 
-        frame = schema.conform(frame[schema.names])
-        if resume:  # seeded on its own: a resumed fit sees the same training codes
-            codes = _encode(encoder, frame, schema, seed)
-        generator = self._train_generator(plan=training, marginals=marginals, encoder=encoder, codes=codes, ledger=ledger,
-                          device=device, seed=seed, progress=progress, checkpoint=checkpoint, resume=state,
-                          groups=groups)
+        if resume:  # a resumed fit sees the same training codes
+            codes = _encode(encoder, schema.conform(frame[schema.names]), schema, seed)
+        try:
+            generator = self._train_generator(plan=training, marginals=marginals, encoder=encoder, codes=codes,
+                                              ledger=ledger, device=device, seed=seed, progress=progress,
+                                              checkpoint=checkpoint, resume=state, groups=groups)
+        finally:
+            if hasattr(codes, "close"):  # an engine's codes: temporary files of real rows' levels
+                codes.close()
         if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
             raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
 
@@ -373,13 +383,17 @@ class TabularGAN(Synthesizer):
                                "histogram")
         return split
 
-    def _measure(self, frame: pd.DataFrame, schema: Schema | None, ledger: PrivacyLedger, split: dict[str, float],
-                 seed: int, request: UnitRequest | None, *, target: str | None = None, device: Any = "cpu"):
+    def _measure(self, frame: pd.DataFrame | EngineView, schema: Schema | None, ledger: PrivacyLedger,
+                 split: dict[str, float], seed: int, request: UnitRequest | None, *, target: str | None = None,
+                 device: Any = "cpu", progress=None):
         """The private releases: count, plan the rest, bound each unit's rows, then schema,
-        preprocessing and marginals. Returns them with the frame the rest reads (the kept
-        rows, without the unit column)."""
+        preprocessing and marginals, every exact count read through the table's statistics
+        (:mod:`synthdata.tabular.stats`: in memory or on an engine). Returns them with the
+        frame the rest reads (the kept rows, without the unit column; None on an engine)."""
+        stats = table_stats(frame, progress=progress)
+        frame = stats.frame
         if request is None:
-            units, what, step = len(frame), "rows", "row count"
+            units, what, step = stats.rows, "rows", "row count"
         else:
             units, what, step = unit_codes(frame[request.column])[1], f"{request.word}s", f"{request.word} count"
         count = ledger.noisy_count(step, units, epsilon=min(COUNT_SHARE * self.epsilon, COUNT_CAP), sensitivity=1.0,
@@ -393,11 +407,10 @@ class TabularGAN(Synthesizer):
         # Batches sample units (rows, or persons with all their kept rows), each with probability q.
         # The sampling rate, and from it the steps, follow from the DP count; capped at 1/2
         # so that a small table does not make the count's parity decide the step count.
-        sample_rate = min(self.batch_size / count, 0.5)
-        batch = max(1, round(sample_rate * count))
-        d_steps = int(math.ceil(self.epochs / sample_rate)) if split["discriminator"] > 0 else 0
+        sample_rate, batch, d_steps = plan_discriminator(count, self.batch_size, self.epochs,
+                                                         enabled=split["discriminator"] > 0)
         # Before any plan or training: refuse what cannot succeed or would take hours (public facts, DP count).
-        checks = {"count": count, "columns": len(frame.columns) - (request is not None), "ledger": ledger,
+        checks = {"count": count, "columns": len(stats.columns) - (request is not None), "ledger": ledger,
                   "target": target, "device": device, "discriminator_steps": d_steps, "discriminator_batch": batch}
         preflight(self, schema=schema, unit_rows=1 if request is None else request.max_rows, **checks)
         while True:
@@ -410,7 +423,7 @@ class TabularGAN(Synthesizer):
                 dpsgd=DPSGDRequest(sample_rate=sample_rate, steps=d_steps, share=split["discriminator"])
                 if d_steps else None,
             )
-            columns = len(frame.columns) - (request is not None)
+            columns = len(stats.columns) - (request is not None)
             if schema is not None or not _raise_schema_share(split, ledger, count, columns, what):
                 break
         # Rows measured (kept), rows to generate by default, fake rows per discriminator batch:
@@ -419,6 +432,7 @@ class TabularGAN(Synthesizer):
         if request is not None:  # contribution bounding, before any other mechanism reads the rows
             bounded = bound_contributions(frame, request, ledger, step=ROWS_PER_UNIT_STEP)
             frame = frame.iloc[bounded.keep].drop(columns=[request.column]).reset_index(drop=True)
+            stats = FrameStats(frame)
             kept = max(bounded.rows_kept_dp, float(count))
             rows = kept  # synthetic rows by default: what the model represents, at most k per person
             fake_rows = max(1, int(round(batch * kept / count)))
@@ -426,15 +440,14 @@ class TabularGAN(Synthesizer):
         if schema is None:
             # Column types need only the shapes of the values, which one row per unit shows:
             # sensitivity 1 instead of the cap (a k-fold smaller noise for a few-fold smaller count).
-            sample = frame if bounded is None else frame.iloc[_one_row_per_unit(bounded.groups)]
+            sample = stats if bounded is None else frame.iloc[_one_row_per_unit(bounded.groups)]
             schema = infer_schema_private(sample, ledger=ledger, unit_rows=1)
-        frame = schema.conform(frame[schema.names])
         encoder = TabularEncoder(digits=self.digits, max_levels=self.max_levels, max_coarse=self.max_coarse)
-        encoder.fit(frame, schema, ledger=ledger, threshold_delta=ledger.threshold_delta, unit_rows=unit_rows,
-                    rows=kept)
+        encoder.fit(None, schema, ledger=ledger, threshold_delta=ledger.threshold_delta, unit_rows=unit_rows,
+                    rows=kept, counts=stats.histograms(schema))
         schema = _drop_uninformative(schema, encoder)
         preflight(self, schema=schema, encoder=encoder, rows=kept, unit_rows=unit_rows, **checks)
-        codes = _encode(encoder, frame, schema, seed)
+        codes = stats.encode(encoder, schema, seed)
         marginals = measure_marginals(codes, encoder, ledger=ledger, rows=max(kept, 1.0),
                                       max_pairs=self.max_pairs if split["marginals"] > 0 else 0,
                                       unit_rows=unit_rows)

@@ -206,20 +206,25 @@ def _distinct(series: pd.Series) -> int:
     return int(values.astype(str).str.strip().nunique())
 
 
-def infer_schema_private(frame: pd.DataFrame, *, ledger: PrivacyLedger, unit_rows: int = 1,
-                         step: str = "schema") -> Schema:
+def infer_schema_private(frame, *, ledger: PrivacyLedger, unit_rows: int = 1, step: str = "schema") -> Schema:
     """Decide the schema of ``frame`` from one noisy release on ``ledger`` (see the module docstring).
 
-    ``unit_rows`` is the most rows one unit of privacy holds (1 unless a privacy unit
-    with a cap is in force). Columns whose values cannot be told apart from noise at this
-    budget are left out with a warning.
+    ``frame``: a DataFrame, or the :class:`~synthdata.tabular.stats.TableStats` of a table
+    an engine holds (the same counts). ``unit_rows`` is the most rows one unit of privacy
+    holds (1 unless a privacy unit with a cap is in force). Columns whose values cannot be
+    told apart from noise at this budget are left out with a warning.
     """
-    names = [str(name) for name in frame.columns]
-    shapes = len(SHAPES)
-    counts = np.zeros((len(names), shapes + 1), dtype=np.int64)
-    for j, name in enumerate(names):
-        counts[j, :shapes] = np.bincount(shape_codes(frame[name]), minlength=shapes)
-        counts[j, shapes] = _distinct(frame[name])
+    if isinstance(frame, pd.DataFrame):
+        names = [str(name) for name in frame.columns]
+        shapes = len(SHAPES)
+        counts = np.zeros((len(names), shapes + 1), dtype=np.int64)
+        for j, name in enumerate(names):
+            counts[j, :shapes] = np.bincount(shape_codes(frame[name]), minlength=shapes)
+            counts[j, shapes] = _distinct(frame[name])
+    else:
+        names = list(frame.columns)
+        shapes = len(SHAPES)
+        counts = frame.shape_counts(names)
     sensitivity = unit_rows * math.sqrt(2 * len(names))
     noisy = ledger.noisy(step, counts, sensitivity=sensitivity, integer=True,
                          mechanism="Gaussian mechanism on per-column shape histograms and distinct counts",

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..privacy import PrivacyLedger
 from .encoding import TabularEncoder
+from .stats import cross_counts
 
 __all__ = ["MAX_TRIPLES", "PRIOR_WEIGHT", "MeasuredMarginals", "measure_marginals", "measure_triples"]
 
@@ -67,7 +68,7 @@ def measure_marginals(codes: np.ndarray, encoder: TabularEncoder, *, ledger: Pri
     DP count of rows, which scales the independence prediction. ``unit_rows``: the most
     rows one unit of privacy holds.
     """
-    coarse = np.stack([np.asarray(code.coarse)[codes[:, j]] for j, code in enumerate(encoder.codes_)], axis=1)
+    maps = [np.asarray(code.coarse, dtype=np.int64) for code in encoder.codes_]
     coarse_sizes = [code.coarse_size for code in encoder.codes_]
     pairs = [(i, j) for i in range(len(coarse_sizes)) for j in range(i + 1, len(coarse_sizes))
              if coarse_sizes[i] > 1 and coarse_sizes[j] > 1]
@@ -82,7 +83,8 @@ def measure_marginals(codes: np.ndarray, encoder: TabularEncoder, *, ledger: Pri
         shares.append(mass / max(mass.sum(), 1e-9))
     if max_pairs <= 0:  # no budget for 2-way marginals: independence, and nothing spent
         return MeasuredMarginals(two_way=_independent(pairs, [], shares))
-    tables = {(i, j): _pair_counts(coarse, i, j, coarse_sizes) for i, j in pairs}
+    # The exact pair tables, wherever the codes are (memory or an engine): one pass.
+    tables = dict(zip(pairs, cross_counts(codes, pairs, maps, coarse_sizes, what="pair tables")))
 
     # Selection: every pair's L1 error under independence, released with Gaussian noise.
     # One row moves each score by at most 1, so the score vector has L2 sensitivity √pairs
@@ -137,12 +139,6 @@ def _independent(pairs, chosen, shares) -> list:
             if (i, j) not in measured]
 
 
-def _pair_counts(coarse: np.ndarray, i: int, j: int, sizes: list[int]) -> np.ndarray:
-    return np.bincount(coarse[:, i] * sizes[j] + coarse[:, j], minlength=sizes[i] * sizes[j])
-
-
-
-
 #: Most triples measured; at most this many candidates are scored (those whose pairs the
 #: selection scored highest), and groups per column in a 3-way marginal.
 MAX_TRIPLES = 24
@@ -162,10 +158,11 @@ def measure_triples(codes: np.ndarray, encoder: TabularEncoder, marginals: Measu
     ``√(measured)`` (times the rows one unit may hold).
     """
     codes_ = encoder.codes_
-    coarse = np.stack([np.asarray(code.coarse)[codes[:, j]] for j, code in enumerate(codes_)], axis=1)
     groups = [_triple_groups(code) for code in codes_]
     sizes = [max(g) + 1 if g else 0 for g in groups]
-    grouped = np.stack([np.asarray(groups[j])[coarse[:, j]] for j in range(len(codes_))], axis=1)
+    # Each column's levels -> its 3-way groups (through its coarse groups).
+    maps = [np.asarray(groups[j], dtype=np.int64)[np.asarray(code.coarse, dtype=np.int64)] if groups[j]
+            else np.zeros(code.size, dtype=np.int64) for j, code in enumerate(codes_)]
     usable = [j for j, size in enumerate(sizes) if size > 1]
     triples = [(i, j, k) for a, i in enumerate(usable) for b, j in enumerate(usable[a + 1:], a + 1)
                for k in usable[b + 1:]]
@@ -177,7 +174,7 @@ def measure_triples(codes: np.ndarray, encoder: TabularEncoder, marginals: Measu
         triples = [triples[t] for t in np.argsort(weight)[::-1][:MAX_CANDIDATES]]
     pairwise = _pairwise_shares(marginals, encoder, groups, sizes)
     predicted = {t: _max_entropy(pairwise, sizes, t) for t in triples}
-    tables = {t: _triple_counts(grouped, t, sizes) for t in triples}
+    tables = dict(zip(triples, cross_counts(codes, triples, maps, sizes, what="triple tables")))
     # Selection: each triple's L1 distance from its pairwise prediction. One row moves each
     # score by at most 1 (the prediction is post-processing), so the vector's L2
     # sensitivity is √triples.
@@ -276,9 +273,3 @@ def _max_entropy(pairwise: dict, sizes: list[int], triple: tuple[int, int, int],
             table *= np.expand_dims(ratio, other)
     total = table.sum()
     return (table / total).ravel() if total > 0 else table.ravel()
-
-
-def _triple_counts(grouped: np.ndarray, triple: tuple[int, int, int], sizes: list[int]) -> np.ndarray:
-    i, j, k = triple
-    index = (grouped[:, i] * sizes[j] + grouped[:, j]) * sizes[k] + grouped[:, k]
-    return np.bincount(index, minlength=sizes[i] * sizes[j] * sizes[k])

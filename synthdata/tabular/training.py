@@ -21,6 +21,7 @@ The generator only ever sees the noisy marginals and the private discriminator.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,7 +36,34 @@ from .encoding import TabularEncoder
 from .marginals import MeasuredMarginals
 from .networks import Discriminator, Generator, Segments
 
-__all__ = ["TrainingPlan", "train"]
+__all__ = ["MAX_DISCRIMINATOR_STEPS", "MAX_EXPECTED_BATCH", "TrainingPlan", "plan_discriminator", "train"]
+
+#: Most DP-SGD steps of the discriminator. A large table would otherwise take epochs x n /
+#: batch steps (400,000 at 10^8 rows); beyond this the expected batch grows instead, up
+#: to MAX_EXPECTED_BATCH, and then the epochs shrink. Fewer, larger Poisson batches at a
+#: smaller rate: the accountant then needs less noise per step for the same epsilon
+#: (benchmarks/README.md, "scale.py", measures it).
+MAX_DISCRIMINATOR_STEPS = 3000
+MAX_EXPECTED_BATCH = 4096
+
+
+def plan_discriminator(count: float, batch_size: int, epochs: float, *, enabled: bool = True,
+                       max_steps: int = MAX_DISCRIMINATOR_STEPS,
+                       max_batch: int = MAX_EXPECTED_BATCH) -> tuple[float, int, int]:
+    """(sampling rate, expected batch, steps) of the DP-SGD discriminator, from a DP count.
+
+    ``epochs / rate`` steps at ``rate = batch_size / count`` (at most 1/2, so that a small
+    table does not make the count's parity decide the step count); past ``max_steps`` the
+    expected batch grows (to at most ``max_batch``) and the steps are capped. Post-processing
+    of the DP count: never read off the rows.
+    """
+    rate = min(batch_size / count, 0.5)
+    steps = int(math.ceil(epochs / rate)) if enabled else 0
+    if steps > max_steps:
+        batch = min(max(batch_size, int(math.ceil(epochs * count / max_steps))), max(max_batch, batch_size))
+        rate = min(batch / count, 0.5)
+        steps = min(max_steps, int(math.ceil(epochs / rate)))
+    return rate, max(1, round(rate * count)), steps
 
 
 @dataclass(frozen=True)
@@ -88,7 +116,12 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
         discriminator = Discriminator(input_dim=int(sum(sizes)), hidden=plan.discriminator_hidden).to(device)
         # Real rows as indices into the concatenated one-hot layout; batches are formed by
         # tensor indexing (a per-row DataLoader costs 30x here).
-        real = _RealUnits(codes + offsets, groups, device)
+        if hasattr(codes, "real_units"):  # codes an engine keeps: every batch drawn in one pass over them
+            real = codes.real_units(offsets=offsets, device=device, noise=ledger.noise, rate=plan.sample_rate,
+                                    steps=plan.discriminator_steps,
+                                    progress=None if progress is None else _passes(progress))
+        else:
+            real = _RealUnits(codes + offsets, groups, device)
         fakes = plan.fake_rows or plan.expected_batch
         clipping = ("exact per-sample (book-keeping)" if groups is None else
                     "exact per-unit: the sum of a unit's per-row gradients clipped as one (book-keeping)")
@@ -150,6 +183,10 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
         d_done += 1
     generator.eval()
     return generator
+
+
+def _passes(progress: Callable[[dict], None]) -> Callable[[dict], None]:
+    return lambda info: progress(info) if "pass" in info else None
 
 
 class _RealUnits:
