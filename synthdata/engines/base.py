@@ -53,6 +53,10 @@ class TableSource:
            na_values: Iterable[str] = (), drop: Iterable[str] = ()) -> TableSource:
         """``spec``: a Parquet or CSV file, a directory of Parquet (or CSV) files, or a glob of either."""
         text = os.fspath(spec)
+        if "://" in text:  # a cluster's storage (s3a://, hdfs://, abfss://): read by the engine, never here
+            kind = "csv" if text.lower().rstrip("/").endswith(".csv") else "parquet"
+            return cls(display=text, format=kind, paths=(text,), size_bytes=0, delimiter=delimiter,
+                       encoding=encoding, na_values=tuple(na_values), drop=tuple(drop))
         if any(ch in text for ch in "*?["):
             paths = sorted(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
             if not paths:
@@ -103,10 +107,26 @@ def _format_of(path: str) -> str:
     return "parquet" if head == b"PAR1" or path.lower().endswith((".parquet", ".pq")) else "csv"
 
 
+_TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
+
+
 def is_engine_input(spec: str | os.PathLike) -> bool:
-    """Whether ``spec`` needs an engine whatever its size: a directory of files or a glob."""
+    """Whether ``spec`` needs an engine whatever its size: a directory of table files, a glob, a URL."""
     text = os.fspath(spec)
-    return any(ch in text for ch in "*?[") or os.path.isdir(text)
+    return "://" in text or any(ch in text for ch in "*?[") or is_table_directory(text)
+
+
+def is_table_directory(spec: str | os.PathLike) -> bool:
+    """Whether ``spec`` is a directory holding Parquet or CSV files (a partitioned table), not images."""
+    path = Path(spec)
+    if not path.is_dir():
+        return False
+    for index, item in enumerate(path.rglob("*")):
+        if item.is_file() and item.suffix.lower() in _TABLE_SUFFIXES:
+            return True
+        if index > 10_000:
+            break
+    return False
 
 
 def choose_engine(spec: str | os.PathLike, engine: str = "auto", *, memory_limit: int | None = None) -> str:
@@ -115,6 +135,8 @@ def choose_engine(spec: str | os.PathLike, engine: str = "auto", *, memory_limit
     if engine not in ENGINES:
         raise DataError(f"--engine {engine}: choose one of {', '.join(ENGINES)}")
     if engine != "auto":
+        if engine == "memory" and is_engine_input(spec):
+            raise DataError(f"{os.fspath(spec)} is a directory, a glob or a URL: read it with --engine duckdb or spark")
         return engine
     if is_engine_input(spec):
         return "duckdb"
@@ -326,6 +348,17 @@ class ValueTable:
                     null_at = int(self.merged[nulls[0]]) if len(nulls) else -1
                     self._lookup = (low, table, null_at)
         return self._lookup or None
+
+
+def signed_zeros(values, negative: np.ndarray):
+    """``values`` (an Arrow float array whose zeros an engine grouped together) with -0.0 where
+    ``negative`` says the group held negative zeros, 0.0 elsewhere."""
+    import pyarrow as pa
+
+    raw = values.to_numpy(zero_copy_only=False)
+    flags = np.asarray(negative, dtype=object) == True  # noqa: E712 (None: null)
+    signed = np.where(raw == 0, np.where(flags, -0.0, 0.0), raw)
+    return pa.array(signed, mask=np.asarray(values.is_null()), type=values.type)
 
 
 def value_hashes(table: ValueTable, *, signed_zero: bool = True) -> np.ndarray:

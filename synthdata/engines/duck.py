@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .base import (HASH_BUCKETS, Progress, RowHasher, SortedDigest, Split, TableSource, ValueTable, code_dtype,
-                   prefetch)
+                   prefetch, signed_zeros)
 from .local import LocalCodes
 
 __all__ = ["DuckDBEngine", "DEFAULT_MEMORY_LIMIT"]
@@ -140,10 +140,7 @@ class DuckDBEngine:
             rows = np.flatnonzero(sets_column == every ^ (1 << (len(self.columns) - 1 - i)))
             values = table.column(i + 1).take(pa.array(rows)).combine_chunks()
             if i in floats:
-                negative = table.column(f"__z{i}").take(pa.array(rows)).to_numpy(zero_copy_only=False)
-                raw = values.to_numpy(zero_copy_only=False)
-                signed = np.where(raw == 0, np.where(negative == True, -0.0, 0.0), raw)  # noqa: E712 (nulls)
-                values = pa.array(signed, mask=np.asarray(values.is_null()), type=values.type)
+                values = signed_zeros(values, table.column(f"__z{i}").take(pa.array(rows)).to_pylist())
             unique = pc.unique(values)
             position = pc.index_in(values, value_set=unique, skip_nulls=False).to_numpy(zero_copy_only=False)
             position = np.asarray(position, dtype=np.int64)
@@ -209,14 +206,14 @@ class DuckDBEngine:
         sql = f"SELECT {self._columns_sql()} FROM {self.relation} WHERE {where}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        frame = self._query(sql, "sample", None).to_pandas()
+        frame = self._query(sql, "sample", None, quiet=True).to_pandas()
         return _plain_datetimes(frame, self.source.display)
 
     # ------------------------------------------------------------------ plumbing
 
-    def _query(self, sql: str, what: str, progress: Progress | None):
+    def _query(self, sql: str, what: str, progress: Progress | None, quiet: bool = False):
         """Run ``sql`` to an Arrow table, reporting DuckDB's progress every half second."""
-        progress = progress or self.progress
+        progress = None if quiet else progress or self.progress
         result: dict = {}
 
         def work() -> None:

@@ -33,6 +33,7 @@ from .base import (
     TableSource,
     ValueTable,
     code_dtype,
+    signed_zeros,
 )
 from .poisson import StepBatches, StepSpill, memberships
 
@@ -65,6 +66,7 @@ def local_session(master: str = "local[2]"):
     path = os.pathsep.join([package_root, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]])
     builder = (SparkSession.builder.master(master).appName("synthdata")
                .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.shuffle.partitions", "8")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.executorEnv.PYTHONPATH", path)
@@ -142,13 +144,19 @@ class SparkEngine:
         if key in self._tables:
             return self._tables[key]
         held = F.lit(False) if split is None else self._held(split)
-        view = self.frame.select(*self._cols(), held.alias("__held"))
+        # Spark groups -0.0 with 0.0; pandas writes them apart ("-0.0"): a flag keeps them apart.
+        kinds = dict(self.frame.dtypes)
+        floats = [i for i, c in enumerate(self.columns) if kinds[c] in ("double", "float")]
+        zeros = [((F.col(f"`{self.columns[i]}`") == 0) & F.col(f"`{self.columns[i]}`").cast("string").startswith("-"))
+                 .alias(f"__z{i}") for i in floats]
+        view = self.frame.select(*self._cols(), held.alias("__held"), *zeros)
         name = f"synthdata_{id(self)}"
         view.createOrReplaceTempView(name)
         names = ", ".join(f"`{c}`" for c in self.columns)
         flags = ", ".join(f"grouping(`{c}`) AS `__g{i}`" for i, c in enumerate(self.columns))
-        sets = ", ".join(f"(__held, `{c}`)" for c in self.columns)
-        query = self.session.sql(f"SELECT __held, {names}, {flags}, count(*) AS __n FROM {name} "
+        sets = ", ".join(f"(__held, `{c}`{f', __z{i}' if i in floats else ''})" for i, c in enumerate(self.columns))
+        zero = "".join(f", __z{i}" for i in floats)
+        query = self.session.sql(f"SELECT __held, {names}{zero}, {flags}, count(*) AS __n FROM {name} "
                                  f"GROUP BY GROUPING SETS ({sets})")
         table = self._track(query.toArrow, "value counts", progress)
         self.session.catalog.dropTempView(name)
@@ -159,6 +167,8 @@ class SparkEngine:
         for i, column in enumerate(self.columns):
             rows = np.flatnonzero(table.column(f"__g{i}").to_numpy(zero_copy_only=False) == 0)
             values = _plain(table.column(i + 1).take(pa.array(rows)).combine_chunks())
+            if i in floats:
+                values = signed_zeros(values, table.column(f"__z{i}").take(pa.array(rows)).to_pylist())
             unique = pc.unique(values)
             position = np.asarray(pc.index_in(values, value_set=unique, skip_nulls=False)
                                   .to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -234,16 +244,20 @@ class SparkEngine:
         started = time.monotonic()
         thread.start()
         tracker = self.session.sparkContext.statusTracker()
+        done = total = 0
         while thread.is_alive():
             thread.join(0.5)
             stages = [tracker.getStageInfo(s) for s in tracker.getActiveStageIds()]
             stages = [s for s in stages if s is not None]
-            if stages:
-                progress({"pass": what, "done": sum(s.numCompletedTasks for s in stages),
-                          "total": sum(s.numTasks for s in stages), "unit": "tasks",
+            if stages and thread.is_alive():
+                done, total = sum(s.numCompletedTasks for s in stages), sum(s.numTasks for s in stages)
+                progress({"pass": what, "done": done, "total": total, "unit": "tasks",
                           "seconds": time.monotonic() - started})
         if "error" in result:
             raise result["error"]
+        # The pass is over (a quick one may finish between two looks): say so, which closes its bar.
+        total = max(total, 1)
+        progress({"pass": what, "done": total, "total": total, "unit": "tasks", "seconds": time.monotonic() - started})
         return result.get("value")
 
     def close(self) -> None:
@@ -265,6 +279,15 @@ class SparkCodes:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.rows, self.width)
+
+    def chunks(self, rows: int = 1 << 20):
+        """(first row, codes) blocks of the codes, brought to the driver (tests, small tables)."""
+        packed = self.frame.mapInArrow(_PackedCodes(self.width, self.dtype), "c binary")
+        start = 0
+        for row in packed.toLocalIterator(prefetchPartitions=True):
+            block = np.frombuffer(row[0], dtype=self.dtype).reshape(-1, self.width)
+            yield start, block
+            start += len(block)
 
     def cross_counts(self, groups, maps, sizes, progress: Progress | None = None,
                      what: str = "contingency tables") -> list[np.ndarray]:
@@ -357,6 +380,21 @@ class _CodeColumns:
             kind = pa.int16() if codes.dtype == np.uint8 else pa.int32()
             yield pa.record_batch([pa.array(codes[:, j].astype(kind.to_pandas_dtype()), kind)
                                    for j in range(self.width)], names=[f"c{j}" for j in range(self.width)])
+
+
+class _PackedCodes:
+    """mapInArrow over the codes: each batch's codes packed in one binary cell."""
+
+    def __init__(self, width: int, dtype: np.dtype) -> None:
+        self.width, self.dtype = width, np.dtype(dtype)
+
+    def __call__(self, batches):
+        import pyarrow as pa
+
+        for batch in batches:
+            codes = np.stack([batch.column(j).to_numpy(zero_copy_only=False) for j in range(self.width)],
+                             axis=1).astype(self.dtype) if batch.num_rows else np.zeros((0, self.width), self.dtype)
+            yield pa.record_batch([pa.array([np.ascontiguousarray(codes).tobytes()], pa.binary())], names=["c"])
 
 
 class _PoissonRecords:

@@ -51,7 +51,6 @@ from .encoding import (
     TabularEncoder,
     _category_keys,
     _column_levels,
-    _domain,
     _ExactCounts,
     _keys,
     _numeric_bounds,
@@ -179,6 +178,7 @@ class EngineStats(TableStats):
 
     @property
     def rows(self) -> int:
+        self.tables  # the value counts' pass (with its progress) gives the row count too
         return self.view.engine.rows(self.view.split, self.view.side)
 
     @property
@@ -263,12 +263,7 @@ def exact_counts_weighted(column: Column, series: pd.Series, weights: np.ndarray
                 unique, count = unique[keep], count[keep]
             else:
                 unique, count = np.zeros((0, cells.shape[1])), np.zeros(0, dtype=np.int64)
-            found = [tuple(row) for row in unique.tolist()]
-            if resolution.public:
-                observed = dict(zip(found, count.tolist()))
-                found = _domain(resolution, lattice)
-                count = np.array([observed.get(key, 0) for key in found], dtype=np.int64)
-            keys.append(found)
+            keys.append([tuple(row) for row in unique.tolist()])
             counts.append(np.asarray(count, dtype=np.int64))
         return _ExactCounts(keys, counts, missing)
     cells = _category_keys(column, series)
