@@ -260,6 +260,9 @@ class TabularGAN(Synthesizer):
         if engine and (request is not None or resume or checkpoint_dir is not None):
             raise DataError("a privacy unit column and checkpoints need the table in memory (--engine memory); "
                             f"the {data.engine.name} engine releases with one row as the unit, in one go")
+        if engine and type(self)._train_generator is not TabularGAN._train_generator:
+            raise DataError(f"the {self.model_name} model needs the table in memory (--engine memory); "
+                            f"the {data.engine.name} engine trains the tabular GAN")
         modelled = frame.drop(columns=[request.column]) if request is not None else frame
         if schema is not None:
             schema.check_columns(modelled)
@@ -411,7 +414,8 @@ class TabularGAN(Synthesizer):
                                                          enabled=split["discriminator"] > 0)
         # Before any plan or training: refuse what cannot succeed or would take hours (public facts, DP count).
         checks = {"count": count, "columns": len(stats.columns) - (request is not None), "ledger": ledger,
-                  "target": target, "device": device, "discriminator_steps": d_steps, "discriminator_batch": batch}
+                  "target": target, "device": device, "discriminator_steps": d_steps, "discriminator_batch": batch,
+                  "in_memory": stats.frame is not None}
         preflight(self, schema=schema, unit_rows=1 if request is None else request.max_rows, **checks)
         while True:
             ledger.plan(

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from ..engines import Engine, EngineView, Split
 from ..errors import DataError, SynthdataWarning
 from ..fingerprint import content_digest
 from ..ingest import MISSING_MARKERS, Table
@@ -22,18 +23,27 @@ __all__ = ["TableModality", "person_id_candidates"]
 #: Most synthetic rows the audit reads back; rows are drawn independently, so the first
 #: rows of the file are a uniform sample of it.
 AUDIT_SYNTHETIC_ROWS = 200_000
+#: Real rows (of each side) the audit reads when an engine holds the table: a uniform sample
+#: at a rate set from DP counts, so its figures keep their sensitivity of one row.
+AUDIT_REAL_ROWS = 50_000
 
 
 class TableModality:
-    """A table (CSV, Parquet or DataFrame) released as ``synthetic.csv``."""
+    """A table (CSV, Parquet or DataFrame) released as ``synthetic.csv``.
+
+    ``table``: a :class:`~synthdata.ingest.Table` in memory, or an engine holding the
+    table (:mod:`synthdata.engines`: DuckDB, Spark), which the fit reads through counts only
+    and the audit through a uniform sample of rows.
+    """
 
     name = "table"
     noun = "rows"
 
-    def __init__(self, table: Table, *, target: str | None = None, schema: Schema | None = None,
+    def __init__(self, table: Table | Engine, *, target: str | None = None, schema: Schema | None = None,
                  unit: PrivacyUnit | UnitRequest | str | None = ROW, model: str = "tabular-gan",
                  excel_safe: bool = False) -> None:
-        self.table = table
+        self.engine = None if isinstance(table, Table) else table
+        self.table = table if self.engine is None else None
         #: Prefix text a spreadsheet would run as a formula with ' in synthetic.csv (see tabular.sampling).
         self.excel_safe = excel_safe
         self.target = target
@@ -43,13 +53,19 @@ class TableModality:
         #: The unit of privacy asked for (None: one row); the cap may be chosen with DP in fit.
         self.unit = UnitRequest.of(unit)
         self.model_name = model
-        self.source = table.source
+        self.source = table.source if self.engine is None else self.engine.source.display
+        self._audit_rates: dict[str, float] = {}
+
+    @property
+    def _header(self) -> pd.DataFrame:
+        """The table's columns (public: the header), as a frame (with its rows, in memory)."""
+        return self.table.frame if self.engine is None else pd.DataFrame(columns=self.engine.columns)
 
     # ------------------------------------------------------------------ before any data is read privately
 
     def check(self, *, holdout_fraction: float, rows: int | None) -> None:
         """Refuse what cannot work, from public facts only (column names, options)."""
-        frame = self.table.frame
+        frame = self._header
         if self.target is not None and self.target not in frame.columns:
             raise DataError(f"{self.source}: --target {self.target}: no such column; the columns are "
                             + ", ".join(map(str, frame.columns)))
@@ -59,7 +75,10 @@ class TableModality:
                 raise DataError(f"--target {self.target} is not among the schema's columns")
         if rows is not None and rows < 1:
             raise DataError(f"--rows must be at least 1, got {rows}")
-        if self.table.sampled:
+        if self.engine is not None and self.unit is not None:
+            raise DataError(f"--privacy-unit needs the table in memory (--engine memory); the {self.engine.name} "
+                            "engine releases with one row as the unit of privacy")
+        if self.engine is None and self.table.sampled:
             raise DataError(f"{self.source} is larger than the in-memory limit; raise --memory-limit to release it")
         if self.unit is not None:
             if self.unit.column not in frame.columns:
@@ -78,18 +97,29 @@ class TableModality:
         check_columns(columns, model=create_model(self.model_name, epsilon=1.0), device=resolve_device("auto"))
 
     def describe(self) -> str:
-        columns = len(self.table.frame.columns) - (self.unit is not None)
+        columns = len(self._header.columns) - (self.unit is not None)
         how = "declared (public)" if self.schema is not None else "decided with DP during the fit"
         unit = "" if self.unit is None else f"; unit of privacy: one {self.unit.word} ({self.unit.column})"
-        return f"{columns} columns; types {how}{unit}"
+        engine = "" if self.engine is None else f"; counted by {self.engine.name} (every row, out of core)"
+        return f"{columns} columns; types {how}{unit}{engine}"
 
     def digest(self) -> bytes:
+        if self.engine is not None:  # the same digest, computed where the rows are
+            return self.engine.digest()
         return content_digest(self.table.frame)
 
     # ------------------------------------------------------------------ the pipeline
 
     def split(self, fraction: float, noise: NoiseSource) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-        """Each row (each unit's rows together) to the holdout with probability ``fraction``, independently."""
+        """Each row (each unit's rows together) to the holdout with probability ``fraction``, independently.
+
+        On an engine: each row by a salted hash of its content (:class:`~synthdata.engines.Split`).
+        """
+        if self.engine is not None:
+            if fraction == 0:
+                return EngineView(self.engine, None, "train"), None
+            split = Split.draw(noise, fraction)
+            return EngineView(self.engine, split, "train"), EngineView(self.engine, split, "holdout")
         frame = self.table.frame
         if fraction == 0:
             return frame.reset_index(drop=True), None
@@ -134,6 +164,8 @@ class TableModality:
         from .audit import public_audit
 
         synthetic = self.read_synthetic(directory)
+        if self.engine is not None:
+            train, holdout = self._audit_sample(model, train, holdout, holdout_fraction)
         column = None if self.unit is None else self.unit.column
         units = holdout_units = None
         if column is not None:  # rows without a unit were never read by the fit; the audit leaves them out too
@@ -151,7 +183,12 @@ class TableModality:
         steward = exact_audit(train, synthetic, holdout=holdout,
                               target=self.target if self.target in model.columns_ else None,
                               schema=model.schema_, epsilon=model.epsilon, delta=model.delta_, seed=seed)
-        steward["rows"] = {**steward.get("rows", {}), "input": len(self.table.frame)}
+        steward["rows"] = {**steward.get("rows", {}), "input": self._input_rows()}
+        if self.engine is not None:
+            public["sample"] = {"rate": self._audit_rates, "note": "figures on real rows are computed on a uniform "
+                                "sample of each side, at rates set from DP counts"}
+            steward["sample"] = {"rate": self._audit_rates, "train_rows": len(train),
+                                 "holdout_rows": 0 if holdout is None else len(holdout)}
         if column is not None:
             from .audit import unit_membership
 
@@ -177,6 +214,10 @@ class TableModality:
 
     def steward_data(self, train: pd.DataFrame, holdout: pd.DataFrame | None) -> dict[str, Any]:
         """Exact facts for the steward's eyes only."""
+        if self.engine is not None:
+            return {"input_rows": self._input_rows(), "rows_train": len(train),
+                    "rows_holdout": 0 if holdout is None else len(holdout), "source": self.source,
+                    "engine": self.engine.name}
         data = {"input_rows": len(self.table.frame), "rows_train": len(train),
                 "rows_holdout": 0 if holdout is None else len(holdout), "source": os.fspath(self.source)}
         if self.unit is not None:
@@ -191,6 +232,25 @@ class TableModality:
                                         "max": int(per_unit.max()) if per_unit.size else 0},
             }
         return data
+
+
+    def _input_rows(self) -> int:
+        return len(self.table.frame) if self.engine is None else self.engine.rows(None, "all")
+
+    def _audit_sample(self, model, train: EngineView, holdout: EngineView | None,
+                      holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """Uniform samples of each side for the audit, at rates from DP counts (never the exact ones)."""
+        salt = int(NoiseSource().generator().integers(1, 2**62))
+        rows = max(float(model.n_rows_), 1.0)
+        rate = min(1.0, AUDIT_REAL_ROWS / rows)
+        self._audit_rates = {"train": rate}
+        sample = self.engine.sample(train.split, "train", rate, salt)
+        held = None
+        if holdout is not None:
+            expected = rows * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
+            self._audit_rates["holdout"] = min(1.0, AUDIT_REAL_ROWS / max(expected, 1.0))
+            held = self.engine.sample(holdout.split, "holdout", self._audit_rates["holdout"], salt)
+        return sample, held
 
 
 #: A column whose values repeat over rows this often (rows per distinct value, on average)

@@ -88,9 +88,10 @@ class FitEstimate:
 def estimate_fit(*, rows: float, columns: int, generator_steps: int, generator_batch: int = 1024,
                  discriminator_steps: int = 0, discriminator_batch: int = 0, pairs: bool = True,
                  sizes: list[int] | None = None, coarse: list[int] | None = None, data_passes: int = DATA_PASSES,
-                 device: torch.device | str = "cpu", hidden: int = 128) -> FitEstimate:
+                 device: torch.device | str = "cpu", hidden: int = 128, in_memory: bool = True) -> FitEstimate:
     """The cost of a fit: ``sizes``/``coarse`` are the columns' level counts when known (else
-    two levels and two groups per column, the fewest a column that is kept can have)."""
+    two levels and two groups per column, the fewest a column that is kept can have).
+    ``in_memory``: the rows are held in memory (not by an engine, which keeps memory bounded)."""
     sizes = [2] * columns if sizes is None else sizes
     coarse = [min(2, s) for s in sizes] if coarse is None else coarse
     onehot, groups = int(sum(sizes)), int(sum(coarse)) if pairs else 0
@@ -103,7 +104,7 @@ def estimate_fit(*, rows: float, columns: int, generator_steps: int, generator_b
     rate = CUDA_FLOPS if kind == "cuda" else CPU_FLOPS_PER_THREAD * max(1, min(torch.get_num_threads(), 64))
     seconds = flops / rate + data_passes * rows * columns * CELL_SECONDS
     memory = 4.0 * (onehot * groups + 3 * groups * groups + 10 * batch * onehot + 6 * 1024 * onehot
-                    + 4 * batch * columns * most) + 16.0 * rows * columns
+                    + 4 * batch * columns * most) + (16.0 * rows * columns if in_memory else 0.0)
     return FitEstimate(seconds=seconds, memory=memory, onehot=onehot, groups=groups)
 
 
@@ -142,13 +143,14 @@ def check_columns(columns: int, *, model, device: torch.device | str = "cpu") ->
 def preflight(model, *, count: float, columns: int, ledger: PrivacyLedger, schema: Schema | None,
               target: str | None = None, unit_rows: int | None = 1, discriminator_steps: int = 0,
               discriminator_batch: int = 0, device: torch.device | str = "cpu",
-              encoder: TabularEncoder | None = None, rows: float | None = None) -> None:
+              encoder: TabularEncoder | None = None, rows: float | None = None, in_memory: bool = True) -> None:
     """Refuse (:class:`~synthdata.errors.DataError`, one line) what cannot succeed or would take hours.
 
     ``count``: the DP count of units (rows, or persons); ``rows``: a DP count of the rows
     measured (default ``count``); ``columns``: the columns to model (public); ``schema``:
     declared or decided (None before it is decided); ``encoder``: once the levels are
-    released; ``unit_rows``: the cap on rows per unit, None while it is not chosen yet.
+    released; ``unit_rows``: the cap on rows per unit, None while it is not chosen yet;
+    ``in_memory``: False when an engine holds the rows (:mod:`synthdata.engines`).
     """
     rows = float(count if rows is None else rows)
     what = "rows" if ledger.unit.per_row else f"{ledger.unit.noun}s"
@@ -185,7 +187,7 @@ def preflight(model, *, count: float, columns: int, ledger: PrivacyLedger, schem
                             "(--drop: fewer columns, less noise), or release without --target")
     _work_check(model, count=count, rows=rows, columns=columns, schema=schema, encoder=encoder,
                 discriminator_steps=discriminator_steps, discriminator_batch=discriminator_batch, device=device,
-                about=about)
+                about=about, in_memory=in_memory)
 
 
 def _threshold_check(schema: Schema, ledger: PrivacyLedger, *, least: float, rows: float, unit_rows: int,
@@ -218,7 +220,7 @@ def _public_domain(column) -> bool:
 
 
 def _work_check(model, *, count: float, rows: float, columns: int, schema, encoder, discriminator_steps: int,
-                discriminator_batch: int, device, about: str) -> None:
+                discriminator_batch: int, device, about: str, in_memory: bool = True) -> None:
     limit = _max_hours()
     steps = int(getattr(model, "generator_steps", 0) or 0)
     pairs = bool(getattr(model, "max_pairs", 1))
@@ -227,14 +229,14 @@ def _work_check(model, *, count: float, rows: float, columns: int, schema, encod
         estimate = estimate_fit(rows=rows, columns=len(codes), generator_steps=steps, pairs=pairs,
                                 discriminator_steps=discriminator_steps, discriminator_batch=discriminator_batch,
                                 sizes=[c.size for c in codes], coarse=[c.coarse_size for c in codes], data_passes=1,
-                                device=device)
+                                device=device, in_memory=in_memory)
         columns = len(codes)
         shape = f"{columns:,} columns with {estimate.onehot:,} levels in all"
     else:
         columns = len(schema.columns) if schema is not None else columns
         estimate = estimate_fit(rows=rows, columns=columns, generator_steps=steps, pairs=pairs,
                                 discriminator_steps=discriminator_steps, discriminator_batch=discriminator_batch,
-                                device=device)
+                                device=device, in_memory=in_memory)
         shape = f"{columns:,} columns"
     _refuse_work(estimate, shape=shape, about=about, steps=steps, limit=limit)
 
