@@ -328,9 +328,13 @@ class _Progress:
         self.quiet = quiet
         self.description = description
         self.bar = None
+        self.pass_bar, self.pass_name = None, None
 
     def __call__(self, info: dict) -> None:
         if self.quiet:
+            return
+        if "pass" in info:  # a pass of an engine over the data: a bar of its own
+            self._pass(info)
             return
         if self.bar is None:
             self.bar = tqdm(desc=self.description, unit="step", file=sys.stderr, leave=True, dynamic_ncols=True)
@@ -345,10 +349,29 @@ class _Progress:
         self.bar.set_postfix(shown, refresh=False)
         self.bar.refresh()
 
+    def _pass(self, info: dict) -> None:
+        name = info["pass"]
+        if self.pass_bar is None or self.pass_name != name:
+            if self.pass_bar is not None:
+                self.pass_bar.close()
+            unit = info.get("unit", "rows")
+            self.pass_name = name
+            self.pass_bar = tqdm(desc=name, unit="row" if unit == "rows" else unit, unit_scale=unit == "rows",
+                                 file=sys.stderr, leave=True, dynamic_ncols=True)
+        self.pass_bar.total = info.get("total")
+        self.pass_bar.n = info.get("done", 0)
+        self.pass_bar.refresh()
+        if info.get("total") is not None and info.get("done", 0) >= info["total"]:
+            self.pass_bar.close()
+            self.pass_bar = None
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self.pass_bar is not None:
+            self.pass_bar.close()
+            self.pass_bar = None
 
 
 _THREADS_HELP = ("CPU threads for training (default: 1 for these small networks, which stays fast on a busy "
@@ -634,13 +657,19 @@ def verify_command(release_dir, public_key):
               help="Interaction data (who bought/rated/viewed what): COLUMN names the item, --privacy-unit the "
                    "user. Releases synthetic users' histories over the items that survive DP thresholding.")
 @click.option("--excel-safe", is_flag=True, help=_EXCEL_SAFE_HELP)
+@click.option("--engine", type=click.Choice(["auto", "memory", "duckdb", "spark"]), default="auto", show_default=True,
+              help="What counts the table's rows: pandas in memory; DuckDB out of core (auto for Parquet, a "
+                   "directory or glob of Parquet/CSV files, or a file above --memory-limit; no sampling down); "
+                   "Spark on a cluster (with --master).")
+@click.option("--master", default=None, metavar="URL",
+              help="Spark master to run on (spark://host:7077, yarn, local[4]); implies --engine spark.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @_model_option
 @_unit_options
 @_read_options
 def release_command(data, epsilon, delta, target, schema_path, holdout_fraction, rows, key_path, out, seed, ledger,
                     budget_limit, dataset_id, image_size, classes_option, epochs, batch_size, threads, item_column,
-                    excel_safe, quiet, model_name, privacy_unit, max_rows_per_unit, unit_noun, **read):
+                    excel_safe, engine, master, quiet, model_name, privacy_unit, max_rows_per_unit, unit_noun, **read):
     """Release DATA as private synthetic data: fit, sample, audit, report, sign.
 
     DATA is a table (CSV, Parquet) or images (a folder of PNG/JPEG files, optionally one
@@ -663,10 +692,18 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
     configure_threads(threads)
     progress = _Progress(quiet, "fit")
     stages = _Stages(quiet, progress, total=len(STAGES))
+    from .engines.base import choose_engine, is_engine_input
+
+    if master is not None:
+        if engine not in ("auto", "spark"):
+            raise click.UsageError("--master is Spark's: use it with --engine spark")
+        engine = "spark"
+    table_input = is_engine_input(data) or engine in ("duckdb", "spark")
+    opened = None
     with _warnings_to_stderr():
-        if excel_safe and (item_column is not None or is_image_input(data)):
+        if excel_safe and (item_column is not None or (is_image_input(data) and not table_input)):
             raise DataError("--excel-safe applies to table releases (synthetic.csv), not to images or --items data")
-        if is_image_input(data):
+        if is_image_input(data) and not table_input:
             if target is not None or schema_path is not None or unit is not None or item_column is not None:
                 raise DataError(f"{data} holds images: --target, --schema, --privacy-unit and --items apply to "
                                 "tables only")
@@ -697,7 +734,13 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
 
                 modality = InteractionModality(_load(data, **read), user=unit, item=item_column)
             else:
-                modality = TableModality(_load(data, **read), target=target, schema=schema, unit=unit,
+                chosen = choose_engine(data, engine, memory_limit=read.get("memory_limit"))
+                if chosen == "memory":
+                    table = _load(data, **read)
+                else:
+                    table = opened = _open_engine(data, chosen, master=master, threads=threads, progress=progress,
+                                                  **read)
+                modality = TableModality(table, target=target, schema=schema, unit=unit,
                                          model=_model_for(model_name, "table"), excel_safe=excel_safe)
                 if rows is not None:
                     _check_room(Path(os.path.abspath(out)).parent if out is not None else Path("."), rows,
@@ -710,8 +753,22 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
                                  ("epochs", epochs), ("batch_size", batch_size)) if v is not None})
         finally:
             progress.close()
+            if opened is not None:
+                opened.close()
     for line in release_summary(result):
         click.echo(line)
+
+
+def _open_engine(data: str, engine: str, *, master, threads, progress, encoding, delimiter, thousands, decimal,
+                 memory_limit, drop, na_values=()):
+    """An engine over DATA (DuckDB or Spark): every row counted where it is, nothing loaded whole."""
+    from .engines import TableSource, open_engine
+
+    if thousands is not None or decimal != ".":
+        raise DataError(f"--thousands and --decimal need --engine memory; the {engine} engine reads numbers written "
+                        "with a '.' decimal mark and no thousands separator")
+    source = TableSource.of(data, delimiter=delimiter, encoding=encoding, na_values=na_values, drop=drop)
+    return open_engine(source, engine, master=master, threads=threads, progress=progress)
 
 
 def release_summary(result) -> list[str]:

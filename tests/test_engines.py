@@ -213,3 +213,91 @@ def test_the_split_is_a_function_of_each_row_and_every_pass_sees_it(tmp_path):
     finally:
         for engine in engines:
             engine.close()
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_auto_chooses_duckdb_for_parquet_directories_globs_and_large_files(tmp_path):
+    from synthdata.engines import choose_engine
+    from synthdata.errors import DataError
+
+    path, _ = _write(census(200), tmp_path, "t")
+    small = tmp_path / "t.csv"
+    census(200).to_csv(small, index=False)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    census(200).to_parquet(folder / "part-0.parquet", index=False)
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert choose_engine(path) == "duckdb"
+    assert choose_engine(folder) == "duckdb"
+    assert choose_engine(str(tmp_path / "*.csv")) == "duckdb"
+    assert choose_engine(small) == "memory"
+    assert choose_engine(small, memory_limit=100) == "duckdb"  # larger than memory: counted out of core
+    assert choose_engine(images) == "memory"  # a folder of images is not a table
+    assert choose_engine(small, "spark") == "spark"
+    with pytest.raises(DataError, match="--engine duckdb or spark"):
+        choose_engine(folder, "memory")
+
+
+@pytest.fixture
+def short_fits(monkeypatch):
+    """The command line's release, with a short fit (the CLI has no option for the steps)."""
+    import synthdata.release as release_module
+
+    real = release_module.release
+
+    def short(*args, **kwargs):
+        kwargs["model_options"] = {"generator_steps": 40, "epochs": 1, **(kwargs.get("model_options") or {})}
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(release_module, "release", short)
+
+
+@pytest.mark.usefixtures("one_torch_thread", "short_fits")
+def test_release_reads_a_directory_of_parquet_files_with_duckdb(invoke, tmp_path, monkeypatch):
+    """`synthdata release FOLDER`: every file's rows, counted by DuckDB (no sampling down), a bar
+    per pass over the data, a verified release whose steward report has the exact input rows."""
+    import json
+
+    from synthdata.signing import verify_release
+
+    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+    frame = census(2400)
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for k in range(3):
+        frame.iloc[k * 800:(k + 1) * 800].to_parquet(folder / f"part-{k}.parquet", index=False)
+    out = tmp_path / "release"
+    result = invoke("release", folder, "--epsilon", "3", "--target", "married", "--out", out,
+                    "--ledger", tmp_path / "ledger.json")
+    assert result.exit_code == 0, result.output
+    assert "counted by duckdb" in result.output
+    for name in ("value counts", "fingerprint", "level codes", "Poisson batches"):
+        assert name in result.stderr  # a progress bar per pass
+    predicate = verify_release(out, tmp_path / "config" / "signing_key.pub.pem")["predicate"]
+    assert predicate["privacy"]["epsilon_spent"] <= 3.0
+    assert "2400" not in json.dumps(predicate["data"])  # no exact count published
+    steward = json.loads((tmp_path / "release.steward-audit" / "report.json").read_text())["predicate"]
+    assert steward["data"]["engine"] == "duckdb" and steward["data"]["input_rows"] == 2400
+    ledger = json.loads((tmp_path / "ledger.json").read_text())
+    entries = ledger["entries"] if isinstance(ledger, dict) else ledger
+    assert len(entries) == 1
+
+
+def test_release_refuses_engine_options_that_cannot_work(invoke, tmp_path):
+    from .conftest import assert_one_line_error
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    census(300).to_parquet(folder / "part-0.parquet", index=False)
+    out = tmp_path / "release"
+    assert_one_line_error(invoke("release", folder, "--epsilon", "1", "--engine", "memory", "--out", out),
+                          "--engine duckdb or spark")
+    result = invoke("release", folder, "--epsilon", "1", "--engine", "duckdb", "--master", "local[2]", "--out", out)
+    assert result.exit_code == 2 and "--master" in result.output
+    assert_one_line_error(invoke("release", folder, "--epsilon", "1", "--privacy-unit", "job", "--out", out),
+                          "--engine memory")
+    assert not out.exists()
