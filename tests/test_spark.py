@@ -48,15 +48,25 @@ def _engine(path: str, spark):
     return SparkEngine(TableSource.of(path), session=spark)
 
 
-@pytest.mark.parametrize("make", [census, mixed], ids=["census", "mixed"])
-def test_spark_counts_are_the_in_memory_counts(make, spark, tmp_path):
-    path, frame = _write(make(), tmp_path, "t")
+def test_spark_counts_are_the_in_memory_counts(spark, tmp_path):
+    """Decimals with -0.0 and gaps, booleans, dates as text, spaces in text (the census table's
+    counts are compared through a whole fit below)."""
+    path, frame = _write(mixed(), tmp_path, "t")
     engine = _engine(path, spark)
     try:
         compare_engines(frame, FrameStats(frame), EngineStats(EngineView(engine, None)))
         assert engine.digest() == content_digest(frame)
     finally:
         engine.close()
+
+
+def test_nanosecond_timestamps_are_refused_in_one_line(spark, tmp_path):
+    from synthdata.errors import DataError
+
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"when": pd.to_datetime(["2021-01-01 10:00:00.000000001"])}).to_parquet(path, index=False)
+    with pytest.raises(DataError, match="microseconds"):
+        _engine(str(path), spark)
 
 
 SCHEMA = Schema(columns=(Column("age", "numerical", integer=True),

@@ -97,7 +97,14 @@ class SparkEngine:
     def _read(self, source: TableSource):
         reader = self.session.read
         if source.format == "parquet":
-            frame = reader.parquet(*source.paths)
+            try:
+                frame = reader.parquet(*source.paths)
+            except Exception as error:  # pyspark's AnalysisException, whatever its module
+                if "TIMESTAMP(NANOS" not in str(error):
+                    raise
+                raise DataError(f"{source.display}: Spark cannot read timestamps stored in nanoseconds (pandas' "
+                                "default); write them in microseconds (pyarrow: coerce_timestamps='us') or use "
+                                "--engine duckdb") from None
         else:
             from pyspark.sql import functions as F
 
