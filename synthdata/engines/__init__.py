@@ -23,6 +23,9 @@ The modules here know nothing of tables' models; the tabular modality drives the
 through :class:`synthdata.tabular.stats.TableStats`.
 """
 
+from typing import Any
+
+from ..errors import DataError
 from .base import (
     CodeSource,
     Engine,
@@ -30,9 +33,25 @@ from .base import (
     Split,
     TableSource,
     ValueTable,
+    Progress,
     choose_engine,
-    open_engine,
 )
 
 __all__ = ["CodeSource", "Engine", "EngineView", "Split", "TableSource", "ValueTable", "choose_engine",
            "open_engine"]
+
+
+def open_engine(source: TableSource, engine: str, *, master: str | None = None, session: Any = None,
+                threads: int | None = None, memory_limit: str | None = None,
+                progress: Progress | None = None) -> Engine:
+    """An engine over ``source`` ("duckdb" or "spark"; the memory engine wraps a DataFrame instead)."""
+    if engine == "duckdb":
+        from .duck import DuckDBEngine
+
+        return DuckDBEngine(source, threads=threads, memory_limit=memory_limit, progress=progress)
+    if engine == "spark":
+        from .spark import SparkEngine
+
+        return SparkEngine(source, master=master, session=session, progress=progress)
+    raise DataError(f"engine {engine!r} cannot open files; use 'duckdb' or 'spark'")
+

@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import DataError
 
 __all__ = ["CodeSource", "Engine", "EngineView", "Split", "TableSource", "ValueTable", "choose_engine",
-           "combine_hashes", "open_engine", "value_hashes"]
+           "combine_hashes", "value_hashes"]
 
 #: The key of the row hashes of :func:`synthdata.fingerprint.content_digest` (same digest, any engine).
 ROW_HASH_KEY = "synthdatarows-v1"
@@ -150,21 +150,6 @@ def choose_engine(spec: str | os.PathLike, engine: str = "auto", *, memory_limit
         if os.path.getsize(text) > limit:
             return "duckdb"
     return "memory"
-
-
-def open_engine(source: TableSource, engine: str, *, master: str | None = None, session: Any = None,
-                threads: int | None = None, memory_limit: str | None = None,
-                progress: Progress | None = None) -> Engine:
-    """An engine over ``source`` ("duckdb" or "spark"; the memory engine wraps a DataFrame instead)."""
-    if engine == "duckdb":
-        from .duck import DuckDBEngine
-
-        return DuckDBEngine(source, threads=threads, memory_limit=memory_limit, progress=progress)
-    if engine == "spark":
-        from .spark import SparkEngine
-
-        return SparkEngine(source, master=master, session=session, progress=progress)
-    raise DataError(f"engine {engine!r} cannot open files; use 'duckdb' or 'spark'")
 
 
 # --------------------------------------------------------------------------- the split
