@@ -12,7 +12,7 @@ and rows/s of each pass over the data, and the mean 2-way TVD between the synthe
 and a *real holdout* (a fresh draw of 200,000 rows from the same process), next to the
 TVD between two real draws of the same size (the sampling floor of the figure).
 
-    nice -n 10 .venv/bin/python benchmarks/scale.py --rows 1e6 1e7 --work /tmp/scale-bench
+    nice -n 10 .venv/bin/python benchmarks/scale.py --rows 1e6 1e7 --delta 1e-9 --work /tmp/scale-bench
 
 The tables (about 25 MB per million rows) go to ``--work``, never into the repository.
 """
@@ -37,7 +37,7 @@ HOLDOUT_ROWS = 200_000
 TARGET = "income"
 
 
-def _release_one(path: str, out: str, epsilon: float, threads: int | None) -> dict:
+def _release_one(path: str, out: str, epsilon: float, delta: float, threads: int | None) -> dict:
     """In the child: release ``path`` (DuckDB) and report times, passes and peak RSS."""
     import torch
 
@@ -74,7 +74,7 @@ def _release_one(path: str, out: str, epsilon: float, threads: int | None) -> di
     started = time.monotonic()
     engine = open_engine(TableSource.of(path), "duckdb", threads=threads, progress=on_pass)
     try:
-        result = release(TableModality(engine, target=TARGET), epsilon=epsilon,
+        result = release(TableModality(engine, target=TARGET), epsilon=epsilon, delta=delta,
                          key=load_private_key(keys / "signing_key.pem"), key_path=keys / "signing_key.pub.pem",
                          out=out, ledger=Path(out + ".ledger.json"),
                          progress=on_stage, fit_progress=on_pass)
@@ -100,13 +100,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=float, nargs="+", default=[1e6, 1e7])
     parser.add_argument("--epsilon", type=float, default=1.0)
+    parser.add_argument("--delta", type=float, default=1e-9,
+                        help="the same at every size, well below 1/n for 10^7 rows (default 1e-9)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/synthdata-scale"))
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--one", nargs=2, metavar=("PARQUET", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(_release_one(args.one[0], args.one[1], args.epsilon, args.threads)))
+        print(json.dumps(_release_one(args.one[0], args.one[1], args.epsilon, args.delta, args.threads)))
         return
 
     from scale_data import AdultProcess
@@ -126,7 +128,8 @@ def main() -> None:
             process.write(path, rows, seed=rows % 1000)
             print(f"wrote {rows:,} rows to {path} in {time.monotonic() - started:.0f} s", flush=True)
         out = args.work / f"release-{rows}-{int(time.time())}"
-        command = [sys.executable, __file__, "--one", str(path), str(out), "--epsilon", str(args.epsilon)]
+        command = [sys.executable, __file__, "--one", str(path), str(out), "--epsilon", str(args.epsilon),
+                   "--delta", str(args.delta)]
         if args.threads is not None:
             command += ["--threads", str(args.threads)]
         done = subprocess.run(command, capture_output=True, text=True)
