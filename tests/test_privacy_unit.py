@@ -217,16 +217,16 @@ def test_one_person_with_50_rows_is_protected_as_one_person_noise_scales_with_th
 
 def test_the_heavy_persons_rows_are_capped_before_any_mechanism(monkeypatch):
     seen = {}
-    from synthdata.tabular import estimator
+    from synthdata.tabular import stats
 
-    original = estimator.TabularEncoder.fit
+    original = stats.FrameStats.histograms
 
-    def spy(self, frame, *args, **kwargs):
-        seen["rows"] = len(frame)
-        seen["old"] = int((frame["age"] == 97).sum())
-        return original(self, frame, *args, **kwargs)
+    def spy(self, schema):  # the rows whose counts the encoder's histograms are made of
+        seen["rows"] = len(self.frame)
+        seen["old"] = int((self.frame["age"] == 97).sum())
+        return original(self, schema)
 
-    monkeypatch.setattr(estimator.TabularEncoder, "fit", spy)
+    monkeypatch.setattr(stats.FrameStats, "histograms", spy)
     frame = encounters(patients=1500, heavy=50)
     _fit(frame, 3)
     assert seen["old"] == 3  # the 97-year-old heavy patient: 3 of 50 rows reach the histograms
