@@ -20,7 +20,7 @@ from synthdata.fingerprint import content_digest
 from synthdata.schema import Column, Schema
 from synthdata.tabular.stats import EngineStats, FrameStats
 
-from .test_engines import _write, census, compare_engines, mixed
+from .test_engines import _write, census, compare_engines, mixed, money
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread"),
               pytest.mark.filterwarnings("ignore::synthdata.errors.SynthdataWarning"),
@@ -53,6 +53,17 @@ def test_spark_counts_are_the_in_memory_counts(spark, tmp_path):
     counts are compared through a whole fit below)."""
     path, frame = _write(mixed(), tmp_path, "t")
     engine = _engine(path, spark)
+    try:
+        compare_engines(frame, FrameStats(frame), EngineStats(EngineView(engine, None)))
+        assert engine.digest() == content_digest(frame)
+    finally:
+        engine.close()
+
+
+def test_spark_reads_decimals_and_binary_cells_as_the_in_memory_reader(spark, tmp_path):
+    path = tmp_path / "money.parquet"
+    frame = money(path)
+    engine = _engine(str(path), spark)
     try:
         compare_engines(frame, FrameStats(frame), EngineStats(EngineView(engine, None)))
         assert engine.digest() == content_digest(frame)

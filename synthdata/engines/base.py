@@ -335,6 +335,59 @@ class ValueTable:
         return self._lookup or None
 
 
+def plain_array(array, where: str = "the table"):
+    """An engine's Arrow column as the in-memory reader gives it (``synthdata.ingest``): decimals
+    as float64 by the same Arrow cast, binary cells as UTF-8 text (refused otherwise, naming
+    the column's source), dictionaries decoded. Other types unchanged."""
+    import pyarrow as pa
+
+    kind = array.type
+    if pa.types.is_dictionary(kind) and (pa.types.is_decimal(kind.value_type) or _binary(kind.value_type)):
+        array, kind = array.cast(kind.value_type), kind.value_type
+    if pa.types.is_decimal(kind):
+        return array.cast(pa.float64(), safe=False)
+    if _binary(kind):
+        try:
+            return array.cast(pa.binary()).cast(pa.string())
+        except pa.ArrowInvalid:
+            raise DataError(f"{where}: a column holds binary values that are not UTF-8 text; synthdata models text "
+                            "and numbers: decode them into a text column, or leave it out with --drop") from None
+    return array
+
+
+def _binary(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+
+
+def _needs_plain(schema) -> bool:
+    import pyarrow as pa
+
+    def odd(kind):
+        return pa.types.is_decimal(kind) or _binary(kind)
+
+    return any(odd(f.type) or (pa.types.is_dictionary(f.type) and odd(f.type.value_type)) for f in schema)
+
+
+def plain_batch(batch, where: str = "the table"):
+    """:func:`plain_array` over each column of an Arrow record batch."""
+    import pyarrow as pa
+
+    if not _needs_plain(batch.schema):
+        return batch
+    return pa.record_batch([plain_array(c, where) for c in batch.columns], names=batch.schema.names)
+
+
+def plain_table(table, where: str = "the table"):
+    """:func:`plain_array` over each column of an Arrow table."""
+    import pyarrow as pa
+
+    if not _needs_plain(table.schema):
+        return table
+    return pa.table([plain_array(c, where) for c in table.columns], names=table.column_names)
+
+
 def signed_zeros(values, negative: np.ndarray):
     """``values`` (an Arrow float array whose zeros an engine grouped together) with -0.0 where
     ``negative`` says the group held negative zeros, 0.0 elsewhere."""

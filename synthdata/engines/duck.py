@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .base import (HASH_BUCKETS, Progress, RowHasher, SortedDigest, Split, TableSource, ValueTable, code_dtype,
-                   prefetch, signed_zeros)
+                   plain_array, plain_batch, plain_table, prefetch, signed_zeros)
 from .local import LocalCodes
 
 __all__ = ["DuckDBEngine", "DEFAULT_MEMORY_LIMIT"]
@@ -75,7 +75,23 @@ class DuckDBEngine:
             if kind.startswith(("STRUCT", "MAP", "UNION")) or kind.endswith("]"):
                 raise DataError(f"{source.display}: column {name!r} holds nested values ({types[name]}); synthdata "
                                 "models one plain value per cell: flatten it, or leave it out with --drop")
+        self._plain_values()
         self._tables: dict[tuple, dict[str, ValueTable]] = {}
+
+    def _plain_values(self) -> None:
+        """Decimals are read as floats and binary cells as text (:func:`~synthdata.engines.base.plain_array`,
+        the in-memory reader's conversion); say so for decimals of more than 15 digits, as it does."""
+        import warnings
+
+        from ..errors import SynthdataWarning
+
+        for name in self.columns:
+            kind = self._types[name].upper()
+            digits = int(kind[kind.index("(") + 1:].split(",")[0]) if kind.startswith("DECIMAL(") else 0
+            if digits > 15:
+                warnings.warn(f"{self.source.display}: column {name!r} holds decimals of up to {digits} digits; "
+                              "they are read as floating-point numbers, rounded to about 15 significant digits",
+                              SynthdataWarning, stacklevel=4)
 
     # ------------------------------------------------------------------ SQL pieces
 
@@ -138,7 +154,7 @@ class DuckDBEngine:
         out = {}
         for i, name in enumerate(self.columns):
             rows = np.flatnonzero(sets_column == every ^ (1 << (len(self.columns) - 1 - i)))
-            values = table.column(i + 1).take(pa.array(rows)).combine_chunks()
+            values = plain_array(table.column(i + 1).take(pa.array(rows)).combine_chunks(), self.source.display)
             if i in floats:
                 values = signed_zeros(values, table.column(f"__z{i}").take(pa.array(rows)).to_pylist())
             unique = pc.unique(values)
@@ -165,7 +181,8 @@ class DuckDBEngine:
         try:
             reader = cursor.sql(f"SELECT {self._columns_sql(columns)} FROM {self.relation} "
                                 f"WHERE {self._where(split, side)}").to_arrow_reader(batch_rows)
-            yield from reader
+            for batch in reader:
+                yield plain_batch(batch, self.source.display)
         finally:
             cursor.close()
 
@@ -206,7 +223,7 @@ class DuckDBEngine:
         sql = f"SELECT {self._columns_sql()} FROM {self.relation} WHERE {where}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        frame = self._query(sql, "sample", None, quiet=True).to_pandas()
+        frame = plain_table(self._query(sql, "sample", None, quiet=True), self.source.display).to_pandas()
         return _plain_datetimes(frame, self.source.display)
 
     # ------------------------------------------------------------------ plumbing

@@ -32,7 +32,9 @@ from .base import (
     Split,
     TableSource,
     ValueTable,
+    _needs_plain,
     code_dtype,
+    plain_array,
     signed_zeros,
 )
 from .poisson import StepBatches, StepSpill, memberships
@@ -428,20 +430,19 @@ class _PoissonRecords:
 
 
 def _plain(array):
-    """Large strings/binaries as plain ones (Spark may hand either): one Arrow type per column."""
+    """Large strings as plain ones (Spark may hand either): one Arrow type per column; decimals
+    and binary cells as the in-memory reader gives them (:func:`~synthdata.engines.base.plain_array`)."""
     import pyarrow as pa
 
     if pa.types.is_large_string(array.type):
         return array.cast(pa.string())
-    if pa.types.is_large_binary(array.type):
-        return array.cast(pa.binary())
-    return array
+    return plain_array(array, "the Spark table")
 
 
 def _plain_batch(batch):
     import pyarrow as pa
 
-    if not any(pa.types.is_large_string(f.type) or pa.types.is_large_binary(f.type) for f in batch.schema):
+    if not any(pa.types.is_large_string(f.type) for f in batch.schema) and not _needs_plain(batch.schema):
         return batch
     return pa.record_batch([_plain(c) for c in batch.columns], names=batch.schema.names)
 
