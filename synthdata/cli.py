@@ -805,9 +805,8 @@ def release_summary(result) -> list[str]:
     lines.append(f"  steward's exact audit (not for release): {printable(result.steward_directory)}")
     if result.key_created:
         lines.append(f"  created your signing key; its public half is {printable(result.public_key_path)}")
-    if result.public_key_path is not None:
-        lines.append(f"  verify with: synthdata verify {printable(result.directory)} --public-key "
-                     f"{printable(result.public_key_path)}")
+    public = printable(result.public_key_path) if result.public_key_path is not None else "PUBLIC_KEY.pem"
+    lines.append(f"  verify with: synthdata verify {printable(result.directory)} --public-key {public}")
     return lines
 
 

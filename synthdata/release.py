@@ -191,6 +191,17 @@ class Stage:
         write_signed(self.steward_path, predicate, ["audit.html"], self.key, predicate_type=STEWARD_PREDICATE_TYPE)
 
 
+def _public_half(key_path: Path | None) -> Path | None:
+    """The public key beside a private key file (``NAME.pem`` -> ``NAME.pub.pem``, as
+    ``synthdata keygen`` writes them), or None when there is none: never the private key."""
+    if key_path is None:
+        return None
+    key_path = Path(key_path)
+    stem = key_path.name[:-len(".pem")] if key_path.name.endswith(".pem") else key_path.name
+    candidate = key_path.with_name(stem + ".pub.pem")
+    return candidate if candidate.is_file() else None
+
+
 @contextmanager
 def staged_release(directory: Path, *, ledger: str | os.PathLike | None, dataset: str, epsilon: float,
                    delta: float | None, key=None, key_path: Path | None = None,
@@ -209,7 +220,7 @@ def staged_release(directory: Path, *, ledger: str | os.PathLike | None, dataset
     steward_final = directory.with_name(directory.name + STEWARD_SUFFIX)
     stage = None
     try:
-        public_key_path, created = key_path, False
+        public_key_path, created = _public_half(key_path), False
         if key is None:
             key, public_key_path, created = default_key()
         stage = Stage(path=reservation.staging, steward_path=reservation.staging / STEWARD_SUFFIX,

@@ -261,3 +261,23 @@ def test_cli_release_refuses_bad_options_in_one_line(invoke, tmp_path, data_csv,
     result = invoke("release", data_csv, "--out", tmp_path / "rel", "--quiet", *args)
     assert_one_line_error(result, fragment, exit_code=result.exit_code if result.exit_code else 1)
     assert not (tmp_path / "rel").exists()
+
+
+def test_the_summary_names_the_public_key_never_the_private_one(invoke, tmp_path, data_csv):
+    made = invoke("keygen", "--out", tmp_path / "keys")
+    assert made.exit_code == 0, made.output
+    private = tmp_path / "keys" / "signing_key.pem"
+    result = invoke("release", data_csv, "--epsilon", "2", "--key", private, "--out", tmp_path / "rel", "--quiet")
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "verify with:" in line)
+    assert line.endswith("--public-key " + str(tmp_path / "keys" / "signing_key.pub.pem")), line
+
+
+def test_a_private_key_without_its_public_half_beside_it_is_never_named_as_public(tmp_path):
+    from synthdata.release import _public_half
+
+    private = tmp_path / "steward.pem"
+    private.write_text("private")
+    assert _public_half(private) is None
+    (tmp_path / "steward.pub.pem").write_text("public")
+    assert _public_half(private) == tmp_path / "steward.pub.pem"
