@@ -36,7 +36,6 @@ import hashlib
 import json
 import math
 import os
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -45,8 +44,8 @@ import torch
 from torch.nn import functional as F
 
 from ..checkpoint import Checkpointer
-from ..errors import DataError, ModelError, PrivacyError, SynthdataWarning
-from ..models.base import Synthesizer, fresh_seed
+from ..errors import ModelError, PrivacyError
+from ..models.base import fresh_seed
 from ..privacy import (
     DEFAULT_DELTA,
     IMAGE,
@@ -54,10 +53,10 @@ from ..privacy import (
     GaussianRequest,
     NoiseSource,
     PrivacyLedger,
-    check_delta_for_units,
     check_privacy_parameters,
 )
 from ..runtime import resolve_device
+from .base import THRESHOLD_DELTA_SHARE, ImageSynthesizer, check_images
 from .networks import ImageGenerator, fourier_features, fourier_projection
 from .releases import DPDiscriminator, check_domain, release_embeddings, release_labels
 
@@ -71,22 +70,12 @@ MODEL_FORMAT = "synthdata-image-gan/1"
 #: 0.8 points of accuracy (logistic regression on synthetic digits, 0.942 against 0.950
 #: without it) and a third more fit time; set it to 0 to train on the embeddings alone.
 DEFAULT_BUDGET_SPLIT = {"labels": 0.1, "embeddings": 0.9, "discriminator": 0.1, "audit": 0.0}
-#: Share of epsilon of the DP image count (pure ε, spent first; see TabularGAN).
-COUNT_SHARE = 0.05
-#: Most epsilon the count ever takes (a count needs little: at 0.1 its noise is ±10).
-COUNT_CAP = 0.1
-#: Fewest images a plan assumes, whatever the noisy count says.
-MIN_COUNT = 10
-#: Share of delta reserved for the label histogram's threshold.
-THRESHOLD_DELTA_SHARE = 0.1
-#: Pixel values are bytes; this public bound scales them to [0, 1] (never read from data).
-PIXEL_MAX = 255.0
 
 
 # --------------------------------------------------------------------------- the model
 
 
-class ImageGAN(Synthesizer):
+class ImageGAN(ImageSynthesizer):
     """Differentially private conditional image generator.
 
     Parameters (keyword-only, stored unchanged; all work happens in :meth:`fit`):
@@ -110,7 +99,6 @@ class ImageGAN(Synthesizer):
 
     model_format = MODEL_FORMAT
     model_name = "image-gan"
-    fit_signature = "fit(images, labels)"
 
     def __init__(self, *, epsilon: float, delta: float | None = None, epochs: float = 2.0,
                  batch_size: int = 64, generator_steps: int = 1000, features: int = 4000,
@@ -147,7 +135,7 @@ class ImageGAN(Synthesizer):
         reused, never repeated, and the DP-SGD count continues. ``progress`` receives a dict
         (step, total, loss, epoch, epsilon, …) every few steps.
         """
-        pixels, label_array = _check_images(images, labels)
+        pixels, label_array = check_images(images, labels)
         domain = check_domain(self.classes, label_array)
         n = pixels.shape[0]
         delta = DEFAULT_DELTA if self.delta is None else self.delta
@@ -187,13 +175,7 @@ class ImageGAN(Synthesizer):
             ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=threshold_delta,
                                    unit=IMAGE, noise=noise)
             # (0) how many images: a DP count, from which batches and steps are planned.
-            count = ledger.noisy_count("image count", n, epsilon=min(COUNT_SHARE * self.epsilon, COUNT_CAP),
-                                       parameters={"what": "images"})
-            if count < MIN_COUNT:
-                warnings.warn(f"a DP count says the image set holds about {max(count, 0)} images; planning for "
-                              f"{MIN_COUNT}", SynthdataWarning, stacklevel=2)
-                count = MIN_COUNT
-            check_delta_for_units(delta, count, what="images")
+            count = self._dp_image_count(ledger, n, delta)
             # The sampling rate, and from it the steps, follow from the DP count; capped at 1/2
             # so that a small set does not make the count's parity decide the step count.
             sample_rate = min(self.batch_size / count, 0.5)
@@ -309,49 +291,14 @@ class ImageGAN(Synthesizer):
 
     # ------------------------------------------------------------------ sample
 
-    def sample(self, n: int, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """``n`` synthetic images (uint8, the input's layout) and their labels (None if fitted without)."""
-        self._check_fitted()
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be a whole number >= 0, got {n!r}")
-        seed = fresh_seed() if seed is None else seed
-        rng = np.random.default_rng(seed)
-        torch_rng = torch.Generator().manual_seed(seed)
-        index = rng.choice(len(self.classes_), size=int(n), p=self.class_weights_)
-        out = np.empty((int(n), *self._channels_last_shape()), dtype=np.uint8)
-        with torch.no_grad():
-            for start in range(0, int(n), 1024):
-                rows = index[start:start + 1024]
-                noise = torch.randn(len(rows), self.generator_.noise_dim, generator=torch_rng)
-                images = self.generator_(noise, torch.as_tensor(rows, dtype=torch.long))
-                scaled = torch.round(images.permute(0, 2, 3, 1) * PIXEL_MAX).clamp(0, PIXEL_MAX)
-                out[start:start + len(rows)] = scaled.to(torch.uint8).numpy()
-        images = out.reshape((int(n), *self.image_shape_))
-        return images, (self.classes_[index] if self.has_labels_ else None)
-
-    def _channels_last_shape(self) -> tuple[int, int, int]:
-        h, w = self.image_shape_[:2]
-        return (h, w, self.image_shape_[2] if len(self.image_shape_) == 3 else 1)
+    def _pixels(self, classes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        noise = torch.randn(len(classes), self.generator_.noise_dim, generator=generator)
+        return self.generator_(noise, classes)
 
     # ------------------------------------------------------------------ persistence
 
-    def _saved_params(self) -> dict[str, Any]:
-        params = super()._saved_params()
-        if params["classes"] is not None:
-            params["classes"] = np.asarray(list(self.classes)).tolist()
-        return params
-
     def _saved_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        state = {
-            "privacy": self.ledger_.state_dict(),
-            "generator": self.generator_.config(),
-            "epsilon_spent": self.epsilon_spent_, "delta": self.delta_,
-            "n_images": self.n_images_, "image_shape": list(self.image_shape_),
-            "classes": self.classes_.tolist(), "classes_dtype": self.classes_.dtype.str,
-            "class_weights": self.class_weights_.tolist(), "has_labels": self.has_labels_,
-            "noise_plan": self.noise_plan_,
-        }
-        return state, self.generator_.state_dict()
+        return {**self._image_state(), "generator": self.generator_.config()}, self.generator_.state_dict()
 
     def _restore_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         if isinstance(self.length_scales, list):
@@ -360,40 +307,11 @@ class ImageGAN(Synthesizer):
         generator.load_state_dict(tensors)
         generator.eval()
         self.generator_ = generator
-        self.ledger_ = PrivacyLedger.from_state_dict(state["privacy"])
-        self.classes_ = np.asarray(state["classes"], dtype=np.dtype(state["classes_dtype"]))
-        self.class_weights_ = np.asarray(state["class_weights"], dtype=float)
-        self.image_shape_ = tuple(int(v) for v in state["image_shape"])
-        self.epsilon_spent_ = float(state["epsilon_spent"])
-        self.delta_ = float(state["delta"])
+        self._restore_image_state(state)
         self.seed_ = None  # no seed of any kind is saved
-        self.n_images_ = float(state["n_images"])
-        self.has_labels_ = bool(state["has_labels"])
-        self.noise_plan_ = state["noise_plan"]
 
 
 # --------------------------------------------------------------------------- private releases
-
-
-def _check_images(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """Images as N x C x H x W floats in [0, 1]; labels as a 1-D array (or None)."""
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim not in (3, 4):
-        what = f"{images.dtype} array of shape {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
-        raise DataError(f"images must be a uint8 array of shape N x H x W or N x H x W x C, got a {what}")
-    if images.shape[0] < 2 or min(images.shape[1:]) < 1:
-        raise DataError(f"images must hold at least 2 non-empty images, got shape {images.shape}")
-    pixels = images[..., None] if images.ndim == 3 else images
-    pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32) / PIXEL_MAX
-    if labels is None:
-        return pixels, None
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-        raise DataError(f"labels must be one label per image ({images.shape[0]}), got shape {labels.shape}")
-    if labels.dtype.kind not in "biuU":
-        raise DataError(f"labels must be integers, booleans or strings, got dtype {labels.dtype}")
-    return pixels, labels
-
-
 
 
 # --------------------------------------------------------------------------- training state

@@ -43,8 +43,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import DataError, ModelError, PrivacyError, SynthdataWarning
-from ..models.base import Synthesizer, fresh_seed
+from ..errors import ModelError, PrivacyError
+from ..models.base import fresh_seed
 from ..privacy import (
     DEFAULT_DELTA,
     IMAGE,
@@ -52,11 +52,11 @@ from ..privacy import (
     GaussianRequest,
     NoiseSource,
     PrivacyLedger,
-    check_delta_for_units,
     check_privacy_parameters,
 )
 from ..privacy.dpsgd import make_dp_optimizer
 from ..runtime import resolve_device
+from .base import THRESHOLD_DELTA_SHARE, ImageSynthesizer, check_images
 from .releases import check_domain, release_labels
 
 __all__ = ["ImageDecoder", "ImageVAE", "ImageVAENetwork"]
@@ -71,15 +71,6 @@ VAE_STEP = "vae"
 #: epsilon 10, templates 0.1 -> 0.5 cuts their noise multiplier from 4.2 to 1.1 and raises
 #: DP-SGD's from 2.05 to 2.31 (benchmarks/README.md).
 DEFAULT_BUDGET_SPLIT = {"labels": 0.1, "templates": 0.5, "vae": 0.9, "audit": 0.0}
-#: Share of epsilon of the DP image count (pure ε, spent first), and its cap.
-COUNT_SHARE = 0.05
-COUNT_CAP = 0.1
-#: Fewest images a plan assumes, whatever the noisy count says.
-MIN_COUNT = 10
-#: Share of delta reserved for the label histogram's threshold.
-THRESHOLD_DELTA_SHARE = 0.1
-#: Pixel values are bytes; this public bound scales them to [0, 1].
-PIXEL_MAX = 255.0
 _LOGVAR_RANGE = (-8.0, 4.0)
 
 
@@ -205,7 +196,7 @@ def per_image_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logv
 # --------------------------------------------------------------------------- the model
 
 
-class ImageVAE(Synthesizer):
+class ImageVAE(ImageSynthesizer):
     """Differentially private class-conditional VAE for images (uint8, N x H x W or N x H x W x C).
 
     Parameters (keyword-only, stored unchanged; all work happens in :meth:`fit`):
@@ -240,7 +231,6 @@ class ImageVAE(Synthesizer):
 
     model_format = MODEL_FORMAT
     model_name = "image-vae"
-    fit_signature = "fit(images, labels)"
 
     def __init__(self, *, epsilon: float, delta: float | None = None, epochs: float = 40.0,
                  batch_size: int = 1000, latent_dim: int = 8, base: int = 16, decoder: str = "conv",
@@ -273,7 +263,7 @@ class ImageVAE(Synthesizer):
     def fit(self, images: np.ndarray, labels: np.ndarray | None = None, *,
             progress: Callable[[dict], None] | None = None) -> ImageVAE:
         """Learn from ``images`` (uint8) and optional ``labels``; ``progress`` gets a dict every few steps."""
-        pixels, label_array = _check_images(images, labels)
+        pixels, label_array = check_images(images, labels)
         domain = check_domain(self.classes, label_array)
         n = pixels.shape[0]
         delta = DEFAULT_DELTA if self.delta is None else self.delta
@@ -287,13 +277,7 @@ class ImageVAE(Synthesizer):
                                unit=IMAGE, noise=NoiseSource(seed=self.insecure_noise_seed))
 
         # (0) how many images: a DP count, from which batches and steps are planned.
-        count = ledger.noisy_count("image count", n, epsilon=min(COUNT_SHARE * self.epsilon, COUNT_CAP),
-                                   parameters={"what": "images"})
-        if count < MIN_COUNT:
-            warnings.warn(f"a DP count says the image set holds about {max(count, 0)} images; planning for "
-                          f"{MIN_COUNT}", SynthdataWarning, stacklevel=2)
-            count = MIN_COUNT
-        check_delta_for_units(delta, count, what="images")
+        count = self._dp_image_count(ledger, n, delta)
         batch = min(int(self.batch_size), max(1, count // 2))
         sample_rate = batch / count
         steps = int(math.ceil(self.epochs * count / batch))
@@ -404,46 +388,14 @@ class ImageVAE(Synthesizer):
 
     # ------------------------------------------------------------------ sample
 
-    def sample(self, n: int, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """``n`` synthetic images (uint8, the input's layout) and their labels (None if fitted without)."""
-        self._check_fitted()
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be a whole number >= 0, got {n!r}")
-        seed = fresh_seed() if seed is None else seed
-        rng = np.random.default_rng(seed)
-        torch_rng = torch.Generator().manual_seed(seed)
-        index = rng.choice(len(self.classes_), size=int(n), p=self.class_weights_)
-        h, w = self.image_shape_[:2]
-        c = self.image_shape_[2] if len(self.image_shape_) == 3 else 1
-        out = np.empty((int(n), h, w, c), dtype=np.uint8)
-        with torch.no_grad():
-            for start in range(0, int(n), 1024):
-                rows = torch.as_tensor(index[start:start + 1024], dtype=torch.long)
-                z = torch.randn(len(rows), self.generator_.latent_dim, generator=torch_rng) * float(self.temperature)
-                images = self.generator_.images(z, rows)
-                scaled = torch.round(images.permute(0, 2, 3, 1) * PIXEL_MAX).clamp(0, PIXEL_MAX)
-                out[start:start + len(rows)] = scaled.to(torch.uint8).numpy()
-        return out.reshape((int(n), *self.image_shape_)), (self.classes_[index] if self.has_labels_ else None)
+    def _pixels(self, classes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        z = torch.randn(len(classes), self.generator_.latent_dim, generator=generator) * float(self.temperature)
+        return self.generator_.images(z, classes)
 
     # ------------------------------------------------------------------ persistence
 
-    def _saved_params(self) -> dict[str, Any]:
-        params = super()._saved_params()
-        if params["classes"] is not None:
-            params["classes"] = np.asarray(list(self.classes)).tolist()
-        return params
-
     def _saved_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        state = {
-            "privacy": self.ledger_.state_dict(),
-            "decoder": self.generator_.config(),
-            "epsilon_spent": self.epsilon_spent_, "delta": self.delta_,
-            "n_images": self.n_images_, "image_shape": list(self.image_shape_),
-            "classes": self.classes_.tolist(), "classes_dtype": self.classes_.dtype.str,
-            "class_weights": self.class_weights_.tolist(), "has_labels": self.has_labels_,
-            "noise_plan": self.noise_plan_,
-        }
-        return state, self.generator_.state_dict()
+        return {**self._image_state(), "decoder": self.generator_.config()}, self.generator_.state_dict()
 
     def _restore_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         config = state["decoder"]
@@ -451,32 +403,4 @@ class ImageVAE(Synthesizer):
         decoder.load_state_dict(tensors)
         decoder.eval()
         self.generator_ = decoder
-        self.ledger_ = PrivacyLedger.from_state_dict(state["privacy"])
-        self.classes_ = np.asarray(state["classes"], dtype=np.dtype(state["classes_dtype"]))
-        self.class_weights_ = np.asarray(state["class_weights"], dtype=float)
-        self.image_shape_ = tuple(int(v) for v in state["image_shape"])
-        self.epsilon_spent_ = float(state["epsilon_spent"])
-        self.delta_ = float(state["delta"])
-        self.n_images_ = float(state["n_images"])
-        self.has_labels_ = bool(state["has_labels"])
-        self.noise_plan_ = state["noise_plan"]
-
-
-def _check_images(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """Images as N x C x H x W floats in [0, 1]; labels as a 1-D array (or None). Refusals depend on shapes only."""
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim not in (3, 4):
-        what = (f"{images.dtype} array of shape {images.shape}" if isinstance(images, np.ndarray)
-                else type(images).__name__)
-        raise DataError(f"images must be a uint8 array of shape N x H x W or N x H x W x C, got a {what}")
-    if images.shape[0] < 2 or min(images.shape[1:]) < 1:
-        raise DataError(f"images must hold at least 2 non-empty images, got shape {images.shape}")
-    pixels = images[..., None] if images.ndim == 3 else images
-    pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32) / PIXEL_MAX
-    if labels is None:
-        return pixels, None
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-        raise DataError(f"labels must be one label per image ({images.shape[0]}), got shape {labels.shape}")
-    if labels.dtype.kind not in "biuU":
-        raise DataError(f"labels must be integers, booleans or strings, got dtype {labels.dtype}")
-    return pixels, labels
+        self._restore_image_state(state)

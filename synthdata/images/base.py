@@ -1,0 +1,123 @@
+"""What every image model shares: the input check, the DP image count, sampling through a
+class-conditional generator, and the label and shape state a saved model carries.
+
+:class:`ImageSynthesizer` is the base of :class:`~synthdata.images.estimator.ImageGAN` and
+:class:`~synthdata.images.vae.ImageVAE`; a subclass implements :meth:`_pixels` (a batch of
+images in [0, 1] for class indices) and saves its own network beside :meth:`_image_state`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError, SynthdataWarning
+from ..models.base import Synthesizer, fresh_seed
+from ..privacy import PrivacyLedger, check_delta_for_units
+
+#: Share of epsilon of the DP image count (pure ε, spent first), and its cap.
+COUNT_SHARE = 0.05
+COUNT_CAP = 0.1
+#: Smallest count the plan uses (a handful of images cannot be planned for).
+MIN_COUNT = 10
+#: Share of delta reserved for the thresholded label histogram (labels not declared public).
+THRESHOLD_DELTA_SHARE = 0.1
+PIXEL_MAX = 255.0
+#: Images generated per batch when sampling.
+SAMPLE_BATCH = 1024
+
+__all__ = ["COUNT_CAP", "COUNT_SHARE", "MIN_COUNT", "PIXEL_MAX", "THRESHOLD_DELTA_SHARE", "ImageSynthesizer",
+           "check_images"]
+
+
+def check_images(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images as N x C x H x W floats in [0, 1]; labels as a 1-D array (or None). Refusals depend on shapes only."""
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim not in (3, 4):
+        what = (f"{images.dtype} array of shape {images.shape}" if isinstance(images, np.ndarray)
+                else type(images).__name__)
+        raise DataError(f"images must be a uint8 array of shape N x H x W or N x H x W x C, got a {what}")
+    if images.shape[0] < 2 or min(images.shape[1:]) < 1:
+        raise DataError(f"images must hold at least 2 non-empty images, got shape {images.shape}")
+    pixels = images[..., None] if images.ndim == 3 else images
+    pixels = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32) / PIXEL_MAX
+    if labels is None:
+        return pixels, None
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise DataError(f"labels must be one label per image ({images.shape[0]}), got shape {labels.shape}")
+    if labels.dtype.kind not in "biuU":
+        raise DataError(f"labels must be integers, booleans or strings, got dtype {labels.dtype}")
+    return pixels, labels
+
+
+class ImageSynthesizer(Synthesizer):
+    """Base of the image models (see the module docstring)."""
+
+    fit_signature = "fit(images, labels)"
+
+    def _dp_image_count(self, ledger: PrivacyLedger, n: int, delta: float) -> int:
+        """The ledger's first spend: a pure-ε DP count of the images, from which every size is planned."""
+        count = ledger.noisy_count("image count", n, epsilon=min(COUNT_SHARE * self.epsilon, COUNT_CAP),
+                                   parameters={"what": "images"})
+        if count < MIN_COUNT:
+            warnings.warn(f"a DP count says the image set holds about {max(count, 0)} images; planning for "
+                          f"{MIN_COUNT}", SynthdataWarning, stacklevel=3)
+            count = MIN_COUNT
+        check_delta_for_units(delta, count, what="images")
+        return count
+
+    def _pixels(self, classes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Images in [0, 1], N x C x H x W, for class indices ``classes``."""
+        raise NotImplementedError
+
+    def sample(self, n: int, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``n`` synthetic images (uint8, the input's layout) and their labels (None if fitted without)."""
+        self._check_fitted()
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be a whole number >= 0, got {n!r}")
+        seed = fresh_seed() if seed is None else seed
+        rng = np.random.default_rng(seed)
+        torch_rng = torch.Generator().manual_seed(seed)
+        index = rng.choice(len(self.classes_), size=int(n), p=self.class_weights_)
+        h, w = self.image_shape_[:2]
+        out = np.empty((int(n), h, w, self.image_shape_[2] if len(self.image_shape_) == 3 else 1), dtype=np.uint8)
+        with torch.no_grad():
+            for start in range(0, int(n), SAMPLE_BATCH):
+                rows = torch.as_tensor(index[start:start + SAMPLE_BATCH], dtype=torch.long)
+                images = self._pixels(rows, torch_rng)
+                scaled = torch.round(images.permute(0, 2, 3, 1) * PIXEL_MAX).clamp(0, PIXEL_MAX)
+                out[start:start + len(rows)] = scaled.to(torch.uint8).numpy()
+        return out.reshape((int(n), *self.image_shape_)), (self.classes_[index] if self.has_labels_ else None)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _saved_params(self) -> dict[str, Any]:
+        params = super()._saved_params()
+        if params["classes"] is not None:
+            params["classes"] = np.asarray(list(self.classes)).tolist()
+        return params
+
+    def _image_state(self) -> dict[str, Any]:
+        """The learned state every image model saves, beside its own network's."""
+        return {
+            "privacy": self.ledger_.state_dict(),
+            "epsilon_spent": self.epsilon_spent_, "delta": self.delta_,
+            "n_images": self.n_images_, "image_shape": list(self.image_shape_),
+            "classes": self.classes_.tolist(), "classes_dtype": self.classes_.dtype.str,
+            "class_weights": self.class_weights_.tolist(), "has_labels": self.has_labels_,
+            "noise_plan": self.noise_plan_,
+        }
+
+    def _restore_image_state(self, state: dict[str, Any]) -> None:
+        self.ledger_ = PrivacyLedger.from_state_dict(state["privacy"])
+        self.classes_ = np.asarray(state["classes"], dtype=np.dtype(state["classes_dtype"]))
+        self.class_weights_ = np.asarray(state["class_weights"], dtype=float)
+        self.image_shape_ = tuple(int(v) for v in state["image_shape"])
+        self.epsilon_spent_ = float(state["epsilon_spent"])
+        self.delta_ = float(state["delta"])
+        self.n_images_ = float(state["n_images"])
+        self.has_labels_ = bool(state["has_labels"])
+        self.noise_plan_ = state["noise_plan"]
