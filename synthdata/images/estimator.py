@@ -47,6 +47,7 @@ from ..checkpoint import Checkpointer
 from ..errors import ModelError, PrivacyError
 from ..models.base import fresh_seed
 from ..privacy import (
+    budget_split,
     DEFAULT_DELTA,
     IMAGE,
     DPSGDRequest,
@@ -245,15 +246,7 @@ class ImageGAN(ImageSynthesizer):
         return self
 
     def _split(self) -> dict[str, float]:
-        split = {**DEFAULT_BUDGET_SPLIT, **(self.budget_split or {})}
-        unknown = set(split) - set(DEFAULT_BUDGET_SPLIT)
-        if unknown:
-            raise PrivacyError(f"unknown budget_split part {sorted(unknown)[0]!r}; "
-                               f"parts are {', '.join(DEFAULT_BUDGET_SPLIT)}")
-        if split["labels"] <= 0 or split["embeddings"] <= 0 or split["discriminator"] < 0 or split["audit"] < 0:
-            raise PrivacyError("budget_split needs positive shares for labels and embeddings "
-                               "(and a share >= 0 for the discriminator)")
-        return split
+        return budget_split(self.budget_split, DEFAULT_BUDGET_SPLIT, positive=("labels", "embeddings"))
 
     def _train(self, training: _Training, counts: np.ndarray, progress: Callable[[dict], None] | None,
                checkpoint: Checkpointer | None) -> None:

@@ -46,6 +46,7 @@ from torch.nn import functional as F
 from ..errors import ModelError, PrivacyError
 from ..models.base import fresh_seed
 from ..privacy import (
+    budget_split,
     DEFAULT_DELTA,
     IMAGE,
     DPSGDRequest,
@@ -326,17 +327,7 @@ class ImageVAE(ImageSynthesizer):
         return self
 
     def _split(self) -> dict[str, float]:
-        user = dict(self.budget_split or {})
-        unknown = set(user) - set(DEFAULT_BUDGET_SPLIT)
-        if unknown:
-            raise PrivacyError(f"unknown budget_split part {sorted(unknown)[0]!r}; "
-                               f"parts are {', '.join(DEFAULT_BUDGET_SPLIT)}")
-        split = {**DEFAULT_BUDGET_SPLIT, **user}
-        if any(not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0
-               for v in split.values()):
-            raise PrivacyError("budget_split shares must be finite numbers >= 0")
-        if split["labels"] <= 0 or split["vae"] <= 0:
-            raise PrivacyError("budget_split needs positive shares for labels and vae (templates may be 0)")
+        split = budget_split(self.budget_split, DEFAULT_BUDGET_SPLIT, positive=("labels", "vae"))
         if not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
             raise PrivacyError(f"epochs must be a number > 0 (DP-SGD's passes over the images), got {self.epochs!r}")
         if not (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 1):

@@ -58,6 +58,7 @@ from torch.nn import functional as F
 from ..errors import DataError, PrivacyError, SynthdataWarning
 from ..models.base import Synthesizer, fresh_seed
 from ..privacy import (
+    budget_split,
     DEFAULT_DELTA,
     DPSGDRequest,
     GaussianRequest,
@@ -244,17 +245,7 @@ class InteractionGAN(Synthesizer):
         return self
 
     def _split(self) -> dict[str, float]:
-        split = {**DEFAULT_BUDGET_SPLIT, **(self.budget_split or {})}
-        unknown = set(split) - set(DEFAULT_BUDGET_SPLIT)
-        if unknown:
-            raise PrivacyError(f"unknown budget_split part {sorted(unknown)[0]!r}; parts are "
-                               + ", ".join(DEFAULT_BUDGET_SPLIT))
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0
-               for v in split.values()):
-            raise PrivacyError("budget_split shares must be finite numbers >= 0")
-        if split["activity"] <= 0 or split["catalogue"] <= 0:
-            raise PrivacyError("budget_split needs positive shares for activity and catalogue")
-        return split
+        return budget_split(self.budget_split, DEFAULT_BUDGET_SPLIT, positive=("activity", "catalogue"))
 
     def _measure(self, baskets: Baskets, ledger: PrivacyLedger, users: float, noun: str):
         """Activity histogram, thresholded catalogue, co-occurrence of its top items (DP releases)."""

@@ -37,7 +37,7 @@ from .ledger import (
 )
 from .mechanisms import gaussian_threshold, poisson_sample
 from .noise import NoiseSource
-from .parameters import DEFAULT_DELTA, check_delta_for_units, check_privacy_parameters, default_delta
+from .parameters import DEFAULT_DELTA, budget_split, check_delta_for_units, check_privacy_parameters, default_delta
 from .planning import DPSGDRequest, GaussianRequest, NoisePlan, plan_noise
 from .rdp import RDP_ORDERS
 from .unit import IMAGE, ROW, PrivacyUnit
@@ -52,6 +52,7 @@ __all__ = [
     "MAX_STEPS",
     "RDP_ORDERS",
     "DPSGDRequest",
+    "budget_split",
     "GaussianRequest",
     "NoisePlan",
     "NoiseSource",

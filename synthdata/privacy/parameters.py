@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import PrivacyError
 
-__all__ = ["DEFAULT_DELTA", "check_delta_for_units", "check_privacy_parameters", "default_delta"]
+__all__ = ["DEFAULT_DELTA", "budget_split", "check_delta_for_units", "check_privacy_parameters", "default_delta"]
 
 #: The delta of a release unless the steward sets one. It is fixed in advance, never read
 #: off the data: a delta computed from the number of rows would publish that number, and
@@ -93,6 +93,29 @@ def _json_parameters(parameters: Any, *, where: str, reserved: Iterable[str]) ->
         return json.loads(json.dumps(dict(parameters), allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise PrivacyError(f"{where}: parameters must be JSON-serialisable finite values ({exc})") from None
+
+
+def budget_split(user: Any, defaults: dict[str, float], *, positive: Iterable[str] = ()) -> dict[str, float]:
+    """A model's budget split: ``defaults`` updated with the user's shares, checked.
+
+    Unknown parts, shares that are not finite numbers >= 0, and a zero share for a part
+    named in ``positive`` are refused with one :class:`PrivacyError` line.
+
+    >>> budget_split({"b": 2}, {"a": 1.0, "b": 1.0}, positive=["a"])
+    {'a': 1.0, 'b': 2}
+    """
+    user = dict(user or {})
+    unknown = sorted(set(map(str, user)) - set(defaults))
+    if unknown:
+        raise PrivacyError(f"unknown budget_split part {unknown[0]!r}; parts are {', '.join(defaults)}")
+    split = {**defaults, **user}
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0
+           for v in split.values()):
+        raise PrivacyError("budget_split shares must be finite numbers >= 0")
+    positive = list(positive)
+    if any(split[part] <= 0 for part in positive):
+        raise PrivacyError(f"budget_split needs positive shares for {' and '.join(positive)}")
+    return split
 
 
 def default_delta(n: int) -> float:

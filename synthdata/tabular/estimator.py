@@ -32,6 +32,7 @@ from ..errors import DataError, ModelError, PrivacyError, SynthdataWarning
 from ..ingest import from_frame
 from ..models.base import Synthesizer, fresh_seed
 from ..privacy import (
+    budget_split,
     DEFAULT_DELTA,
     ROW,
     DPSGDRequest,
@@ -360,14 +361,7 @@ class TabularGAN(Synthesizer):
         return train(**inputs)
 
     def _split(self, *, schema_declared: bool, unit_column: bool = False) -> dict[str, float]:
-        split = {**DEFAULT_BUDGET_SPLIT, **(self.budget_split or {})}
-        unknown = set(split) - set(DEFAULT_BUDGET_SPLIT)
-        if unknown:
-            raise PrivacyError(f"unknown budget_split part {sorted(unknown)[0]!r}; "
-                               f"parts are {', '.join(DEFAULT_BUDGET_SPLIT)}")
-        if any(not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0
-               for v in split.values()):
-            raise PrivacyError("budget_split shares must be finite numbers >= 0")
+        split = budget_split(self.budget_split, DEFAULT_BUDGET_SPLIT)
         if split["preprocessing"] <= 0 or (split["marginals"] > 0 and split["selection"] <= 0) or (
                 split["marginals3"] > 0 and split["selection3"] <= 0):
             raise PrivacyError("budget_split needs a positive share for preprocessing, and for selection "
@@ -541,14 +535,24 @@ class TabularGAN(Synthesizer):
 
     # ------------------------------------------------------------------ persistence
 
+    def _network_config(self) -> tuple[str, dict[str, Any]]:
+        """The saved network's key in model.json and its constructor arguments."""
+        return "generator", {"components": self.generator_.components, "noise_dim": self.generator_.noise_dim,
+                             "hidden": self.generator_.net[0].out_features,
+                             "output_dim": self.generator_.net[-1].out_features}
+
+    def _restore_network(self, state: dict[str, Any], tensors: dict[str, Any]) -> torch.nn.Module:
+        g = state["generator"]
+        return Generator(components=g["components"], noise_dim=g["noise_dim"], hidden=g["hidden"],
+                         output_dim=g["output_dim"])
+
     def _saved_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        key, config = self._network_config()
         state = {
             "schema": self.schema_.to_dict(),
             "encoder": self.encoder_.state_dict(),
             "privacy": self.ledger_.state_dict(),
-            "generator": {"components": self.generator_.components, "noise_dim": self.generator_.noise_dim,
-                          "hidden": self.generator_.net[0].out_features,
-                          "output_dim": self.generator_.net[-1].out_features},
+            key: config,
             "training": dataclasses.asdict(self.training_),
             "epsilon_spent": self.epsilon_spent_, "delta": self.delta_,
             "n_rows": self.n_rows_, "columns": self.columns_, "pairs": self.pairs_,
@@ -559,9 +563,7 @@ class TabularGAN(Synthesizer):
         return state, self.generator_.state_dict()
 
     def _restore_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
-        g = state["generator"]
-        generator = Generator(components=g["components"], noise_dim=g["noise_dim"], hidden=g["hidden"],
-                              output_dim=g["output_dim"])
+        generator = self._restore_network(state, tensors)
         generator.load_state_dict(tensors)
         generator.eval()
         self.generator_ = generator
@@ -573,7 +575,7 @@ class TabularGAN(Synthesizer):
         self.delta_ = float(state["delta"])
         self.n_rows_ = float(state["n_rows"])
         self.columns_ = list(state["columns"])
-        self.pairs_ = [tuple(p) for p in state["pairs"]]
+        self.pairs_ = [tuple(p) for p in state.get("pairs", [])]
         self.marginals_ = MeasuredMarginals.from_dict(state["marginals"])
         self.unit_ = self.ledger_.unit
         self.units_ = state.get("units")

@@ -43,7 +43,6 @@ GAN's sampler decodes, so ``sample``, ``sample_chunks``, ``sample_arrow_chunks``
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -55,9 +54,8 @@ from torch.nn import functional as F
 
 from ..checkpoint import Checkpointer
 from ..errors import PrivacyError
-from ..privacy import PrivacyLedger
+from ..privacy import PrivacyLedger, budget_split
 from ..privacy.dpsgd import make_dp_optimizer
-from ..schema import Schema
 from .encoding import TabularEncoder
 from .estimator import DEFAULT_BUDGET_SPLIT as GAN_BUDGET_SPLIT
 from .estimator import TabularGAN
@@ -218,17 +216,7 @@ class TabularVAE(TabularGAN):
 
     def _split(self, *, schema_declared: bool, unit_column: bool = False) -> dict[str, float]:
         """The budget in TabularGAN's terms: DP-SGD's share is the "discriminator" slot, no marginals."""
-        user = dict(self.budget_split or {})
-        unknown = set(user) - set(DEFAULT_BUDGET_SPLIT)
-        if unknown:
-            raise PrivacyError(f"unknown budget_split part {sorted(unknown)[0]!r}; "
-                               f"parts are {', '.join(DEFAULT_BUDGET_SPLIT)}")
-        split = {**DEFAULT_BUDGET_SPLIT, **user}
-        if any(not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0
-               for v in split.values()):
-            raise PrivacyError("budget_split shares must be finite numbers >= 0")
-        if split["preprocessing"] <= 0 or split["vae"] <= 0:
-            raise PrivacyError("budget_split needs positive shares for preprocessing and vae")
+        split = budget_split(self.budget_split, DEFAULT_BUDGET_SPLIT, positive=("preprocessing", "vae"))
         if not schema_declared and split["schema"] <= 0:
             raise PrivacyError("budget_split gives the schema no share, but no schema was declared: declare one "
                                "(it is then public and free) or give 'schema' a share")
@@ -256,41 +244,11 @@ class TabularVAE(TabularGAN):
 
     # ------------------------------------------------------------------ persistence
 
-    def _saved_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        import dataclasses
+    def _network_config(self) -> tuple[str, dict[str, Any]]:
+        return "decoder", self.generator_.config()
 
-        state = {
-            "schema": self.schema_.to_dict(),
-            "encoder": self.encoder_.state_dict(),
-            "privacy": self.ledger_.state_dict(),
-            "decoder": self.generator_.config(),
-            "training": dataclasses.asdict(self.training_),
-            "epsilon_spent": self.epsilon_spent_, "delta": self.delta_,
-            "n_rows": self.n_rows_, "columns": self.columns_,
-            "marginals": self.marginals_.to_dict(),
-            "n_units": self.n_units_,
-            **({"units": self.units_} if getattr(self, "units_", None) is not None else {}),
-        }
-        return state, self.generator_.state_dict()
-
-    def _restore_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
-        decoder = TabularDecoder(**{k: int(v) for k, v in state["decoder"].items()})
-        decoder.load_state_dict(tensors)
-        decoder.eval()
-        self.generator_ = decoder
-        self.schema_ = Schema.from_dict(state["schema"])
-        self.encoder_ = TabularEncoder.from_state_dict(state["encoder"])
-        self.ledger_ = PrivacyLedger.from_state_dict(state["privacy"])
-        self.training_ = TrainingPlan(**state["training"])
-        self.epsilon_spent_ = float(state["epsilon_spent"])
-        self.delta_ = float(state["delta"])
-        self.n_rows_ = float(state["n_rows"])
-        self.columns_ = list(state["columns"])
-        self.pairs_ = []
-        self.marginals_ = MeasuredMarginals.from_dict(state["marginals"])
-        self.unit_ = self.ledger_.unit
-        self.units_ = state.get("units")
-        self.n_units_ = float(state.get("n_units", state["n_rows"]))
+    def _restore_network(self, state: dict[str, Any], tensors: dict[str, Any]) -> torch.nn.Module:
+        return TabularDecoder(**{k: int(v) for k, v in state["decoder"].items()})
 
 
 # --------------------------------------------------------------------------- training
