@@ -21,9 +21,10 @@ booked on :attr:`ImageGAN.ledger_` as its own line:
    L2 sensitivity of the whole (classes x features) release is 1.
 3. **discriminator** (by default; ``budget_split["discriminator"] = 0`` turns it off) — a small conditional
    convolutional discriminator (GroupNorm, no in-place activations) trained with DP-SGD:
-   Poisson-sampled real batches (:func:`~synthdata.privacy.poisson_sample`), per-sample
-   gradients of real and fake images from one vectorised ``torch.func`` pass, clipping
-   and noise by Opacus' ``DPOptimizer``, every step booked by the ledger's step hook.
+   Poisson-sampled real batches (:func:`~synthdata.privacy.poisson_sample`), each real
+   image's exact gradient clipped (book-keeping), the generated images' gradient added
+   unclipped (post-processing), noise by Opacus' DP optimizer, every step booked by the
+   ledger's step hook (:class:`~synthdata.images.releases.DPDiscriminator`).
 
 The generator (a conditional DCGAN-style stack of transposed convolutions) never reads
 a real image: it is trained to match the noisy class-conditional mean embeddings, plus
