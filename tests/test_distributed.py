@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from synthdata.images.estimator import ImageGAN
+from .conftest import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "sample_datasets" / "digits.npz"
@@ -99,6 +100,15 @@ WORKER = textwrap.dedent("""
     result.update(ledger=fitted.ledger_.to_dict(), plan=fitted.noise_plan_, part=parts[0],
                   expected_fakes=discriminators[0].expected, steps_done=discriminators[0].done,
                   generator=digest(fitted.generator_), discriminator=digest(discriminators[0].module))
+    estimator.DPDiscriminator = Spy.__bases__[0]
+
+    # 3. The command a steward runs under torchrun (small networks: the test is about the processes).
+    estimator.ImageGAN.__init__.__kwdefaults__.update(generator_steps=12, features=200)
+    from synthdata.cli import cli
+    cli.main(["release", digits, "--epsilon", "4", "--epochs", "0.5", "--batch-size", "32", "--classes",
+              ",".join(map(str, range(10))), "--out", os.path.join(out, "release"), "--quiet"],
+             standalone_mode=False)
+    result["group_left"] = not dist.is_initialized()
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(result, f)
     stop_cluster()
@@ -130,17 +140,19 @@ def two_processes(tmp_path_factory, digits):
     script = out / "worker.py"
     script.write_text(WORKER, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", "XDG_CONFIG_HOME": str(out / "config")}  # the release's signing key
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
                "--master_port", str(_free_port()), str(script), str(out), json.dumps(SETTINGS), str(digits[0])]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return [json.loads((out / f"rank{rank}.json").read_text(encoding="utf-8")) for rank in (0, 1)]
+    ranks = [json.loads((out / f"rank{rank}.json").read_text(encoding="utf-8")) for rank in (0, 1)]
+    return ranks, out, done.stdout
 
 
 def test_the_distributed_optimizer_adds_the_noise_once_to_the_sum_of_both_processes(two_processes):
-    first, second = (result["optimizer"] for result in two_processes)
-    assert two_processes[0]["backend"] == "gloo" and two_processes[0]["world"] == 2
+    ranks, _, _ = two_processes
+    first, second = (result["optimizer"] for result in ranks)
+    assert ranks[0]["backend"] == "gloo" and ranks[0]["world"] == 2
     assert first["class"] == "SecureDistributedDPOptimizer"
     assert (first["noise_draws"], second["noise_draws"]) == (1, 0)  # one parameter, one step, rank 0 only
     # Clipped per-sample gradients: rank 0 has (3,0,4)->(.6,0,.8) and (.1,.2,.2); rank 1 (6,0,8)->(.6,0,.8) and
@@ -150,14 +162,14 @@ def test_the_distributed_optimizer_adds_the_noise_once_to_the_sum_of_both_proces
         assert result["grad"] == pytest.approx(expected, rel=1e-6)
     assert first["steps_on_ledger"] == second["steps_on_ledger"] == 1
     # A fit not made for several processes (a plain ledger) is refused DP-SGD inside the group.
-    assert two_processes[0]["plain_ledger_refused"] == "PrivacyError"
+    assert ranks[0]["plain_ledger_refused"] == "PrivacyError"
 
 
 def test_two_processes_spend_exactly_the_single_process_epsilon(two_processes, digits):
     _, images, labels = digits
     single = ImageGAN(**SETTINGS).fit(images, labels)
     one = single.ledger_.to_dict()
-    first, second = two_processes
+    first, second = two_processes[0]
     assert first["ledger"] == second["ledger"]
     assert first["plan"] == second["plan"] == json.loads(json.dumps(single.noise_plan_))
     ledger = first["ledger"]
@@ -173,8 +185,35 @@ def test_two_processes_spend_exactly_the_single_process_epsilon(two_processes, d
 
 
 def test_the_processes_sample_disjoint_halves_and_end_with_the_same_weights(two_processes, digits):
-    first, second = two_processes
+    first, second = two_processes[0]
     assert first["part"] + second["part"] == len(digits[1]) and abs(first["part"] - second["part"]) <= 1
     assert first["expected_fakes"] + second["expected_fakes"] >= 2
     assert first["discriminator"] == second["discriminator"]
     assert first["generator"] == second["generator"]
+
+
+def test_torchrun_release_writes_one_verified_release_from_rank_0(two_processes, invoke):
+    ranks, out, stdout = two_processes
+    assert all(rank["group_left"] for rank in ranks)  # the command leaves the group when it is done
+    assert stdout.count("Released ") == 1  # rank 0 reports; rank 1 took part in the fit only
+    releases = sorted(path.name for path in out.iterdir() if path.name.startswith("release"))
+    assert releases == ["release", "release.steward-audit"]
+    entries = json.loads((out / "budget-ledger.json").read_text(encoding="utf-8"))["entries"]
+    assert [(entry["state"], entry["epsilon"]) for entry in entries] == [("released", 4.0)]  # one spend, once
+    public_key = out / "config" / "synthdata" / "signing_key.pub.pem"
+    result = invoke("verify", out / "release", "--public-key", public_key)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "release" / "report.json").read_text(encoding="utf-8"))["predicate"]["privacy"]
+    (sgd,) = [line for line in report["budget"] if line["step"] == "discriminator"]
+    assert sgd["parameters"]["steps"] >= 1 and report["epsilon_spent"] <= 4.0
+
+
+@pytest.mark.parametrize("extra", [[], ["--model", "vae"]])
+def test_torchrun_refuses_tables_and_the_image_vae_in_one_line(invoke, monkeypatch, tmp_path, digits, extra):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; refused before joining any group
+    table = tmp_path / "t.csv"
+    table.write_text("a,b\n1,2\n3,4\n", encoding="utf-8")
+    data = digits[0] if extra else table
+    result = invoke("release", data, "--epsilon", "1", "--out", tmp_path / "out", *extra)
+    assert_one_line_error(result, "torchrun", "image GAN only")
+    assert not (tmp_path / "out").exists() and not torch.distributed.is_initialized()
