@@ -14,11 +14,20 @@ from synthdata import from_frame
 from synthdata.errors import DataError
 from synthdata.interactions.baselines import dp_cooccurrence, dp_popularity
 from synthdata.interactions.data import baskets_from_frame
-from synthdata.interactions.estimator import ACTIVITY_BINS, InteractionGAN, _bin_of, _cap_items, catalogue_counts
+from synthdata.interactions.estimator import (
+    ACTIVITY_BINS,
+    SCORES_STEP,
+    InteractionGAN,
+    _bin_of,
+    _cap_items,
+    catalogue_counts,
+    plan_catalogue,
+    top_item_weights,
+)
 from synthdata.interactions.modality import InteractionModality
 from synthdata.interactions.recommender import ItemKNN, Popularity, evaluate, make_queries, recommender
 from synthdata.models import MODELS, model_class
-from synthdata.privacy import NoiseSource
+from synthdata.privacy import NoiseSource, PrivacyLedger
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -89,6 +98,66 @@ def test_the_catalogue_count_weighs_each_users_items_to_unit_norm_and_counts_onl
     for _ in range(50):
         items, counts = catalogue_counts(sp.csr_matrix(np.ones((1, 9), dtype=np.float32)), 4, rng)
         assert len(items) == 4 and counts == pytest.approx([0.5] * 4)
+
+
+def test_pass_two_puts_each_users_unit_norm_on_their_top_scored_held_items_only():
+    rng = np.random.default_rng(7)
+    dense = (rng.random((40, 25)) < 0.2).astype(np.float32)
+    dense[3] = 0  # a user with no item puts no weight anywhere
+    matrix = sp.csr_matrix(dense)
+    scores = rng.normal(size=25)
+    for top in (1, 3, 8):
+        weights = top_item_weights(matrix, scores, top, rng)
+        norms = np.sqrt(np.asarray(weights.multiply(weights).sum(1)).ravel())
+        held = np.diff(matrix.indptr)
+        assert np.all(norms <= 1 + 1e-12) and np.allclose(norms[held > 0], 1.0) and norms[3] == 0
+        assert (weights.multiply(matrix) != weights).nnz == 0  # weight only on items the user holds
+        for user in range(40):
+            own = matrix.indices[matrix.indptr[user]:matrix.indptr[user + 1]]
+            chosen = weights[user].indices
+            assert len(chosen) == min(top, len(own))
+            assert set(chosen) == set(own[np.argsort(-scores[own])][:top])  # the user's own top-scored items
+
+
+def test_the_catalogue_takes_two_passes_only_when_the_population_is_small_for_the_budget():
+    def planned(users: float):
+        ledger = PrivacyLedger(epsilon=1.0, delta=1e-6, threshold_delta=1e-7)
+        return plan_catalogue(ledger, {"activity": 0.2, "catalogue": 0.8}, users), set(ledger.plan_.sigmas)
+    top, steps = planned(568)
+    assert top == 1 and steps == {"activity", SCORES_STEP, "catalogue"}
+    top, steps = planned(200_000)
+    assert top is None and steps == {"activity", "catalogue"}
+
+
+def test_the_two_pass_catalogue_keeps_its_pass_one_scores_out_of_everything_published(tmp_path, monkeypatch):
+    scores = []
+    spend = PrivacyLedger.noisy
+
+    def watching(self, step, values, **kwargs):
+        noisy = spend(self, step, values, **kwargs)
+        if step == SCORES_STEP:
+            scores.append(np.array(noisy, dtype=float))
+        return noisy
+
+    monkeypatch.setattr(PrivacyLedger, "noisy", watching)
+    frame = shop(users=800, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = InteractionGAN(epsilon=4.0, top_items_per_user=4, **FAST).fit(frame, user="customer_id", item="sku")
+    lines = {line.step: line for line in model.ledger_.spends}
+    assert list(lines)[:4] == ["customer count", "activity", SCORES_STEP, "catalogue"]
+    assert lines[SCORES_STEP].sensitivity == 1.0 and lines["catalogue"].sensitivity == 1.0
+    assert lines[SCORES_STEP].parameters["published"] is False and lines["catalogue"].parameters["items_per_user"] == 4
+    assert len(scores) == 1 and len(scores[0]) == frame["sku"].nunique()  # every held item scored once
+    single = set(frame.groupby("sku")["customer_id"].nunique().loc[lambda s: s == 1].index)
+    assert len(model.catalogue_) >= 10 and not single & set(model.catalogue_)
+    model.save(tmp_path / "model")
+    published = json.dumps([json.loads((tmp_path / "model" / "model.json").read_text()),
+                            model.ledger_.state_dict()])
+    numbers = {float(v) for v in __import__("re").findall(r"-?\d+\.\d+(?:e-?\d+)?", published)}
+    assert numbers and not numbers & set(scores[0].tolist())  # no pass-1 score, not even a released item's
+    assert not any(isinstance(v, np.ndarray) and v.shape == scores[0].shape for v in vars(model).values())
+    assert model.measurements_.top_items == 4 and InteractionGAN.load(tmp_path / "model").measurements_.top_items == 4
 
 
 def test_no_item_held_by_a_single_user_is_ever_released(data, fitted):
@@ -239,7 +308,9 @@ def _published_interactions(frame: pd.DataFrame, tmp_path, keys, tag: str) -> di
 
 @pytest.mark.slow
 def test_no_published_field_of_an_interaction_release_tells_d_from_d_minus_one_user(tmp_path, monkeypatch):
-    """The neighbour harness of ``tests/test_neighbours.py`` with D′ = D minus its heaviest user."""
+    """The neighbour harness of ``tests/test_neighbours.py`` with D′ = D minus its heaviest user, on a shop
+    small enough for the budget that the catalogue takes two passes (the one-pass catalogue is the same
+    mechanism with the internal pass left out)."""
     from synthdata.signing import generate_keypair, load_private_key
 
     from .test_neighbours import _confirmed, _deterministic_differences
@@ -250,9 +321,10 @@ def test_no_published_field_of_an_interaction_release_tells_d_from_d_minus_one_u
                         lambda *args, **kwargs: {"format": "skipped in this test"})
     private, public = generate_keypair(tmp_path / "keys")
     keys = (load_private_key(private), public)
-    frame = shop(users=1500)
+    frame = shop(users=700)
     heavy = frame["customer_id"].value_counts().index[0]  # the user with the most interactions
     runs = [_published_interactions(frame, tmp_path, keys, f"d{i}") for i in range(3)]
+    assert [run.get("report.data.catalogue.passes") for run in runs] == [2, 2, 2], sorted(runs[0])[:40]
     assert [name for name in runs[0] if runs[0][name] != runs[1].get(name)]  # some fields are noisy
     neighbour = frame[frame["customer_id"] != heavy]
 

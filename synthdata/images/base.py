@@ -8,15 +8,18 @@ images in [0, 1] for class indices) and saves its own network beside :meth:`_ima
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import DataError, SynthdataWarning
+from ..checkpoint import Checkpointer
+from ..errors import DataError, ModelError, SynthdataWarning
 from ..models.base import Synthesizer, fresh_seed
-from ..privacy import PrivacyLedger, check_delta_for_units
+from ..privacy import IMAGE, NoiseSource, PrivacyLedger, check_delta_for_units
 
 #: Share of epsilon of the DP image count (pure ε, spent first), and its cap.
 COUNT_SHARE = 0.05
@@ -30,7 +33,8 @@ PIXEL_MAX = 255.0
 SAMPLE_BATCH = 1024
 
 __all__ = ["COUNT_CAP", "COUNT_SHARE", "MIN_COUNT", "PIXEL_MAX", "THRESHOLD_DELTA_SHARE", "ImageSynthesizer",
-           "check_images"]
+           "check_images", "class_index", "input_fingerprint", "load_checkpoint", "refuse_used_checkpoint",
+           "write_first_checkpoint"]
 
 
 def check_images(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -51,6 +55,74 @@ def check_images(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray | Non
     if labels.dtype.kind not in "biuU":
         raise DataError(f"labels must be integers, booleans or strings, got dtype {labels.dtype}")
     return pixels, labels
+
+
+def class_index(labels: np.ndarray | None, classes: np.ndarray, n: int) -> np.ndarray:
+    """Each image's index into the released classes (-1: its class was not released)."""
+    if labels is None:
+        return np.zeros(n, dtype=np.int64)
+    position = {value: i for i, value in enumerate(classes.tolist())}
+    return np.asarray([position.get(value, -1) for value in labels.tolist()], dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- checkpoints
+# An image model's checkpoint directory (synthdata.checkpoint.Checkpointer) holds setup.json,
+# written once after the private releases (a fingerprint of the input, the parameters, the DP
+# count, the plan, the released classes and counts), and training.pt with the training state
+# and the ledger in the same file. Never a seed.
+
+
+def input_fingerprint(images: np.ndarray, labels: Any) -> str:
+    """SHA-256 of the pixels and labels: that a checkpoint is resumed on the same input (kept in the
+    steward's checkpoint directory, never published)."""
+    digest = hashlib.sha256(repr(images.shape).encode() + np.ascontiguousarray(images).tobytes())
+    if labels is not None:
+        digest.update(np.asarray(labels).astype(str).astype("U").tobytes())
+    return digest.hexdigest()
+
+
+def refuse_used_checkpoint(checkpoint: Checkpointer | None) -> None:
+    """A fresh fit never overwrites another fit's checkpoint (whose ledger it would lose)."""
+    if checkpoint is not None and checkpoint.exists():
+        raise ModelError(f"{checkpoint.directory} already holds a checkpoint; resume it (resume=True) "
+                         "or choose another directory")
+
+
+def write_first_checkpoint(checkpoint: Checkpointer, state: dict[str, Any], setup: dict[str, Any]) -> None:
+    """The training state before any step, then the setup (its presence marks a resumable checkpoint)."""
+    try:
+        checkpoint.directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from ..files import os_error_message
+
+        raise ModelError(os_error_message(exc, path=checkpoint.directory, writing=True)) from None
+    checkpoint.save_training(state)
+    checkpoint.save_setup(setup)
+
+
+def load_checkpoint(checkpoint: Checkpointer | None, fingerprint: str, params: dict[str, Any],
+                    noise: NoiseSource) -> tuple[dict[str, Any], dict[str, Any], PrivacyLedger]:
+    """The setup, the training state and the ledger of a checkpoint made from the same input and settings.
+
+    The ledger continues with ``noise`` (drawn afresh: the saved count continues, no noise is replayed)."""
+    if checkpoint is None:
+        raise ModelError("resume needs a checkpoint directory (checkpoint_dir)")
+    setup = checkpoint.load_setup()
+    if setup.get("input") != fingerprint:
+        raise ModelError(f"the checkpoint in {checkpoint.directory} was made from other images; resume with the "
+                         "same input, or start afresh in another directory")
+    if setup.get("params") != params:
+        raise ModelError(f"the checkpoint in {checkpoint.directory} was made with other settings; resume with the "
+                         "same settings")
+    state = checkpoint.load_training()
+    if state is None:
+        raise ModelError(f"the checkpoint in {checkpoint.directory} lacks its training state; remove it and start "
+                         "again")
+    ledger = PrivacyLedger.from_state_dict(json.loads(state["ledger"]))
+    if ledger.unit != IMAGE:
+        raise ModelError(f"the checkpoint in {checkpoint.directory} protects {ledger.unit.description}, not one image")
+    ledger.noise = noise
+    return setup, state, ledger
 
 
 class ImageSynthesizer(Synthesizer):

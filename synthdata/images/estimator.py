@@ -21,9 +21,10 @@ booked on :attr:`ImageGAN.ledger_` as its own line:
    L2 sensitivity of the whole (classes x features) release is 1.
 3. **discriminator** (by default; ``budget_split["discriminator"] = 0`` turns it off) — a small conditional
    convolutional discriminator (GroupNorm, no in-place activations) trained with DP-SGD:
-   Poisson-sampled real batches (:func:`~synthdata.privacy.poisson_sample`), per-sample
-   gradients of real and fake images from one vectorised ``torch.func`` pass, clipping
-   and noise by Opacus' ``DPOptimizer``, every step booked by the ledger's step hook.
+   Poisson-sampled real batches (:func:`~synthdata.privacy.poisson_sample`), each real
+   image's exact gradient clipped (book-keeping), the generated images' gradient added
+   unclipped (post-processing), noise by Opacus' DP optimizer, every step booked by the
+   ledger's step hook (:class:`~synthdata.images.releases.DPDiscriminator`).
 
 The generator (a conditional DCGAN-style stack of transposed convolutions) never reads
 a real image: it is trained to match the noisy class-conditional mean embeddings, plus
@@ -32,7 +33,6 @@ a real image: it is trained to match the noisy class-conditional mean embeddings
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -58,7 +58,16 @@ from ..privacy import (
 )
 from ..privacy.distributed import SharedReleaseLedger
 from ..runtime import resolve_device
-from .base import THRESHOLD_DELTA_SHARE, ImageSynthesizer, check_images
+from .base import (
+    THRESHOLD_DELTA_SHARE,
+    ImageSynthesizer,
+    check_images,
+    class_index as _class_index,
+    input_fingerprint,
+    load_checkpoint,
+    refuse_used_checkpoint,
+    write_first_checkpoint,
+)
 from .distributed import current_cluster
 from .networks import ImageGenerator, fourier_features, fourier_projection
 from .releases import DPDiscriminator, check_domain, release_embeddings, release_labels
@@ -158,10 +167,10 @@ class ImageGAN(ImageSynthesizer):
             cluster.noise_source(self.insecure_noise_seed)
         checkpoint = Checkpointer(checkpoint_dir, every=checkpoint_every) if checkpoint_dir is not None else None
         params = json.loads(json.dumps(self._saved_params()))
-        fingerprint = _fingerprint(images, labels)
+        fingerprint = input_fingerprint(images, labels)
 
         if resume:
-            setup, state, ledger = _load_checkpoint(checkpoint, fingerprint, params, noise)
+            setup, state, ledger = load_checkpoint(checkpoint, fingerprint, params, noise)
             count, sample_rate, batch, d_steps = (setup["count"], setup["sample_rate"], setup["batch"],
                                                   setup["discriminator_steps"])
             noise_multiplier, plan_dict = setup["noise_multiplier"], setup["noise_plan"]
@@ -176,9 +185,7 @@ class ImageGAN(ImageSynthesizer):
             projection = state["projection"].to(device)
             targets = state["targets"].to(device)
         else:
-            if checkpoint is not None and checkpoint.exists():
-                raise ModelError(f"{checkpoint.directory} already holds a checkpoint; resume it (resume=True) "
-                                 "or choose another directory")
+            refuse_used_checkpoint(checkpoint)
             state = None
             ledger = (PrivacyLedger if cluster is None else SharedReleaseLedger)(
                 epsilon=self.epsilon, delta=delta, threshold_delta=threshold_delta, unit=IMAGE, noise=noise)
@@ -230,14 +237,7 @@ class ImageGAN(ImageSynthesizer):
         if state is not None:
             training.restore(state)
         elif checkpoint is not None:  # the releases are saved before any training step
-            try:
-                checkpoint.directory.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                from ..files import os_error_message
-
-                raise ModelError(os_error_message(exc, path=checkpoint.directory, writing=True)) from None
-            checkpoint.save_training(training.state(0))
-            checkpoint.save_setup(setup)
+            write_first_checkpoint(checkpoint, training.state(0), setup)
         self._train(training, counts, progress, checkpoint)
         if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
             raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
@@ -368,42 +368,3 @@ def _plan(ledger: PrivacyLedger, split: dict[str, float], labelled: bool, sample
                  for name in ("labels", "embeddings", "audit") if split[name] > 0 and (labelled or name != "labels")}
     return ledger.plan(gaussians=gaussians, dpsgd=DPSGDRequest(sample_rate=sample_rate, steps=d_steps,
                                                                share=split["discriminator"]) if d_steps else None)
-
-
-def _fingerprint(images: np.ndarray, labels: Any) -> str:
-    """SHA-256 of the pixels and labels: that a checkpoint is resumed on the same input (kept in the
-    steward's checkpoint directory, never published)."""
-    digest = hashlib.sha256(repr(images.shape).encode() + np.ascontiguousarray(images).tobytes())
-    if labels is not None:
-        digest.update(np.asarray(labels).astype(str).astype("U").tobytes())
-    return digest.hexdigest()
-
-
-def _load_checkpoint(checkpoint: Checkpointer | None, fingerprint: str, params: dict[str, Any],
-                     noise: NoiseSource) -> tuple[dict[str, Any], dict[str, Any], PrivacyLedger]:
-    if checkpoint is None:
-        raise ModelError("resume needs a checkpoint directory (checkpoint_dir)")
-    setup = checkpoint.load_setup()
-    if setup.get("input") != fingerprint:
-        raise ModelError(f"the checkpoint in {checkpoint.directory} was made from other images; resume with the "
-                         "same input, or start afresh in another directory")
-    if setup.get("params") != params:
-        raise ModelError(f"the checkpoint in {checkpoint.directory} was made with other settings; resume with the "
-                         "same settings")
-    state = checkpoint.load_training()
-    if state is None:
-        raise ModelError(f"the checkpoint in {checkpoint.directory} lacks its training state; remove it and start "
-                         "again")
-    ledger = PrivacyLedger.from_state_dict(json.loads(state["ledger"]))
-    if ledger.unit != IMAGE:
-        raise ModelError(f"the checkpoint in {checkpoint.directory} protects {ledger.unit.description}, not one image")
-    ledger.noise = noise  # drawn afresh: the saved count continues, no noise is replayed
-    return setup, state, ledger
-
-
-def _class_index(labels: np.ndarray | None, classes: np.ndarray, n: int) -> np.ndarray:
-    """Each image's index into the released classes (-1: its class was not released)."""
-    if labels is None:
-        return np.zeros(n, dtype=np.int64)
-    position = {value: i for i, value in enumerate(classes.tolist())}
-    return np.asarray([position.get(value, -1) for value in labels.tolist()], dtype=np.int64)

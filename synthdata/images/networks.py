@@ -93,6 +93,67 @@ class ImageDiscriminator(nn.Module):
         h = self.features(images)
         return self.out(h).squeeze(1) + (self.embed(labels) * h).sum(1)
 
+    def clipped_backward(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor, *,
+                         max_grad_norm: float) -> torch.Tensor:
+        """Set ``p.grad`` to ``sum_i c_i g_i``: each image's exact gradient of its own binary
+        cross-entropy, clipped to norm ``max_grad_norm`` (``c_i = min(1, C/|g_i|)``); zero for
+        no image. Returns the losses.
+
+        Book-keeping (as :meth:`synthdata.tabular.networks.Discriminator.clipped_backward`):
+        one forward, one backward to the layer outputs only (no weight gradient, nothing
+        through the first convolution's input), then each image's weight gradients from its
+        own activations and output gradients — an unfolded input against the output gradient
+        for a convolution, the normalised input against it for a GroupNorm — so a DP step
+        costs about one plain step plus those per-image products. Exact: equal to a
+        vectorised ``torch.func`` per-sample gradient (``tests/test_images_dp.py``).
+        """
+        conv1, norm1, act1, conv2, norm2, act2, pool, flatten = self.features
+        if not (isinstance(conv1, nn.Conv2d) and isinstance(norm1, nn.GroupNorm) and isinstance(conv2, nn.Conv2d)
+                and isinstance(norm2, nn.GroupNorm) and isinstance(pool, nn.AdaptiveAvgPool2d)):
+            raise TypeError("clipped_backward knows this discriminator's layers only")
+        if images.shape[0] == 0:
+            for p in self.parameters():
+                p.grad = torch.zeros_like(p)
+            return torch.zeros(0, device=images.device)
+        x = images.detach()
+        s1 = conv1(x)
+        hat1 = F.group_norm(s1, norm1.num_groups, eps=norm1.eps)
+        n1 = hat1 * norm1.weight[:, None, None] + norm1.bias[:, None, None]
+        h1 = F.leaky_relu(n1, act1.negative_slope)
+        s2 = conv2(h1)
+        hat2 = F.group_norm(s2, norm2.num_groups, eps=norm2.eps)
+        n2 = hat2 * norm2.weight[:, None, None] + norm2.bias[:, None, None]
+        h = F.leaky_relu(n2, act2.negative_slope).mean((2, 3))
+        e = self.embed(labels)
+        logits = self.out(h).squeeze(1) + (e * h).sum(1)
+        losses = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        g_s1, g_n1, g_s2, g_n2, g_logit = torch.autograd.grad(losses.sum(), [s1, n1, s2, n2, logits])
+        h, e, hat1, hat2, h1 = h.detach(), e.detach(), hat1.detach(), hat2.detach(), h1.detach()
+        b = x.shape[0]
+
+        def conv_weight(layer: nn.Conv2d, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+            unfolded = F.unfold(inputs, layer.kernel_size, dilation=layer.dilation, padding=layer.padding,
+                                stride=layer.stride)  # b x (C k k) x L
+            return torch.bmm(grad.flatten(2), unfolded.transpose(1, 2)).view(b, *layer.weight.shape)
+
+        samples = {  # each image's gradient of each parameter (the embedding's: its own row only)
+            conv1.weight: conv_weight(conv1, x, g_s1), conv1.bias: g_s1.sum((2, 3)),
+            norm1.weight: (g_n1 * hat1).sum((2, 3)), norm1.bias: g_n1.sum((2, 3)),
+            conv2.weight: conv_weight(conv2, h1, g_s2), conv2.bias: g_s2.sum((2, 3)),
+            norm2.weight: (g_n2 * hat2).sum((2, 3)), norm2.bias: g_n2.sum((2, 3)),
+            self.out.weight: (g_logit[:, None] * h)[:, None, :], self.out.bias: g_logit[:, None],
+        }
+        embed_rows = g_logit[:, None] * h  # image i's gradient of embed.weight: this, in row labels[i]
+        if len(samples) + 1 != len(list(self.parameters())):
+            raise TypeError("clipped_backward does not cover every parameter of this discriminator")
+        norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1)
+                             for g in [embed_rows, *samples.values()]], dim=1)
+        coef = (max_grad_norm / (torch.linalg.vector_norm(norms, dim=1) + 1e-6)).clamp(max=1.0)
+        for p, g in samples.items():
+            p.grad = torch.einsum("i,i...->...", coef, g)
+        self.embed.weight.grad = torch.zeros_like(self.embed.weight).index_add_(0, labels, coef[:, None] * embed_rows)
+        return losses.detach()
+
 
 def per_sample_gradients(module: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                          targets: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -7,14 +7,14 @@
 2. **mean embeddings** (:func:`release_embeddings`) — DP-MERF (Harder et al. 2021):
    per-class sums of norm-1 random Fourier features, with Gaussian noise added once.
 3. **discriminator** (:class:`DPDiscriminator`) — a conditional conv discriminator
-   trained with DP-SGD: Poisson-sampled real batches, per-sample gradients from Opacus'
-   grad-sample hooks (the fastest exact way measured on CPU, ``benchmarks/dp_overhead.py
-   --model conv``), clipping and noise by Opacus' DP optimizer, every step on the ledger.
+   trained with DP-SGD: Poisson-sampled real batches, each real image's exact gradient
+   (book-keeping, ``ImageDiscriminator.clipped_backward``) clipped and summed, noise by
+   Opacus' DP optimizer, every step on the ledger. The generated images' gradient needs no
+   clipping or noise (post-processing, see :class:`DPDiscriminator`).
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -95,32 +95,46 @@ def release_embeddings(real: torch.Tensor, labels: torch.Tensor, classes: int, p
 
 
 class DPDiscriminator:
-    """The DP-SGD discriminator: Poisson batches, per-sample clipping, Opacus noise, ledger hook.
+    """The DP-SGD discriminator: Poisson batches, per-sample clipping of the real images, noise, ledger hook.
 
-    ``module`` is the network itself (what the generator's adversarial loss reads, with the
-    grad-sample hooks off); its :class:`~opacus.GradSampleModule` wrapper records each
-    sample's gradient of its own loss (``loss_reduction="sum"``) in the discriminator's own
-    step only, for the DP optimizer to clip, sum and noise.
+    Only the real images are private. Each step's update direction is
+
+        ( sum_i clip_C(g_i(real_i)) + N(0, (sigma C)^2 I) + sum_j g_j(fake_j) ) / (2 B)
+
+    with B the expected real batch (as many generated images are drawn). The generated
+    images' gradient depends only on the generator and discriminator (both already DP
+    outputs) and fresh randomness: adding it is post-processing of the Gaussian mechanism
+    on the clipped real sum, whose L2 sensitivity is still C (one image in or out of the
+    Poisson batch), so it is neither clipped nor noised (as in DP-GAN, GS-WGAN and "DP-GAN
+    revisited"). The accounting is DP-SGD's with the real sampling rate q, multiplier sigma
+    and the planned steps, unchanged.
+
+    Each real image's exact gradient comes from
+    :meth:`~synthdata.images.networks.ImageDiscriminator.clipped_backward` (book-keeping:
+    one forward, one backward to the layer outputs, per-image weight gradients from
+    activations and output gradients), which sets ``p.grad`` to the clipped real sum; one
+    plain backward of the generated half adds its gradient; Opacus' DP optimizer
+    (``clipped_before``) adds the noise, divides by 2B and books the step.
+    ``benchmarks/dp_overhead.py --model conv`` times it against a plain step and Opacus'
+    own ways.
     """
 
     def __init__(self, *, classes: int, channels: int, real: torch.Tensor, real_labels: torch.Tensor,
                  sample_rate: float, expected: int, steps: int, noise_multiplier: float, max_grad_norm: float,
                  ledger: PrivacyLedger, device: torch.device) -> None:
-        from opacus import GradSampleModule
-
         self.module = ImageDiscriminator(classes=classes, channels=channels).to(device)
-        self.sampled = GradSampleModule(self.module, batch_first=True, loss_reduction="sum")
-        self.sampled.disable_hooks()
         self.real, self.real_labels = real, real_labels
         self.sample_rate, self.steps, self.done = sample_rate, steps, 0
         self.classes = classes
         self.expected = expected
+        self.max_grad_norm = max_grad_norm
         self.optimizer = make_dp_optimizer(
             torch.optim.Adam(self.module.parameters(), lr=2e-3, betas=(0.5, 0.9)), ledger=ledger,
             step="discriminator", noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
-            sample_rate=sample_rate, expected_batch_size=2 * expected,
+            sample_rate=sample_rate, expected_batch_size=2 * expected, clipped_before=True,
             parameters={"batch_size_expected": expected,
-                        "clipping": "exact per-sample (Opacus grad-sample hooks), real and fake"})
+                        "clipping": "exact per-sample of the real images (book-keeping); "
+                                    "generated images' gradient unclipped (post-processing)"})
         self.sampler = ledger.noise
         self.device = device
 
@@ -132,19 +146,14 @@ class DPDiscriminator:
         fake_labels = torch.randint(self.classes, (self.expected,), device=self.device)
         with torch.no_grad():
             fake = generator(torch.randn(self.expected, generator.noise_dim, device=self.device), fake_labels)
-        images = torch.cat([self.real[chosen], fake])
-        labels = torch.cat([self.real_labels[chosen], fake_labels])
-        targets = torch.cat([torch.ones(len(chosen), device=self.device), torch.zeros(self.expected, device=self.device)])
         self.optimizer.zero_grad(set_to_none=True)
-        self.sampled.enable_hooks()
-        try:
-            with warnings.catch_warnings():
-                # The images need no gradient; torch says so of the first layer's hook.
-                warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                losses = F.binary_cross_entropy_with_logits(self.sampled(images, labels), targets, reduction="none")
-                losses.sum().backward()
-        finally:
-            self.sampled.disable_hooks()
-        self.optimizer.step()
+        real_losses = self.module.clipped_backward(
+            self.real[chosen], self.real_labels[chosen], torch.ones(len(chosen), device=self.device),
+            max_grad_norm=self.max_grad_norm)
+        # The generated half: one plain backward, added to the clipped real sum.
+        fake_losses = F.binary_cross_entropy_with_logits(
+            self.module(fake, fake_labels), torch.zeros(self.expected, device=self.device), reduction="none")
+        fake_losses.sum().backward(inputs=list(self.module.parameters()))
+        self.optimizer.step()  # + N(0, (sigma C)^2), / 2B, booked on the ledger
         self.done += 1
-        return float(losses.detach().mean())
+        return float(torch.cat([real_losses, fake_losses.detach()]).mean())

@@ -33,7 +33,9 @@ post-processing).
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..checkpoint import Checkpointer
 from ..errors import ModelError, PrivacyError
 from ..models.base import fresh_seed
 from ..privacy import (
@@ -57,7 +60,16 @@ from ..privacy import (
 )
 from ..privacy.dpsgd import make_dp_optimizer
 from ..runtime import resolve_device
-from .base import THRESHOLD_DELTA_SHARE, ImageSynthesizer, check_images
+from .base import (
+    THRESHOLD_DELTA_SHARE,
+    ImageSynthesizer,
+    check_images,
+    class_index,
+    input_fingerprint,
+    load_checkpoint,
+    refuse_used_checkpoint,
+    write_first_checkpoint,
+)
 from .releases import check_domain, release_labels
 
 __all__ = ["ImageDecoder", "ImageVAE", "ImageVAENetwork"]
@@ -219,6 +231,11 @@ class ImageVAE(ImageSynthesizer):
         template_norm: each image is scaled down to at most this L2 norm, relative to
             sqrt(pixels) (pixels are in [0, 1]), before the DP class means that start the
             decoder's templates; the norm is those means' sensitivity.
+        train_templates: whether DP-SGD trains the templates further (False: they stay the DP
+            class means, and DP-SGD's clipped gradient is spent on the rest).
+        average: decay of an exponential moving average of the decoder's weights over the
+            DP-SGD steps, which is the decoder sampled from (0: the last step's weights). The
+            average is a function of the noisy steps: post-processing, free.
         temperature: scale of the prior's standard deviation when sampling (post-processing).
         max_grad_norm: per-sample clipping norm.
         learning_rate: of Adam on the noisy gradients.
@@ -236,7 +253,8 @@ class ImageVAE(ImageSynthesizer):
     def __init__(self, *, epsilon: float, delta: float | None = None, epochs: float = 40.0,
                  batch_size: int = 1000, latent_dim: int = 8, base: int = 16, decoder: str = "conv",
                  hidden: int = 128, kl_weight: float = 1.0, kl_warmup: float = 0.5,
-                 template_norm: float = 0.4, temperature: float = 1.0, max_grad_norm: float = 1.0, learning_rate: float = 3e-3,
+                 template_norm: float = 0.4, train_templates: bool = True, average: float = 0.0,
+                 temperature: float = 1.0, max_grad_norm: float = 1.0, learning_rate: float = 3e-3,
                  budget_split: dict[str, float] | None = None, classes: Any = None, seed: int | None = None,
                  device: str = "auto", insecure_noise_seed: int | None = None) -> None:
         self.epsilon = epsilon
@@ -250,6 +268,8 @@ class ImageVAE(ImageSynthesizer):
         self.kl_weight = kl_weight
         self.kl_warmup = kl_warmup
         self.template_norm = template_norm
+        self.train_templates = train_templates
+        self.average = average
         self.temperature = temperature
         self.max_grad_norm = max_grad_norm
         self.learning_rate = learning_rate
@@ -262,8 +282,16 @@ class ImageVAE(ImageSynthesizer):
     # ------------------------------------------------------------------ fit
 
     def fit(self, images: np.ndarray, labels: np.ndarray | None = None, *,
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, checkpoint_every: int = 20,
             progress: Callable[[dict], None] | None = None) -> ImageVAE:
-        """Learn from ``images`` (uint8) and optional ``labels``; ``progress`` gets a dict every few steps."""
+        """Learn from ``images`` (uint8) and optional ``labels``; ``progress`` gets a dict every few steps.
+
+        With ``checkpoint_dir``, the fit saves its state there every ``checkpoint_every`` DP-SGD
+        steps (the ledger in the same file as the training state); ``resume=True`` continues a
+        killed fit from it: the private releases (count, labels, templates) are reused, never
+        repeated, and the DP-SGD count continues — as :meth:`ImageGAN.fit
+        <synthdata.images.estimator.ImageGAN.fit>`.
+        """
         pixels, label_array = check_images(images, labels)
         domain = check_domain(self.classes, label_array)
         n = pixels.shape[0]
@@ -274,45 +302,68 @@ class ImageVAE(ImageSynthesizer):
         seed = self.seed if self.seed is not None else fresh_seed() % 2**31
         torch.manual_seed(seed)
         threshold_delta = delta * THRESHOLD_DELTA_SHARE if label_array is not None and domain is None else 0.0
-        ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=threshold_delta,
-                               unit=IMAGE, noise=NoiseSource(seed=self.insecure_noise_seed))
+        noise = NoiseSource(seed=self.insecure_noise_seed)
+        checkpoint = Checkpointer(checkpoint_dir, every=checkpoint_every) if checkpoint_dir is not None else None
+        if checkpoint is not None and not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
+            raise ModelError(f"checkpoint_every must be a whole number >= 1, got {checkpoint_every!r}")
+        params = json.loads(json.dumps(self._saved_params()))
+        fingerprint = input_fingerprint(images, labels)
 
-        # (0) how many images: a DP count, from which batches and steps are planned.
-        count = self._dp_image_count(ledger, n, delta)
-        batch = min(int(self.batch_size), max(1, count // 2))
-        sample_rate = batch / count
-        steps = int(math.ceil(self.epochs * count / batch))
-        gaussians = {name: GaussianRequest(sensitivity=1.0, share=split[name])
-                     for name in ("labels", "templates", "audit") if split[name] > 0}
-        if label_array is None:
-            gaussians.pop("labels", None)
-        plan = ledger.plan(gaussians=gaussians, dpsgd=DPSGDRequest(sample_rate=sample_rate, steps=steps,
-                                                                   share=split["vae"]))
-
-        # (1) label frequencies: which classes exist, how often.
-        classes, class_index, counts = release_labels(label_array, domain, count, ledger=ledger,
-                                                      threshold_delta=threshold_delta, n=n)
-        keep = class_index >= 0
+        if resume:
+            setup, state, ledger = load_checkpoint(checkpoint, fingerprint, params, noise)
+            count, batch, sample_rate, steps = setup["count"], setup["batch"], setup["sample_rate"], setup["steps"]
+            plan_dict = setup["noise_plan"]
+            # The same requests on the same pure spends give the same plan (for later steps, such as "audit").
+            replanned = _plan(ledger, split, label_array is not None, sample_rate, steps).to_dict()
+            if json.loads(json.dumps(replanned)) != plan_dict:
+                raise ModelError(f"the checkpoint in {checkpoint_dir} does not match its own noise plan; remove it "
+                                 "and start again")
+            classes = np.asarray(setup["classes"], dtype=np.dtype(setup["classes_dtype"]))
+            counts = np.asarray(setup["counts"], dtype=float)
+            index = class_index(label_array, classes, n)
+        else:
+            refuse_used_checkpoint(checkpoint)
+            state = None
+            ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=threshold_delta,
+                                   unit=IMAGE, noise=noise)
+            # (0) how many images: a DP count, from which batches and steps are planned.
+            count = self._dp_image_count(ledger, n, delta)
+            batch = min(int(self.batch_size), max(1, count // 2))
+            sample_rate = batch / count
+            steps = int(math.ceil(self.epochs * count / batch))
+            plan_dict = _plan(ledger, split, label_array is not None, sample_rate, steps).to_dict()
+            # (1) label frequencies: which classes exist, how often.
+            classes, index, counts = release_labels(label_array, domain, count, ledger=ledger,
+                                                    threshold_delta=threshold_delta, n=n)
+            setup = {"input": fingerprint, "params": params, "count": count, "batch": batch,
+                     "sample_rate": sample_rate, "steps": steps, "noise_plan": plan_dict,
+                     "classes": classes.tolist(), "classes_dtype": classes.dtype.str, "counts": counts.tolist()}
+        keep = index >= 0  # images of classes not released take part in nothing later
         real = torch.as_tensor(pixels[keep], dtype=torch.float32, device=device)
-        real_labels = torch.as_tensor(class_index[keep], dtype=torch.long, device=device)
+        real_labels = torch.as_tensor(index[keep], dtype=torch.long, device=device)
 
         # (2) the conditional VAE, DP-SGD.
         _, channels, height, width = pixels.shape
         network = ImageVAENetwork(classes=len(classes), height=height, width=width, channels=channels,
                                   latent_dim=int(self.latent_dim), base=int(self.base), decoder=self.decoder,
                                   hidden=int(self.hidden)).to(device)
-        if split["templates"] > 0:  # (2a) the decoder starts from DP class means
+        if state is None and split["templates"] > 0:  # (2a) the decoder starts from DP class means
             means = release_class_means(real, real_labels, counts, norm=self.template_norm, ledger=ledger)
             with torch.no_grad():
                 logits = torch.logit(means.clamp(0.02, 0.98))
                 network.decoder.template.weight.copy_(logits.flatten(1).t())
                 network.decoder.template.bias.zero_()
-        self._train(network, real, real_labels, len(classes), ledger, plan.noise_multiplier, sample_rate, batch,
-                    steps, device, progress)
+        training = _Training(self, network, ledger, plan_dict["noise_multiplier"], sample_rate, batch, steps,
+                             device)
+        if state is not None:
+            training.restore(state)
+        elif checkpoint is not None:  # the releases are saved before any training step
+            write_first_checkpoint(checkpoint, training.state(0), setup)
+        training.run(real, real_labels, progress, checkpoint)
         if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
             raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
 
-        self.generator_ = network.decoder.to("cpu").eval()
+        self.generator_ = training.final_decoder().to("cpu").eval()
         self.classes_ = classes
         self.class_weights_ = counts / counts.sum()
         self.has_labels_ = label_array is not None
@@ -322,7 +373,7 @@ class ImageVAE(ImageSynthesizer):
         self.epsilon_spent_ = ledger.epsilon_spent
         self.delta_ = delta
         self.seed_ = seed
-        self.noise_plan_ = plan.to_dict()
+        self.noise_plan_ = plan_dict
         self.fitted_ = True
         return self
 
@@ -332,50 +383,10 @@ class ImageVAE(ImageSynthesizer):
             raise PrivacyError(f"epochs must be a number > 0 (DP-SGD's passes over the images), got {self.epochs!r}")
         if not (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 1):
             raise ModelError(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
+        if not (isinstance(self.average, (int, float)) and 0 <= self.average < 1):
+            raise ModelError(f"average must be a number in [0, 1) (the decay of the decoder's weight average), "
+                             f"got {self.average!r}")
         return split
-
-    def _train(self, network: ImageVAENetwork, real: torch.Tensor, real_labels: torch.Tensor, classes: int,
-               ledger: PrivacyLedger, noise_multiplier: float, sample_rate: float, batch: int, steps: int,
-               device: torch.device, progress: Callable[[dict], None] | None) -> None:
-        from opacus import GradSampleModule
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*full_backward_hook.*")
-            module = GradSampleModule(network, loss_reduction="mean")
-        optimizer = make_dp_optimizer(
-            torch.optim.Adam(network.parameters(), lr=self.learning_rate), ledger=ledger, step=VAE_STEP,
-            noise_multiplier=noise_multiplier, max_grad_norm=self.max_grad_norm, sample_rate=sample_rate,
-            expected_batch_size=batch,
-            parameters={"batch_size_expected": batch, "clipping": "per-sample (Opacus GradSampleModule)",
-                        "network": "class-conditional VAE encoder and decoder", "kl_weight": self.kl_weight,
-                        "kl_warmup": self.kl_warmup})
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer.original_optimizer, T_max=max(steps, 1))
-        module.train()
-        loss_value = float("nan")
-        for step in range(steps):
-            chosen = torch.as_tensor(ledger.noise.poisson_sample(real.shape[0], sample_rate), dtype=torch.long,
-                                     device=device)
-            optimizer.zero_grad(set_to_none=True)
-            if chosen.numel():
-                x = real[chosen]
-                onehot = F.one_hot(real_labels[chosen], classes).float()
-                eps = torch.randn(x.shape[0], network.decoder.latent_dim, device=device)
-                logits, mu, logvar = module(x, onehot, eps)
-                warmup = float(self.kl_warmup) * steps
-                beta = self.kl_weight * min(1.0, (step + 1) / warmup) if warmup > 0 else self.kl_weight
-                losses = per_image_loss(logits, x, mu, logvar, beta)
-                with warnings.catch_warnings():  # torch notes that the images need no gradient
-                    warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                    losses.mean().backward()
-                loss_value = float(losses.detach().mean())
-            else:  # an empty Poisson batch still takes its noise-only step, as the accountant assumes
-                for p in network.parameters():
-                    p.grad_sample = torch.zeros((0, *p.shape), device=device)
-            optimizer.step()
-            schedule.step()
-            if progress is not None and (step % 10 == 0 or step == steps - 1):
-                progress({"step": step + 1, "total": steps, "loss": loss_value, "epoch": (step + 1) * sample_rate,
-                          "epsilon": ledger.epsilon_spent})
 
     # ------------------------------------------------------------------ sample
 
@@ -395,3 +406,115 @@ class ImageVAE(ImageSynthesizer):
         decoder.eval()
         self.generator_ = decoder
         self._restore_image_state(state)
+
+
+# --------------------------------------------------------------------------- training state
+
+
+def _plan(ledger: PrivacyLedger, split: dict[str, float], labelled: bool, sample_rate: float, steps: int):
+    """The RDP plan of the Gaussian releases and DP-SGD (step names = ledger lines)."""
+    gaussians = {name: GaussianRequest(sensitivity=1.0, share=split[name])
+                 for name in ("labels", "templates", "audit") if split[name] > 0 and (labelled or name != "labels")}
+    return ledger.plan(gaussians=gaussians, dpsgd=DPSGDRequest(sample_rate=sample_rate, steps=steps,
+                                                               share=split["vae"]))
+
+
+class _Training:
+    """DP-SGD of the encoder and decoder: the optimiser, the schedule, the decoder's weight average,
+    and what a checkpoint holds (the ledger in the same file, never a seed)."""
+
+    def __init__(self, model: ImageVAE, network: ImageVAENetwork, ledger: PrivacyLedger, noise_multiplier: float,
+                 sample_rate: float, batch: int, steps: int, device: torch.device) -> None:
+        from opacus import GradSampleModule
+
+        self.model, self.network, self.ledger, self.device = model, network, ledger, device
+        self.sample_rate, self.steps, self.start = sample_rate, steps, 0
+        if not model.train_templates:
+            network.decoder.template.requires_grad_(False)
+        self.trained = [p for p in network.parameters() if p.requires_grad]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*full_backward_hook.*")
+            self.module = GradSampleModule(network, loss_reduction="mean")
+        self.optimizer = make_dp_optimizer(
+            torch.optim.Adam(self.trained, lr=model.learning_rate), ledger=ledger, step=VAE_STEP,
+            noise_multiplier=noise_multiplier, max_grad_norm=model.max_grad_norm, sample_rate=sample_rate,
+            expected_batch_size=batch,
+            parameters={"batch_size_expected": batch, "clipping": "per-sample (Opacus GradSampleModule)",
+                        "network": "class-conditional VAE encoder and decoder", "kl_weight": model.kl_weight,
+                        "kl_warmup": model.kl_warmup})
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer.original_optimizer,
+                                                                   T_max=max(steps, 1))
+        self.decay = float(model.average)
+        self.averaged = ({k: v.detach().clone() for k, v in network.decoder.state_dict().items()}
+                         if self.decay > 0 else None)
+
+    def run(self, real: torch.Tensor, real_labels: torch.Tensor, progress: Callable[[dict], None] | None,
+            checkpoint: Checkpointer | None) -> None:
+        model, network, ledger, device = self.model, self.network, self.ledger, self.device
+        classes, steps = network.decoder.classes, self.steps
+        warmup = float(model.kl_warmup) * steps
+        self.module.train()
+        loss_value = float("nan")
+        for step in range(self.start, steps):
+            if checkpoint is not None and step > self.start and step % checkpoint.every == 0:
+                checkpoint.save_training(self.state(step))
+            chosen = torch.as_tensor(ledger.noise.poisson_sample(real.shape[0], self.sample_rate), dtype=torch.long,
+                                     device=device)
+            self.optimizer.zero_grad(set_to_none=True)
+            if chosen.numel():
+                x = real[chosen]
+                onehot = F.one_hot(real_labels[chosen], classes).float()
+                eps = torch.randn(x.shape[0], network.decoder.latent_dim, device=device)
+                logits, mu, logvar = self.module(x, onehot, eps)
+                beta = model.kl_weight * min(1.0, (step + 1) / warmup) if warmup > 0 else model.kl_weight
+                losses = per_image_loss(logits, x, mu, logvar, beta)
+                with warnings.catch_warnings():  # torch notes that the images need no gradient
+                    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                    losses.mean().backward()
+                loss_value = float(losses.detach().mean())
+            else:  # an empty Poisson batch still takes its noise-only step, as the accountant assumes
+                for p in self.trained:
+                    p.grad_sample = torch.zeros((0, *p.shape), device=device)
+            self.optimizer.step()
+            self.schedule.step()
+            if self.averaged is not None:
+                with torch.no_grad():
+                    for key, value in network.decoder.state_dict().items():
+                        self.averaged[key].mul_(self.decay).add_(value, alpha=1.0 - self.decay)
+            if progress is not None and (step % 10 == 0 or step == steps - 1):
+                progress({"step": step + 1, "total": steps, "loss": loss_value, "epoch": (step + 1) * self.sample_rate,
+                          "epsilon": ledger.epsilon_spent})
+        if checkpoint is not None and self.start < steps:
+            # The finished state too: resuming a finished fit gives the same decoder, never a second one.
+            checkpoint.save_training(self.state(steps))
+
+    def final_decoder(self) -> ImageDecoder:
+        """The decoder sampled from: the last step's weights, or their running average."""
+        decoder = self.network.decoder
+        if self.averaged is not None:
+            with torch.no_grad():
+                decoder.load_state_dict(self.averaged)
+        return decoder
+
+    def state(self, step: int) -> dict[str, Any]:
+        """Everything a resumed fit continues from, after ``step`` steps; the ledger in the same file, so
+        the count saved always matches the training saved."""
+        return {
+            "step": step, "network": self.network.state_dict(),
+            "optimizer": self.optimizer.original_optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+            "rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
+            **({"averaged": self.averaged} if self.averaged is not None else {}),
+            "ledger": json.dumps(self.ledger.state_dict()),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.optimizer.original_optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        if self.averaged is not None:
+            self.averaged = {k: v.to(self.device) for k, v in state["averaged"].items()}
+        self.start = int(state["step"])

@@ -1,8 +1,11 @@
 """Simple private baselines a synthetic interaction release must beat.
 
-* :func:`dp_popularity` — the whole budget on one thresholded histogram of items (each user
-  counting at most ``k`` items, weighted to unit L2 norm: the release's own catalogue
-  mechanism): recommend the most popular released items.
+* :func:`dp_popularity` — the whole budget on one thresholded histogram of items, selected
+  by the release's own catalogue mechanism (:func:`~synthdata.interactions.estimator.select_catalogue`:
+  each user counting at most ``k`` items weighted to unit L2 norm, in two passes — internal
+  scores, then each user's weight on their top-scored items — when the population is small
+  for the budget): recommend the most popular released items. The same selection as the
+  release, so the baseline is the best simple private method we have, not a weaker one.
 * :func:`dp_cooccurrence` — a thresholded item histogram and, among its top items, the
   weighted pair counts (each user's pairs scaled to unit L2 norm): recommend by the sum of
   the noisy co-occurrence with the user's items, popularity breaking ties.
@@ -19,9 +22,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError
-from ..privacy import GaussianRequest, NoiseSource, PrivacyLedger
+from ..privacy import NoiseSource, PrivacyLedger
 from .data import Baskets
-from .estimator import MAX_PAIR_ITEMS, THRESHOLD_DELTA_SHARE, catalogue_counts, catalogue_threshold
+from .estimator import MAX_PAIR_ITEMS, THRESHOLD_DELTA_SHARE, plan_catalogue, select_catalogue
 
 __all__ = ["CooccurrenceRecommender", "dp_cooccurrence", "dp_popularity"]
 
@@ -31,23 +34,25 @@ def _ledger(epsilon: float, delta: float, seed: int | None) -> PrivacyLedger:
                          noise=NoiseSource(seed=seed))
 
 
-def _catalogue(baskets: Baskets, ledger: PrivacyLedger, cap: int) -> tuple[np.ndarray, np.ndarray]:
+def _catalogue(baskets: Baskets, ledger: PrivacyLedger, cap: int, top: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(positions of the released items in ``baskets.items``, most popular first; their noisy counts)."""
-    counted, counts = catalogue_counts(baskets.matrix, cap, ledger.noise.generator())
-    threshold = catalogue_threshold(ledger.planned_multiplier("catalogue"), ledger.threshold_delta, cap)
-    noisy = np.asarray(ledger.noisy("catalogue", counts, sensitivity=1.0, extra_delta=ledger.threshold_delta),
-                       dtype=float)
-    released = np.flatnonzero(noisy > threshold)
-    order = released[np.argsort(-noisy[released], kind="stable")]
-    return counted[order], noisy[order]
+    if top is not None:
+        top = min(top, cap)
+    order, counts, _ = select_catalogue(baskets.matrix, ledger, cap, top)
+    return order, counts
+
+
+def _users(baskets: Baskets, ledger: PrivacyLedger) -> float:
+    """The DP user count that plans the catalogue (discrete Laplace, a small pure-epsilon part)."""
+    return float(ledger.noisy_count("user count", len(baskets), epsilon=min(0.05 * ledger.epsilon, 0.1)))
 
 
 def dp_popularity(baskets: Baskets, *, epsilon: float, delta: float = 1e-6, cap: int = 64,
                   seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(released items, their noisy counts), most popular first; the whole budget on the histogram."""
     ledger = _ledger(epsilon, delta, seed)
-    ledger.plan(gaussians={"catalogue": GaussianRequest(sensitivity=1.0, share=1.0)})
-    order, counts = _catalogue(baskets, ledger, cap)
+    top = plan_catalogue(ledger, {"catalogue": 1.0}, _users(baskets, ledger))
+    order, counts = _catalogue(baskets, ledger, cap, top)
     return baskets.items[order], counts
 
 
@@ -73,9 +78,8 @@ def dp_cooccurrence(baskets: Baskets, *, epsilon: float, delta: float = 1e-6, ca
                     seed: int | None = None) -> tuple[np.ndarray, CooccurrenceRecommender]:
     """(released items, a recommender from their noisy popularity and co-occurrence): half the budget each."""
     ledger = _ledger(epsilon, delta, seed)
-    ledger.plan(gaussians={"catalogue": GaussianRequest(sensitivity=1.0, share=0.5),
-                           "cooccurrence": GaussianRequest(sensitivity=1.0, share=0.5)})
-    order, counts = _catalogue(baskets, ledger, cap)
+    top = plan_catalogue(ledger, {"catalogue": 0.5, "cooccurrence": 0.5}, _users(baskets, ledger))
+    order, counts = _catalogue(baskets, ledger, cap, top)
     if len(order) < 2:
         raise DataError("no item survives the catalogue threshold at this budget")
     top = min(len(order), MAX_PAIR_ITEMS)

@@ -21,6 +21,23 @@ DP statistics (after a DP count of users, which plans the rest):
    items a user counted are candidates, and only those whose noisy count clears a Gaussian
    threshold are released (:func:`~synthdata.privacy.gaussian_threshold`, failure
    probability booked as δ): an item held by one user appears with probability < δ.
+
+   When few users share the budget (small ε or a small population) the catalogue is
+   **frequency-informed, in two passes** (cf. Carvalho et al. 2022, "Incorporating item
+   frequency for differentially private set union"): pass 1 (ledger step
+   ``"catalogue scores"``) is the weighted count above with Gaussian noise, kept inside
+   :func:`select_catalogue` and never published; in pass 2 (step ``"catalogue"``) each
+   user puts their whole unit L2 norm on only their ``k'`` items with the highest pass-1
+   scores (``1/√k'`` each), so the weight concentrates on items many users hold, and
+   the same Gaussian threshold selects the released items. Privacy: pass 1 is
+   equivalent to a Gaussian mechanism on the whole item universe (an item nobody holds
+   would get pure noise, and nobody reads it), sensitivity 1; given its output, each
+   user's pass-2 weights depend only on that output and the user's own items, so
+   removing a user changes the pass-2 counts by that user's vector alone (L2 norm ≤ 1,
+   at most ``k'`` items, weight ≤ 1 on any one): a Gaussian sparse histogram with the
+   threshold analysis above (union bound over ``k'`` items). The pair is an adaptive
+   composition of two Gaussian mechanisms, composed by the RDP accountant, plus the
+   threshold's δ. See :func:`plan_catalogue` for when two passes are used.
 3. **co-occurrence** — among the most popular released items, each user's item pairs
    weighted by ``1/√(pairs)`` so that one user's whole contribution has L2 norm 1
    (sensitivity 1 for any basket size).
@@ -74,8 +91,9 @@ from ..privacy.dpsgd import make_dp_optimizer
 from ..tabular.networks import Discriminator
 from .data import Baskets, baskets_from_frame
 
-__all__ = ["ACTIVITY_BINS", "DEFAULT_BUDGET_SPLIT", "InteractionGAN", "InteractionUnit", "catalogue_counts",
-           "catalogue_threshold"]
+__all__ = ["ACTIVITY_BINS", "DEFAULT_BUDGET_SPLIT", "InteractionGAN", "InteractionUnit", "SCORES_STEP",
+           "catalogue_counts", "catalogue_threshold", "plan_catalogue", "select_catalogue", "top_item_weights",
+           "top_items_per_user"]
 
 MODEL_FORMAT = "synthdata-interaction-gan/1"
 #: Relative shares of epsilon (RDP-composed, see synthdata.privacy.plan_noise). The
@@ -92,6 +110,14 @@ MAX_PAIR_ITEMS = 150
 #: DP basket sizes, at most MAX_AUTO_CAP (weights make a large cap cheap for small baskets).
 CAP_QUANTILE, MAX_AUTO_CAP = 0.9, 256
 MIN_USERS = 10
+#: Two-pass catalogue: the ledger step of pass 1 (internal scores) and its part of the catalogue's share.
+SCORES_STEP = "catalogue scores"
+SCORE_SHARE = 0.25
+#: Pass 2's k' (items each user puts weight on): the largest power of two with which an item held by
+#: this share of the users, all ranking it among their top k', clears the threshold.
+HOLDER_SHARE = 0.05
+#: A larger k' means the population is large enough for one pass: the two-pass catalogue is used below it.
+MAX_TOP_ITEMS = 16
 
 
 class InteractionUnit(PrivacyUnit):
@@ -143,6 +169,7 @@ class _Measurements:
     top: np.ndarray                # positions (in the catalogue) of the items whose pairs were measured
     pairs: np.ndarray | None       # noisy weighted pair counts (upper triangle of top x top)
     pairs_sigma: float
+    top_items: int | None = None   # pass 2's k' when the catalogue was selected in two passes (None: one pass)
 
 
 class InteractionGAN(Synthesizer):
@@ -152,6 +179,10 @@ class InteractionGAN(Synthesizer):
         epsilon / delta: the privacy budget (delta defaults to 1e-6).
         max_items_per_user: items one user contributes to the catalogue count (None: the
             power of two at the DP 90th percentile basket size, between 8 and 256).
+        top_items_per_user: the two-pass catalogue's k' (each user's weight on their k'
+            items with the highest internal pass-1 scores); None: chosen from the budget
+            and the DP user count, one pass when the population is large enough (see
+            :func:`plan_catalogue`).
         components: user types of the generator.
         generator_steps / learning_rate: fitting the generator to the measurements.
         epochs / batch_size / max_grad_norm / adversarial_weight: the DP-SGD discriminator
@@ -168,13 +199,14 @@ class InteractionGAN(Synthesizer):
     fit_signature = "fit(data, user=..., item=...)"
 
     def __init__(self, *, epsilon: float, delta: float | None = None, max_items_per_user: int | None = None,
-                 components: int = 32, generator_steps: int = 1000, learning_rate: float = 0.05,
-                 epochs: float = 2.0, batch_size: int = 256, max_grad_norm: float = 1.0,
+                 top_items_per_user: int | None = None, components: int = 32, generator_steps: int = 1000,
+                 learning_rate: float = 0.05, epochs: float = 2.0, batch_size: int = 256, max_grad_norm: float = 1.0,
                  adversarial_weight: float = 0.02, budget_split: dict[str, float] | None = None,
                  seed: int | None = None, device: str = "cpu", insecure_noise_seed: int | None = None) -> None:
         self.epsilon = epsilon
         self.delta = delta
         self.max_items_per_user = max_items_per_user
+        self.top_items_per_user = top_items_per_user
         self.components = components
         self.generator_steps = generator_steps
         self.learning_rate = learning_rate
@@ -216,11 +248,14 @@ class InteractionGAN(Synthesizer):
         batch = min(self.batch_size, max(1, users // 2))
         rate = batch / users
         d_steps = int(math.ceil(self.epochs * users / batch)) if split["discriminator"] > 0 else 0
-        ledger.plan(gaussians={name: GaussianRequest(sensitivity=1.0, share=split[name])
-                               for name in ("activity", "catalogue", "cooccurrence", "audit") if split[name] > 0},
-                    dpsgd=DPSGDRequest(sample_rate=rate, steps=d_steps, share=split["discriminator"])
-                    if d_steps else None)
-        measured, catalogue = self._measure(baskets, ledger, float(users), noun)
+        top = self.top_items_per_user
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+            raise ValueError(f"top_items_per_user must be a whole number >= 1 or None, got {top!r}")
+        top = plan_catalogue(ledger, {name: split[name] for name in ("activity", "catalogue", "cooccurrence", "audit")
+                                      if split[name] > 0}, float(users), top=top,
+                             dpsgd=DPSGDRequest(sample_rate=rate, steps=d_steps, share=split["discriminator"])
+                             if d_steps else None)
+        measured, catalogue = self._measure(baskets, ledger, float(users), noun, top)
         torch.manual_seed(seed)
         mixture = _Mixture(self.components, len(catalogue), np.log(np.maximum(np.r_[measured.counts,
                                                                                    measured.counts.sum()], 1.0)))
@@ -247,7 +282,7 @@ class InteractionGAN(Synthesizer):
     def _split(self) -> dict[str, float]:
         return budget_split(self.budget_split, DEFAULT_BUDGET_SPLIT, positive=("activity", "catalogue"))
 
-    def _measure(self, baskets: Baskets, ledger: PrivacyLedger, users: float, noun: str):
+    def _measure(self, baskets: Baskets, ledger: PrivacyLedger, users: float, noun: str, top_items: int | None):
         """Activity histogram, thresholded catalogue, co-occurrence of its top items (DP releases)."""
         sizes = baskets.sizes
         exact = np.bincount(_bin_of(sizes[sizes > 0]), minlength=len(ACTIVITY_BINS))
@@ -264,26 +299,17 @@ class InteractionGAN(Synthesizer):
         else:  # the power of two at the DP 90th percentile basket size (post-processing of the activity histogram)
             high_bin = int(min(np.searchsorted(np.cumsum(shares), CAP_QUANTILE), len(ACTIVITY_BINS) - 1))
             cap = int(min(MAX_AUTO_CAP, max(8, 2 ** math.ceil(math.log2(max(_bin_range(high_bin)[1], 1))))))
-        counted, counts = catalogue_counts(baskets.matrix, cap, ledger.noise.generator())
-        sigma = ledger.planned_multiplier("catalogue")
-        threshold = catalogue_threshold(sigma, ledger.threshold_delta, cap)
-        noisy = np.full(len(baskets.items), -np.inf)
-        noisy[counted] = ledger.noisy(
-            "catalogue", counts, sensitivity=1.0,
-            mechanism="Gaussian sparse histogram of items, each user's items weighted to unit L2 norm (released "
-                      "above the threshold)",
-            parameters={"items_per_user": cap, "weight": "1/sqrt(items the user counts)",
-                        "threshold": round(threshold, 3), "threshold_delta": ledger.threshold_delta},
-            extra_delta=ledger.threshold_delta).astype(float)
-        released = np.flatnonzero(noisy > threshold)
-        if len(released) < 2:
-            best = float(noisy.max()) if len(counts) else 0.0
+        if top_items is not None:
+            top_items = min(top_items, cap)
+        order, noisy, threshold = select_catalogue(baskets.matrix, ledger, cap, top_items, noun=noun)
+        sigma = ledger.planned_multiplier("catalogue")  # the published counts' noise (pass 2 when two passes)
+        if len(order) < 2:
             raise DataError(
                 f"at epsilon={ledger.epsilon:g} no item is held by enough {noun}s to be released: an item needs a "
                 f"noisy weighted count above {threshold:.1f} (so that one held by a single {noun} never appears), and "
-                f"the most popular has about {max(best, 0):.1f} (DP figures; each {noun} adds 1/sqrt(their items "
-                f"counted) to each). Raise epsilon, or release more {noun}s' data together")
-        order = released[np.argsort(-noisy[released], kind="stable")]
+                f"{len(order)} cleared it (DP figures; each {noun} adds 1/sqrt(their items counted) to each"
+                f"{' of their top ' + str(top_items) if top_items else ''}). Raise epsilon, or release more {noun}s' "
+                "data together")
         catalogue = baskets.items[order]
         top = np.arange(min(len(order), MAX_PAIR_ITEMS))
         pairs, pairs_sigma = None, 0.0
@@ -299,8 +325,9 @@ class InteractionGAN(Synthesizer):
                                            "unit L2 norm", parameters={"items": int(len(top))})
             pairs_sigma = ledger.planned_multiplier("cooccurrence")
         representative = np.array([math.sqrt(low * high) for low, high in map(_bin_range, range(len(ACTIVITY_BINS)))])
-        measured = _Measurements(users=users, sizes=representative, size_shares=shares, counts=noisy[order],
-                                 counts_sigma=sigma, cap=cap, top=top, pairs=pairs, pairs_sigma=pairs_sigma)
+        measured = _Measurements(users=users, sizes=representative, size_shares=shares, counts=noisy,
+                                 counts_sigma=sigma, cap=cap, top=top, pairs=pairs, pairs_sigma=pairs_sigma,
+                                 top_items=top_items)
         self.activity_ = {"bins_from": list(ACTIVITY_BINS), "counts": [int(v) for v in activity],
                           "noise_std": activity_sigma}
         self.catalogue_threshold_ = threshold
@@ -315,9 +342,20 @@ class InteractionGAN(Synthesizer):
         shares = torch.as_tensor(measured.size_shares, dtype=torch.float32)
         holds = _inclusion(probs, sizes)                                             # K x B x items
         mass = weights[:, None] * shares[None, :]                                   # K x B
-        # The catalogue count: a user with n items counts min(n, cap) of them, each with weight 1/sqrt(that).
-        kept = torch.clamp(measured.cap / sizes, max=1.0) / torch.sqrt(torch.clamp(sizes, max=float(measured.cap)))
-        counts = measured.users * torch.einsum("kb,kbi->i", mass * kept[None, :], holds)
+        if measured.top_items is None:
+            # One pass: a user with n items counts min(n, cap) of them, each with weight 1/sqrt(that).
+            kept = torch.clamp(measured.cap / sizes, max=1.0) / torch.sqrt(torch.clamp(sizes, max=float(measured.cap)))
+            counts = measured.users * torch.einsum("kb,kbi->i", mass * kept[None, :], holds)
+        else:
+            # Two passes: a user weighs their k' top-scored items by 1/sqrt(min(n, k')). The catalogue is in
+            # count order, which stands in for the users' ranking: item i is in a user's top k' when fewer than
+            # k' of the items before it are held (their number taken as Poisson with the expected count).
+            k = float(measured.top_items)
+            ahead = torch.clamp(torch.cumsum(holds, -1) - holds, min=1e-6)  # Q's gradient is NaN at exactly 0
+            inside = torch.where(sizes[None, :, None] <= k, torch.ones_like(ahead),
+                                 torch.special.gammaincc(torch.full_like(ahead, k), ahead))
+            weight = 1.0 / torch.sqrt(torch.clamp(sizes, max=k))
+            counts = measured.users * torch.einsum("kb,kbi->i", mass * weight[None, :], holds * inside)
         pairs = None
         if measured.pairs is not None:
             top = holds[:, :, measured.top]                                          # K x B x T
@@ -396,7 +434,7 @@ class InteractionGAN(Synthesizer):
             "n_users": self.n_users_, "components": self.components,
             "measurements": {"users": m.users, "sizes": m.sizes.tolist(), "size_shares": m.size_shares.tolist(),
                              "counts": m.counts.tolist(), "counts_sigma": m.counts_sigma, "cap": m.cap,
-                             "top": m.top.tolist(), "pairs_sigma": m.pairs_sigma,
+                             "top": m.top.tolist(), "pairs_sigma": m.pairs_sigma, "top_items": m.top_items,
                              "pairs": None if m.pairs is None else np.asarray(m.pairs).tolist()},
         }
         return state, self.mixture_.state_dict()
@@ -407,7 +445,8 @@ class InteractionGAN(Synthesizer):
             users=float(m["users"]), sizes=np.asarray(m["sizes"], float), size_shares=np.asarray(m["size_shares"], float),
             counts=np.asarray(m["counts"], float), counts_sigma=float(m["counts_sigma"]), cap=int(m["cap"]),
             top=np.asarray(m["top"], int), pairs=None if m["pairs"] is None else np.asarray(m["pairs"], float),
-            pairs_sigma=float(m["pairs_sigma"]))
+            pairs_sigma=float(m["pairs_sigma"]),
+            top_items=None if m.get("top_items") is None else int(m["top_items"]))
         self.catalogue_ = np.asarray(state["catalogue"], dtype=object)
         mixture = _Mixture(int(state["components"]), len(self.catalogue_), np.zeros(len(self.catalogue_) + 1))
         mixture.load_state_dict(tensors)
@@ -488,6 +527,106 @@ def catalogue_threshold(sigma: float, threshold_delta: float, cap: int) -> float
     ``cap`` items: with this threshold none of them is released, but with probability
     ``threshold_delta`` (union bound over the ``cap`` items)."""
     return gaussian_threshold(sigma=sigma, fail_probability=threshold_delta / cap, max_count=1)
+
+
+def top_items_per_user(sigma: float, threshold_delta: float, users: float) -> int:
+    """Pass 2's k': the largest power of two (at most MAX_AUTO_CAP) with which an item held by
+    ``HOLDER_SHARE`` of ``users`` (a DP count), all ranking it among their top k' and adding
+    ``1/sqrt(k')`` each, clears the threshold. Post-processing of public figures and DP counts."""
+    k = 1
+    while 2 * k <= MAX_AUTO_CAP and (catalogue_threshold(sigma, threshold_delta, 2 * k) * math.sqrt(2 * k)
+                                     <= HOLDER_SHARE * users):
+        k *= 2
+    return k
+
+
+def plan_catalogue(ledger: PrivacyLedger, shares: dict[str, float], users: float, *, dpsgd: DPSGDRequest | None = None,
+                   top: int | None = None) -> int | None:
+    """Plan ``ledger`` (Gaussian steps ``shares``, sensitivity 1, and ``dpsgd``) with the catalogue in
+    one pass or two; returns pass 2's k' (None: one pass).
+
+    Two passes split the ``"catalogue"`` share: ``SCORE_SHARE`` of it for the internal scores
+    (:data:`SCORES_STEP`), the rest for the thresholded counts. With ``top`` None, k' is
+    :func:`top_items_per_user` of the two-pass plan; above ``MAX_TOP_ITEMS`` the population is
+    large enough for one pass (every counted item weighted ``1/sqrt(m)``), which then gets the
+    whole share. Only public figures and the DP user count decide: nothing here reads the data.
+    """
+    def gaussians(two: bool) -> dict[str, GaussianRequest]:
+        planned = {}
+        for name, share in shares.items():
+            if name == "catalogue" and two:
+                planned[SCORES_STEP] = GaussianRequest(sensitivity=1.0, share=share * SCORE_SHARE)
+                planned[name] = GaussianRequest(sensitivity=1.0, share=share * (1 - SCORE_SHARE))
+            else:
+                planned[name] = GaussianRequest(sensitivity=1.0, share=share)
+        return planned
+
+    ledger.plan(gaussians=gaussians(True), dpsgd=dpsgd)
+    if top is None:
+        top = top_items_per_user(ledger.planned_multiplier("catalogue"), ledger.threshold_delta, users)
+        if top > MAX_TOP_ITEMS:
+            ledger.plan(gaussians=gaussians(False), dpsgd=dpsgd)
+            return None
+    return int(top)
+
+
+def top_item_weights(matrix: sp.csr_matrix, scores: np.ndarray, top: int, rng: np.random.Generator) -> sp.csr_matrix:
+    """Pass 2's weights: each user's ``top`` held items with the highest ``scores`` (ties at random),
+    weight ``1/sqrt(min(top, their items))`` each: L2 norm 1 per user, on items the user holds only.
+    A user's row reads only the scores of their own items."""
+    sizes = np.diff(matrix.indptr)
+    owner = np.repeat(np.arange(matrix.shape[0]), sizes)
+    order = np.lexsort((rng.random(len(owner)), -np.asarray(scores, dtype=float)[matrix.indices], owner))
+    rank = np.arange(len(owner)) - np.repeat(matrix.indptr[:-1], sizes)
+    keep = np.sort(order[rank < top])
+    weights = 1.0 / np.sqrt(np.minimum(sizes, top)[owner[keep]])
+    return sp.csr_matrix((weights, (owner[keep], matrix.indices[keep])), shape=matrix.shape)
+
+
+def select_catalogue(matrix: sp.csr_matrix, ledger: PrivacyLedger, cap: int, top: int | None, *,
+                     noun: str = "user") -> tuple[np.ndarray, np.ndarray, float]:
+    """The DP catalogue: (positions of the released items, most popular first; their noisy counts;
+    the threshold). Only the released items' counts leave: a candidate only one user holds
+    is private unless it clears the threshold (probability below the booked δ), so even the
+    largest count below the threshold is not returned.
+
+    ``top`` None: one pass, each user's (at most ``cap``) counted items weighted to unit L2
+    norm. ``top`` = k': two passes (see the module docstring): the pass-1 scores are drawn
+    for every held item, read by each user for their own items only, and dropped here —
+    they are never returned, saved or published; only pass 2's thresholded counts are.
+    """
+    rng = ledger.noise.generator()
+    counted, counts = catalogue_counts(matrix, cap, rng)
+    if top is None:
+        candidates, values, per_user = counted, counts, cap
+        mechanism = ("Gaussian sparse histogram of items, each user's items weighted to unit L2 norm (released above "
+                     "the threshold)")
+        parameters = {"items_per_user": cap, "weight": "1/sqrt(items the user counts)"}
+    else:
+        scores = np.zeros(matrix.shape[1])
+        scores[counted] = counts
+        scores = ledger.noisy(
+            SCORES_STEP, scores, sensitivity=1.0,
+            mechanism=f"Gaussian mechanism on every item's weighted count of {noun}s (pass 1 of 2: internal scores "
+                      f"that rank each {noun}'s own items; never published)",
+            parameters={"items_per_user": cap, "weight": "1/sqrt(items the user counts)", "published": False})
+        weights = top_item_weights(matrix, scores, int(top), rng)
+        del scores  # pass 1 ends here: nothing below, and nothing returned, holds its values
+        totals = np.asarray(weights.sum(0)).ravel()
+        candidates = np.flatnonzero(totals > 0)
+        values, per_user = totals[candidates], int(top)
+        mechanism = (f"Gaussian sparse histogram of items (pass 2 of 2), each {noun}'s weight on their {per_user} "
+                     "items with the highest pass-1 scores, unit L2 norm (released above the threshold)")
+        parameters = {"items_per_user": per_user, "weight": "1/sqrt(items selected)",
+                      "selected_by": "pass-1 scores (catalogue scores)"}
+    threshold = catalogue_threshold(ledger.planned_multiplier("catalogue"), ledger.threshold_delta, per_user)
+    noisy = np.asarray(ledger.noisy("catalogue", values, sensitivity=1.0, mechanism=mechanism,
+                                    parameters={**parameters, "threshold": round(threshold, 3),
+                                                "threshold_delta": ledger.threshold_delta},
+                                    extra_delta=ledger.threshold_delta), dtype=float)
+    released = np.flatnonzero(noisy > threshold)
+    order = released[np.argsort(-noisy[released], kind="stable")]
+    return candidates[order], noisy[order], threshold
 
 
 def _cap_items(matrix: sp.csr_matrix, cap: int, rng: np.random.Generator) -> sp.csr_matrix:

@@ -117,9 +117,7 @@ class InteractionModality:
                         {"name": self.item, "type": "categorical", "role": "item, from the DP catalogue"}],
             "catalogue": {"items": len(model.catalogue_), "threshold_dp": model.catalogue_threshold_,
                           "items_per_user_counted": model.measurements_.cap,
-                          "note": f"only items whose noisy weighted count of {noun}s (each {noun} adds 1/sqrt(the "
-                                  f"items they count) to each) clears the threshold are released: an item held by "
-                                  f"a single {noun} appears with probability below delta"},
+                          **_passes(model.measurements_.top_items, noun)},
             f"items_per_{noun}_dp": model.activity_,
             "privacy_unit": {"column": self.user, "noun": noun, "column_released": "as new synthetic ids",
                              f"rows_without_{noun}": "left out before any mechanism (their number is not "
@@ -134,3 +132,17 @@ class InteractionModality:
                 "users_train": int(train[self.user].nunique()), "rows_train": len(train),
                 "users_holdout": 0 if holdout is None else int(holdout[self.user].nunique()),
                 "rows_holdout": 0 if holdout is None else len(holdout), "source": os.fspath(self.source)}
+
+
+def _passes(top_items: int | None, noun: str) -> dict[str, Any]:
+    """How the catalogue was selected, for the public report (public parameters only)."""
+    if top_items is None:
+        return {"passes": 1,
+                "note": f"only items whose noisy weighted count of {noun}s (each {noun} adds 1/sqrt(the items they "
+                        f"count) to each) clears the threshold are released: an item held by a single {noun} appears "
+                        "with probability below delta"}
+    return {"passes": 2, f"items_per_{noun}_selected": top_items,
+            "note": f"pass 1 scores every item by a noisy weighted count of {noun}s (internal, not published); in pass "
+                    f"2 each {noun} adds 1/sqrt({top_items}) to each of their {top_items} top-scored items, and only "
+                    "items whose noisy pass-2 count clears the threshold are released: an item held by a single "
+                    f"{noun} appears with probability below delta"}
