@@ -74,6 +74,16 @@ WORKER = textwrap.dedent("""
     result["optimizer"] = {"class": type(optimizer).__name__, "noise_draws": Counting.calls,
                            "grad": model.weight.grad.flatten().tolist(),
                            "steps_on_ledger": ledger.to_dict()["budget"][-1]["parameters"].get("steps")}
+    # The same with gradients clipped before (what the image discriminator hands over): p.grad = rank + 1.
+    optimizer = make_dp_optimizer(torch.optim.SGD(model.parameters(), lr=1.0), ledger=ledger, step="clipped",
+                                  noise_multiplier=0.5, max_grad_norm=1.0, sample_rate=0.1,
+                                  expected_batch_size=10, clipped_before=True)
+    optimizer.noise_source = Counting()
+    optimizer.zero_grad(set_to_none=True)
+    model.weight.grad = torch.full_like(model.weight, float(rank + 1))
+    optimizer.step()
+    result["clipped_before"] = {"class": type(optimizer).__name__, "noise_draws": Counting.calls,
+                                "grad": model.weight.grad.flatten().tolist()}
     try:
         make_dp_optimizer(torch.optim.SGD(model.parameters(), lr=1.0), ledger=PrivacyLedger(epsilon=1.0, delta=1e-5),
                           step="plain", noise_multiplier=1.0, max_grad_norm=1.0, sample_rate=0.1,
@@ -161,6 +171,11 @@ def test_the_distributed_optimizer_adds_the_noise_once_to_the_sum_of_both_proces
     for result in (first, second):
         assert result["grad"] == pytest.approx(expected, rel=1e-6)
     assert first["steps_on_ledger"] == second["steps_on_ledger"] == 1
+    # Clipped before: (1 + 2 + noise 0.5) / 10 in every coordinate, noise drawn on rank 0 only.
+    first, second = (result["clipped_before"] for result in ranks)
+    assert first["class"] == "SecureDistributedDPOptimizerFastGradientClipping"
+    assert (first["noise_draws"], second["noise_draws"]) == (2, 0)
+    assert first["grad"] == second["grad"] == pytest.approx([0.35] * 3, rel=1e-6)
     # A fit not made for several processes (a plain ledger) is refused DP-SGD inside the group.
     assert ranks[0]["plain_ledger_refused"] == "PrivacyError"
 
