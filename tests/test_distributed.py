@@ -101,6 +101,12 @@ WORKER = textwrap.dedent("""
             discriminators.append(self)
     estimator.DPDiscriminator = Spy
     data = np.load(digits)
+    try:  # rank 1 reads other images: refused on both processes before anything is released
+        images = data["images"] if rank == 0 else data["images"][::-1].copy()
+        estimator.ImageGAN(**settings).fit(images, data["labels"])
+        result["other_images"] = "fitted"
+    except Exception as exc:
+        result["other_images"] = f"{type(exc).__name__}: {exc}"
     fitted = estimator.ImageGAN(**settings).fit(data["images"], data["labels"])
     def digest(module):
         h = hashlib.sha256()
@@ -201,6 +207,8 @@ def test_two_processes_spend_exactly_the_single_process_epsilon(two_processes, d
 
 def test_the_processes_sample_disjoint_halves_and_end_with_the_same_weights(two_processes, digits):
     first, second = two_processes[0]
+    for rank in (first, second):  # a process reading other images is refused on every process
+        assert rank["other_images"].startswith("ModelError: process 1 of the torchrun group reads other images")
     assert first["part"] + second["part"] == len(digits[1]) and abs(first["part"] - second["part"]) <= 1
     assert first["expected_fakes"] + second["expected_fakes"] >= 2
     assert first["discriminator"] == second["discriminator"]

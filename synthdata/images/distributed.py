@@ -68,6 +68,22 @@ class Cluster:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def start_fit(self, seed: int, params: dict[str, Any], fingerprint: str) -> int:
+        """Check that every process fits the same images with the same settings; rank 0's seed.
+
+        Refused on every process otherwise: the parts of different image sets need not
+        partition one set (an image could be in two parts, sampled at twice the rate), and
+        different settings would plan different steps.
+        """
+        mine = {key: value for key, value in params.items() if key != "seed"}
+        everyone: list[Any] = [None] * self.world_size
+        dist.all_gather_object(everyone, (mine, fingerprint))
+        differ = [rank for rank, theirs in enumerate(everyone) if theirs != everyone[0]]
+        if differ:
+            raise ModelError(f"process {differ[0]} of the torchrun group reads other images or has other settings "
+                             "than rank 0; every process must fit the same images with the same settings")
+        return self.broadcast(seed)
+
     def noise_source(self, insecure_seed: int | None) -> NoiseSource:
         """This process's own CSPRNG (a test seed is offset by the rank: the processes' draws stay independent)."""
         return NoiseSource(seed=None if insecure_seed is None else insecure_seed + self.rank)

@@ -160,7 +160,8 @@ class ImageGAN(ImageSynthesizer):
         if cluster is not None and checkpoint_dir is not None:
             raise ModelError("checkpoints are not supported when training on several processes (torchrun)")
         seed = self.seed if self.seed is not None else fresh_seed() % 2**31
-        seed = seed if cluster is None else cluster.broadcast(seed)
+        if cluster is not None:  # the same images and settings everywhere; rank 0's seed
+            seed = cluster.start_fit(seed, self._saved_params(), input_fingerprint(images, labels))
         torch.manual_seed(seed)
         threshold_delta = delta * THRESHOLD_DELTA_SHARE if label_array is not None and domain is None else 0.0
         noise = NoiseSource(seed=self.insecure_noise_seed) if cluster is None else \
