@@ -125,6 +125,7 @@ WORKER = textwrap.dedent("""
               ",".join(map(str, range(10))), "--out", os.path.join(out, "release"), "--quiet"],
              standalone_mode=False)
     result["group_left"] = not dist.is_initialized()
+    result["hooks_left"] = sum(len(p._post_accumulate_grad_hooks or {}) for p in fitted.generator_.parameters())
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(result, f)
     stop_cluster()
@@ -218,6 +219,7 @@ def test_the_processes_sample_disjoint_halves_and_end_with_the_same_weights(two_
 def test_torchrun_release_writes_one_verified_release_from_rank_0(two_processes, invoke):
     ranks, out, stdout = two_processes
     assert all(rank["group_left"] for rank in ranks)  # the command leaves the group when it is done
+    assert [rank["hooks_left"] for rank in ranks] == [0, 0]  # and no generator keeps a gradient hook
     assert stdout.count("Released ") == 1  # rank 0 reports; rank 1 took part in the fit only
     releases = sorted(path.name for path in out.iterdir() if path.name.startswith("release"))
     assert releases == ["release", "release.steward-audit"]

@@ -112,7 +112,7 @@ class Cluster:
         torch.manual_seed(seed + 1 + self.rank)  # fakes and generator noise: each process its own
         for parameter in generator.parameters():
             if parameter.requires_grad:
-                parameter.register_post_accumulate_grad_hook(self._average)
+                _hooks.append(parameter.register_post_accumulate_grad_hook(self._average))
 
     def _average(self, parameter: torch.Tensor) -> None:
         if parameter.grad is not None and dist.is_initialized():
@@ -146,6 +146,11 @@ def start_cluster(device: str = "auto") -> Cluster | None:
 
 
 def stop_cluster() -> None:
+    """Leave the group; the generators trained in it keep no gradient hook."""
+    global _sent
+    _sent = False
+    while _hooks:
+        _hooks.pop().remove()
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -153,6 +158,7 @@ def stop_cluster() -> None:
 # --------------------------------------------------------------------------- the fit, handed out by rank 0
 
 _sent = False
+_hooks: list[Any] = []  # the generators' gradient-averaging hooks, removed by stop_cluster
 
 
 def send_fit(request: dict[str, Any]) -> None:
