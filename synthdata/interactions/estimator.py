@@ -37,7 +37,9 @@ DP statistics (after a DP count of users, which plans the rest):
    at most ``k'`` items, weight ≤ 1 on any one): a Gaussian sparse histogram with the
    threshold analysis above (union bound over ``k'`` items). The pair is an adaptive
    composition of two Gaussian mechanisms, composed by the RDP accountant, plus the
-   threshold's δ. See :func:`plan_catalogue` for when two passes are used.
+   threshold's δ. See :func:`plan_catalogue` for when two passes are used. The generator
+   fits its popularity to the released items' pass-1 scores (whose expectation it can
+   compute: the one-pass weighted count), in memory; the model saves pass 2's counts.
 3. **co-occurrence** — among the most popular released items, each user's item pairs
    weighted by ``1/√(pairs)`` so that one user's whole contribution has L2 norm 1
    (sensitivity 1 for any basket size).
@@ -59,6 +61,7 @@ distinct catalogue items drawn without replacement (Gumbel top-n).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable
@@ -116,8 +119,11 @@ SCORE_SHARE = 0.25
 #: Pass 2's k' (items each user puts weight on): the largest power of two with which an item held by
 #: this share of the users, all ranking it among their top k', clears the threshold.
 HOLDER_SHARE = 0.05
-#: A larger k' means the population is large enough for one pass: the two-pass catalogue is used below it.
-MAX_TOP_ITEMS = 16
+#: A larger k' means the population is large enough for one pass: the release uses two passes up to it.
+#: (Online Retail, 568 customers: k' = 16 at epsilon 8 gave more items, 46-54 against 36-49, but the synthetic
+#: customers' item-kNN lost 0.02-0.03 of recall@10 in three runs, the pass-1 popularity being noisier;
+#: k' = 4 at epsilon 4 halved the items-per-customer TVD. benchmarks/README.md.)
+MAX_TOP_ITEMS = 8
 
 
 class InteractionUnit(PrivacyUnit):
@@ -255,14 +261,15 @@ class InteractionGAN(Synthesizer):
                                       if split[name] > 0}, float(users), top=top,
                              dpsgd=DPSGDRequest(sample_rate=rate, steps=d_steps, share=split["discriminator"])
                              if d_steps else None)
-        measured, catalogue = self._measure(baskets, ledger, float(users), noun, top)
+        measured, catalogue, fitting = self._measure(baskets, ledger, float(users), noun, top)
         torch.manual_seed(seed)
-        mixture = _Mixture(self.components, len(catalogue), np.log(np.maximum(np.r_[measured.counts,
-                                                                                   measured.counts.sum()], 1.0)))
+        mixture = _Mixture(self.components, len(catalogue), np.log(np.maximum(np.r_[fitting.counts,
+                                                                                   fitting.counts.sum()], 1.0)))
         discriminator = None
         if d_steps:
             discriminator = self._discriminator(baskets, catalogue, ledger, rate, batch, d_steps)
-        self._fit_generator(mixture, measured, discriminator, progress)
+        self._fit_generator(mixture, fitting, discriminator, progress)
+        del fitting  # two passes: it held pass-1 scores, which are never saved or published
         if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
             raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
         ledger.unit = InteractionUnit(column=user, max_rows=measured.cap, noun=noun)
@@ -301,7 +308,7 @@ class InteractionGAN(Synthesizer):
             cap = int(min(MAX_AUTO_CAP, max(8, 2 ** math.ceil(math.log2(max(_bin_range(high_bin)[1], 1))))))
         if top_items is not None:
             top_items = min(top_items, cap)
-        order, noisy, threshold = select_catalogue(baskets.matrix, ledger, cap, top_items, noun=noun)
+        order, noisy, threshold, scores = _select_catalogue(baskets.matrix, ledger, cap, top_items, noun=noun)
         sigma = ledger.planned_multiplier("catalogue")  # the published counts' noise (pass 2 when two passes)
         if len(order) < 2:
             raise DataError(
@@ -331,7 +338,13 @@ class InteractionGAN(Synthesizer):
         self.activity_ = {"bins_from": list(ACTIVITY_BINS), "counts": [int(v) for v in activity],
                           "noise_std": activity_sigma}
         self.catalogue_threshold_ = threshold
-        return measured, catalogue
+        if scores is not None:
+            scores_sigma = ledger.planned_multiplier(SCORES_STEP)
+            # Two passes: the generator fits the popularity to the released items' pass-1 scores (the one-pass
+            # weighted count, whose expectation _expected computes exactly) in a copy that fit() drops; the
+            # saved model keeps the pass-2 counts.
+            return measured, catalogue, dataclasses.replace(measured, counts=scores, counts_sigma=scores_sigma)
+        return measured, catalogue, measured
 
     # ------------------------------------------------------------------ generator and discriminator
 
@@ -342,20 +355,10 @@ class InteractionGAN(Synthesizer):
         shares = torch.as_tensor(measured.size_shares, dtype=torch.float32)
         holds = _inclusion(probs, sizes)                                             # K x B x items
         mass = weights[:, None] * shares[None, :]                                   # K x B
-        if measured.top_items is None:
-            # One pass: a user with n items counts min(n, cap) of them, each with weight 1/sqrt(that).
-            kept = torch.clamp(measured.cap / sizes, max=1.0) / torch.sqrt(torch.clamp(sizes, max=float(measured.cap)))
-            counts = measured.users * torch.einsum("kb,kbi->i", mass * kept[None, :], holds)
-        else:
-            # Two passes: a user weighs their k' top-scored items by 1/sqrt(min(n, k')). The catalogue is in
-            # count order, which stands in for the users' ranking: item i is in a user's top k' when fewer than
-            # k' of the items before it are held (their number taken as Poisson with the expected count).
-            k = float(measured.top_items)
-            ahead = torch.clamp(torch.cumsum(holds, -1) - holds, min=1e-6)  # Q's gradient is NaN at exactly 0
-            inside = torch.where(sizes[None, :, None] <= k, torch.ones_like(ahead),
-                                 torch.special.gammaincc(torch.full_like(ahead, k), ahead))
-            weight = 1.0 / torch.sqrt(torch.clamp(sizes, max=k))
-            counts = measured.users * torch.einsum("kb,kbi->i", mass * weight[None, :], holds * inside)
+        # The catalogue count (one pass, or pass 1 of two): a user with n items counts min(n, cap) of them,
+        # each with weight 1/sqrt(that).
+        kept = torch.clamp(measured.cap / sizes, max=1.0) / torch.sqrt(torch.clamp(sizes, max=float(measured.cap)))
+        counts = measured.users * torch.einsum("kb,kbi->i", mass * kept[None, :], holds)
         pairs = None
         if measured.pairs is not None:
             top = holds[:, :, measured.top]                                          # K x B x T
@@ -541,15 +544,16 @@ def top_items_per_user(sigma: float, threshold_delta: float, users: float) -> in
 
 
 def plan_catalogue(ledger: PrivacyLedger, shares: dict[str, float], users: float, *, dpsgd: DPSGDRequest | None = None,
-                   top: int | None = None) -> int | None:
+                   top: int | None = None, max_top: int | None = None) -> int | None:
     """Plan ``ledger`` (Gaussian steps ``shares``, sensitivity 1, and ``dpsgd``) with the catalogue in
     one pass or two; returns pass 2's k' (None: one pass).
 
     Two passes split the ``"catalogue"`` share: ``SCORE_SHARE`` of it for the internal scores
     (:data:`SCORES_STEP`), the rest for the thresholded counts. With ``top`` None, k' is
-    :func:`top_items_per_user` of the two-pass plan; above ``MAX_TOP_ITEMS`` the population is
-    large enough for one pass (every counted item weighted ``1/sqrt(m)``), which then gets the
-    whole share. Only public figures and the DP user count decide: nothing here reads the data.
+    :func:`top_items_per_user` of the two-pass plan; above ``max_top`` (default ``MAX_TOP_ITEMS``)
+    the population is large enough for one pass (every counted item weighted ``1/sqrt(m)``),
+    which then gets the whole share. Only public figures and the DP user count decide: nothing
+    here reads the data.
     """
     def gaussians(two: bool) -> dict[str, GaussianRequest]:
         planned = {}
@@ -564,7 +568,7 @@ def plan_catalogue(ledger: PrivacyLedger, shares: dict[str, float], users: float
     ledger.plan(gaussians=gaussians(True), dpsgd=dpsgd)
     if top is None:
         top = top_items_per_user(ledger.planned_multiplier("catalogue"), ledger.threshold_delta, users)
-        if top > MAX_TOP_ITEMS:
+        if top > (MAX_TOP_ITEMS if max_top is None else max_top):
             ledger.plan(gaussians=gaussians(False), dpsgd=dpsgd)
             return None
     return int(top)
@@ -595,8 +599,16 @@ def select_catalogue(matrix: sp.csr_matrix, ledger: PrivacyLedger, cap: int, top
     for every held item, read by each user for their own items only, and dropped here —
     they are never returned, saved or published; only pass 2's thresholded counts are.
     """
+    return _select_catalogue(matrix, ledger, cap, top, noun=noun)[:3]
+
+
+def _select_catalogue(matrix: sp.csr_matrix, ledger: PrivacyLedger, cap: int, top: int | None, *,
+                      noun: str = "user") -> tuple[np.ndarray, np.ndarray, float, np.ndarray | None]:
+    """:func:`select_catalogue` plus, with two passes, the released items' pass-1 scores (None with one
+    pass), for the generator's fit only: the estimator fits to them and drops them, never saving them."""
     rng = ledger.noise.generator()
     counted, counts = catalogue_counts(matrix, cap, rng)
+    scores = None
     if top is None:
         candidates, values, per_user = counted, counts, cap
         mechanism = ("Gaussian sparse histogram of items, each user's items weighted to unit L2 norm (released above "
@@ -611,7 +623,6 @@ def select_catalogue(matrix: sp.csr_matrix, ledger: PrivacyLedger, cap: int, top
                       f"that rank each {noun}'s own items; never published)",
             parameters={"items_per_user": cap, "weight": "1/sqrt(items the user counts)", "published": False})
         weights = top_item_weights(matrix, scores, int(top), rng)
-        del scores  # pass 1 ends here: nothing below, and nothing returned, holds its values
         totals = np.asarray(weights.sum(0)).ravel()
         candidates = np.flatnonzero(totals > 0)
         values, per_user = totals[candidates], int(top)
@@ -626,7 +637,8 @@ def select_catalogue(matrix: sp.csr_matrix, ledger: PrivacyLedger, cap: int, top
                                     extra_delta=ledger.threshold_delta), dtype=float)
     released = np.flatnonzero(noisy > threshold)
     order = released[np.argsort(-noisy[released], kind="stable")]
-    return candidates[order], noisy[order], threshold
+    kept = None if top is None else scores[candidates[order]]
+    return candidates[order], noisy[order], threshold, kept
 
 
 def _cap_items(matrix: sp.csr_matrix, cap: int, rng: np.random.Generator) -> sp.csr_matrix:
