@@ -680,6 +680,8 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
     spend in the budget ledger. Check both with `synthdata verify DIR --public-key KEY`.
     """
     unit = _unit_request(privacy_unit, max_rows_per_unit, unit_noun)
+    if _torchrun_worker(data, model_name, image_size, classes_option, threads):
+        return  # a process of a torchrun group other than rank 0: it took part in the fit only
     _check_release_paths(data, out, ledger)
     from .images import is_image_input
     from .release import STAGES, release
@@ -757,6 +759,45 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
                 opened.close()
     for line in release_summary(result):
         click.echo(line)
+
+
+def _torchrun_worker(data, model_name, image_size, classes_option, threads) -> bool:
+    """Under torchrun with several processes: join the group (gloo on CPU, NCCL on GPUs).
+
+    Rank 0 goes on with the release and hands the fit to the other processes; they read
+    the images, take part in the fit (DP-SGD on their part of the images) and write
+    nothing. True on those. See ``synthdata.images.distributed``.
+    """
+    from .images.distributed import launched_by_torchrun
+
+    if not launched_by_torchrun():
+        return False
+    from .images import is_image_input
+    from .images.distributed import abort_fit, serve_fit, start_cluster, stop_cluster
+    from .runtime import configure_threads
+
+    if not is_image_input(data) or _model_for(model_name, "image") != "image-gan":
+        raise DataError("torchrun (several processes) runs image releases with the image GAN only; run tables and "
+                        "--model vae in one process, or count a large table on Spark (--engine spark)")
+    cluster = start_cluster()
+
+    def finish() -> None:
+        abort_fit()  # rank 0 stopped before its fit: let the others go
+        stop_cluster()
+
+    click.get_current_context().call_on_close(finish)
+    if cluster is None or cluster.main:
+        return False
+    from .images import parse_image_size, read_images
+    from .images.ingest import declared_classes
+    from .images.modality import ImageModality
+
+    configure_threads(threads)
+    with _warnings_to_stderr():
+        serve_fit(lambda: ImageModality(read_images(data, size=None if image_size is None else
+                                                    parse_image_size(image_size)), model="image-gan",
+                                        classes=declared_classes(data, classes_option)))
+    return True
 
 
 def _open_engine(data: str, engine: str, *, master, threads, progress, encoding, delimiter, thousands, decimal,

@@ -56,6 +56,7 @@ from ..privacy import (
     PrivacyLedger,
     check_privacy_parameters,
 )
+from ..privacy.distributed import SharedReleaseLedger
 from ..runtime import resolve_device
 from .base import (
     THRESHOLD_DELTA_SHARE,
@@ -67,6 +68,7 @@ from .base import (
     refuse_used_checkpoint,
     write_first_checkpoint,
 )
+from .distributed import current_cluster
 from .networks import ImageGenerator, fourier_features, fourier_projection
 from .releases import DPDiscriminator, check_domain, release_embeddings, release_labels
 
@@ -154,10 +156,16 @@ class ImageGAN(ImageSynthesizer):
         if self.features < 2 or self.features % 2:
             raise ModelError(f"features must be an even number >= 2, got {self.features!r}")
         device = resolve_device(self.device)
+        cluster = current_cluster()  # several processes under torchrun: see synthdata.images.distributed
+        if cluster is not None and checkpoint_dir is not None:
+            raise ModelError("checkpoints are not supported when training on several processes (torchrun)")
         seed = self.seed if self.seed is not None else fresh_seed() % 2**31
+        if cluster is not None:  # the same images and settings everywhere; rank 0's seed
+            seed = cluster.start_fit(seed, self._saved_params(), input_fingerprint(images, labels))
         torch.manual_seed(seed)
         threshold_delta = delta * THRESHOLD_DELTA_SHARE if label_array is not None and domain is None else 0.0
-        noise = NoiseSource(seed=self.insecure_noise_seed)
+        noise = NoiseSource(seed=self.insecure_noise_seed) if cluster is None else \
+            cluster.noise_source(self.insecure_noise_seed)
         checkpoint = Checkpointer(checkpoint_dir, every=checkpoint_every) if checkpoint_dir is not None else None
         params = json.loads(json.dumps(self._saved_params()))
         fingerprint = input_fingerprint(images, labels)
@@ -180,8 +188,8 @@ class ImageGAN(ImageSynthesizer):
         else:
             refuse_used_checkpoint(checkpoint)
             state = None
-            ledger = PrivacyLedger(epsilon=self.epsilon, delta=delta, threshold_delta=threshold_delta,
-                                   unit=IMAGE, noise=noise)
+            ledger = (PrivacyLedger if cluster is None else SharedReleaseLedger)(
+                epsilon=self.epsilon, delta=delta, threshold_delta=threshold_delta, unit=IMAGE, noise=noise)
             # (0) how many images: a DP count, from which batches and steps are planned.
             count = self._dp_image_count(ledger, n, delta)
             # The sampling rate, and from it the steps, follow from the DP count; capped at 1/2
@@ -211,6 +219,8 @@ class ImageGAN(ImageSynthesizer):
         keep = class_index >= 0
         real = torch.as_tensor(pixels[keep], dtype=torch.float32, device=device)  # N x C x H x W in [0, 1]
         real_labels = torch.as_tensor(class_index[keep], dtype=torch.long, device=device)
+        if cluster is not None:  # this process's part: the union of the parts' Poisson batches is the batch
+            real, real_labels = cluster.part(real), cluster.part(real_labels)
 
         # (3) train the generator on the noisy embeddings (+ the DP discriminator).
         _, channels, height, width = real.shape
@@ -221,6 +231,8 @@ class ImageGAN(ImageSynthesizer):
                 classes=len(classes), channels=channels, real=real, real_labels=real_labels,
                 sample_rate=sample_rate, expected=batch, steps=d_steps, noise_multiplier=noise_multiplier,
                 max_grad_norm=self.max_grad_norm, ledger=ledger, device=device)
+        if cluster is not None:
+            cluster.prepare(generator, discriminator, ledger, seed)
         training = _Training(generator, discriminator, self.generator_steps, self.learning_rate, ledger, device,
                              projection, targets)
         if state is not None:

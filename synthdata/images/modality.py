@@ -70,7 +70,10 @@ class ImageModality:
     def fit(self, train: np.ndarray, *, epsilon: float, delta: float | None, seed: int,
             model_options: dict[str, Any], progress: Callable[[dict], None] | None):
         from ..models import create_model
+        from .distributed import send_fit
 
+        send_fit({"train": train, "epsilon": epsilon, "delta": delta, "seed": seed,  # torchrun: to ranks > 0
+                  "model_options": dict(model_options)})
         labels = self.images.labels
         options = dict(model_options)
         if self.classes is not None and labels is not None:

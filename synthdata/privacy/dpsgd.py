@@ -52,8 +52,15 @@ def make_dp_optimizer(optimizer: torch.optim.Optimizer, *, ledger: PrivacyLedger
 
     ``clipped_before``: the caller sets ``p.grad`` to the sum of clipped per-sample
     gradients itself (book-keeping clipping); otherwise ``p.grad_sample`` holds them.
+    With a :class:`~synthdata.privacy.distributed.SharedReleaseLedger` in a ``torch.distributed``
+    group (torchrun), each process holds its own part of the batch, the noise is added on
+    rank 0 only and the parts are summed; ``expected_batch_size`` is the whole batch's.
     """
-    cls = SecureDPOptimizerFastGradientClipping if clipped_before else SecureDPOptimizer
+    from .distributed import distributed_optimizer_class
+
+    cls = distributed_optimizer_class(ledger, clipped_before=clipped_before)
+    if cls is None:
+        cls = SecureDPOptimizerFastGradientClipping if clipped_before else SecureDPOptimizer
     dp_optimizer = cls(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
                        expected_batch_size=expected_batch_size, loss_reduction="mean")
     dp_optimizer.noise_source = ledger.noise
