@@ -11,7 +11,9 @@ at epsilon (unit = user) and samples as many synthetic users as its DP user coun
 recommenders trained on
 
 * the synthetic users (ALS from ``implicit``, and item-kNN),
-* the private baselines at the same epsilon: DP item popularity; DP co-occurrence,
+* the private baselines at the same epsilon: DP item popularity; DP co-occurrence (their
+  catalogue is the release's selection, two passes up to k' = 16: the best simple private
+  method we have, not a weaker one),
 * the real training users (ALS, item-kNN: the non-private ceiling),
 
 are scored on the held-out real users (80% of each one's items as the query, 20% to
@@ -129,6 +131,7 @@ def run(frame: pd.DataFrame, user: str, item: str, epsilons: list[float], run_in
         syn = baskets_from_frame(synthetic, user=user, item=item)
         row["catalogue"] = len(model.catalogue_)
         row["cap"] = model.measurements_.cap
+        row["top_items"] = model.measurements_.top_items  # two-pass catalogue's k' (None: one pass)
         row["synthetic ALS"] = scores(ALSRecommender(syn.matrix, seed=run_index), syn.items, queries)
         row["synthetic item-kNN"] = scores(ItemKNN(syn.matrix), syn.items, queries)
         row["items_per_user_tvd"] = tvd(syn.sizes, train.sizes)

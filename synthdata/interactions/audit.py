@@ -68,7 +68,10 @@ def fidelity(model, synthetic: Baskets) -> dict[str, Any]:
         "top_10pct_items_share_of_interactions": float(ranked[:top].sum() / max(ranked.sum(), 1)),
         "catalogue_items": len(model.catalogue_),
         "note": "distances of the synthetic users to the model's own noisy measurements (post-processing of DP "
-                "outputs); the noise itself is part of the distance",
+                "outputs); the noise itself is part of the distance"
+                + ("; the catalogue took two passes, so its DP counts are pass-2 counts (each user's weight on their "
+                   "top-scored items), which favour the most popular items: the item-share distance has a systematic "
+                   "part" if getattr(model.measurements_, "top_items", None) else ""),
     }
 
 
