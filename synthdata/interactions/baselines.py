@@ -29,7 +29,7 @@ from .estimator import MAX_PAIR_ITEMS, THRESHOLD_DELTA_SHARE, plan_catalogue, se
 __all__ = ["CooccurrenceRecommender", "dp_cooccurrence", "dp_popularity"]
 
 
-#: The baselines take two passes up to k' = 16 (the release: 8): more items at epsilon 4 (27-33 against
+#: The baselines take two passes up to k' = 16 (the release: 4): more items at epsilon 4 (27-33 against
 #: 21-23 on Online Retail) and a popularity list as good or better; only the catalogue matters to them.
 MAX_TOP = 16
 
