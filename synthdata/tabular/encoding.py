@@ -27,6 +27,13 @@ given the density beside them (ages from 18 released as a cell of 10 to 19 come 
 values (their greatest common step, when five or more are released): post-processing,
 free.
 
+All histograms are one Gaussian release, every count multiplied by its cell's weight
+(:func:`_cell_weights`), so that one row moves each column's counts by the same L2 norm:
+a category or boolean (one histogram) weighs twice a number's cell (four histograms); a
+small number on a lattice is its own cell at the coarser resolutions too (7 is its own 2-
+and 1-digit cell), and those copies are left out, its exact count taking their weight
+instead: less noise and a lower threshold for small codes, ratings and counts.
+
 Categories are released the same way: a value too rare to clear the threshold never
 appears in the output. Categories, bounds or booleans the schema declares public are
 counted over the declared domain without a threshold. Missing values are a level of
@@ -83,6 +90,11 @@ _POW10 = np.array([10**i for i in range(19)], dtype=np.int64)
 #: about a tenth to a third more noise on the numbers (issue 11: on the online-shoppers
 #: table at epsilon 1, months with 3% of the sessions were never released).
 CATEGORY_WEIGHT = 2
+#: Weights are whole numbers (the counts keep integer noise): a cell of one of a number's
+#: several histograms weighs this much, and the other weights are set on that scale.
+WEIGHT_SCALE = 12
+#: A remainder (a cell less its finer releases) is used when it clears this many standard deviations.
+REMAINDER_MARGIN = 3.0
 #: Powers of ten the cells of numbers without a lattice cover (beyond: the end cells).
 _MIN_EXPONENT, _MAX_EXPONENT = -12, 18
 
@@ -304,26 +316,38 @@ class TabularEncoder:
         columns = list(schema)
         lattices = [self._lattice(column) for column in columns]
         resolutions = [self._resolutions(column, lattice) for column, lattice in zip(columns, lattices)]
-        weights = [CATEGORY_WEIGHT if len(r) == 1 else 1 for r in resolutions]
         histograms = sum(len(r) for r in resolutions)
-        # One row moves one cell of each histogram of its column by its column's weight
-        # (a missing value: one cell, the missing count, by the same weight).
-        sensitivity = unit_rows * math.sqrt(max(sum(w * w * len(r) for w, r in zip(weights, resolutions)), 1))
-        sigma = ledger.planned_multiplier(step) * sensitivity
+        # A row moves one cell of each histogram of its column by that cell's weight (a
+        # missing value: one cell, the missing count); a column's row moves its cells by
+        # at most norm (L2), the same for every column (see _cell_weights).
+        norms = [_norm2(r) for r in resolutions]
+        sensitivity = unit_rows * math.sqrt(max(sum(norms), 1))
+        sigma = ledger.planned_multiplier(step) * sensitivity  # of a weighted count
         thresholded = sum(len(r) for c, r in zip(columns, resolutions) if not _public_domain(c))
         # A unit can put up to unit_rows values no one else holds into each histogram.
         fail = threshold_delta / max(thresholded * unit_rows, 1)
+        cache: dict[float, float] = {}
 
-        def threshold(weight: int) -> float:  # a weighted count's noise is sigma / weight
-            return (gaussian_threshold(sigma=sigma / weight, fail_probability=fail, max_count=unit_rows)
-                    if thresholded else 0.0)
+        def noise_threshold(noise: float) -> float:  # the threshold of a count with this noise
+            if noise not in cache:
+                cache[noise] = (gaussian_threshold(sigma=noise, fail_probability=fail, max_count=unit_rows)
+                                if thresholded else 0.0)
+            return cache[noise]
 
-        self.threshold_ = threshold(1)
-        self.sigma_ = sigma
+        def threshold(weight: float) -> float:  # a weighted count's noise is sigma / weight
+            return noise_threshold(sigma / weight)
+
+        self._threshold_of = noise_threshold
+        self.threshold_ = threshold(WEIGHT_SCALE)
+        self.sigma_ = sigma / WEIGHT_SCALE
         exact = counts(columns, resolutions, lattices) if counts is not None else \
             [_exact_counts(column, frame[column.name], res, lattice)
              for column, res, lattice in zip(columns, resolutions, lattices)]
-        vector = np.concatenate([part * w for counts, w in zip(exact, weights) for part in counts.parts()]
+        weighed = [_cell_weights(column, c, res, lattice) for column, c, res, lattice
+                   in zip(columns, exact, resolutions, lattices)]
+        exact = [c for c, _ in weighed]
+        weights = [np.concatenate(w) for _, w in weighed]
+        vector = np.concatenate([np.concatenate(c.parts()) * w for c, w in zip(exact, weights)]
                                 or [np.zeros(0, np.int64)])
         noisy = ledger.noisy(
             step, vector, sensitivity=sensitivity, integer=True,
@@ -335,13 +359,15 @@ class TabularEncoder:
                                f"{self.digits} and {max(self.digits - 1, 1)} significant digits; dates: exact, "
                                "hour, day, month",
                 "threshold": round(self.threshold_, 3),
-                "category_weight": CATEGORY_WEIGHT,
-                "threshold_categories": round(threshold(CATEGORY_WEIGHT), 3),
+                "weights": f"a count enters multiplied by its cell's weight, of {WEIGHT_SCALE} for a cell of one of "
+                           f"several histograms; {CATEGORY_WEIGHT * WEIGHT_SCALE} for a column counted once; an exact "
+                           "value that coarser cells would count again, once, with the weight of all",
+                "threshold_categories": round(threshold(CATEGORY_WEIGHT * WEIGHT_SCALE), 3),
                 "threshold_delta": threshold_delta if thresholded else 0.0,
             },
             extra_delta=threshold_delta if thresholded else 0.0,
         ).astype(float)
-        lowest = min((threshold(w) for w in set(weights)), default=0.0)
+        lowest = min((threshold(float(w.max())) for w in weights if len(w)), default=0.0)
         if rows is not None and thresholded and rows < SMALL_TABLE_ROWS * lowest:
             warnings.warn(
                 f"a DP count says the table holds about {rows:,.0f} rows, and at this privacy budget a value needs a "
@@ -352,10 +378,11 @@ class TabularEncoder:
                 SynthdataWarning, stacklevel=3)
         offset, self.codes_, self.dropped_ = 0, [], []
         for column, counts, lattice, res, weight in zip(columns, exact, lattices, resolutions, weights):
-            size = sum(len(part) for part in counts.parts())
-            self._threshold = threshold(weight)  # this column's (read by _build and what it calls)
-            code, note = self._build(column, counts, noisy[offset:offset + size] / weight, sigma / weight, lattice,
-                                     res, rows)
+            size = len(weight)
+            base = WEIGHT_SCALE * (CATEGORY_WEIGHT if len(res) == 1 else 1)
+            self._threshold = threshold(base)  # this column's (read by _build and what it calls)
+            code, note = self._build(column, counts, noisy[offset:offset + size] / weight, sigma / base, lattice,
+                                     res, rows, cell_sigma=sigma / weight)
             self.codes_.append(code)
             if note is not None:
                 self.dropped_.append((column.name, note))
@@ -389,8 +416,13 @@ class TabularEncoder:
         return [None]
 
     def _build(self, column: Column, counts: _ExactCounts, noisy: np.ndarray, sigma: float, lattice: _Lattice | None,
-               resolutions: list, rows: float | None) -> tuple[ColumnCode, str | None]:
-        """A column's levels from its noisy counts: thresholded cells, or the declared domain."""
+               resolutions: list, rows: float | None, cell_sigma: np.ndarray | None = None
+               ) -> tuple[ColumnCode, str | None]:
+        """A column's levels from its noisy counts: thresholded cells, or the declared domain.
+
+        ``sigma``: the noise of a count of weight one (after division by the weights);
+        ``cell_sigma``, every count's own (a cell of a larger weight has less noise).
+        """
         code = ColumnCode(
             name=column.name,
             kind=column.type,
@@ -401,14 +433,16 @@ class TabularEncoder:
             format=2,
         )
         parts = counts.split(noisy)
+        sigmas = counts.split(np.full(len(noisy), sigma) if cell_sigma is None else cell_sigma)
         if column.type in ("numerical", "datetime"):
             code.unit, code.decimals = lattice.unit, lattice.decimals
-            released = [self._released(res, keys, part, sigma, lattice)
-                        for res, keys, part in zip(resolutions, counts.keys, parts[:-1])]
+            released = [self._released(res, keys, part, noise, lattice)
+                        for res, keys, part, noise in zip(resolutions, counts.keys, parts[:-1], sigmas[:-1])]
             if column.constant:
                 low = lattice.to_units(np.array([_numeric_bounds(column)[0]]))[0]
                 released = [{(low,): max(float(parts[0].sum()), 1.0)}]
-            pieces = self._numeric_pieces(column, released, resolutions, lattice, sigma)
+            exact_var = {key[0]: (float(noise) / sigma) ** 2 for key, noise in zip(counts.keys[0], sigmas[0])}
+            pieces = self._numeric_pieces(column, released, resolutions, lattice, sigma, exact_var)
             code.step, code.base = lattice.step, lattice.base
             if not pieces and column.bounds is not None:
                 low, high = lattice.to_units(np.array(_numeric_bounds(column)))
@@ -426,13 +460,14 @@ class TabularEncoder:
                 if not released:  # noise swamped every count: the declared domain, evenly
                     released = {value: 1.0 for value in keys}
             else:
-                released = {value: c for value, c in zip(keys, parts[0]) if c > self._threshold}
+                released = {value: c for value, c, noise in zip(keys, parts[0], sigmas[0])
+                            if c > self._cell_threshold(noise)}
             levels = [{"points": [value], "lows": [None], "highs": [None], "weights": [float(c)]}
                       for value, c in sorted(released.items(), key=lambda kv: str(kv[0]))]
         # The missing level is public (any column may have gaps); its count is noisy, and
         # a count indistinguishable from noise is read as "no missing values".
         noisy_missing = float(parts[-1][0])
-        has_missing = noisy_missing > 3 * sigma
+        has_missing = noisy_missing > 3 * float(sigmas[-1][0])
         if has_missing:
             levels.append({"points": [None], "lows": [None], "highs": [None], "weights": [noisy_missing]})
         code.levels = levels
@@ -446,10 +481,15 @@ class TabularEncoder:
         code.coarse = self._coarse(code)
         return code, dropped
 
-    def _released(self, resolution: _Resolution, keys: list, noisy: np.ndarray, sigma: float,
+    def _released(self, resolution: _Resolution, keys: list, noisy: np.ndarray, sigma: np.ndarray,
                   lattice: _Lattice) -> dict:
-        """The cells of one histogram that clear the threshold."""
-        return {key: c for key, c in zip(keys, noisy) if c > self._threshold}
+        """The cells of one histogram that clear the threshold (each at its own noise)."""
+        return {key: c for key, c, noise in zip(keys, noisy, sigma) if c > self._cell_threshold(noise)}
+
+    def _cell_threshold(self, noise: float) -> float:
+        """The threshold of a count whose noise (after division by its weight) is ``noise``."""
+        finder = getattr(self, "_threshold_of", None)
+        return self._threshold if finder is None else finder(float(noise))
 
     def _uninformative(self, column: Column, code: ColumnCode, rows: float | None) -> str | None:
         """Why a column cannot be released usefully, or None.
@@ -495,13 +535,15 @@ class TabularEncoder:
     # ------------------------------------------------------------------ numbers
 
     def _numeric_pieces(self, column: Column, released: list[dict], resolutions: list[_Resolution],
-                        lattice: _Lattice, sigma: float) -> list[_Piece]:
+                        lattice: _Lattice, sigma: float, exact_var: dict | None = None) -> list[_Piece]:
         """Released cells -> pieces on the lattice: exact values, then what each coarser
         cell carries beyond its finer released cells, spread over the values they leave.
 
         A cell is released when its own count clears the sparse threshold. Its remainder
         (its count less the finer releases inside: a difference of noisy counts) is used
-        when it stands out of the noise those counts add up to (3 standard deviations),
+        when it stands out of the noise those counts add up to (:data:`REMAINDER_MARGIN`
+        standard deviations; 1.5: dropping a real remainder loses its whole mass, spreading
+        a noisy one costs about its noise),
         spread over the values no finer release covers. A remainder too small to stand out
         is kept aside: if the coarser cell holding it finds mass its finer releases do not
         explain, that mass goes first to the remainders kept aside inside it (the cell they
@@ -516,7 +558,8 @@ class TabularEncoder:
         cells = [[(_cell(res, key, lattice), w) for key, w in rel.items()]
                  for res, rel in zip(resolutions, released)]
         continuous = lattice.unit is None
-        pieces = [_Piece(v, v, w, (), 1.0) for v, w in exact.items()]
+        exact_var = exact_var or {}
+        pieces = [_Piece(v, v, w, (), exact_var.get(v, 1.0)) for v, w in exact.items()]
         points = np.array(sorted(exact), dtype=float if continuous else np.int64)
         finer: list[tuple[float, float]] = []  # released cells of the resolutions done
         aside: list[tuple[float, float, float, float]] = []  # (low, high, remainder, noise) too small to use
@@ -555,7 +598,7 @@ class TabularEncoder:
                 residual = weight - (cumulative[hi_i] - cumulative[lo_i])
                 noise = 1.0 + variance[hi_i] - variance[lo_i]  # in units of sigma squared
                 gaps = _subtract((low, high), finer_sorted, continuous)
-                if residual <= 3 * sigma * math.sqrt(noise):
+                if residual <= REMAINDER_MARGIN * sigma * math.sqrt(noise):
                     if residual > 0:
                         kept_aside.append((low, high, residual, noise, gaps))
                     continue
@@ -599,6 +642,9 @@ class TabularEncoder:
         piece (ages from 18 in a cell of 10 to 19). Assuming the density does not jump at
         the edge, an edge piece of mass ``w`` next to pieces of density ``d`` (mass per
         value) fills about ``w / d`` values, on its inner side: the piece is cut to those.
+        (On a long tail this cuts too much: a decade of page counts is cut to its first
+        tenth. Taking the density's fall towards the edge into account reached past the
+        real maximum on codes and rates ending in a point mass; issue 11, left as is.)
         A piece that is one value (a released exact value) is real and never cut.
         Post-processing of released counts.
         """
@@ -611,11 +657,9 @@ class TabularEncoder:
             if piece.low == piece.high:
                 continue
             inward = pieces[1:4] if side == 0 else pieces[-4:-1]
-            span = max(p.high for p in inward) - min(p.low for p in inward)
-            values = span / lattice.step + 1 if lattice.unit is not None else span
-            if values <= 0:
+            density = _density(inward, lattice)
+            if density is None:
                 continue
-            density = sum(p.weight for p in inward) / values
             size = _size(piece, lattice)
             filled = piece.weight / density if density > 0 else size
             if filled >= size:
@@ -624,7 +668,7 @@ class TabularEncoder:
                 low, high = (piece.high - filled, piece.high) if side == 0 else (piece.low, piece.low + filled)
                 pieces[index] = _Piece(low, high, piece.weight, (), piece.var)
                 continue
-            count = max(int(math.ceil(filled)), 1) + len(piece.holes)
+            count = max(int(round(filled)), 1) + len(piece.holes)  # the values it fills, not one more
             if side == 0:
                 low = lattice.first(max(piece.high - (count - 1) * lattice.step, piece.low))
                 high = piece.high
@@ -744,6 +788,15 @@ class _Piece:
     weight: float
     holes: tuple
     var: float = 1.0  # noise variance of the weight, in units of sigma squared
+
+
+def _density(pieces: list[_Piece], lattice: _Lattice) -> float | None:
+    """Mass per value (per unit of length without a lattice) over the span of ``pieces``."""
+    if not pieces:
+        return None
+    span = max(p.high for p in pieces) - min(p.low for p in pieces)
+    values = span / lattice.step + 1 if lattice.unit is not None else span
+    return sum(p.weight for p in pieces) / values if values > 0 else None
 
 
 def _size(piece: _Piece, lattice: _Lattice) -> float:
@@ -955,6 +1008,51 @@ def _numeric_levels_of(code: ColumnCode, values: np.ndarray) -> np.ndarray:
         out[np.flatnonzero(todo)] = levels_[np.argmin(distance, axis=1)]
     index[ok] = out
     return index
+
+
+def _norm2(resolutions: list) -> int:
+    """The squared L2 norm of what one row of a column adds to its weighted histograms."""
+    base = WEIGHT_SCALE * (CATEGORY_WEIGHT if len(resolutions) == 1 else 1)
+    return base * base * len(resolutions)
+
+
+def _cell_weights(column: Column, counts: _ExactCounts, resolutions: list,
+                  lattice: _Lattice | None) -> tuple[_ExactCounts, list[np.ndarray]]:
+    """Every count's weight (whole numbers), and the counts without the cells a finer histogram already holds.
+
+    A column counted in one histogram weighs ``CATEGORY_WEIGHT`` times a number's cell: the
+    same L2 share for one histogram as a number takes with its four. On a lattice, a small
+    value is its own cell at coarser resolutions too — 7 is its own 2- and 1-digit cell,
+    and 0 is its own decade too — so those coarser cells are copies of its exact count:
+    they are left out (a function of the cell's key alone, public), and the exact count
+    takes their share of the norm instead, weighing ``sqrt(1 + copies)`` times a cell:
+    less noise and a lower threshold on the small whole numbers codes, ratings and counts
+    are made of. A row still moves its column's cells by at most the column's norm; a
+    missing value, its one count, by all of it.
+    """
+    norm2 = _norm2(resolutions)
+    missing = np.array([math.isqrt(norm2)], dtype=np.int64)
+    base = WEIGHT_SCALE * (CATEGORY_WEIGHT if len(resolutions) == 1 else 1)
+    if not (column.type == "numerical" and lattice is not None and lattice.unit is not None
+            and len(resolutions) > 1 and resolutions[0].kind == "exact"):
+        return counts, [np.full(len(part), base, dtype=np.int64) for part in counts.counts] + [missing]
+    values = np.array([key[0] for key in counts.keys[0]], dtype=np.int64)
+    copies = np.zeros(len(values), dtype=np.int64)
+    keys, kept = [counts.keys[0]], [counts.counts[0]]
+    for resolution, cells, part in zip(resolutions[1:], counts.keys[1:], counts.counts[1:]):
+        if resolution.kind == "digits":  # a value below 10**digits is its own cell (shift 0)
+            copies += np.abs(values) < 10**resolution.size
+            own = np.array([int(key[0]) == 0 for key in cells], dtype=bool)
+        elif resolution.kind == "decade":  # zero is its own decade cell
+            copies += values == 0
+            own = np.array([int(key[1]) == 0 for key in cells], dtype=bool)
+        else:
+            own = np.zeros(len(cells), dtype=bool)
+        keys.append([key for key, o in zip(cells, own) if not o])
+        kept.append(part[~own] if len(part) else part)
+    exact = np.array([math.isqrt(base * base * (1 + c)) for c in copies], dtype=np.int64)
+    weights = [exact] + [np.full(len(part), base, dtype=np.int64) for part in kept[1:]] + [missing]
+    return _ExactCounts(keys, kept, counts.missing), weights
 
 
 def _public_domain(column: Column) -> bool:

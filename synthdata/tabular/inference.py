@@ -6,16 +6,17 @@ declares no schema, :func:`infer_schema_private` decides everything a release pu
 about its columns from one Gaussian release, charged to the ledger as ``"schema"``:
 
 * every cell of every column is put in exactly one *shape* class — missing, true/false,
-  whole number, a number with one decimal on the half-grid (``17.5``), one decimal, two
-  decimals, more, one of a fixed list of date layouts (date only, to the minute, or to
-  the second; with evidence for day-first or month-first order), or text — and each
-  column's class counts are released with noise;
+  zero (on every lattice, so it tells nothing about one), whole number, a number with
+  one decimal on the half-grid (``17.5``), one even decimal (``0.2``, ``0.4``: a lattice
+  of 0.2), another one-decimal number, two decimals, more, one of a fixed list of date
+  layouts (date only, to the minute, or to the second; with evidence for day-first or
+  month-first order), or text — and each column's class counts are released with noise;
 * each column's number of distinct values is released with noise too (identifiers).
 
 One row (one unit of privacy: ``k`` rows) moves one count per column's shape histogram
 and one distinct count per column, so the vector's L2 sensitivity is ``k·√(2·columns)``.
 Every decision below — the type, whether numbers are whole, the *lattice* they lie on (a
-step of 0.5, 0.1 or 0.01 for decimals; dates to the day, minute or second; the encoder
+step of 0.5, 0.2, 0.1 or 0.01 for decimals; dates to the day, minute or second; the encoder
 keeps every synthetic value on it) — is post-processing of those noisy counts, made with
 margins well above the noise, so two tables that differ in one row get the same schema
 except with the small probability that the noise itself decides. Column names are the header, not
@@ -43,8 +44,11 @@ from ..schema import ID_NAME, Column, Excluded, Schema
 __all__ = ["SHAPES", "infer_schema_private", "shape_codes"]
 
 #: Shape classes of a cell, in code order.
-_BASE = ["missing", "boolean", "integer", "half", "decimal1", "decimal2", "decimal3", "text"]
-MISSING, BOOLEAN, INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3, TEXT = range(len(_BASE))
+_BASE = ["missing", "boolean", "integer", "half", "decimal1", "decimal2", "decimal3", "text", "zero", "even-tenth"]
+MISSING, BOOLEAN, INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3, TEXT, ZERO, EVEN_TENTH = range(len(_BASE))
+#: The shapes of numbers: zero, whole, and the fractional ones.
+_NUMBERS = [ZERO, INTEGER, HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
+_FRACTIONAL = [HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
 
 _TIME = r"(?:[ T](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d{1,9})?)?)?"
 
@@ -82,6 +86,7 @@ _FIRST_DATE = len(_BASE)
 
 _TRUE_FALSE = {"true", "false"}
 _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
+_ZERO = re.compile(r"^\s*[+-]?0+\s*$")
 _DECIMAL = re.compile(r"^\s*[+-]?(\d+)?\.(\d+)\s*$")
 _EXPONENT = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+\s*$")
 
@@ -93,6 +98,9 @@ _NOISE_MARGIN = 3.0
 #: on dates): of the many shape cells, one clears 3 standard deviations by chance in 7% of
 #: columns, which would make a date column timed at random; 4 makes that 0.2%.
 _MINORITY_MARGIN = 4.0
+#: Odd tenths (0.1, 0.3, ...) below this share of the even ones are read as stray values:
+#: the column is on a lattice of 0.2. On a lattice of 0.1 there are about as many of each.
+_ODD_SHARE = 0.25
 #: A column with more distinct values than this share of its values identifies rows.
 _ID_DISTINCT_SHARE = 0.95
 #: Fewest values (noisy) for a column to be called identifier-like.
@@ -122,11 +130,11 @@ def shape_codes(series: pd.Series) -> np.ndarray:
 
 
 def _number_shapes(values: np.ndarray) -> np.ndarray:
-    """Shape of numbers held as numbers: whole, half-grid, or their decimal places."""
+    """Shape of numbers held as numbers: zero, whole, half-grid, even tenths, or their decimal places."""
     out = np.full(len(values), DECIMAL3, dtype=np.int64)
     finite = np.isfinite(values)
     whole = finite & (values == np.round(values))
-    out[whole] = INTEGER
+    out[whole] = np.where(values[whole] == 0, ZERO, INTEGER)
     rest = finite & ~whole
     half = rest & (values * 2 == np.round(values * 2))
     out[half] = HALF
@@ -135,6 +143,11 @@ def _number_shapes(values: np.ndarray) -> np.ndarray:
     for places, code in ((1, DECIMAL1), (2, DECIMAL2)):
         scaled = values * 10**places
         on = rest & (np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(np.abs(scaled), 1.0))
+        if places == 1:  # tenths: even ones (0.2, 0.4, ...) lie on a lattice of 0.2
+            even = on & (np.round(scaled) % 2 == 0)
+            out[even] = EVEN_TENTH
+            rest &= ~even
+            on &= ~even
         out[on] = code
         rest &= ~on
     out[~finite] = TEXT  # inf or -inf: not a number we can model
@@ -153,6 +166,7 @@ def _text_shapes(values: pd.Series) -> np.ndarray:
     todo = out == TEXT
     integer = stripped.str.match(_INTEGER).to_numpy() & todo
     out[integer] = INTEGER
+    out[stripped.str.match(_ZERO).to_numpy() & todo] = ZERO
     todo &= ~integer
     decimal = stripped.str.extract(_DECIMAL)
     is_decimal = decimal[1].notna().to_numpy() & todo
@@ -160,9 +174,13 @@ def _text_shapes(values: pd.Series) -> np.ndarray:
         fraction = decimal[1].fillna("").str.rstrip("0")
         places = fraction.str.len().to_numpy()
         last = fraction.str[-1:].to_numpy()
-        codes = np.where(places == 0, INTEGER,
+        zero = decimal[0].fillna("").str.fullmatch(r"0*").to_numpy()
+        even = np.isin(last, ["2", "4", "6", "8"])
+        codes = np.where(places == 0, np.where(zero, ZERO, INTEGER),
                          np.where((places == 1) & (last == "5"), HALF,
-                                  np.where(places == 1, DECIMAL1, np.where(places == 2, DECIMAL2, DECIMAL3))))
+                                  np.where((places == 1) & even, EVEN_TENTH,
+                                           np.where(places == 1, DECIMAL1,
+                                                    np.where(places == 2, DECIMAL2, DECIMAL3)))))
         out[is_decimal] = codes[is_decimal]
         todo &= ~is_decimal
     exponent = stripped.str.match(_EXPONENT).to_numpy() & todo
@@ -262,7 +280,7 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
     steward is warned.
     """
     clear = np.where(shape > _NOISE_MARGIN * sigma, shape, 0.0)
-    numeric_cells = [INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3]
+    numeric_cells = _NUMBERS
 
     def mass(cells: list[int]) -> float:
         cleared, total = float(clear[cells].sum()), float(shape[cells].sum())
@@ -275,7 +293,9 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
         return Excluded(name, "too few values to tell from the noise at this privacy budget")
     kind = max(families, key=families.get)
     minority = np.where(shape > _MINORITY_MARGIN * sigma, shape, 0.0)
-    fractional = float(minority[[HALF, DECIMAL1, DECIMAL2, DECIMAL3]].sum())
+    fractional = float(minority[_FRACTIONAL].sum())
+    if not minority[[EVEN_TENTH, DECIMAL1]].any() and _used(shape, [EVEN_TENTH, DECIMAL1], sigma, present):
+        fractional += float(shape[[EVEN_TENTH, DECIMAL1]].sum())  # tenths, even and odd, each too few alone
     whole = kind == "categorical" or fractional <= _STRAY_SHARE * present
     if kind in ("categorical", "numerical") and present >= _ID_MIN_VALUES and whole:
         # Text distinct on nearly every row is an id or free text; numbers distinct on every
@@ -296,19 +316,33 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
             warnings.warn(f"column {name!r}: at this privacy budget the noise cannot tell whole numbers from "
                           "decimals; it is read as whole numbers. Declare its type in a schema (--schema) to be "
                           "sure", SynthdataWarning, stacklevel=4)
-        return Column(name=name, type="numerical", integer=whole, step=None if whole else _step(minority, present))
+        return Column(name=name, type="numerical", integer=whole, step=None if whole else _step(shape, sigma, present))
     return Column(name=name, type="categorical")
 
 
-def _step(clear: np.ndarray, present: float) -> float | None:
+def _used(shape: np.ndarray, cells: list[int], sigma: float, present: float) -> bool:
+    """Whether these shape cells together clearly hold values: above the minority margin
+    at the noise of their sum, and above the stray share."""
+    total = float(shape[cells].sum())
+    return total > _MINORITY_MARGIN * sigma * math.sqrt(len(cells)) and total > _STRAY_SHARE * present
+
+
+def _step(shape: np.ndarray, sigma: float, present: float) -> float | None:
     """The lattice of a column of decimals: the finest decimal place its values clearly use.
 
-    None (no lattice) when many values need three decimals or more: measurements.
+    None (no lattice) when many values need three decimals or more: measurements. Tenths
+    that are all even (0.2, 0.4, ...; the odd ones under :data:`_ODD_SHARE` of them) are
+    a lattice of 0.2, unless halves are there too.
     """
-    for cell, step in ((DECIMAL3, None), (DECIMAL2, 0.01), (DECIMAL1, 0.1), (HALF, 0.5)):
-        if clear[cell] > _STRAY_SHARE * present:
-            return step
-    return None
+    if _used(shape, [DECIMAL3], sigma, present):
+        return None
+    if _used(shape, [DECIMAL2], sigma, present):
+        return 0.01
+    if any(_used(shape, cells, sigma, present) for cells in ([EVEN_TENTH], [DECIMAL1], [EVEN_TENTH, DECIMAL1])):
+        odd = _used(shape, [DECIMAL1], sigma, present) or _used(shape, [HALF], sigma, present) or \
+            shape[DECIMAL1] > _ODD_SHARE * shape[EVEN_TENTH]
+        return 0.1 if odd else 0.2
+    return 0.5 if _used(shape, [HALF], sigma, present) else None
 
 
 def _date_format(clear: np.ndarray, minority: np.ndarray, present: float) -> str:

@@ -294,3 +294,52 @@ def test_a_dominant_value_does_not_lump_the_others_together():
     assert code.levels[0]["lows"] == [0.0] and len(code.levels[0]["lows"]) == 1  # the zeros alone
     assert code.size >= 25, code.size
     assert code.coarse_size >= 12, code.coarse_size
+
+
+def test_even_tenths_are_a_lattice_of_two_tenths_and_zeros_say_nothing():
+    """Mostly zeros, then 0.2 ... 1.0 (online shoppers' SpecialDay): a lattice of 0.2, not
+    whole numbers (the zeros are on every lattice) and not 0.1 (no value is an odd tenth)."""
+    from synthdata.tabular.inference import SHAPES, shape_codes
+
+    assert [SHAPES[c] for c in shape_codes(pd.Series(["0", "0.0", "-0", "0.20", "1.3", "2.5", "3", "0.25"]))] == [
+        "zero", "zero", "zero", "even-tenth", "decimal1", "half", "integer", "decimal2"]
+    assert [SHAPES[c] for c in shape_codes(pd.Series([0.0, 0.6, 0.7, 1.0]))] == [
+        "zero", "even-tenth", "decimal1", "integer"]
+    rng = np.random.default_rng(12)
+    n = 5000
+    frame = pd.DataFrame({
+        "special": np.where(rng.random(n) < 0.85, 0.0, rng.choice([0.2, 0.4, 0.6, 0.8, 1.0], n)),
+        "tenths": np.round(rng.normal(5, 2, n), 1),
+    })
+    schema = _infer(frame)
+    assert schema["special"].step == 0.2 and not schema["special"].integer
+    assert schema["tenths"].step == 0.1
+    encoder = _fit(frame, schema)
+    synthetic = _draw(encoder, frame, schema)
+    assert _on_lattice(synthetic["special"].to_numpy(), 0.2).all()
+
+
+def test_small_whole_numbers_weigh_more_and_no_row_moves_more_than_its_norm():
+    """An exact count that coarser cells would copy (7 is its own 2- and 1-digit cell) is
+    counted once, with their weight: the copies are left out, and whatever its value, one
+    row still moves its column's weighted counts by at most the column's norm."""
+    from synthdata.tabular.encoding import WEIGHT_SCALE, _cell_weights, _exact_counts, _norm2
+
+    values = [0, 7, -7, 42, 420, 4200, 123456]
+    column = Column("code", "numerical", integer=True)
+    encoder = TabularEncoder()
+    lattice = encoder._lattice(column)
+    resolutions = encoder._resolutions(column, lattice)
+    for value in values:
+        counts = _exact_counts(column, pd.Series([value, None], dtype=float), resolutions, lattice)
+        kept, weights = _cell_weights(column, counts, resolutions, lattice)
+        cells = [w[part > 0] for part, w in zip(kept.parts(), weights)]
+        present = np.concatenate(cells[:-1])
+        assert float(np.sum(present.astype(float) ** 2)) <= _norm2(resolutions)   # the value's row
+        assert float(cells[-1][0]) ** 2 <= _norm2(resolutions)                     # a missing row
+    kept, weights = _cell_weights(column, _exact_counts(column, pd.Series(values, dtype=float), resolutions, lattice),
+                                  resolutions, lattice)
+    exact = dict(zip([k[0] for k in kept.keys[0]], weights[0]))
+    assert exact[0] > exact[7] > exact[42] > exact[420] == WEIGHT_SCALE
+    assert all(int(key[0]) > 0 for key in kept.keys[1])  # no 2-digit cell that is a value below 100
+
