@@ -22,6 +22,11 @@ Crash consistency, with no entry ever counted twice or lost:
    the entry becomes *released*; if not, it never landed, the entry is dropped and its
    staging directory removed. :func:`cleanup_staging` removes abandoned staging
    directories under a release root even without the ledger that reserved them.
+4. A release *refused* after it spent budget on the real data (a DP measurement decided
+   that nothing could be released at this ε, and the refusal says so) publishes nothing,
+   but the steward's next release is chosen knowing that outcome: adaptive composition
+   counts both, so :meth:`BudgetLedger.refuse` keeps the entry, state *refused*, with the
+   ε spent before the refusal (at most the reserved ε). Refused entries count in the total.
 
 The ledger is a file someone else may have edited or replaced, so it is read as one:
 a regular file (not a FIFO or a link) under a size cap, strict JSON, every entry checked
@@ -80,7 +85,7 @@ _MAX_DEPTH = 16
 
 _ID = re.compile(r"[0-9a-f]{12}")
 _STAGING = re.compile(r"\.(?P<name>.+)\.partial-(?P<id>[0-9a-f]{12})")
-_STATES = ("reserved", "released")
+_STATES = ("reserved", "released", "refused")
 _RECOVER = "restore it from a backup, or choose another file with --ledger (a new ledger forgets earlier spends)"
 
 
@@ -267,6 +272,26 @@ class BudgetLedger:
                 if delta is not None:
                     entry["delta"] = float(delta)
                 entries.append(entry)
+            self._write(entries)
+        self._release_hold(reservation.id, _lock_path(reservation.staging))
+
+    def refuse(self, reservation: Reservation, *, epsilon: float, delta: float | None = None) -> None:
+        """Mark a reserved entry *refused*: its release stopped after spending ``epsilon`` (at most
+        the reserved ε) on the real data; the entry keeps counting (see the module docstring)."""
+        if not (_is_number(epsilon) and math.isfinite(epsilon) and epsilon >= 0):
+            raise PrivacyError(f"epsilon must be a finite number, 0 or more, got {epsilon!r}")
+        with self._locked():
+            entries = self._read()
+            found = [entry for entry in entries if entry["id"] == reservation.id]
+            if not found and reservation.id in _RESERVED:
+                found = [dict(_RESERVED[reservation.id])]
+                entries.append(found[0])
+            for entry in found:
+                _mark_released(entry)
+                entry["state"] = "refused"
+                entry["epsilon"] = float(min(epsilon, entry["epsilon"]))
+                if delta is not None:
+                    entry["delta"] = float(delta)
             self._write(entries)
         self._release_hold(reservation.id, _lock_path(reservation.staging))
 
@@ -474,7 +499,7 @@ def _check_entry(entry: Any, number: int, shown: str) -> None:
     if not (isinstance(entry["id"], str) and _ID.fullmatch(entry["id"])):
         raise bad(f"has id {_clip(entry['id'])}: it must be 12 hex digits")
     if entry["state"] not in _STATES:
-        raise bad(f"has state {_clip(entry['state'])}: it must be 'reserved' or 'released'")
+        raise bad(f"has state {_clip(entry['state'])}: it must be 'reserved', 'released' or 'refused'")
     if not (isinstance(entry["time"], str) and len(entry["time"]) <= 64):
         raise bad("has a time that is not a short string")
     release = entry["release"]

@@ -18,6 +18,7 @@ Two documents come out (PRODUCT.md, rule 10):
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import shutil
@@ -34,7 +35,7 @@ from . import __version__
 from .budget import DEFAULT_BUDGET_LIMIT, DEFAULT_RELEASES_DIR, LEDGER_NAME, BudgetLedger, cleanup_staging
 from .errors import DataError, SynthdataError
 from .files import os_error_message, printable
-from .privacy import NoiseSource, check_privacy_parameters
+from .privacy import NoiseSource, check_privacy_parameters, watch_ledgers
 
 __all__ = ["DEFAULT_AUDIT_SHARE", "DEFAULT_HOLDOUT_FRACTION", "REPORT_FORMAT", "STAGES", "STEWARD_SUFFIX",
            "Modality", "ReleaseResult", "release", "staged_release"]
@@ -115,7 +116,7 @@ def release(modality: Modality, *, epsilon: float, delta: float | None = None,
     dataset = ledger_key(digest, secret, dataset_id)
 
     with staged_release(directory, ledger=ledger, dataset=dataset, epsilon=epsilon, delta=delta, key=key,
-                        key_path=key_path, budget_limit=budget_limit) as stage:
+                        key_path=key_path, budget_limit=budget_limit) as stage, _refusals_charged():
         say(f"schema: {modality.describe()}")
         say("holdout split")
         train, holdout = modality.split(holdout_fraction, noise)
@@ -141,6 +142,27 @@ def release(modality: Modality, *, epsilon: float, delta: float | None = None,
 
 
 # --------------------------------------------------------------------------- the staged release
+
+
+@contextmanager
+def _refusals_charged() -> Iterator[None]:
+    """A :class:`SynthdataError` raised after the release spent budget on the real data carries
+    what was spent (``error.spent = (epsilon, delta)``), for :func:`staged_release` to record.
+
+    A refusal such as "no item is held by enough customers at epsilon=1" is decided by DP
+    measurements and tells the steward something about them; the next release is chosen
+    knowing it. Adaptive composition counts both, so the refused release's spend stays in
+    the budget ledger. What was spent is the composition of every ledger the fit made.
+    """
+    with watch_ledgers() as ledgers:
+        try:
+            yield
+        except SynthdataError as error:
+            spent = math.fsum(ledger.epsilon_spent for ledger in ledgers)
+            if spent > 0:
+                error.spent = (spent, max(ledger.delta for ledger in ledgers))
+            raise
+
 
 
 @dataclass
@@ -208,8 +230,10 @@ def staged_release(directory: Path, *, ledger: str | os.PathLike | None, dataset
                    budget_limit: float = DEFAULT_BUDGET_LIMIT) -> Iterator[Stage]:
     """Reserve the budget, yield the staging folders, then rename them into place and record the spend.
 
-    Any exception or interrupt inside removes the staging folders and cancels the
-    reservation: nothing is published and nothing is spent.
+    Any exception or interrupt inside removes the staging folders: nothing is published.
+    The reservation is cancelled, except for a :class:`SynthdataError` that carries a spend
+    (``error.spent``, see :func:`_refusals_charged`): a release refused after DP
+    measurements is recorded as *refused* with the ε it spent, and the message says so.
     """
     from .signing import default_key
 
@@ -238,9 +262,17 @@ def staged_release(directory: Path, *, ledger: str | os.PathLike | None, dataset
         except BaseException:
             shutil.rmtree(steward_final, ignore_errors=True)
             raise
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(reservation.staging, ignore_errors=True)
-        ledger_file.cancel(reservation)
+        spent = getattr(error, "spent", None) if isinstance(error, SynthdataError) else None
+        if spent is None:
+            ledger_file.cancel(reservation)
+            raise
+        charged = min(spent[0], epsilon)
+        ledger_file.refuse(reservation, epsilon=charged, delta=spent[1])
+        error.message = (f"{error.message.rstrip('.')} (this refused release had spent epsilon {charged:.3g} on DP "
+                         f"measurements of the data; the budget ledger counts it: "
+                         f"{printable(ledger_file.path)})")
         raise
     ledger_file.commit(reservation, delta=delta)
 

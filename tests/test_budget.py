@@ -100,3 +100,20 @@ def test_an_unreadable_ledger_is_one_clear_error(ledger):
 def test_limit_must_be_positive(ledger, tmp_path):
     with pytest.raises(PrivacyError, match="budget limit"):
         ledger.reserve(input_sha256=A, epsilon=1.0, delta=None, release=tmp_path / "r", limit=0)
+
+
+def test_a_refused_release_keeps_its_spend_as_a_refused_entry_that_counts(ledger, tmp_path):
+    reservation = ledger.reserve(input_sha256="a" * 64, epsilon=2.0, delta=1e-6, release=tmp_path / "r1", limit=10)
+    ledger.refuse(reservation, epsilon=0.7, delta=1e-6)
+    [entry] = ledger.entries()
+    assert entry["state"] == "refused" and entry["epsilon"] == pytest.approx(0.7)
+    assert "pid" not in entry and not (tmp_path / "r1").exists()
+    assert ledger.spent("a" * 64) == pytest.approx(0.7)
+    # never more than what was reserved
+    second = ledger.reserve(input_sha256="a" * 64, epsilon=1.0, delta=None, release=tmp_path / "r2", limit=10)
+    ledger.refuse(second, epsilon=5.0)
+    assert ledger.spent("a" * 64) == pytest.approx(1.7)
+    # the file stays readable and a refused entry is not settled away as a crashed reservation
+    assert BudgetLedger(ledger.path).entries() == ledger.entries()
+    with pytest.raises(PrivacyError, match="over the budget limit 2"):
+        ledger.reserve(input_sha256="a" * 64, epsilon=0.5, delta=None, release=tmp_path / "r3", limit=2)

@@ -221,6 +221,30 @@ def test_a_budget_too_small_for_any_item_is_refused_with_dp_figures_only(data):
             InteractionGAN(epsilon=0.5, **FAST).fit(small, user="customer_id", item="sku")
 
 
+def test_a_release_refused_after_its_dp_measurements_stays_on_the_budget_ledger(invoke, data, tmp_path, monkeypatch):
+    # The refusal is decided by DP counts and tells the steward so: the next release is chosen
+    # knowing it, so the refused release's spend counts (adaptive composition).
+    monkeypatch.setenv("SYNTHDATA_CONFIG_DIR", str(tmp_path / "config"))
+    path = tmp_path / "purchases.csv"
+    data[data["customer_id"].isin(data["customer_id"].dropna().unique()[:200])].to_csv(path, index=False)
+    ledger = tmp_path / "ledger.json"
+    result = invoke("release", path, "--epsilon", "0.5", "--privacy-unit", "customer_id", "--items", "sku",
+                    "--out", tmp_path / "release", "--ledger", ledger, "--quiet")
+    assert result.exit_code == 1, result.output
+    message = result.output.strip().splitlines()
+    assert len(message) == 1 and "no item is held by enough customers" in message[0], result.output
+    assert "the budget ledger counts it" in message[0] and "Traceback" not in result.output
+    assert not (tmp_path / "release").exists() and not (tmp_path / "release.steward-audit").exists()
+    [entry] = json.loads(ledger.read_text())["entries"]
+    assert entry["state"] == "refused" and 0 < entry["epsilon"] <= 0.5, entry
+    listing = invoke("budget", "--ledger", ledger)
+    assert listing.exit_code == 0 and "refused" in listing.output, listing.output
+    # It counts against the limit: 0.5 more would pass 0.5 of budget limit only without it.
+    again = invoke("release", path, "--epsilon", "0.5", "--privacy-unit", "customer_id", "--items", "sku",
+                   "--out", tmp_path / "again", "--ledger", ledger, "--budget-limit", "0.5", "--quiet")
+    assert again.exit_code == 1 and "over the budget limit" in again.output, again.output
+
+
 def test_the_model_saves_without_a_seed_and_samples_the_same_after_loading(fitted, tmp_path):
     fitted.save(tmp_path / "model")
     meta = json.loads((tmp_path / "model" / "model.json").read_text())

@@ -34,6 +34,7 @@ from .ledger import (
     MAX_STEPS,
     PrivacyLedger,
     Spend,
+    watch_ledgers,
 )
 from .mechanisms import gaussian_threshold, poisson_sample
 from .noise import NoiseSource
@@ -60,6 +61,7 @@ __all__ = [
     "PrivacyUnit",
     "ROW",
     "Spend",
+    "watch_ledgers",
     "check_delta_for_units",
     "check_privacy_parameters",
     "default_delta",

@@ -15,9 +15,11 @@ delta, and the RDP part is converted to (epsilon, delta - threshold_delta).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +41,7 @@ from .rdp import _compose, _merged, new_accountant
 from .unit import ROW, PrivacyUnit
 
 __all__ = ["DPSGD_MECHANISM", "GAUSSIAN_MECHANISM", "LAPLACE_MECHANISM", "LEDGER_FORMAT", "MAX_STEPS",
-           "PrivacyLedger", "Spend"]
+           "PrivacyLedger", "Spend", "watch_ledgers"]
 
 LEDGER_FORMAT = "synthdata-privacy-ledger/2"
 DPSGD_MECHANISM = "DP-SGD (Poisson-subsampled Gaussian)"
@@ -47,6 +49,25 @@ GAUSSIAN_MECHANISM = "Gaussian mechanism"
 LAPLACE_MECHANISM = "discrete Laplace mechanism"
 #: remaining_steps() answers at most this many: beyond it, the budget is not the limit.
 MAX_STEPS = 10**12
+#: The lists that :func:`watch_ledgers` is collecting ledgers into (innermost last).
+_WATCHERS: contextvars.ContextVar[tuple[list, ...]] = contextvars.ContextVar("synthdata_ledger_watchers", default=())
+
+
+@contextmanager
+def watch_ledgers() -> Iterator[list[PrivacyLedger]]:
+    """Collect every :class:`PrivacyLedger` made inside the block, in a list yielded to the caller.
+
+    The release orchestrator uses it to learn what a release spent on the real data even
+    when the release stops before its model is returned (a refusal whose message carries
+    DP figures still counts against the data's budget: see :mod:`synthdata.budget`).
+    """
+    made: list[PrivacyLedger] = []
+    token = _WATCHERS.set((*_WATCHERS.get(), made))
+    try:
+        yield made
+    finally:
+        _WATCHERS.reset(token)
+
 
 @dataclass(frozen=True)
 class Spend:
@@ -154,6 +175,8 @@ class PrivacyLedger:
         self._allowance: tuple[Any, int] | None = None
         #: The noise plan (:meth:`plan`), joined to the spends by step name.
         self.plan_: Any = None
+        for made in _WATCHERS.get():
+            made.append(self)
 
     def __repr__(self) -> str:
         return (
