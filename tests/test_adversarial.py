@@ -398,8 +398,9 @@ def test_the_schema_share_is_computed_from_the_plan_not_searched_for(count):
     assert plans <= 2, plans
     if count == 100_000:
         assert plans == 1 and split["schema"] == estimator.DEFAULT_BUDGET_SPLIT["schema"] and not warned
-    elif multiplier <= most:  # enough, and not much more than enough (the margin is 15%)
-        assert multiplier > 0.75 * most and not warned, (multiplier, most)
+    elif multiplier <= most:  # enough; when raised, not much more than enough (the margin is 15%)
+        assert not warned and (plans == 1 or multiplier > 0.75 * most), (plans, multiplier, most)
+        assert plans == 1 or split["schema"] > estimator.DEFAULT_BUDGET_SPLIT["schema"]
     else:  # the cap was reached: said once
         assert split["schema"] == estimator.SCHEMA_SHARE_CAP and len(warned) == 1
 
