@@ -157,6 +157,29 @@ def test_duckdb_counts_are_the_in_memory_counts(name, tmp_path):
         engine.close()
 
 
+def test_batches_worked_on_in_two_threads_give_the_same_codes_and_digest(tmp_path, monkeypatch):
+    """The per-batch work (row hashes, level codes) runs in a thread per core: many small
+    batches on two threads give the in-memory counts and content_digest's fingerprint."""
+    path, frame = _write(census(6000, seed=5), tmp_path, "threads")
+    batches = DuckDBEngine.batches
+    sizes = []
+
+    def small(self, columns, split, side, batch_rows=None):
+        for batch in batches(self, columns, split, side, batch_rows=300):
+            sizes.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(DuckDBEngine, "batches", small)
+    engine = DuckDBEngine(TableSource.of(path), threads=2)
+    try:
+        assert engine.workers == 2
+        assert engine.digest() == content_digest(frame)
+        assert len(sizes) >= 10
+        compare_engines(frame, FrameStats(frame), EngineStats(EngineView(engine, None)))
+    finally:
+        engine.close()
+
+
 def test_duckdb_reads_a_directory_and_a_glob_as_one_table(tmp_path):
     frame = census(2400)
     folder = tmp_path / "parts"
@@ -210,6 +233,43 @@ def test_the_split_is_a_function_of_each_row_and_every_pass_sees_it(tmp_path):
         pd.testing.assert_frame_equal(larger[larger["weight"] != 999_999].sort_values(list(frame.columns))
                                       .reset_index(drop=True),
                                       sample.sort_values(list(frame.columns)).reset_index(drop=True))
+    finally:
+        for engine in engines:
+            engine.close()
+
+
+def _split_counts(tables) -> dict:
+    """Per column, each distinct value (by its spelling: -0.0, nan and missing apart) with its
+    (train, holdout) counts."""
+    return {name: sorted((str(v), int(t), int(h)) for v, t, h in zip(table.values, table.train, table.holdout))
+            for name, table in tables.items()}
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_the_splits_counts_from_the_holdout_alone_are_those_of_both_sides(name, tmp_path):
+    """Once the whole table's counts are known, a split's are the holdout's scan subtracted from
+    them: the same integers as grouping both sides in one scan, and as the rows of each side."""
+    frame = TABLES[name]()
+    floats = [c for c in frame.columns if frame[c].dtype.kind == "f"]
+    if floats:  # -0.0 and 0.0 are different values to pandas (and in the digest): kept apart
+        frame.loc[frame.index[::7], floats[0]] = -0.0
+        frame.loc[frame.index[3::7], floats[0]] = 0.0
+    path, frame = _write(frame, tmp_path, name)
+    split = Split(salt=987, fraction=0.3)
+    engines = [DuckDBEngine(TableSource.of(path), threads=1) for _ in range(2)]
+    try:
+        derived, direct = engines
+        derived.value_tables(None)
+        counts = _split_counts(derived.value_tables(split))
+        assert counts == _split_counts(direct.value_tables(split))
+        sides = {side: direct.sample(split, side, 1.0, salt=1) for side in ("train", "holdout")}
+        assert len(sides["holdout"]) == derived.rows(split, "holdout") > 0
+        for column in frame.columns:  # each side's rows, counted by pandas
+            for k, side in enumerate(("train", "holdout")):
+                read = sides[side][column].astype(frame[column].dtype) if len(sides[side]) else sides[side][column]
+                by_pandas = read.astype(object).map(str).value_counts()
+                by_engine = {value: sides_counts[k] for value, *sides_counts in counts[column] if sides_counts[k]}
+                assert by_engine == by_pandas.to_dict(), (column, side)
     finally:
         for engine in engines:
             engine.close()

@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import DataError
 
 __all__ = ["CodeSource", "Engine", "EngineView", "Split", "TableSource", "ValueTable", "choose_engine",
-           "combine_hashes", "value_hashes"]
+           "combine_hashes", "ordered_map", "value_hashes"]
 
 #: The key of the row hashes of :func:`synthdata.fingerprint.content_digest` (same digest, any engine).
 ROW_HASH_KEY = "synthdatarows-v1"
@@ -317,10 +317,10 @@ class ValueTable:
 
     def _integer_lookup(self):
         """(lowest value, dense position table, position of null) for integers spanning a short range."""
-        if self._lookup is None:
+        if self._lookup is None:  # computed whole, then set once (batches are worked on in threads)
             import pyarrow.compute as pc
 
-            self._lookup = False
+            lookup = False
             present = self.arrow.drop_null()
             if len(present):
                 low, high = pc.min(present).as_py(), pc.max(present).as_py()
@@ -331,7 +331,8 @@ class ValueTable:
                     table[raw - low] = self.merged[where]
                     nulls = np.flatnonzero(np.asarray(self.arrow.is_null()))
                     null_at = int(self.merged[nulls[0]]) if len(nulls) else -1
-                    self._lookup = (low, table, null_at)
+                    lookup = (low, table, null_at)
+            self._lookup = lookup
         return self._lookup or None
 
 
@@ -536,6 +537,31 @@ def prefetch(iterator, depth: int = 2):
             yield item
     finally:
         stop.set()
+
+
+def ordered_map(function: Callable, items, workers: int | None = None, window: int = 2):
+    """``function`` over ``items`` in ``workers`` threads (default: the cores), results in the
+    items' order. The per-batch work (Arrow compute, numpy gathers) releases the GIL for most
+    of its time, so batches are worked on side by side while the engine reads the next ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    if workers == 1:
+        for item in items:
+            yield function(item)
+        return
+    pending: list = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) > workers * window:
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def digest_header(names: Sequence[str], rows: int) -> hashlib._Hash:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .base import (HASH_BUCKETS, Progress, RowHasher, SortedDigest, Split, TableSource, ValueTable, code_dtype,
-                   plain_array, plain_batch, plain_table, prefetch, signed_zeros)
+                   ordered_map, plain_array, plain_batch, plain_table, prefetch, signed_zeros)
 from .local import LocalCodes
 
 __all__ = ["DuckDBEngine", "DEFAULT_MEMORY_LIMIT"]
@@ -52,7 +52,9 @@ class DuckDBEngine:
         self.source = source
         self.progress = progress
         self._temp = tempfile.mkdtemp(prefix="synthdata-duckdb-")
-        config = {"threads": int(threads or os.cpu_count() or 1),
+        #: Threads of DuckDB, and of the per-batch work in Python (level codes, row hashes).
+        self.workers = int(threads or os.cpu_count() or 1)
+        config = {"threads": self.workers,
                   "memory_limit": memory_limit or os.environ.get("SYNTHDATA_DUCKDB_MEMORY", DEFAULT_MEMORY_LIMIT),
                   "temp_directory": self._temp, "preserve_insertion_order": False}
         self.con = duckdb.connect(config=config)
@@ -76,7 +78,8 @@ class DuckDBEngine:
                 raise DataError(f"{source.display}: column {name!r} holds nested values ({types[name]}); synthdata "
                                 "models one plain value per cell: flatten it, or leave it out with --drop")
         self._plain_values()
-        self._tables: dict[tuple, dict[str, ValueTable]] = {}
+        self._tables: dict[tuple | None, dict[str, ValueTable]] = {}
+        self._raw: dict[None, dict] = {}  # the whole table's distinct values and counts, per column
 
     def _plain_values(self) -> None:
         """Decimals are read as floats and binary cells as text (:func:`~synthdata.engines.base.plain_array`,
@@ -127,14 +130,51 @@ class DuckDBEngine:
     # ------------------------------------------------------------------ passes
 
     def value_tables(self, split: Split | None, progress: Progress | None = None) -> dict[str, ValueTable]:
-        """Every column's distinct values with their train and holdout counts: one scan."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
+        """Every column's distinct values with their train and holdout counts.
 
+        One scan of the table for the whole table's counts. A split's counts, once the whole
+        table's are known, need only the holdout's: one more scan that groups the held-out
+        rows alone (a fraction of the rows), the training counts being the whole table's
+        minus the holdout's — the same integers as grouping both sides.
+        """
         key = (None if split is None else (split.salt, split.fraction))
         if key in self._tables:
             return self._tables[key]
-        held = "false" if split is None else f"{self._hash(split.salt)} < {split.threshold}"
+        dtypes = self.source.pandas_dtypes() if self.source is not None else {}
+        out = {}
+        if split is None or None not in self._raw:
+            held = "false" if split is None else f"{self._hash(split.salt)} < {split.threshold}"
+            raw = self._grouped(held, "true", progress)
+            if split is None:
+                self._raw[None] = {name: (unique, train + holdout) for name, (unique, train, holdout) in raw.items()}
+            for name, (unique, train, holdout) in raw.items():
+                out[name] = ValueTable.from_arrow(name, unique, train, holdout, dtype=dtypes.get(name))
+        else:
+            import pyarrow.compute as pc
+
+            raw = self._grouped("true", f"{self._hash(split.salt)} < {split.threshold}", progress)
+            for name, (unique, _, holdout) in raw.items():
+                every, counts = self._raw[None][name]
+                position = pc.index_in(unique, value_set=every, skip_nulls=False)
+                position = np.asarray(position.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+                if (position < 0).any():
+                    raise DataError(f"column {name!r}: a value changed while the table was read; is the source "
+                                    "being written to?")
+                held = np.bincount(position, weights=holdout, minlength=len(every)).astype(np.int64)
+                if (held > counts).any():
+                    raise DataError(f"column {name!r}: the table changed while it was read; is the source "
+                                    "being written to?")
+                out[name] = ValueTable.from_arrow(name, every, counts - held, held, dtype=dtypes.get(name))
+        self._tables[key] = out
+        return out
+
+    def _grouped(self, held: str, where: str, progress: Progress | None) -> dict:
+        """Per column: (distinct values as an Arrow array, -0.0 apart from 0.0; train counts;
+        holdout counts) of the rows ``where`` selects, ``held`` saying which are held out: one
+        ``GROUPING SETS`` scan."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         names = self._columns_sql()
         # DuckDB groups -0.0 with 0.0; pandas writes them apart ("-0.0"): a flag keeps them apart.
         floats = [i for i, c in enumerate(self.columns) if self._types[c].upper() in ("DOUBLE", "FLOAT", "REAL")]
@@ -144,13 +184,13 @@ class DuckDBEngine:
                          for i, c in enumerate(self.columns))
         zero = "".join(f", __z{i}" for i in floats)
         sql = (f"SELECT __held, {names}{zero}, GROUPING({names}) AS __set, count(*) AS __n FROM "
-               f"(SELECT {names}, {held} AS __held{flags} FROM {self.relation}) GROUP BY GROUPING SETS ({sets})")
+               f"(SELECT {names}, {held} AS __held{flags} FROM {self.relation} WHERE {where}) "
+               f"GROUP BY GROUPING SETS ({sets})")
         table = self._query(sql, "value counts", progress)
         every = (1 << len(self.columns)) - 1
         sets_column = table.column("__set").to_numpy()
         held_column = table.column("__held").to_numpy(zero_copy_only=False).astype(bool)
         counts_column = table.column("__n").to_numpy().astype(np.int64)
-        dtypes = self.source.pandas_dtypes() if self.source is not None else {}
         out = {}
         for i, name in enumerate(self.columns):
             rows = np.flatnonzero(sets_column == every ^ (1 << (len(self.columns) - 1 - i)))
@@ -164,8 +204,7 @@ class DuckDBEngine:
                                 minlength=len(unique)).astype(np.int64)
             holdout = np.bincount(position, weights=np.where(held_column[rows], counts_column[rows], 0),
                                   minlength=len(unique)).astype(np.int64)
-            out[name] = ValueTable.from_arrow(name, unique, train, holdout, dtype=dtypes.get(name))
-        self._tables[key] = out
+            out[name] = (unique, train, holdout)
         return out
 
     def rows(self, split: Split | None, side: str) -> int:
@@ -193,9 +232,9 @@ class DuckDBEngine:
         total = self.rows(None, "all")
         digest = SortedDigest(self.columns, total, directory=self._temp)
         done = 0
-        for batch in prefetch(self.batches(self.columns, None, "all")):
-            digest.add(hasher(batch))
-            done += batch.num_rows
+        for hashes in ordered_map(hasher, prefetch(self.batches(self.columns, None, "all")), self.workers):
+            digest.add(hashes)
+            done += len(hashes)
             _say(progress or self.progress, "fingerprint", done, total)
         return digest.finish()
 
@@ -205,8 +244,8 @@ class DuckDBEngine:
         codes = LocalCodes(width=len(columns), dtype=code_dtype(sizes))
         total = self.rows(split, "train")
         try:
-            for batch in prefetch(self.batches(columns, split, "train")):
-                codes.append(kernel(batch))
+            for block in ordered_map(kernel, prefetch(self.batches(columns, split, "train")), self.workers):
+                codes.append(block)
                 _say(progress or self.progress, "level codes", codes.rows, total)
         except BaseException:
             codes.close()
