@@ -238,8 +238,9 @@ class ImageVAE(ImageSynthesizer):
             average is a function of the noisy steps: post-processing, free.
         temperature: scale of the prior's standard deviation when sampling (post-processing).
             Above 1 by default: the noisy style term is timid, and wider draws give more varied
-            digits; a CNN trained on MNIST samples (4,000 digits, epsilon 10, two fits) scored
-            0.789 on average at 1.0, 0.81 at 1.3-1.6, 0.80 at 2.0 (benchmarks/README.md).
+            digits. On MNIST (4,000 digits, epsilon 10, two fits) a quick CNN scored 0.789 on
+            average at 1.0 and 0.81 at 1.3-1.6; the benchmark's CNN 0.807 at 1.0 and 0.811
+            at 1.5: a small gain, within run-to-run noise (benchmarks/README.md).
         max_grad_norm: per-sample clipping norm.
         learning_rate: of Adam on the noisy gradients.
         budget_split: relative shares of epsilon for labels, templates (0: none), vae and audit.

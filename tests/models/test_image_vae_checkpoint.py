@@ -136,3 +136,22 @@ def test_image_vae_resume_refuses_other_images_settings_and_a_used_directory(tmp
     # ... and samples from the same (averaged) decoder: no step was replayed.
     for key, value in first.generator_.state_dict().items():
         torch.testing.assert_close(again.generator_.state_dict()[key], value)
+
+
+def test_frozen_templates_stay_the_dp_class_means_and_the_average_is_of_the_steps(monkeypatch, digits):
+    _, images, labels = digits
+    import synthdata.images.vae as module
+
+    released = []
+    release = module.release_class_means
+    monkeypatch.setattr(module, "release_class_means", lambda *a, **k: released.append(release(*a, **k)) or released[-1])
+    settings = {**SETTINGS, "epochs": 1, "insecure_noise_seed": None}
+    frozen = ImageVAE(**{**settings, "train_templates": False}).fit(images, labels)
+    template = torch.logit(released[-1].clamp(0.02, 0.98)).flatten(1).t()
+    torch.testing.assert_close(frozen.generator_.template.weight, template)
+    assert [s.step for s in frozen.ledger_.spends] == ["image count", "labels", "templates", "vae"]
+    trained = ImageVAE(**settings).fit(images, labels)  # by default DP-SGD moves them on
+    template = torch.logit(released[-1].clamp(0.02, 0.98)).flatten(1).t()
+    assert not torch.allclose(trained.generator_.template.weight, template)
+    with pytest.raises(ModelError, match="average must be"):
+        ImageVAE(**{**settings, "average": 1.0}).fit(images, labels)
