@@ -387,6 +387,7 @@ class TabularEncoder:
             if note is not None:
                 self.dropped_.append((column.name, note))
             offset += size
+        del self._threshold_of  # a closure over this fit's noise: not state (the encoder stays picklable)
         return self
 
     def _lattice(self, column: Column) -> _Lattice | None:
