@@ -539,7 +539,7 @@ def prefetch(iterator, depth: int = 2):
         stop.set()
 
 
-def ordered_map(function: Callable, items, workers: int | None = None, window: int = 2):
+def ordered_map(function: Callable, items, workers: int | None = None, window: int = 1):
     """``function`` over ``items`` in ``workers`` threads (default: the cores), results in the
     items' order. The per-batch work (Arrow compute, numpy gathers) releases the GIL for most
     of its time, so batches are worked on side by side while the engine reads the next ones."""
