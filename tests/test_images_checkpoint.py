@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from synthdata.errors import ModelError
 from synthdata.images.estimator import ImageGAN
@@ -87,7 +88,8 @@ def test_image_resume_refuses_other_images_settings_and_a_used_directory(tmp_pat
     _, images, labels = digits
     checkpoints = tmp_path / "ckpt"
     settings = {**SETTINGS, "generator_steps": 6}
-    ImageGAN(**settings).fit(images, labels, checkpoint_dir=checkpoints, checkpoint_every=2)
+    settings["generator_steps"] = 7  # the last checkpoint before the end is at step 6
+    first = ImageGAN(**settings).fit(images, labels, checkpoint_dir=checkpoints, checkpoint_every=2)
     with pytest.raises(ModelError, match="other images"):
         ImageGAN(**settings).fit(images[::-1].copy(), labels[::-1].copy(), checkpoint_dir=checkpoints, resume=True)
     with pytest.raises(ModelError, match="other settings"):
@@ -99,3 +101,8 @@ def test_image_resume_refuses_other_images_settings_and_a_used_directory(tmp_pat
     # A finished fit's checkpoint resumes to the same spend, drawing no new noise and no new line.
     again = ImageGAN(**settings).fit(images, labels, checkpoint_dir=checkpoints, resume=True)
     assert [s.step for s in again.ledger_.spends].count("labels") == 1
+    # ... and to the same generator: its last steps are not trained again with fresh noise
+    # (that would be a second model under one ledger's spend).
+    assert again.epsilon_spent_ == pytest.approx(first.epsilon_spent_, rel=1e-12)
+    for key, value in first.generator_.state_dict().items():
+        assert torch.equal(value, again.generator_.state_dict()[key]), key

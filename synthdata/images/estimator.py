@@ -293,6 +293,10 @@ class ImageGAN(ImageSynthesizer):
                           "epsilon": ledger.epsilon_spent})
         while discriminator is not None and discriminator.done < discriminator.steps:  # never fewer than planned
             discriminator.step(generator)
+        if checkpoint is not None and training.start < steps:
+            # The finished state too: resuming a finished fit gives the same generator, never a second
+            # one trained again from the last checkpoint with fresh noise under the same ledger.
+            checkpoint.save_training(training.state(steps))
 
     # ------------------------------------------------------------------ sample
 

@@ -181,6 +181,10 @@ def train(*, plan: TrainingPlan, marginals: MeasuredMarginals, encoder: TabularE
     while use_discriminator and d_done < plan.discriminator_steps:  # never fewer than planned
         _discriminator_step(discriminator, d_opt, generator, real, segments, plan, sampler, device)
         d_done += 1
+    if checkpoint is not None and start < plan.generator_steps:
+        # The finished state too: resuming a finished fit gives the same generator, never a second
+        # one trained again from the last checkpoint with fresh noise under the same ledger.
+        save(plan.generator_steps)
     generator.eval()
     return generator
 

@@ -339,6 +339,8 @@ def train_vae(*, plan: TrainingPlan, encoder: TabularEncoder, codes: np.ndarray,
         if progress is not None and (step % 10 == 0 or step == steps - 1):
             progress({"step": step + 1, "total": steps, "loss": loss_value, "epoch": (step + 1) * plan.sample_rate,
                       "epsilon": ledger.epsilon_spent})
+    if checkpoint is not None and done < steps:
+        save(steps)  # the finished state too: resuming a finished fit gives the same decoder, never a second one
     decoder = network.decoder
     decoder.eval()
     if calibration_steps:

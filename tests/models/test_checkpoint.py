@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from synthdata.errors import ModelError
 from synthdata.models import TabularGAN
@@ -78,14 +79,20 @@ def test_resume_after_sigkill_continues_the_privacy_count(tmp_path, data_csv):
 
 def test_resume_refuses_other_data(tmp_path):
     checkpoints = tmp_path / "ckpt"
-    settings = {**SETTINGS, "generator_steps": 30}
-    TabularGAN(**settings).fit(_table(), checkpoint_dir=checkpoints, checkpoint_every=10)
+    settings = {**SETTINGS, "generator_steps": 35}
+    first = TabularGAN(**settings).fit(_table(), checkpoint_dir=checkpoints, checkpoint_every=10)
     with pytest.raises(ModelError, match="other data"):
         TabularGAN(**settings).fit(_table(seed=1), checkpoint_dir=checkpoints, resume=True)
     with pytest.raises(ModelError, match="other settings"):
         TabularGAN(**{**settings, "epsilon": 3.0}).fit(_table(), checkpoint_dir=checkpoints, resume=True)
     with pytest.raises(ModelError, match="already holds a checkpoint"):
         TabularGAN(**settings).fit(_table(), checkpoint_dir=checkpoints)
+    # A finished fit resumes to the same generator: its last steps are not trained again with
+    # fresh noise (that would be a second model under one ledger's spend).
+    again = TabularGAN(**settings).fit(_table(), checkpoint_dir=checkpoints, resume=True)
+    assert again.epsilon_spent_ == pytest.approx(first.epsilon_spent_, rel=1e-12)
+    for key, value in first.generator_.state_dict().items():
+        assert torch.equal(value, again.generator_.state_dict()[key]), key
 
 
 def test_resume_without_checkpoint(tmp_path):
