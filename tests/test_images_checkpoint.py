@@ -2,12 +2,7 @@
 count continue (the private releases are reused, never repeated), and the final epsilon
 equals an uninterrupted fit's."""
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +11,8 @@ import torch
 
 from synthdata.errors import ModelError
 from synthdata.images.estimator import ImageGAN
+
+from .killing import kill_after_second_checkpoint
 
 DIGITS = Path(__file__).resolve().parents[1] / "sample_datasets" / "digits.npz"
 
@@ -50,23 +47,7 @@ def test_a_killed_image_fit_resumes_to_the_same_epsilon(tmp_path, digits):
         ImageGAN(**{SETTINGS!r}).fit(data["images"], data["labels"], checkpoint_dir={str(checkpoints)!r},
                                      checkpoint_every=3, progress=lambda info: time.sleep(0.2))
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script])
-    try:
-        deadline = time.time() + 120
-        first = None
-        while True:  # the first training state is saved before any step: wait for a later one
-            assert proc.poll() is None, "the fit ended before its second checkpoint"
-            assert time.time() < deadline, "no checkpoint within 120 s"
-            if (checkpoints / "training.pt").exists():
-                inode = os.stat(checkpoints / "training.pt").st_ino
-                first = inode if first is None else first
-                if inode != first:
-                    break
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_second_checkpoint(script, checkpoints)
 
     resumed = ImageGAN(**SETTINGS).fit(images, labels, checkpoint_dir=checkpoints, resume=True)
     whole = ImageGAN(**SETTINGS).fit(images, labels)

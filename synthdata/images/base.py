@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,7 @@ PIXEL_MAX = 255.0
 #: Images generated per batch when sampling.
 SAMPLE_BATCH = 1024
 
-__all__ = ["COUNT_CAP", "COUNT_SHARE", "MIN_COUNT", "PIXEL_MAX", "THRESHOLD_DELTA_SHARE", "ImageSynthesizer",
+__all__ = ["COUNT_CAP", "COUNT_SHARE", "MIN_COUNT", "PIXEL_MAX", "THRESHOLD_DELTA_SHARE", "ImageSynthesizer", "ResumedFit",
            "check_images", "class_index", "input_fingerprint", "load_checkpoint", "refuse_used_checkpoint",
            "write_first_checkpoint"]
 
@@ -101,10 +103,14 @@ def write_first_checkpoint(checkpoint: Checkpointer, state: dict[str, Any], setu
 
 
 def load_checkpoint(checkpoint: Checkpointer | None, fingerprint: str, params: dict[str, Any],
-                    noise: NoiseSource) -> tuple[dict[str, Any], dict[str, Any], PrivacyLedger]:
-    """The setup, the training state and the ledger of a checkpoint made from the same input and settings.
+                    noise: NoiseSource, *, replan: Callable[[PrivacyLedger, dict[str, Any]], Any],
+                    labels: np.ndarray | None, n: int) -> ResumedFit:
+    """What a fit resumes from: a checkpoint made from the same input and settings.
 
-    The ledger continues with ``noise`` (drawn afresh: the saved count continues, no noise is replayed)."""
+    The ledger continues with ``noise`` (drawn afresh: the saved count continues, no noise is
+    replayed). ``replan(ledger, setup)`` re-derives the noise plan from the same requests on
+    the restored ledger; it must equal the saved one. The released classes and their noisy
+    counts are the saved ones (never released again); ``labels`` are indexed into them."""
     if checkpoint is None:
         raise ModelError("resume needs a checkpoint directory (checkpoint_dir)")
     setup = checkpoint.load_setup()
@@ -122,7 +128,25 @@ def load_checkpoint(checkpoint: Checkpointer | None, fingerprint: str, params: d
     if ledger.unit != IMAGE:
         raise ModelError(f"the checkpoint in {checkpoint.directory} protects {ledger.unit.description}, not one image")
     ledger.noise = noise
-    return setup, state, ledger
+    # The same requests on the same pure spends give the same plan (for later steps, such as "audit").
+    if json.loads(json.dumps(replan(ledger, setup).to_dict())) != setup["noise_plan"]:
+        raise ModelError(f"the checkpoint in {checkpoint.directory} does not match its own noise plan; remove it "
+                         "and start again")
+    classes = np.asarray(setup["classes"], dtype=np.dtype(setup["classes_dtype"]))
+    return ResumedFit(setup=setup, state=state, ledger=ledger, classes=classes,
+                      counts=np.asarray(setup["counts"], dtype=float), index=class_index(labels, classes, n))
+
+
+@dataclass(frozen=True)
+class ResumedFit:
+    """A checkpoint's setup, training state and ledger, with the saved class releases."""
+
+    setup: dict[str, Any]
+    state: dict[str, Any]
+    ledger: PrivacyLedger
+    classes: np.ndarray
+    counts: np.ndarray
+    index: np.ndarray
 
 
 class ImageSynthesizer(Synthesizer):

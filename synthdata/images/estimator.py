@@ -62,7 +62,6 @@ from .base import (
     THRESHOLD_DELTA_SHARE,
     ImageSynthesizer,
     check_images,
-    class_index as _class_index,
     input_fingerprint,
     load_checkpoint,
     refuse_used_checkpoint,
@@ -171,18 +170,15 @@ class ImageGAN(ImageSynthesizer):
         fingerprint = input_fingerprint(images, labels)
 
         if resume:
-            setup, state, ledger = load_checkpoint(checkpoint, fingerprint, params, noise)
+            resumed = load_checkpoint(
+                checkpoint, fingerprint, params, noise, labels=label_array, n=n,
+                replan=lambda ledger, setup: _plan(ledger, split, label_array is not None, setup["sample_rate"],
+                                                   setup["discriminator_steps"]))
+            setup, state, ledger = resumed.setup, resumed.state, resumed.ledger
             count, sample_rate, batch, d_steps = (setup["count"], setup["sample_rate"], setup["batch"],
                                                   setup["discriminator_steps"])
             noise_multiplier, plan_dict = setup["noise_multiplier"], setup["noise_plan"]
-            # The same requests on the same pure spends give the same plan (for later steps, such as "audit").
-            replanned = _plan(ledger, split, label_array is not None, sample_rate, d_steps).to_dict()
-            if json.loads(json.dumps(replanned)) != plan_dict:
-                raise ModelError(f"the checkpoint in {checkpoint_dir} does not match its own noise plan; remove it "
-                                 "and start again")
-            classes = np.asarray(setup["classes"], dtype=np.dtype(setup["classes_dtype"]))
-            counts = np.asarray(setup["counts"], dtype=float)
-            class_index = _class_index(label_array, classes, n)
+            classes, counts, class_index = resumed.classes, resumed.counts, resumed.index
             projection = state["projection"].to(device)
             targets = state["targets"].to(device)
         else:

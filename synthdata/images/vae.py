@@ -64,7 +64,6 @@ from .base import (
     THRESHOLD_DELTA_SHARE,
     ImageSynthesizer,
     check_images,
-    class_index,
     input_fingerprint,
     load_checkpoint,
     refuse_used_checkpoint,
@@ -314,17 +313,14 @@ class ImageVAE(ImageSynthesizer):
         fingerprint = input_fingerprint(images, labels)
 
         if resume:
-            setup, state, ledger = load_checkpoint(checkpoint, fingerprint, params, noise)
+            resumed = load_checkpoint(
+                checkpoint, fingerprint, params, noise, labels=label_array, n=n,
+                replan=lambda ledger, setup: _plan(ledger, split, label_array is not None, setup["sample_rate"],
+                                                   setup["steps"]))
+            setup, state, ledger = resumed.setup, resumed.state, resumed.ledger
             count, batch, sample_rate, steps = setup["count"], setup["batch"], setup["sample_rate"], setup["steps"]
             plan_dict = setup["noise_plan"]
-            # The same requests on the same pure spends give the same plan (for later steps, such as "audit").
-            replanned = _plan(ledger, split, label_array is not None, sample_rate, steps).to_dict()
-            if json.loads(json.dumps(replanned)) != plan_dict:
-                raise ModelError(f"the checkpoint in {checkpoint_dir} does not match its own noise plan; remove it "
-                                 "and start again")
-            classes = np.asarray(setup["classes"], dtype=np.dtype(setup["classes_dtype"]))
-            counts = np.asarray(setup["counts"], dtype=float)
-            index = class_index(label_array, classes, n)
+            classes, counts, index = resumed.classes, resumed.counts, resumed.index
         else:
             refuse_used_checkpoint(checkpoint)
             state = None

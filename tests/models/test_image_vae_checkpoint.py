@@ -3,12 +3,7 @@ count continue (the private releases are reused, never repeated), and the final 
 equals an uninterrupted fit's — as for ImageGAN (tests/test_images_checkpoint.py)."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -16,6 +11,8 @@ import torch
 
 from synthdata.errors import ModelError
 from synthdata.images.vae import ImageVAE
+
+from ..killing import kill_after_second_checkpoint
 
 # The test noise seed makes an uninterrupted fit draw the same DP image count as the killed
 # one, so both plan the same steps and must land on exactly the same epsilon. ``average``
@@ -60,23 +57,7 @@ def test_a_killed_image_vae_fit_resumes_to_the_same_epsilon(tmp_path, digits, mo
         ImageVAE(**{SETTINGS!r}).fit(data["images"], data["labels"], checkpoint_dir={str(checkpoints)!r},
                                      checkpoint_every=2)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script])
-    try:
-        deadline = time.time() + 120
-        first = None
-        while True:  # the first training state is saved before any step: wait for a later one
-            assert proc.poll() is None, "the fit ended before its second checkpoint"
-            assert time.time() < deadline, "no checkpoint within 120 s"
-            if (checkpoints / "training.pt").exists():
-                inode = os.stat(checkpoints / "training.pt").st_ino
-                first = inode if first is None else first
-                if inode != first:
-                    break
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_second_checkpoint(script, checkpoints)
     saved = torch.load(checkpoints / "training.pt", weights_only=True)
     setup = json.loads((checkpoints / "setup.json").read_text())
     assert 0 < saved["step"] < setup["steps"] and "averaged" in saved  # killed mid-fit
