@@ -52,18 +52,18 @@ def test_spark_counts_are_the_in_memory_counts(spark, tmp_path):
     """Decimals with -0.0 and gaps, booleans, dates as text, spaces in text (the census table's
     counts are compared through a whole fit below)."""
     path, frame = _write(mixed(), tmp_path, "t")
-    engine = _engine(path, spark)
-    try:
-        compare_engines(frame, FrameStats(frame), EngineStats(EngineView(engine, None)))
-        assert engine.digest() == content_digest(frame)
-    finally:
-        engine.close()
+    _assert_counts_and_digest_match(spark, path, frame)
 
 
 def test_spark_reads_decimals_and_binary_cells_as_the_in_memory_reader(spark, tmp_path):
     path = tmp_path / "money.parquet"
     frame = money(path)
-    engine = _engine(str(path), spark)
+    _assert_counts_and_digest_match(spark, str(path), frame)
+
+
+def _assert_counts_and_digest_match(spark, path, frame) -> None:
+    """Spark's counts and fingerprint of ``path`` are pandas' of ``frame`` (the same rows)."""
+    engine = _engine(path, spark)
     try:
         compare_engines(frame, FrameStats(frame), EngineStats(EngineView(engine, None)))
         assert engine.digest() == content_digest(frame)
