@@ -71,9 +71,11 @@ def test_epsilon_is_never_exceeded_and_every_release_is_booked(small, epsilon, d
     if discriminator:
         line = steps["discriminator"]
         assert line.mechanism == DPSGD_MECHANISM
-        # Every planned step, no more; planned from the DP image count, never the exact one.
-        assert line.parameters["steps"] == int(np.ceil(0.3 * model.n_images_ / 32))
-        assert line.parameters["sample_rate"] == pytest.approx(32 / model.n_images_)
+        # Every planned step, no more; planned from the DP image count, never the exact one
+        # (a rough count at epsilon 0.3 can read small enough that the rate is capped at one half).
+        rate = min(32 / model.n_images_, 0.5)
+        assert line.parameters["sample_rate"] == pytest.approx(rate)
+        assert line.parameters["steps"] == int(np.ceil(0.3 / rate))
 
 
 def test_fourier_features_have_unit_norm_so_one_image_has_sensitivity_one():
