@@ -87,3 +87,14 @@ def test_image_resume_refuses_other_images_settings_and_a_used_directory(tmp_pat
     assert again.epsilon_spent_ == pytest.approx(first.epsilon_spent_, rel=1e-12)
     for key, value in first.generator_.state_dict().items():
         assert torch.equal(value, again.generator_.state_dict()[key]), key
+
+
+def test_a_finished_fit_with_a_weight_average_resumes_to_the_same_average(tmp_path, digits):
+    """The checkpoint holds the generator's weight average: resuming a finished fit returns it, not the
+    initial weights nor the last ones."""
+    _, images, labels = digits
+    settings = {**SETTINGS, "generator_steps": 5, "average": 0.9}
+    first = ImageGAN(**settings).fit(images, labels, checkpoint_dir=tmp_path / "ckpt", checkpoint_every=2)
+    again = ImageGAN(**settings).fit(images, labels, checkpoint_dir=tmp_path / "ckpt", resume=True)
+    for key, value in first.generator_.state_dict().items():
+        assert torch.equal(value, again.generator_.state_dict()[key]), key

@@ -101,6 +101,9 @@ class ImageGAN(ImageSynthesizer):
         adversarial_weight: weight of the discriminator's signal in the generator's loss.
         max_grad_norm: per-sample clipping norm of the discriminator.
         learning_rate: of the generator (Adam, cosine schedule).
+        average: decay of an exponential moving average of the generator's weights (0: none, the
+            last weights are the model). The average is a function of the generator's steps only:
+            post-processing, free.
         classes: the public label domain, if known (e.g. range(10) for digits): every declared
             class is released and no threshold applies; labels outside it are refused.
             None: the classes are the observed labels, thresholded (costs rare classes).
@@ -115,7 +118,7 @@ class ImageGAN(ImageSynthesizer):
                  batch_size: int = 64, generator_steps: int = 1000, features: int = 4000,
                  length_scales: tuple[float, ...] = (0.2, 0.4), budget_split: dict[str, float] | None = None,
                  adversarial_weight: float = 0.05, max_grad_norm: float = 1.0, learning_rate: float = 2e-3,
-                 classes: Any = None, seed: int | None = None, device: str = "auto",
+                 average: float = 0.0, classes: Any = None, seed: int | None = None, device: str = "auto",
                  insecure_noise_seed: int | None = None) -> None:
         self.epsilon = epsilon
         self.delta = delta
@@ -128,6 +131,7 @@ class ImageGAN(ImageSynthesizer):
         self.adversarial_weight = adversarial_weight
         self.max_grad_norm = max_grad_norm
         self.learning_rate = learning_rate
+        self.average = average
         self.classes = classes
         self.seed = seed
         self.device = device
@@ -154,6 +158,9 @@ class ImageGAN(ImageSynthesizer):
         split = self._split()
         if self.features < 2 or self.features % 2:
             raise ModelError(f"features must be an even number >= 2, got {self.features!r}")
+        if isinstance(self.average, bool) or not (isinstance(self.average, (int, float)) and 0 <= self.average < 1):
+            raise ModelError(f"average must be a number in [0, 1) (the decay of the generator's weight average), "
+                             f"got {self.average!r}")
         device = resolve_device(self.device)
         cluster = current_cluster()  # several processes under torchrun: see synthdata.images.distributed
         if cluster is not None and checkpoint_dir is not None:
@@ -230,7 +237,7 @@ class ImageGAN(ImageSynthesizer):
         if cluster is not None:
             cluster.prepare(generator, discriminator, ledger, seed)
         training = _Training(generator, discriminator, self.generator_steps, self.learning_rate, ledger, device,
-                             projection, targets)
+                             projection, targets, average=float(self.average))
         if state is not None:
             training.restore(state)
         elif checkpoint is not None:  # the releases are saved before any training step
@@ -238,6 +245,8 @@ class ImageGAN(ImageSynthesizer):
         self._train(training, counts, progress, checkpoint)
         if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
             raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
+        if training.averaged is not None:  # the weight average is the model (post-processing of the steps)
+            generator.load_state_dict(training.averaged)
 
         self.generator_ = generator.to("cpu").eval()
         self.classes_ = classes
@@ -283,6 +292,7 @@ class ImageGAN(ImageSynthesizer):
             loss.backward(inputs=list(generator.parameters()))
             training.optimizer.step()
             training.schedule.step()
+            training.update_average(step)
             if progress is not None and (step % 25 == 0 or step == steps - 1):
                 progress({"step": step + 1, "total": steps, "loss": float(loss.detach()), "d_loss": d_loss,
                           "epoch": 0.0 if discriminator is None else discriminator.done * discriminator.sample_rate,
@@ -327,12 +337,24 @@ class _Training:
 
     def __init__(self, generator: ImageGenerator, discriminator: DPDiscriminator | None, steps: int,
                  learning_rate: float, ledger: PrivacyLedger, device: torch.device, projection: torch.Tensor,
-                 targets: torch.Tensor) -> None:
+                 targets: torch.Tensor, average: float = 0.0) -> None:
         self.generator, self.discriminator, self.steps = generator, discriminator, steps
         self.ledger, self.device, self.projection, self.targets = ledger, device, projection, targets
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=learning_rate, betas=(0.5, 0.999))
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(steps, 1))
         self.start = 0
+        self.decay = average
+        self.averaged = ({k: v.detach().clone() for k, v in generator.state_dict().items()} if average > 0 else None)
+
+    def update_average(self, step: int) -> None:
+        """One step of the weights' moving average; its decay warms up as (1 + step) / (10 + step), so the
+        initial weights do not linger in it."""
+        if self.averaged is None:
+            return
+        decay = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for key, value in self.generator.state_dict().items():
+                self.averaged[key].mul_(decay).add_(value.detach(), alpha=1 - decay)
 
     def state(self, step: int) -> dict[str, Any]:
         """Everything a resumed fit continues from; the ledger in the same file, so the count saved
@@ -345,6 +367,7 @@ class _Training:
             **({"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
             "ledger": json.dumps(self.ledger.state_dict()),
             "projection": self.projection.cpu(), "targets": self.targets.cpu(),
+            **({"averaged": {k: v.cpu() for k, v in self.averaged.items()}} if self.averaged is not None else {}),
             **({"d_done": d.done, "discriminator": d.module.state_dict(),
                 "d_opt": d.optimizer.original_optimizer.state_dict()} if d is not None else {}),
         }
@@ -353,6 +376,8 @@ class _Training:
         self.generator.load_state_dict(state["generator"])
         self.optimizer.load_state_dict(state["g_opt"])
         self.schedule.load_state_dict(state["schedule"])
+        if self.averaged is not None:
+            self.averaged = {k: v.to(self.device) for k, v in state["averaged"].items()}
         torch.set_rng_state(state["rng"])
         if self.device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)

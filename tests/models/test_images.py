@@ -183,6 +183,40 @@ def test_bad_input_is_refused_in_one_line(small):
         model.sample(3)
 
 
+def test_the_generator_is_the_moving_average_of_its_steps(small, monkeypatch):
+    """average=d: the model is the exponential moving average of the generator's weights after each
+    step, with the decay warming up as min(d, (1 + step) / (10 + step)); average=0: the last weights."""
+    from synthdata.images import estimator
+
+    images, labels = small
+    seen: list[dict[str, torch.Tensor]] = []
+    update = estimator._Training.update_average
+
+    def recording(self, step):
+        seen.append({k: v.detach().clone() for k, v in self.generator.state_dict().items()})
+        update(self, step)
+
+    monkeypatch.setattr(estimator._Training, "update_average", recording)
+    settings = {**FAST, "generator_steps": 12, "classes": range(10), "seed": 0}
+    model = ImageGAN(epsilon=2.0, average=0.5, **settings).fit(images, labels)
+    assert len(seen) == 12
+    initial = ImageGAN(epsilon=2.0, **{**settings, "generator_steps": 0}).fit(images, labels).generator_.state_dict()
+    for key, value in model.generator_.state_dict().items():
+        expected = initial[key].clone()
+        for step, weights in enumerate(seen):
+            decay = min(0.5, (1 + step) / (10 + step))
+            expected = decay * expected + (1 - decay) * weights[key]
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(value, seen[-1][key])  # not the last weights
+    seen.clear()
+    last = ImageGAN(epsilon=2.0, **settings).fit(images, labels)
+    for key, value in last.generator_.state_dict().items():
+        assert torch.equal(value, seen[-1][key])
+    for bad in (-0.1, 1.0, True, "0.9"):
+        with pytest.raises(ModelError, match="average must be"):
+            ImageGAN(epsilon=2.0, average=bad, **settings).fit(images, labels)
+
+
 # --------------------------------------------------------------------------- persistence
 
 
