@@ -180,7 +180,9 @@ def _as_float(series: pd.Series, kind: str, name: str, label: str) -> np.ndarray
     """A numeric or datetime column as floats, NaN for missing; refuse text that is neither."""
     try:
         if kind == "datetime":
-            stamps = pd.to_datetime(series, errors="raise")
+            with warnings.catch_warnings():  # "could not infer format": reading cell by cell is what is meant
+                warnings.filterwarnings("ignore", "Could not infer format", UserWarning)
+                stamps = pd.to_datetime(series, errors="raise")
             if getattr(stamps.dt, "tz", None) is not None:
                 stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
             values = stamps.astype("datetime64[ns]").to_numpy().view(np.int64).astype(float)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..ingest import Table
-from ..schema import Schema
+from ..schema import Schema, parse_datetimes
 from ..schema import ColumnKind
 from .quality import _as_float
 
@@ -94,7 +94,8 @@ def prepare(
     kinds = _kinds(frames["real_train"], schema, labels["real_train"], notes)
     for role in frames:
         _check_columns(frames[role], kinds, labels[role], labels["real_train"], notes)
-    normalised = {role: _normalise(frame, kinds, labels[role]) for role, frame in frames.items()}
+    formats = {c.name: c.datetime_format for c in schema if c.type == "datetime"} if schema is not None else {}
+    normalised = {role: _normalise(frame, kinds, labels[role], formats) for role, frame in frames.items()}
     return AuditTables(
         train=normalised["real_train"],
         synthetic=normalised["synthetic"],
@@ -136,12 +137,13 @@ def _check_columns(frame: pd.DataFrame, kinds: dict[str, str], label: str, train
         notes.append(f"{label}: column(s) {_names(extra)} are not audited (not among the audited columns)")
 
 
-def _normalise(frame: pd.DataFrame, kinds: dict[str, str], label: str) -> pd.DataFrame:
+def _normalise(frame: pd.DataFrame, kinds: dict[str, str], label: str,
+               formats: dict[str, str | None]) -> pd.DataFrame:
     columns = {}
     for name, kind in kinds.items():
         series = frame[name]
         if kind == "datetime":
-            columns[name] = _timestamps(series, name, label)
+            columns[name] = _timestamps(series, name, label, formats.get(name))
         elif kind == ColumnKind.NUMERICAL:
             columns[name] = _as_float(series, kind, name, label)
         else:
@@ -149,8 +151,16 @@ def _normalise(frame: pd.DataFrame, kinds: dict[str, str], label: str) -> pd.Dat
     return pd.DataFrame(columns)
 
 
-def _timestamps(series: pd.Series, name: str, label: str) -> np.ndarray:
-    """Dates as naive nanosecond timestamps (NaT for missing)."""
+def _timestamps(series: pd.Series, name: str, label: str, datetime_format: str | None = None) -> np.ndarray:
+    """Dates as naive nanosecond timestamps (NaT for missing).
+
+    Text is read with the schema's format where there is one (every cell at once, as the
+    model read it); without one, or where a cell does not fit it, pandas reads each cell.
+    """
+    if datetime_format and not pd.api.types.is_datetime64_any_dtype(series.dtype):
+        parsed = parse_datetimes(series, datetime_format)
+        if not (parsed.isna() & series.notna()).any():
+            series = parsed
     values = _as_float(series, "datetime", name, label)
     stamps = np.full(values.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
     present = ~np.isnan(values)

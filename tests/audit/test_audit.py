@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from synthdata import DataError, Schema, infer_schema
+from synthdata.schema import Column
 from synthdata.audit import AUDIT_FORMAT, audit, prepare, summary
 from synthdata.audit.run import _default_delta
 from synthdata.errors import PrivacyError
@@ -168,3 +169,19 @@ def test_a_release_with_only_the_target_left_is_audited_with_a_note():
                    target="flag", seed=0)
     assert result["quality"]["ml_utility"] is None
     assert any("no column besides the target" in note for note in result["notes"])
+
+
+def test_dates_in_a_local_format_are_read_with_the_schemas_format_without_pandas_warnings():
+    # "12/1/10 8:26" (Online Retail's layout): pandas cannot guess a format for it and warns
+    # ("could not infer format") once per table; the schema knows the format (tests turn
+    # warnings into errors, so a leaked pandas warning fails here).
+    stamps = pd.Series(pd.date_range("2010-12-01 08:26", periods=10, freq="37h").repeat(4))
+    text = pd.Series([f"{t.month}/{t.day}/{t:%y} {t.hour}:{t:%M}" for t in stamps])
+    real = pd.DataFrame({"when": text, "n": np.arange(40) % 5})
+    schema = Schema(columns=(Column(name="when", type="datetime", datetime_format="%m/%d/%y %H:%M"),
+                             Column(name="n", type="numerical", integer=True)))
+    tables = prepare(real, real.iloc[::-1], schema=schema)
+    np.testing.assert_array_equal(np.sort(tables.train["when"].to_numpy()), np.sort(stamps.to_numpy()))
+    # Without a schema the dates are read cell by cell, still without a warning.
+    other = pd.DataFrame({"when": stamps, "n": np.arange(40) % 5})
+    assert prepare(other, other.assign(when=text)).synthetic["when"].notna().all()
