@@ -21,9 +21,10 @@ if its noisy count clears a threshold, so a value held by one person never is):
 Synthetic values are drawn from these pieces on the lattice only, so every value is on
 the column's lattice, and inside the *released range* (the pieces' span) the model
 records. Every released cell holds a real value, but where inside it is unknown: at the
-edges the lowest and highest pieces are cut to the part their mass plausibly fills,
-given the density beside them (ages from 18 released as a cell of 10 to 19 come out as
-18 and 19). A lattice coarser than the one decided may be read off the released exact
+edges the lowest and highest pieces are cut to the part their mass surely fills — the
+density beside them (ages from 18 released as a cell of 10 to 19 come out as 18 and 19),
+or as many of their unreleased finer cells as the mass needs (a long tail) — and a
+remainder widens the range only when it has nowhere inside to go. A lattice coarser than the one decided may be read off the released exact
 values (their greatest common step, when five or more are released): post-processing,
 free.
 
@@ -95,6 +96,14 @@ CATEGORY_WEIGHT = 2
 WEIGHT_SCALE = 12
 #: A remainder (a cell less its finer releases) is used when it clears this many standard deviations.
 REMAINDER_MARGIN = 3.0
+#: Standard deviations an edge piece's mass is read low, and an unreleased cell's count high, when they
+#: bound how far the edge's real values reach (:meth:`TabularEncoder._reach`).
+EDGE_MARGIN = 0.0
+#: An edge piece this many times denser than the piece beside it holds a point mass: it becomes its inner end.
+DENSE_EDGE = 2.0
+#: Pieces beside an edge whose densities differ more than this many times are spikes (codes): the edge is cut
+#: at the densest one's density.
+SPIKY = 10.0
 #: Powers of ten the cells of numbers without a lattice cover (beyond: the end cells).
 _MIN_EXPONENT, _MAX_EXPONENT = -12, 18
 
@@ -444,6 +453,9 @@ class TabularEncoder:
                 released = [{(low,): max(float(parts[0].sum()), 1.0)}]
             exact_var = {key[0]: (float(noise) / sigma) ** 2 for key, noise in zip(counts.keys[0], sigmas[0])}
             pieces = self._numeric_pieces(column, released, resolutions, lattice, sigma, exact_var)
+            if len(pieces) > 1:  # again, knowing the span every resolution's pieces reach (see _numeric_pieces)
+                span = (min(p.low for p in pieces), max(p.high for p in pieces))
+                pieces = self._numeric_pieces(column, released, resolutions, lattice, sigma, exact_var, span)
             code.step, code.base = lattice.step, lattice.base
             if not pieces and column.bounds is not None:
                 low, high = lattice.to_units(np.array(_numeric_bounds(column)))
@@ -536,20 +548,29 @@ class TabularEncoder:
     # ------------------------------------------------------------------ numbers
 
     def _numeric_pieces(self, column: Column, released: list[dict], resolutions: list[_Resolution],
-                        lattice: _Lattice, sigma: float, exact_var: dict | None = None) -> list[_Piece]:
+                        lattice: _Lattice, sigma: float, exact_var: dict | None = None,
+                        span: tuple | None = None) -> list[_Piece]:
         """Released cells -> pieces on the lattice: exact values, then what each coarser
         cell carries beyond its finer released cells, spread over the values they leave.
 
         A cell is released when its own count clears the sparse threshold. Its remainder
-        (its count less the finer releases inside: a difference of noisy counts) is used
-        when it stands out of the noise those counts add up to (:data:`REMAINDER_MARGIN`
-        standard deviations; 1.5: dropping a real remainder loses its whole mass, spreading
-        a noisy one costs about its noise),
-        spread over the values no finer release covers. A remainder too small to stand out
-        is kept aside: if the coarser cell holding it finds mass its finer releases do not
-        explain, that mass goes first to the remainders kept aside inside it (the cell they
-        came from proves data there), and only the rest to the regions that released
-        nothing. Spread over those first, it put weighed grams below the lightest one.
+        (its count less the finer releases inside: a difference of noisy counts) is spread
+        over the values no finer release covers, when it stands out of the noise those
+        counts add up to (:data:`REMAINDER_MARGIN` standard deviations). A gap beyond the
+        pieces placed so far widens the column's range: a remainder that would not clear
+        the release threshold on its own (a difference of releases, not a release) takes
+        it only where it starts at a placed piece's end (a tail going on), never beyond an
+        empty stretch — a released cell whose mass is all one exact value at its low end
+        (rates capped at 0.2 came out up to 0.3 when a decade's remainder was spread over
+        its empty top).
+        A remainder too small to stand out is kept aside: if the coarser cell holding it
+        finds mass its finer releases do not explain, that mass goes first to the
+        remainders kept aside inside it (the cell they came from proves data there; their
+        gaps as allowed now), and only the rest to
+        the regions that released nothing. Spread over those first, it put weighed grams
+        below the lightest one. ``span``: where the pieces of a first pass reached (a
+        coarser cell's remainder may prove data above a finer cell's gap: then that gap
+        is inside, not beyond).
         """
         if column.constant:
             ((key, weight),) = released[0].items()
@@ -563,9 +584,9 @@ class TabularEncoder:
         pieces = [_Piece(v, v, w, (), exact_var.get(v, 1.0)) for v, w in exact.items()]
         points = np.array(sorted(exact), dtype=float if continuous else np.int64)
         finer: list[tuple[float, float]] = []  # released cells of the resolutions done
-        aside: list[tuple[float, float, float, float]] = []  # (low, high, remainder, noise) too small to use
+        aside: list[tuple] = []  # (low, high, remainder, noise, gaps, resolution) too small to use
 
-        def spread(low, high, weight, noise, gaps):
+        def spread(low, high, weight, noise, gaps, resolution):
             sizes, holes_of = [], []
             for gap_low, gap_high in gaps:
                 if continuous:
@@ -581,7 +602,8 @@ class TabularEncoder:
                 if size > 0:
                     if not continuous:
                         gap_low, gap_high = lattice.first(gap_low), lattice.last(gap_high)
-                    out.append(_Piece(gap_low, gap_high, weight * size / total, holes, noise * size / total))
+                    out.append(_Piece(gap_low, gap_high, weight * size / total, holes, noise * size / total,
+                                      resolution))
             return out
 
         for r in range(1, len(resolutions)):
@@ -591,6 +613,12 @@ class TabularEncoder:
             cumulative = np.concatenate([[0.0], np.cumsum([pieces[i].weight for i in order])])
             variance = np.concatenate([[0.0], np.cumsum([pieces[i].var for i in order])])
             finer_sorted = sorted(finer)
+            # The span of the pieces so far (exact values, remainders used): a gap inside it
+            # has data placed on both sides. (Not the span of the released cells: a cell
+            # whose mass is all one exact value at its low end proves nothing above it.)
+            inner = (min(p.low for p in pieces), max(p.high for p in pieces)) if pieces else span
+            if span is not None and inner is not None:
+                inner = (min(inner[0], span[0]), max(inner[1], span[1]))
             new, kept_aside = [], []
             for (low, high), weight in cells[r]:
                 # Mass the finer releases put inside this cell.
@@ -599,23 +627,30 @@ class TabularEncoder:
                 residual = weight - (cumulative[hi_i] - cumulative[lo_i])
                 noise = 1.0 + variance[hi_i] - variance[lo_i]  # in units of sigma squared
                 gaps = _subtract((low, high), finer_sorted, continuous)
-                if residual <= REMAINDER_MARGIN * sigma * math.sqrt(noise):
-                    if residual > 0:
-                        kept_aside.append((low, high, residual, noise, gaps))
+                # A gap between the pieces so far may take the remainder; one beyond them
+                # widens the column's range, so only when it starts where placed mass ends
+                # (a tail going on). Beyond an empty stretch — a released cell whose mass
+                # is all one exact value at its low end — nothing proves data there.
+                if residual <= self._threshold:  # not a release on its own: a difference of releases
+                    gaps = [g for g in gaps if _allowed(g, inner, pieces, lattice)]
+                if residual <= REMAINDER_MARGIN * sigma * math.sqrt(noise) or not gaps:
+                    if residual > 0 and gaps:
+                        kept_aside.append((low, high, residual, noise, gaps, r))
                     continue
                 # First to the remainders kept aside inside this cell, then to its gaps.
                 for entry in [a for a in aside if low <= a[0] and a[1] <= high]:
+                    entry_gaps = [g for g in entry[4] if entry[2] > self._threshold or _allowed(g, inner, pieces, lattice)]
                     share = min(entry[2], residual)
-                    if share > 0:
-                        new.extend(spread(entry[0], entry[1], share, entry[3], entry[4]))
+                    if share > 0 and entry_gaps:
+                        new.extend(spread(entry[0], entry[1], share, entry[3], entry_gaps, entry[5]))
                         residual -= share
                     aside.remove(entry)
                 if residual > 0:
-                    new.extend(spread(low, high, residual, noise, gaps))
+                    new.extend(spread(low, high, residual, noise, gaps, r))
             pieces.extend(new)
             aside.extend(kept_aside)
             finer.extend(cell for cell, _ in cells[r])
-        return self._trim_edges(pieces, lattice)
+        return self._trim_edges(pieces, lattice, resolutions, sigma)
 
     def _refine(self, lattice: _Lattice, exact: dict, released: list[dict], resolutions: list[_Resolution]) -> None:
         """A coarser lattice read off the released exact values: their common step, when
@@ -635,50 +670,127 @@ class TabularEncoder:
                     return
         lattice.step, lattice.base = refined.step, refined.base
 
-    def _trim_edges(self, pieces: list[_Piece], lattice: _Lattice) -> list[_Piece]:
+    def _trim_edges(self, pieces: list[_Piece], lattice: _Lattice, resolutions: list[_Resolution] | None = None,
+                    sigma: float = 0.0) -> list[_Piece]:
         """The lowest and highest pieces cut to the part the data plausibly fills.
 
         A released cell or remainder holds real values, but where inside it is unknown; at
         the edges of a column that matters: the real minimum may lie inside the lowest
-        piece (ages from 18 in a cell of 10 to 19). Assuming the density does not jump at
-        the edge, an edge piece of mass ``w`` next to pieces of density ``d`` (mass per
-        value) fills about ``w / d`` values, on its inner side: the piece is cut to those.
-        (On a long tail this cuts too much: a decade of page counts is cut to its first
-        tenth. Taking the density's fall towards the edge into account reached past the
-        real maximum on codes and rates ending in a point mass; issue 11, left as is.)
-        A piece that is one value (a released exact value) is real and never cut.
-        Post-processing of released counts.
+        piece (ages from 18 in a cell of 10 to 19), or only its first values may be real.
+        Two readings of the released counts say how far an edge piece of mass ``w`` reaches
+        from its inner side, and the piece is cut to the further one:
+
+        * the density does not jump at the edge: next to pieces of density ``d`` (mass per
+          value; a single value of a column without a lattice is a point, not density) it
+          fills about ``w / d`` values;
+        * its finer cells were not released (only a remainder of a coarser cell is a
+          piece), so none holds more than about the threshold: ``w`` needs at least
+          ``ceil(w / cap)`` of them, and real values reach that many finer cells in
+          (:meth:`_reach`). On a long tail this is what reaches: a decade of page values
+          holding 15% of the rows is cut to 3 of its 9 first-digit cells, not to a fifth
+          of one at the density of the cells beside it.
+
+        Both are lower bounds of where real values reach (the first when the density falls
+        towards the edge), so the cut piece stays inside the real range; the further tail
+        stays out of reach (issue 11: extrapolating the density's fall reached past the real
+        maximum on codes and rates ending in a point mass). A piece that is one value (a
+        released exact value) is real and never cut. Post-processing of released counts.
         """
         pieces = sorted(pieces, key=lambda p: (p.low, p.high))
         if len(pieces) < 2:
             return pieces
         for side in (0, -1):
-            index = 0 if side == 0 else len(pieces) - 1
+            index = 0 if side == 0 else max(range(len(pieces)), key=lambda i: (pieces[i].high, pieces[i].low))
             piece = pieces[index]
             if piece.low == piece.high:
                 continue
-            inward = pieces[1:4] if side == 0 else pieces[-4:-1]
-            density = _density(inward, lattice)
-            if density is None:
+            others = pieces[:index] + pieces[index + 1:]
+            inward = others[:3] if side == 0 else others[-3:]
+            if lattice.unit is None:  # a point of a continuous column has mass but no width: not density
+                spans = [p for p in others if p.high > p.low]
+                inward = spans[:3] if side == 0 else spans[-3:]
+            if not inward:
                 continue
             size = _size(piece, lattice)
-            filled = piece.weight / density if density > 0 else size
-            if filled >= size:
+            densities = [_density([p], lattice) or 0.0 for p in inward]
+            nearest = densities[0] if side == 0 else densities[-1]
+            if size > 0 and piece.weight / size > DENSE_EDGE * nearest:
+                # Denser than the piece beside it: a point mass (a cap, a round value) somewhere
+                # inside; the piece's inner end is the one value surely in range.
+                at = piece.high if side == 0 else piece.low
+                pieces[index] = _Piece(at, at, piece.weight, (), piece.var)
                 continue
+            density = _density(inward, lattice) or 0.0
+            if min(densities) > 0 and max(densities) > SPIKY * min(densities):
+                density = max(densities)  # codes: the values beside it are spikes, so the edge's mass is one too
+            filled = piece.weight / density if density > 0 else size
+            reach = self._reach(piece, side, lattice, resolutions, sigma) if resolutions else None
             if lattice.unit is None:
+                if reach is not None:
+                    filled = max(filled, (piece.high - reach) if side == 0 else reach - piece.low)
+                if filled >= size:
+                    continue
                 low, high = (piece.high - filled, piece.high) if side == 0 else (piece.low, piece.low + filled)
                 pieces[index] = _Piece(low, high, piece.weight, (), piece.var)
+                continue
+            if filled >= size:
                 continue
             count = max(int(round(filled)), 1) + len(piece.holes)  # the values it fills, not one more
             if side == 0:
                 low = lattice.first(max(piece.high - (count - 1) * lattice.step, piece.low))
+                if reach is not None:
+                    low = min(low, lattice.first(max(reach, piece.low)))
                 high = piece.high
             else:
                 low = piece.low
                 high = lattice.last(min(piece.low + (count - 1) * lattice.step, piece.high))
+                if reach is not None:
+                    high = max(high, lattice.last(min(reach, piece.high)))
             holes = tuple(h for h in piece.holes if low <= h <= high)
             pieces[index] = _Piece(low, high, piece.weight, holes, piece.var)
         return pieces
+
+    def _reach(self, piece: _Piece, side: int, lattice: _Lattice, resolutions: list[_Resolution],
+               sigma: float) -> float | None:
+        """How far from its inner side an edge piece's real values reach, by its finer cells.
+
+        The piece is what a coarser cell holds beyond its finer released cells: none of the
+        finer cells inside it cleared the threshold, so each holds at most about the
+        threshold plus :data:`EDGE_MARGIN` standard deviations (``cap``), and its mass, read
+        :data:`EDGE_MARGIN` standard deviations low, fills at least ``k = ceil(w / cap)``
+        of them: some real value lies in the ``k``-th finer cell from the inner side, or
+        further. Returns the inner end of that cell (lattice units; the lowest value that
+        far for the upper edge, the highest for the lower edge) for the finest-celled
+        resolution that reaches furthest, or None when the piece's mass fills no more than
+        one cell. Post-processing of which cells were released and of the noise level.
+        """
+        if piece.resolution <= 0 or sigma <= 0:
+            return None
+        mass = piece.weight - EDGE_MARGIN * sigma * math.sqrt(max(piece.var, 0.0))
+        cap = self._threshold + EDGE_MARGIN * sigma
+        cells = math.ceil(mass / cap) - 1 if mass > 0 and cap > 0 else 0
+        if cells < 1:
+            return None
+        continuous = lattice.unit is None
+        edge = piece.low if side == -1 else (np.nextafter(piece.high, -np.inf) if continuous else piece.high)
+        best = None
+        for resolution in resolutions[:piece.resolution]:
+            if resolution.kind == "exact":
+                if continuous:
+                    continue
+                width, low, high = lattice.step, edge, edge
+            else:
+                key = tuple(_keys(resolution, np.array([edge], dtype=float if continuous else np.int64),
+                                  lattice)[0])
+                low, high = _cell(resolution, key, lattice)
+                width = (high - low) if continuous else (high - low + 1)
+            if side == -1:  # upper edge: the k-th cell up starts at low + cells * width
+                end = low + cells * width
+                best = end if best is None else max(best, end)
+            else:  # lower edge: the k-th cell down ends at high - cells * width (continuous: its start, exclusive)
+                end = (low - (cells - 1) * width) if continuous else (high - cells * width)
+                best = end if best is None else min(best, end)
+        return best
 
     def _numeric_levels(self, pieces: list[_Piece], lattice: _Lattice) -> list[dict[str, Any]]:
         """Pieces (sorted by value) grouped into at most ``max_levels`` levels of about equal mass."""
@@ -789,6 +901,7 @@ class _Piece:
     weight: float
     holes: tuple
     var: float = 1.0  # noise variance of the weight, in units of sigma squared
+    resolution: int = 0  # the histogram it came from (0: exact values; its finer ones released nothing inside it)
 
 
 def _density(pieces: list[_Piece], lattice: _Lattice) -> float | None:
@@ -798,6 +911,18 @@ def _density(pieces: list[_Piece], lattice: _Lattice) -> float | None:
     span = max(p.high for p in pieces) - min(p.low for p in pieces)
     values = span / lattice.step + 1 if lattice.unit is not None else span
     return sum(p.weight for p in pieces) / values if values > 0 else None
+
+
+def _allowed(gap: tuple, inner: tuple | None, pieces: list[_Piece], lattice: _Lattice) -> bool:
+    """Whether a remainder may be spread over ``gap``: inside the span ``inner`` of the
+    pieces placed so far, or beyond it but starting where a spread piece ends."""
+    if inner is None or (gap[0] >= inner[0] and gap[1] <= inner[1]):
+        return True
+    step = 0 if lattice.unit is None else lattice.step
+    spans = [p for p in pieces if p.high > p.low]  # an exact value says nothing of the values beside it
+    if gap[1] > inner[1]:  # above the span: a spread piece must reach the gap's low end
+        return any(p.low <= gap[0] <= p.high + step for p in spans)
+    return any(p.low - step <= gap[1] <= p.high for p in spans)  # below: one must start at its high end
 
 
 def _size(piece: _Piece, lattice: _Lattice) -> float:

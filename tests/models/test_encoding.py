@@ -343,3 +343,54 @@ def test_small_whole_numbers_weigh_more_and_no_row_moves_more_than_its_norm():
     assert exact[0] > exact[7] > exact[42] > exact[420] == WEIGHT_SCALE
     assert all(int(key[0]) > 0 for key in kept.keys[1])  # no 2-digit cell that is a value below 100
 
+
+
+def _pieces(column: Column, released: list[dict], *, threshold: float = 400.0, sigma: float = 30.0):
+    """Pieces (low, high, weight) of released counts given by value: post-processing only, no noise."""
+    from synthdata.tabular.encoding import _keys
+
+    encoder = TabularEncoder()
+    lattice = encoder._lattice(column)
+    resolutions = encoder._resolutions(column, lattice)
+    encoder._threshold = threshold
+    cells = []
+    for resolution, counts in zip(resolutions, released):
+        dtype = float if lattice.unit is None else np.int64
+        cells.append({tuple(_keys(resolution, lattice.to_units(np.array([value], dtype=float)).astype(dtype),
+                                  lattice)[0]): float(weight) for value, weight in counts.items()})
+    pieces = encoder._numeric_pieces(column, cells, resolutions, lattice, sigma)
+    return sorted((p.low, p.high, p.weight) for p in pieces)
+
+
+def test_a_long_tail_reaches_as_many_finer_cells_as_its_mass_needs():
+    """A decade's remainder beyond its released first-digit cells (durations: 15% of the rows
+    from 3000 up, none of 3000-3999, 4000-4999, ... clearing a threshold of 400) reaches at
+    least ceil(1500 / 400) = 4 of those cells: up to 6000, not the 1150 values the density
+    beside it would fill. Both readings are lower bounds of the real tail, so it stays in range."""
+    column = Column("duration", "numerical")
+    pieces = _pieces(column, [{0.0: 5000}, {}, {1500.0: 1800, 2500.0: 800}, {1500.0: 4100}])
+    low, high, weight = pieces[-1]
+    assert (low, weight) == (3000.0, 1500.0)
+    assert high == pytest.approx(6000.0)
+    # Where the mass is no more than one finer cell's worth, only the density beside it decides.
+    pieces = _pieces(column, [{0.0: 5000}, {}, {1500.0: 1800, 2500.0: 800}, {1500.0: 2900}])
+    assert pieces[-1][1] < 4000.0
+
+
+def test_a_remainder_widens_the_range_only_when_it_has_nowhere_inside_to_go():
+    """Rates capped at 0.2 (0.2 released exactly; 0.1-0.2 too thin for a cell of its own): the
+    decade's remainder goes between the released pieces, never past 0.2 — the 0.2 cells'
+    own noisy remainders neither. A cell denser than the piece beside it at the top edge is
+    a point mass at its inner end (0.2 not released on its own), not values up to 0.21."""
+    column = Column("rate", "numerical")
+    released = [{0.0: 4400, 0.2: 560},
+                {0.205: 565},
+                {0.015: 1200, 0.025: 600, 0.25: 568},
+                {0.05: 2800, 0.5: 868}]
+    pieces = _pieces(column, released)
+    assert max(high for _, high, _ in pieces) == pytest.approx(0.2)
+    assert sum(w for low, high, w in pieces if 0.1 <= low and high <= 0.2 and low < high) == pytest.approx(300, abs=10)
+    # 0.2 itself under the threshold: its 2-digit cell is the top piece, five times as dense as the one beside it.
+    released = [{0.0: 4400}, {0.205: 560}, {0.015: 1200, 0.025: 600, 0.25: 560}, {0.05: 3200, 0.5: 560}]
+    pieces = _pieces(column, released)
+    assert pieces[-1] == (pytest.approx(0.2), pytest.approx(0.2), pytest.approx(560))
