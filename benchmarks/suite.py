@@ -226,16 +226,18 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
 
 
 def fit_sample_ours(train: pd.DataFrame, rows: int, *, epsilon: float, delta: float, seed: int,
-                    options: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+                    options: dict[str, Any], target: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The one place the suite calls the release model: fit on ``train``, sample ``rows``.
 
-    When the model's constructor or ``fit`` gains options, this is the function to change.
+    ``target``: the dataset's ML-utility column, passed to ``fit`` as ``synthdata release
+    --target`` passes it (the steward names it; public). When the model's constructor or
+    ``fit`` gains options, this is the function to change.
     """
     import synthdata
 
     model = synthdata.TabularGAN(epsilon=epsilon, delta=delta, seed=seed, **options)
     started = time.perf_counter()
-    model.fit(train)
+    model.fit(train, target=target)
     fit_only_s = time.perf_counter() - started
     synthetic = model.sample(rows)
     return synthetic, {"fit_only_s": fit_only_s, "epsilon_spent": float(model.epsilon_spent_)}
@@ -276,13 +278,13 @@ def _run_process(command: list[str], *, log: Path, timeout: float, what: str) ->
 
 
 def run_in_worker(method: str, train: pd.DataFrame, rows: int, *, epsilon: float | None, seed: int,
-                  options: dict[str, Any], timeout: float) -> tuple[pd.DataFrame, dict[str, Any]]:
+                  options: dict[str, Any], timeout: float, target: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """``ours`` or ``independent`` in a fresh process of this interpreter (the project's venv)."""
     with tempfile.TemporaryDirectory(prefix=f"suite-{method}-") as tmp:
         tmp_path = Path(tmp)
         spec = {"method": method, "train": str(tmp_path / "train.pkl"), "out": str(tmp_path / "synthetic.pkl"),
                 "result": str(tmp_path / "result.json"), "rows": rows, "epsilon": epsilon, "delta": DELTA,
-                "seed": seed, "options": options}
+                "seed": seed, "options": options, "target": target}
         train.to_pickle(spec["train"])
         (tmp_path / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
         log = tmp_path / "log.txt"
@@ -324,7 +326,8 @@ def worker(spec_path: str) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             synthetic, extra = fit_sample_ours(train, spec["rows"], epsilon=spec["epsilon"], delta=spec["delta"],
-                                               seed=spec["seed"], options=spec["options"])
+                                               seed=spec["seed"], options=spec["options"],
+                                               target=spec.get("target"))
         info.update(extra)
         # What the model warned about (a column it could not release, say): for the report.
         info["warnings"] = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught
@@ -752,7 +755,8 @@ def _synthesise(method: str, data: Dataset, rows: int, *, epsilon: float | None,
     if method == "real":
         return data.train.copy(), {}
     if method in ("ours", "independent"):
-        return run_in_worker(method, data.train, rows, epsilon=epsilon, seed=seed, options=options, timeout=timeout)
+        return run_in_worker(method, data.train, rows, epsilon=epsilon, seed=seed, options=options, timeout=timeout,
+                             target=data.target)
     return run_smartnoise(method, data.train, rows, epsilon=float(epsilon), seed=seed, timeout=timeout)
 
 
