@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                          dataset=args.dataset)
     if args.part in ("mnist", "all"):
         results += mnist(args.mnist_epsilon, args.models, vae_options if args.part == "mnist" else {},
-                         gan_options if args.part == "mnist" else {}, seed=args.seed, ceiling=not args.no_ceiling)
+                         gan_options if args.part == "mnist" else {}, seed=args.seed, ceiling=not args.no_ceiling,
+                         save=args.save_model)
     print()
     _targets(results)
     if args.json is not None:
@@ -167,7 +168,7 @@ def cnn_accuracy(images: np.ndarray, labels: np.ndarray, test_images: np.ndarray
 
 
 def mnist(epsilon: float, models: list[str], vae_options: dict, gan_options: dict, *, seed: int,
-          ceiling: bool = True) -> list[dict]:
+          ceiling: bool = True, save: Path | None = None) -> list[dict]:
     from synthdata.images.estimator import ImageGAN
     from synthdata.images.vae import ImageVAE
 
@@ -188,6 +189,8 @@ def mnist(epsilon: float, models: list[str], vae_options: dict, gan_options: dic
         model.fit(train, train_labels)
         fit_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu
         load.append(os.getloadavg()[0])
+        if save is not None:
+            model.save(save / f"mnist-{name}")
         synthetic, labels = model.sample(10_000, seed=seed + 1)
         accuracy = cnn_accuracy(synthetic, labels, test, test_labels, seed=seed)
         row = {"part": "mnist", "model": name, "epsilon": epsilon, "epsilon_spent": model.epsilon_spent_,
@@ -248,6 +251,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared machine)")
     parser.add_argument("--json", type=Path, metavar="OUT")
+    parser.add_argument("--save-model", type=Path, metavar="DIR",
+                        help="MNIST: save each fitted model to DIR/mnist-MODEL (to re-score or inspect it later)")
     return parser
 
 

@@ -323,6 +323,69 @@ def test_image_save_load_round_trip(fitted_images, tmp_path):
     np.testing.assert_array_equal(la, lb)
 
 
+def test_image_network_widths_follow_the_options_and_a_model_saved_without_them_loads(tmp_path):
+    images, labels = _images(120)
+    options = {**IMAGE_FAST, "epochs": 0.5}
+    model = ImageVAE(epsilon=3.0, seed=0, classes=[0, 1, 2], encoder_channels=2, project_channels=3,
+                     **options).fit(images, labels)
+    decoder = model.generator_
+    assert decoder.project.out_features == 3 * 2 * 2  # 8x8 images: a 2x2 grid of 3 channels
+    assert decoder.config()["project"] == 3
+    model.save(tmp_path / "slim")
+    assert ImageVAE.load(tmp_path / "slim").generator_.project.out_features == 12
+    with pytest.raises(ModelError, match="encoder_channels"):
+        ImageVAE(epsilon=3.0, encoder_channels=-1, classes=[0, 1, 2], **options).fit(images, labels)
+
+    # A model saved before these options existed: 2*base channels on the grid, no "project" in its config.
+    wide = ImageVAE(epsilon=3.0, seed=0, classes=[0, 1, 2], encoder_channels=0, project_channels=None,
+                    **options).fit(images, labels)
+    assert wide.generator_.project.out_features == 2 * IMAGE_FAST["base"] * 2 * 2
+    wide.save(tmp_path / "old")
+    meta_path = tmp_path / "old" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["state"]["decoder"]["project"]
+    for key in ("encoder_channels", "project_channels"):
+        del meta["params"][key]
+    meta_path.write_text(json.dumps(meta))
+    old = ImageVAE.load(tmp_path / "old")
+    np.testing.assert_array_equal(old.sample(10, seed=1)[0], wide.sample(10, seed=1)[0])
+
+
+def test_layer_clipping_bounds_each_layer_and_leaves_the_dp_step_as_planned():
+    import torch
+
+    from synthdata.images.vae import ImageVAENetwork, _clip_layers, _layers
+
+    network = ImageVAENetwork(classes=3, height=8, width=8, channels=1, latent_dim=4, base=8, decoder="conv")
+    layers = _layers(network)
+    assert sum(len(params) for params in layers) == len(list(network.parameters()))
+    assert len(layers) == 7  # 2 encoder convolutions, posterior, template, projection, 2 decoder convolutions
+    generator = torch.Generator().manual_seed(0)
+    for p in network.parameters():
+        p.grad_sample = torch.randn((5, *p.shape), generator=generator)
+    for p in layers[0]:
+        p.grad_sample[2] = 1e-3  # one image whose first layer is already inside its bound
+    for params in layers[1:]:
+        for p in params:
+            p.grad_sample[2] = 0.0
+    before = [p.grad_sample.clone() for p in layers[0]]
+    _clip_layers(layers, 0.25)
+    for params in layers:
+        norms = torch.stack([p.grad_sample.flatten(1).norm(dim=1) for p in params]).norm(dim=0)
+        assert torch.all(norms <= 0.25 + 1e-6)
+        assert torch.allclose(norms[[0, 1, 3, 4]], torch.full((4,), 0.25))  # these all started above it
+    for p, old in zip(layers[0], before):
+        torch.testing.assert_close(p.grad_sample[2], old[2])  # under the bound: unchanged
+
+    images, labels = _images(120)
+    model = ImageVAE(epsilon=3.0, seed=0, classes=[0, 1, 2], layer_clipping=True, **IMAGE_FAST).fit(images, labels)
+    assert [s.step for s in model.ledger_.spends] == ["image count", "labels", "templates", "vae"]
+    line = model.ledger_.spends[-1]
+    assert "each of 7 layers" in line.parameters["clipping"]
+    assert line.parameters["noise_multiplier"] == model.noise_plan_["noise_multiplier"]
+    assert line.parameters["max_grad_norm"] == 1.0
+
+
 def test_image_budget_split_and_inputs_are_checked():
     images, labels = _images(60)
     with pytest.raises(PrivacyError, match="unknown budget_split part 'embeddings'"):
