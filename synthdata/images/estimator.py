@@ -103,7 +103,8 @@ class ImageGAN(ImageSynthesizer):
         learning_rate: of the generator (Adam, cosine schedule).
         average: decay of an exponential moving average of the generator's weights (0: none, the
             last weights are the model). The average is a function of the generator's steps only:
-            post-processing, free.
+            post-processing, free. On MNIST at epsilon=10 (one fit, paired) a 0.999 average scored
+            as the last weights (CNN 85.6% both): the cosine schedule already anneals them.
         classes: the public label domain, if known (e.g. range(10) for digits): every declared
             class is released and no threshold applies; labels outside it are refused.
             None: the classes are the observed labels, thresholded (costs rare classes).
