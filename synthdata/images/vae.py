@@ -250,8 +250,8 @@ class ImageVAE(ImageSynthesizer):
             the clipped norm (the style term's output layer, 145 weights: 95% of it at the start
             on MNIST) while the noise is the same on every weight, so the other layers' steps
             are mostly noise. On by default: on MNIST at epsilon 10 the benchmark's CNN scored
-            0.815 and 0.825 with it against 0.809 +- 0.011 over seven runs without
-            (benchmarks/README.md).
+            0.815, 0.825, 0.811 and 0.811 with it against 0.809 +- 0.011 over seven runs
+            without (benchmarks/README.md): a modest gain.
         average: decay of an exponential moving average of the decoder's weights over the
             DP-SGD steps, which is the decoder sampled from (0: the last step's weights). The
             average is a function of the noisy steps: post-processing, free.
