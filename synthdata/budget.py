@@ -257,29 +257,18 @@ class BudgetLedger:
         If the entry vanished meanwhile (the file edited by hand), it is recorded again:
         a release that landed is never forgotten.
         """
-        with self._locked():
-            entries = self._read()
-            found = False
-            for entry in entries:
-                if entry["id"] == reservation.id:
-                    found = True
-                    _mark_released(entry)
-                    if delta is not None:
-                        entry["delta"] = float(delta)
-            if not found and reservation.id in _RESERVED:
-                entry = dict(_RESERVED[reservation.id])
-                _mark_released(entry)
-                if delta is not None:
-                    entry["delta"] = float(delta)
-                entries.append(entry)
-            self._write(entries)
-        self._release_hold(reservation.id, _lock_path(reservation.staging))
+        self._finish(reservation, "released", delta=delta)
 
     def refuse(self, reservation: Reservation, *, epsilon: float, delta: float | None = None) -> None:
         """Mark a reserved entry *refused*: its release stopped after spending ``epsilon`` (at most
         the reserved ε) on the real data; the entry keeps counting (see the module docstring)."""
         if not (_is_number(epsilon) and math.isfinite(epsilon) and epsilon >= 0):
             raise PrivacyError(f"epsilon must be a finite number, 0 or more, got {epsilon!r}")
+        self._finish(reservation, "refused", epsilon=epsilon, delta=delta)
+
+    def _finish(self, reservation: Reservation, state: str, *, epsilon: float | None = None,
+                delta: float | None = None) -> None:
+        """Give a reserved entry its final ``state`` (re-recording it if it vanished), and release its hold."""
         with self._locked():
             entries = self._read()
             found = [entry for entry in entries if entry["id"] == reservation.id]
@@ -287,9 +276,9 @@ class BudgetLedger:
                 found = [dict(_RESERVED[reservation.id])]
                 entries.append(found[0])
             for entry in found:
-                _mark_released(entry)
-                entry["state"] = "refused"
-                entry["epsilon"] = float(min(epsilon, entry["epsilon"]))
+                _settle_entry(entry, state)
+                if epsilon is not None:
+                    entry["epsilon"] = float(min(epsilon, entry["epsilon"]))
                 if delta is not None:
                     entry["delta"] = float(delta)
             self._write(entries)
@@ -426,7 +415,7 @@ class BudgetLedger:
             self._release_hold(entry["id"], None)
             if _landed(release):
                 entry = dict(entry)
-                _mark_released(entry)
+                _settle_entry(entry, "released")
                 settled.append(entry)
                 actions.append(f"settled {label}: its release {printable(release)} is in place, so it counts "
                                "as spent")
@@ -529,8 +518,8 @@ def _clip(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _mark_released(entry: dict[str, Any]) -> None:
-    entry["state"] = "released"
+def _settle_entry(entry: dict[str, Any], state: str) -> None:
+    entry["state"] = state
     for key in ("staging", "pid", "host"):
         entry.pop(key, None)
 

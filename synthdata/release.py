@@ -158,11 +158,11 @@ def _refusals_charged() -> Iterator[None]:
         try:
             yield
         except SynthdataError as error:
-            spent = math.fsum(ledger.epsilon_spent for ledger in ledgers)
-            if spent > 0:
-                error.spent = (spent, max(ledger.delta for ledger in ledgers))
+            spending = [ledger for ledger in ledgers if ledger.epsilon_spent > 0]
+            if spending:  # basic composition of the ledgers: their epsilons and deltas add
+                error.spent = (math.fsum(ledger.epsilon_spent for ledger in spending),
+                               math.fsum(ledger.delta for ledger in spending))
             raise
-
 
 
 @dataclass
