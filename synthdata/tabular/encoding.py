@@ -388,7 +388,7 @@ class TabularEncoder:
         offset, self.codes_, self.dropped_ = 0, [], []
         for column, counts, lattice, res, weight in zip(columns, exact, lattices, resolutions, weights):
             size = len(weight)
-            base = WEIGHT_SCALE * (CATEGORY_WEIGHT if len(res) == 1 else 1)
+            base = _base_weight(res)
             self._threshold = threshold(base)  # this column's (read by _build and what it calls)
             code, note = self._build(column, counts, noisy[offset:offset + size] / weight, sigma / base, lattice,
                                      res, rows, cell_sigma=sigma / weight)
@@ -1136,10 +1136,14 @@ def _numeric_levels_of(code: ColumnCode, values: np.ndarray) -> np.ndarray:
     return index
 
 
+def _base_weight(resolutions: list) -> int:
+    """A cell's weight in a column counted at ``resolutions``: one histogram weighs CATEGORY_WEIGHT times more."""
+    return WEIGHT_SCALE * (CATEGORY_WEIGHT if len(resolutions) == 1 else 1)
+
+
 def _norm2(resolutions: list) -> int:
     """The squared L2 norm of what one row of a column adds to its weighted histograms."""
-    base = WEIGHT_SCALE * (CATEGORY_WEIGHT if len(resolutions) == 1 else 1)
-    return base * base * len(resolutions)
+    return _base_weight(resolutions) ** 2 * len(resolutions)
 
 
 def _cell_weights(column: Column, counts: _ExactCounts, resolutions: list,
@@ -1158,7 +1162,7 @@ def _cell_weights(column: Column, counts: _ExactCounts, resolutions: list,
     """
     norm2 = _norm2(resolutions)
     missing = np.array([math.isqrt(norm2)], dtype=np.int64)
-    base = WEIGHT_SCALE * (CATEGORY_WEIGHT if len(resolutions) == 1 else 1)
+    base = _base_weight(resolutions)
     if not (column.type == "numerical" and lattice is not None and lattice.unit is not None
             and len(resolutions) > 1 and resolutions[0].kind == "exact"):
         return counts, [np.full(len(part), base, dtype=np.int64) for part in counts.counts] + [missing]
