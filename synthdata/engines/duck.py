@@ -79,7 +79,7 @@ class DuckDBEngine:
                                 "models one plain value per cell: flatten it, or leave it out with --drop")
         self._plain_values()
         self._tables: dict[tuple | None, dict[str, ValueTable]] = {}
-        self._raw: dict[None, dict] = {}  # the whole table's distinct values and counts, per column
+        self._whole: dict | None = None  # the whole table's distinct values and counts, per column
 
     def _plain_values(self) -> None:
         """Decimals are read as floats and binary cells as text (:func:`~synthdata.engines.base.plain_array`,
@@ -141,30 +141,30 @@ class DuckDBEngine:
         if key in self._tables:
             return self._tables[key]
         dtypes = self.source.pandas_dtypes() if self.source is not None else {}
-        out = {}
-        if split is None or None not in self._raw:
-            held = "false" if split is None else f"{self._hash(split.salt)} < {split.threshold}"
+        out, held = {}, self._where(split, "holdout")
+        if split is None or self._whole is None:
             raw = self._grouped(held, "true", progress)
             if split is None:
-                self._raw[None] = {name: (unique, train + holdout) for name, (unique, train, holdout) in raw.items()}
+                self._whole = {name: (unique, train + holdout) for name, (unique, train, holdout) in raw.items()}
             for name, (unique, train, holdout) in raw.items():
                 out[name] = ValueTable.from_arrow(name, unique, train, holdout, dtype=dtypes.get(name))
         else:
             import pyarrow.compute as pc
 
-            raw = self._grouped("true", f"{self._hash(split.salt)} < {split.threshold}", progress)
+            raw = self._grouped("true", held, progress)
             for name, (unique, _, holdout) in raw.items():
-                every, counts = self._raw[None][name]
+                every, counts = self._whole[name]
                 position = pc.index_in(unique, value_set=every, skip_nulls=False)
                 position = np.asarray(position.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
                 if (position < 0).any():
                     raise DataError(f"column {name!r}: a value changed while the table was read; is the source "
                                     "being written to?")
-                held = np.bincount(position, weights=holdout, minlength=len(every)).astype(np.int64)
-                if (held > counts).any():
+                held_counts = np.bincount(position, weights=holdout, minlength=len(every)).astype(np.int64)
+                if (held_counts > counts).any():
                     raise DataError(f"column {name!r}: the table changed while it was read; is the source "
                                     "being written to?")
-                out[name] = ValueTable.from_arrow(name, every, counts - held, held, dtype=dtypes.get(name))
+                out[name] = ValueTable.from_arrow(name, every, counts - held_counts, held_counts,
+                                                  dtype=dtypes.get(name))
         self._tables[key] = out
         return out
 
