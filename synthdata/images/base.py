@@ -35,8 +35,45 @@ PIXEL_MAX = 255.0
 SAMPLE_BATCH = 1024
 
 __all__ = ["COUNT_CAP", "COUNT_SHARE", "MIN_COUNT", "PIXEL_MAX", "THRESHOLD_DELTA_SHARE", "ImageSynthesizer", "ResumedFit",
-           "check_images", "class_index", "input_fingerprint", "load_checkpoint", "refuse_used_checkpoint",
-           "write_first_checkpoint"]
+           "WeightAverage", "check_average", "check_images", "class_index", "input_fingerprint", "load_checkpoint",
+           "refuse_used_checkpoint", "write_first_checkpoint"]
+
+
+def check_average(value: Any, what: str) -> float:
+    """The decay of a weight average (``average=``): a number in [0, 1), 0 for none."""
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 <= value < 1):
+        raise ModelError(f"average must be a number in [0, 1) (the decay of the {what}'s weight average), "
+                         f"got {value!r}")
+    return float(value)
+
+
+class WeightAverage:
+    """Exponential moving average of a module's weights over the training steps.
+
+    A function of the (noisy) steps only: post-processing, no privacy cost. The decay warms
+    up as ``min(decay, (1 + step) / (10 + step))``, so the initial weights do not linger.
+    """
+
+    def __init__(self, module: torch.nn.Module, decay: float) -> None:
+        self.module, self.decay = module, float(decay)
+        self.weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def update(self, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for key, value in self.module.state_dict().items():
+                self.weights[key].mul_(decay).add_(value.detach(), alpha=1 - decay)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.cpu() for k, v in self.weights.items()}
+
+    def restore(self, state: dict[str, torch.Tensor], device: torch.device) -> None:
+        self.weights = {k: v.to(device) for k, v in state.items()}
+
+    def apply(self) -> None:
+        """Load the average into the module: the model sampled from."""
+        with torch.no_grad():
+            self.module.load_state_dict(self.weights)
 
 
 def check_images(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray | None]:

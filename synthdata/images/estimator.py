@@ -61,6 +61,8 @@ from ..runtime import resolve_device
 from .base import (
     THRESHOLD_DELTA_SHARE,
     ImageSynthesizer,
+    WeightAverage,
+    check_average,
     check_images,
     input_fingerprint,
     load_checkpoint,
@@ -159,9 +161,7 @@ class ImageGAN(ImageSynthesizer):
         split = self._split()
         if self.features < 2 or self.features % 2:
             raise ModelError(f"features must be an even number >= 2, got {self.features!r}")
-        if isinstance(self.average, bool) or not (isinstance(self.average, (int, float)) and 0 <= self.average < 1):
-            raise ModelError(f"average must be a number in [0, 1) (the decay of the generator's weight average), "
-                             f"got {self.average!r}")
+        check_average(self.average, "generator")
         device = resolve_device(self.device)
         cluster = current_cluster()  # several processes under torchrun: see synthdata.images.distributed
         if cluster is not None and checkpoint_dir is not None:
@@ -246,8 +246,8 @@ class ImageGAN(ImageSynthesizer):
         self._train(training, counts, progress, checkpoint)
         if ledger.epsilon_spent > self.epsilon:  # the plan makes this impossible; never release
             raise PrivacyError(f"internal error: epsilon spent {ledger.epsilon_spent} exceeds {self.epsilon}")
-        if training.averaged is not None:  # the weight average is the model (post-processing of the steps)
-            generator.load_state_dict(training.averaged)
+        if training.average is not None:  # the weight average is the model (post-processing of the steps)
+            training.average.apply()
 
         self.generator_ = generator.to("cpu").eval()
         self.classes_ = classes
@@ -344,18 +344,12 @@ class _Training:
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=learning_rate, betas=(0.5, 0.999))
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(steps, 1))
         self.start = 0
-        self.decay = average
-        self.averaged = ({k: v.detach().clone() for k, v in generator.state_dict().items()} if average > 0 else None)
+        self.average = WeightAverage(generator, average) if average > 0 else None
 
     def update_average(self, step: int) -> None:
-        """One step of the weights' moving average; its decay warms up as (1 + step) / (10 + step), so the
-        initial weights do not linger in it."""
-        if self.averaged is None:
-            return
-        decay = min(self.decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for key, value in self.generator.state_dict().items():
-                self.averaged[key].mul_(decay).add_(value.detach(), alpha=1 - decay)
+        """One step of the weights' moving average (see :class:`~synthdata.images.base.WeightAverage`)."""
+        if self.average is not None:
+            self.average.update(step)
 
     def state(self, step: int) -> dict[str, Any]:
         """Everything a resumed fit continues from; the ledger in the same file, so the count saved
@@ -368,7 +362,7 @@ class _Training:
             **({"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
             "ledger": json.dumps(self.ledger.state_dict()),
             "projection": self.projection.cpu(), "targets": self.targets.cpu(),
-            **({"averaged": {k: v.cpu() for k, v in self.averaged.items()}} if self.averaged is not None else {}),
+            **({"averaged": self.average.state()} if self.average is not None else {}),
             **({"d_done": d.done, "discriminator": d.module.state_dict(),
                 "d_opt": d.optimizer.original_optimizer.state_dict()} if d is not None else {}),
         }
@@ -377,8 +371,8 @@ class _Training:
         self.generator.load_state_dict(state["generator"])
         self.optimizer.load_state_dict(state["g_opt"])
         self.schedule.load_state_dict(state["schedule"])
-        if self.averaged is not None:
-            self.averaged = {k: v.to(self.device) for k, v in state["averaged"].items()}
+        if self.average is not None:
+            self.average.restore(state["averaged"], self.device)
         torch.set_rng_state(state["rng"])
         if self.device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)

@@ -65,6 +65,8 @@ from ..runtime import resolve_device
 from .base import (
     THRESHOLD_DELTA_SHARE,
     ImageSynthesizer,
+    WeightAverage,
+    check_average,
     check_images,
     input_fingerprint,
     load_checkpoint,
@@ -417,9 +419,9 @@ class ImageVAE(ImageSynthesizer):
             raise PrivacyError(f"epochs must be a number > 0 (DP-SGD's passes over the images), got {self.epochs!r}")
         if not (isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 1):
             raise ModelError(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
-        if not (isinstance(self.average, (int, float)) and 0 <= self.average < 1):
-            raise ModelError(f"average must be a number in [0, 1) (the decay of the decoder's weight average), "
-                             f"got {self.average!r}")
+        check_average(self.average, "decoder")
+        self._channels("encoder_channels", 0)  # checked before any DP spend, used when the network is built
+        self._channels("project_channels", 1)
         return split
 
     # ------------------------------------------------------------------ sample
@@ -495,6 +497,7 @@ class _Training:
             network.decoder.template.requires_grad_(False)
         self.trained = [p for p in network.parameters() if p.requires_grad]
         self.layers = _layers(network) if model.layer_clipping else None
+        self.layer_bound = float(model.max_grad_norm) / math.sqrt(len(self.layers)) if self.layers else 0.0
         clipping = "per-sample (Opacus GradSampleModule)"
         if self.layers is not None:
             clipping = (f"per-sample: each of {len(self.layers)} layers to max_grad_norm/sqrt({len(self.layers)}), "
@@ -511,9 +514,7 @@ class _Training:
                         "kl_warmup": model.kl_warmup})
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer.original_optimizer,
                                                                    T_max=max(steps, 1))
-        self.decay = float(model.average)
-        self.averaged = ({k: v.detach().clone() for k, v in network.decoder.state_dict().items()}
-                         if self.decay > 0 else None)
+        self.average = WeightAverage(network.decoder, model.average) if model.average > 0 else None
 
     def run(self, real: torch.Tensor, real_labels: torch.Tensor, progress: Callable[[dict], None] | None,
             checkpoint: Checkpointer | None) -> None:
@@ -540,16 +541,14 @@ class _Training:
                     losses.mean().backward()
                 loss_value = float(losses.detach().mean())
                 if self.layers is not None:
-                    _clip_layers(self.layers, float(model.max_grad_norm) / math.sqrt(len(self.layers)))
+                    _clip_layers(self.layers, self.layer_bound)
             else:  # an empty Poisson batch still takes its noise-only step, as the accountant assumes
                 for p in self.trained:
                     p.grad_sample = torch.zeros((0, *p.shape), device=device)
             self.optimizer.step()
             self.schedule.step()
-            if self.averaged is not None:
-                with torch.no_grad():
-                    for key, value in network.decoder.state_dict().items():
-                        self.averaged[key].mul_(self.decay).add_(value, alpha=1.0 - self.decay)
+            if self.average is not None:
+                self.average.update(step)
             if progress is not None and (step % 10 == 0 or step == steps - 1):
                 progress({"step": step + 1, "total": steps, "loss": loss_value, "epoch": (step + 1) * self.sample_rate,
                           "epsilon": ledger.epsilon_spent})
@@ -559,11 +558,9 @@ class _Training:
 
     def final_decoder(self) -> ImageDecoder:
         """The decoder sampled from: the last step's weights, or their running average."""
-        decoder = self.network.decoder
-        if self.averaged is not None:
-            with torch.no_grad():
-                decoder.load_state_dict(self.averaged)
-        return decoder
+        if self.average is not None:
+            self.average.apply()
+        return self.network.decoder
 
     def state(self, step: int) -> dict[str, Any]:
         """Everything a resumed fit continues from, after ``step`` steps; the ledger in the same file, so
@@ -573,7 +570,7 @@ class _Training:
             "optimizer": self.optimizer.original_optimizer.state_dict(), "schedule": self.schedule.state_dict(),
             "rng": torch.get_rng_state(),
             **({"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
-            **({"averaged": self.averaged} if self.averaged is not None else {}),
+            **({"averaged": self.average.state()} if self.average is not None else {}),
             "ledger": json.dumps(self.ledger.state_dict()),
         }
 
@@ -584,6 +581,6 @@ class _Training:
         torch.set_rng_state(state["rng"])
         if self.device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        if self.averaged is not None:
-            self.averaged = {k: v.to(self.device) for k, v in state["averaged"].items()}
+        if self.average is not None:
+            self.average.restore(state["averaged"], self.device)
         self.start = int(state["step"])
