@@ -539,9 +539,9 @@ def prefetch(iterator, depth: int = 2):
         stop.set()
 
 
-def ordered_map(function: Callable, items, workers: int | None = None, window: int = 1):
+def ordered_map(function: Callable, items, workers: int | None = None):
     """``function`` over ``items`` in ``workers`` threads (default: the cores), results in the
-    items' order. The per-batch work (Arrow compute, numpy gathers) releases the GIL for most
+    items' order, at most one batch per worker waiting. The per-batch work (Arrow compute, numpy gathers) releases the GIL for most
     of its time, so batches are worked on side by side while the engine reads the next ones."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -555,7 +555,7 @@ def ordered_map(function: Callable, items, workers: int | None = None, window: i
         try:
             for item in items:
                 pending.append(pool.submit(function, item))
-                if len(pending) > workers * window:
+                if len(pending) > workers:
                     yield pending.pop(0).result()
             while pending:
                 yield pending.pop(0).result()
