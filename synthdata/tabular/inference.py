@@ -10,7 +10,8 @@ about its columns from one Gaussian release, charged to the ledger as ``"schema"
   one decimal on the half-grid (``17.5``), one even decimal (``0.2``, ``0.4``: a lattice
   of 0.2), another one-decimal number, two decimals, more, one of a fixed list of date
   layouts (date only, to the minute, or to the second; with evidence for day-first or
-  month-first order), or text — and each column's class counts are released with noise;
+  month-first order), a *code* (one token mixing letters and digits: ``85123A``,
+  ``B12``), or other text — and each column's class counts are released with noise;
 * each column's number of distinct values is released with noise too (identifiers).
 
 One row (one unit of privacy: ``k`` rows) moves one count per column's shape histogram
@@ -44,8 +45,9 @@ from ..schema import ID_NAME, Column, Excluded, Schema
 __all__ = ["SHAPES", "infer_schema_private", "shape_codes"]
 
 #: Shape classes of a cell, in code order.
-_BASE = ["missing", "boolean", "integer", "half", "decimal1", "decimal2", "decimal3", "text", "zero", "even-tenth"]
-MISSING, BOOLEAN, INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3, TEXT, ZERO, EVEN_TENTH = range(len(_BASE))
+_BASE = ["missing", "boolean", "integer", "half", "decimal1", "decimal2", "decimal3", "text", "zero", "even-tenth",
+         "code"]
+MISSING, BOOLEAN, INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3, TEXT, ZERO, EVEN_TENTH, CODE = range(len(_BASE))
 #: The shapes of numbers: zero, whole, and the fractional ones.
 _NUMBERS = [ZERO, INTEGER, HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
 _FRACTIONAL = [HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
@@ -89,6 +91,8 @@ _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
 _ZERO = re.compile(r"^\s*[+-]?0+\s*$")
 _DECIMAL = re.compile(r"^\s*[+-]?(\d+)?\.(\d+)\s*$")
 _EXPONENT = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+\s*$")
+#: A code: one token (no space) of letters and digits, both present, perhaps with - _ / . inside.
+_CODE = re.compile(r"^(?=[^\s]*\d)(?=[^\s]*[A-Za-z])[A-Za-z0-9](?:[A-Za-z0-9_./-]{0,30}[A-Za-z0-9])?$")
 
 #: Relative mass below which a shape is read as noise or stray values, not the column's.
 _STRAY_SHARE = 0.01
@@ -101,6 +105,11 @@ _MINORITY_MARGIN = 4.0
 #: Odd tenths (0.1, 0.3, ...) below this share of the even ones are read as stray values:
 #: the column is on a lattice of 0.2. On a lattice of 0.1 there are about as many of each.
 _ODD_SHARE = 0.25
+#: Codes (``85123A``) above this share of a column's values make a column of numbers with
+#: them a code column (categorical): its numbers are names too (product codes, room
+#: numbers), not quantities. A typo or a unit written beside a few numbers stays under it;
+#: missing markers (``?``, ``NA``, ``-``) are not codes.
+_CODE_SHARE = 0.02
 #: A column with more distinct values than this share of its values identifies rows.
 _ID_DISTINCT_SHARE = 0.95
 #: Fewest values (noisy) for a column to be called identifier-like.
@@ -213,6 +222,7 @@ def _text_shapes(values: pd.Series) -> np.ndarray:
             positions = np.flatnonzero(left)[valid]
             shapes[positions] = code[valid]
             left[positions] = False
+        shapes[candidates.str.match(_CODE).to_numpy() & (shapes == TEXT)] = CODE
         out[np.flatnonzero(todo)] = shapes
     return out
 
@@ -287,11 +297,13 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
         return max(cleared, total) if total > _NOISE_MARGIN * sigma * math.sqrt(len(cells)) else cleared
 
     families = {"boolean": mass([BOOLEAN]), "numerical": mass(numeric_cells),
-                "datetime": float(clear[_FIRST_DATE:].sum()), "categorical": mass([TEXT])}
+                "datetime": float(clear[_FIRST_DATE:].sum()), "categorical": mass([TEXT, CODE])}
     present = float(sum(families.values()))
     if present <= 0:
         return Excluded(name, "too few values to tell from the noise at this privacy budget")
     kind = max(families, key=families.get)
+    if kind == "numerical" and _coded(shape, sigma, present):
+        kind = "categorical"  # numbers beside many codes (85123 beside 85123A) are names too
     minority = np.where(shape > _MINORITY_MARGIN * sigma, shape, 0.0)
     fractional = float(minority[_FRACTIONAL].sum())
     if not minority[[EVEN_TENTH, DECIMAL1]].any() and _used(shape, [EVEN_TENTH, DECIMAL1], sigma, present):
@@ -318,6 +330,13 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
                           "sure", SynthdataWarning, stacklevel=4)
         return Column(name=name, type="numerical", integer=whole, step=None if whole else _step(shape, sigma, present))
     return Column(name=name, type="categorical")
+
+
+def _coded(shape: np.ndarray, sigma: float, present: float) -> bool:
+    """Whether codes (``85123A``) are a clear share of a column's values: above the
+    minority margin and above :data:`_CODE_SHARE` of the values, both on noisy counts."""
+    codes = float(shape[CODE])
+    return codes > _MINORITY_MARGIN * sigma and codes > _CODE_SHARE * present
 
 
 def _used(shape: np.ndarray, cells: list[int], sigma: float, present: float) -> bool:
