@@ -835,8 +835,7 @@ def release_summary(result) -> list[str]:
         # The figure is noisy (small holdouts: very): say how noisy, and what guessing scores.
         std, majority = utility.get("accuracy_noise_std"), utility.get("majority_class_accuracy")
         lines.append(f"  utility (DP figure): a model trained on the synthetic data scores {utility['accuracy']:.3f} "
-                     f"accuracy on real holdout {held}"
-                     + (f" (noise std {std:.3f})" if std is not None else "")
+                     "accuracy" + (f" (noise std {std:.3f})" if std is not None else "") + f" on real holdout {held}"
                      + (f"; always guessing the most common class: {majority:.3f}" if majority is not None else ""))
     recommended = figures.get("recommender")
     if recommended:
