@@ -823,10 +823,13 @@ def release_summary(result) -> list[str]:
              f"unit: {privacy['unit']}"]
     bounding = data.get("privacy_unit")
     if isinstance(bounding, dict) and bounding.get("max_rows"):
+        dropped = max(bounding['rows_dropped_by_cap_dp'], 0)
+        std = bounding.get('estimates_noise_std', {}).get('dropped', 0)
+        # Within two noise stds of none, the estimate cannot tell whether the cap dropped anything.
         lines.append(f"  cap: at most {bounding['max_rows']} rows per {bounding['noun']} (chosen "
                      f"{str(bounding['cap']).split(':')[0]}); the cap dropped about "
-                     f"{max(bounding['rows_dropped_by_cap_dp'], 0):,.0f} rows (a DP estimate, noise std "
-                     f"{bounding.get('estimates_noise_std', {}).get('dropped', 0):,.0f})")
+                     f"{dropped:,.0f} rows (a DP estimate, noise std {std:,.0f}"
+                     + ("; too noisy to tell from none)" if std and dropped < 2 * std else ")"))
     figures = audit.get("figures") or {}
     utility = figures.get("ml_utility")
     if utility:

@@ -38,3 +38,20 @@ def test_the_utility_line_without_a_majority_figure_still_reads():
 
 def test_no_utility_line_without_a_target():
     assert not any("utility" in line for line in release_summary(_result(None)))
+
+
+def _capped(dropped: float, std: float) -> SimpleNamespace:
+    result = _result(None)
+    result.predicate["data"]["privacy_unit"] = {
+        "max_rows": 8, "noun": "customer", "cap": "with DP (the smallest power of two ...)",
+        "rows_dropped_by_cap_dp": dropped, "estimates_noise_std": {"dropped": std}}
+    return result
+
+
+def test_a_dropped_row_estimate_inside_its_noise_says_it_cannot_tell():
+    # Customers with 1-6 rows under a cap of 8: nothing was dropped, and the DP estimate
+    # read 2,896 with noise std 1,847; printed bare it reads as thousands of rows lost.
+    line = next(line for line in release_summary(_capped(2896.0, 1847.0)) if "cap:" in line)
+    assert "about 2,896 rows (a DP estimate, noise std 1,847; too noisy to tell from none)" in line
+    line = next(line for line in release_summary(_capped(9000.0, 1847.0)) if "cap:" in line)
+    assert line.endswith("about 9,000 rows (a DP estimate, noise std 1,847)")
