@@ -36,12 +36,18 @@ from .schema import Schema, infer_schema, summarize
 
 @contextmanager
 def _warnings_to_stderr() -> Iterator[None]:
-    """Show library warnings as one 'Warning: …' line each, not Python's two-line form."""
+    """Show library warnings as one 'Warning: …' line each, not Python's two-line form.
+
+    Shown when the block ends, however it ends: a refused release's warnings (the columns
+    left out before no column could be released) explain its error.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        yield
-    for warning in caught:
-        click.echo(f"Warning: {warning.message}", err=True)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                click.echo(f"Warning: {warning.message}", err=True)
 
 
 class _Size(click.ParamType):
