@@ -240,6 +240,8 @@ def inspect(data, schema_out, schema_path, **read):
     with _warnings_to_stderr():
         table = _load(data, **read)
         _warn_formulas(table.frame)
+        if schema_path is None:
+            _warn_missing_markers(table.frame)
         if schema_path is not None:
             schema = Schema.load(schema_path)
             schema.check_frame(table.frame, source=data)
@@ -321,6 +323,43 @@ def _warn_formulas(frame) -> None:
 
 
 _PLAIN_NUMBER = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
+
+#: Cell texts public data sets use for "missing" that are not read as missing by default
+#: (a value could be meant): "?" (UCI), "-", "--", ".".
+SUSPECT_MARKERS = ("?", "-", "--", ".")
+
+
+def _warn_missing_markers(frame, schema=None) -> None:
+    """Warn (naming the column and the marker) about cells that look like a missing-value marker.
+
+    Without ``--na-values '?'`` (or the schema's ``missing_values``) such a cell is a value:
+    a category of its own (``'?'`` beside ``'Private'``), or text that keeps a column of
+    numbers from being read as numbers. Read for the steward's eyes only (a warning on the
+    terminal); nothing is released.
+    """
+    import pandas as pd
+
+    found: dict[str, list[str]] = {}
+    for name in frame.columns:
+        series = frame[name]
+        if series.dtype != object and not isinstance(series.dtype, pd.StringDtype):
+            continue
+        declared = set()
+        if schema is not None and name in schema.names:
+            declared = {m.strip() for m in (getattr(schema[name], "missing_values", None) or ())}
+        short = series[series.map(lambda v: isinstance(v, str) and len(v) <= 4)]
+        if short.empty:
+            continue
+        present = set(short.str.strip().unique()) & (set(SUSPECT_MARKERS) - declared)
+        for marker in SUSPECT_MARKERS:
+            if marker in present:
+                found.setdefault(marker, []).append(printable(name))
+    for marker, names in found.items():
+        shown = ", ".join(repr(n) for n in names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        warnings.warn(f"column{'s' if len(names) > 1 else ''} {shown} hold{'' if len(names) > 1 else 's'} cells "
+                      f"{marker!r}, which public data sets often use for a missing value; they are read as a value "
+                      f"(a category of its own, or text that keeps numbers from being read as numbers). If "
+                      f"{marker!r} means missing, pass --na-values {marker!r}", SynthdataWarning, stacklevel=2)
 
 
 class _Progress:
@@ -443,6 +482,7 @@ def fit(data, epsilon, delta, schema_path, epochs, batch_size, seed, device, dis
         if table.sampled:
             raise DataError(f"{data} is larger than the in-memory limit; raise --memory-limit to train on it")
         schema = Schema.load(schema_path) if schema_path is not None else None
+        _warn_missing_markers(table.frame, schema)
         progress = _Progress(quiet, "fit")
         split = None if discriminator_share is None else {"discriminator": discriminator_share}
         sizes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
@@ -745,6 +785,7 @@ def release_command(data, epsilon, delta, target, schema_path, holdout_fraction,
                 chosen = choose_engine(data, engine, memory_limit=read.get("memory_limit"))
                 if chosen == "memory":
                     table = _load(data, **read)
+                    _warn_missing_markers(table.frame, schema)
                 else:
                     table = opened = _open_engine(data, chosen, master=master, threads=threads, progress=progress,
                                                   **read)
