@@ -153,6 +153,10 @@ class Column:
     of a numerical column (0.5: values like 17.5 and 22; 25: grams weighed in steps of
     25): every synthetic value is a multiple of it. ``missing_values`` lists cell texts
     that mean "missing" in this column (``"?"``, ``"-1"``), read as missing values.
+    ``halves_undecided`` is set by private inference only (never read from or written to
+    JSON): it read the column as whole numbers, but halves (``17.5``) too few to clear its
+    noise may be there; the encoder's own release of exact values decides, and the schema
+    a fit ends with says which (whole numbers, or ``step`` 0.5).
     """
 
     name: str
@@ -163,6 +167,7 @@ class Column:
     datetime_format: str | None = None
     step: float | None = None
     missing_values: tuple[str, ...] | None = None
+    halves_undecided: bool = False
 
     def __post_init__(self) -> None:
         where = f"column {self.name!r}"
@@ -172,6 +177,8 @@ class Column:
             raise SchemaError(f"{where}: unknown type {self.type!r}; use one of {', '.join(COLUMN_TYPES)}")
         if self.integer and self.type != "numerical":
             raise SchemaError(f"{where}: 'integer' applies to numerical columns only")
+        if self.halves_undecided and not (self.integer and self.step is None):
+            raise SchemaError(f"{where}: only a column of whole numbers without a step can leave halves undecided")
         if self.categories is not None:
             object.__setattr__(self, "categories", tuple(self.categories))
             self._check_categories(where)

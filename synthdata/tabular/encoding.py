@@ -28,6 +28,14 @@ remainder widens the range only when it has nowhere inside to go. A lattice coar
 values (their greatest common step, when five or more are released): post-processing,
 free.
 
+Whole numbers that inference could not tell from whole numbers with a few halves (its
+noise hides ``5.5`` on 3% of the rows; the schema marks them ``halves_undecided``) have
+their exact values counted in half units, halves as their own cells, while whole numbers
+are counted exactly as on their own lattice (the same cells and weights): the released
+exact values decide — a released half keeps the column on the lattice of 0.5, as a float
+column (:meth:`TabularEncoder.fitted_schema`); none, and it is whole numbers. ``5.5`` is
+never rounded to a ``6`` past the real maximum.
+
 All histograms are one Gaussian release, every count multiplied by its cell's weight
 (:func:`_cell_weights`), so that one row moves each column's counts by the same L2 norm:
 a category or boolean (one histogram) weighs twice a number's cell (four histograms); a
@@ -52,7 +60,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -204,8 +212,19 @@ class _Lattice:
     ``unit`` None: no lattice (measurements with many decimals); values stay floats.
     """
 
-    def __init__(self, unit: float | None, step: int | None, decimals: int | None) -> None:
+    def __init__(self, unit: float | None, step: int | None, decimals: int | None, *, halves: bool = False) -> None:
         self.unit, self.step, self.base, self.decimals = unit, step, 0, decimals
+        #: Whole numbers or halves, undecided: exact values are counted in half units (unit
+        #: 0.5: 17.5 is 35) until the released ones say (see :meth:`TabularEncoder._refine`);
+        #: coarser cells are whole numbers' cells, as on the lattice of whole numbers (see _keys).
+        self.halves = halves
+        self.half_units = halves
+
+    @property
+    def whole(self) -> bool:
+        """Whether every value of the lattice is a whole number."""
+        return self.unit is not None and float(self.unit * self.step).is_integer() and \
+            float(self.unit * self.base).is_integer()
 
     def to_units(self, values: np.ndarray) -> np.ndarray:
         """Values (no NaN) in lattice units, snapped to the lattice; floats when there is none."""
@@ -226,13 +245,33 @@ class _Lattice:
         return int(high - (high - self.base) % self.step)
 
 
+#: The lattice of whole numbers (cells of numbers in half units are its cells).
+_WHOLE = _Lattice(1.0, 1, 0)
+
+
 # ---------------------------------------------------------------------- cells of a resolution
 
 
 def _keys(resolution: _Resolution, values: np.ndarray, lattice: _Lattice) -> np.ndarray:
-    """The cell of every value at ``resolution`` as a 2-column int/float key array."""
+    """The cell of every value at ``resolution`` as a 2-column int/float key array.
+
+    In half units (whole numbers or halves undecided), a whole number's coarser cell is its
+    cell on the lattice of whole numbers, and a half (an odd number of half units) is its
+    own cell — shift -1 for significant digits, sign 0 for powers of ten — which
+    :func:`_cell_weights` leaves out as a copy of its exact count, as it does a small whole
+    number's own cell: so whole numbers are counted exactly as on the lattice of whole
+    numbers (the same cells and weights), and a half only once, exactly, with the weight of
+    all its column's histograms.
+    """
     if resolution.kind == "exact":
         return values[:, None]
+    if lattice.half_units:
+        odd = (values % 2) != 0
+        keys = _keys(resolution, values // 2, _WHOLE)
+        if odd.any():
+            keys[odd] = np.stack([np.full(int(odd.sum()), -1), values[odd] if resolution.kind == "digits" else
+                                  np.zeros(int(odd.sum()), dtype=np.int64)], axis=1)
+        return keys
     if resolution.kind == "width":
         return (values // resolution.size)[:, None]
     if resolution.kind == "decade":
@@ -265,6 +304,9 @@ def _cell(resolution: _Resolution, key: tuple, lattice: _Lattice) -> tuple[float
     """The values of a cell: [low, high] in lattice units (inclusive), or [low, high) floats."""
     if resolution.kind == "exact":
         return key[0], key[0]
+    if lattice.half_units:  # whole numbers' cell [a, b] is [a, b + 0.5] in half units: the cells tile them
+        low, high = _cell(resolution, key, _WHOLE)  # (a half's own cell is never released)
+        return 2 * low, 2 * high + 1
     if resolution.kind == "width":
         low = key[0] * resolution.size
         return low, low + resolution.size - 1
@@ -401,6 +443,8 @@ class TabularEncoder:
 
     def _lattice(self, column: Column) -> _Lattice | None:
         if column.type == "numerical":
+            if column.halves_undecided and column.integer and column.step is None and not column.constant:
+                return _Lattice(0.5, 1, 1, halves=True)  # 17.5 is 35 half-units; whole numbers the even ones
             step = column.step if column.step is not None else (1.0 if column.integer else None)
             if step is None:
                 return _Lattice(None, None, None)
@@ -457,6 +501,8 @@ class TabularEncoder:
                 span = (min(p.low for p in pieces), max(p.high for p in pieces))
                 pieces = self._numeric_pieces(column, released, resolutions, lattice, sigma, exact_var, span)
             code.step, code.base = lattice.step, lattice.base
+            if lattice.halves or (column.halves_undecided and not lattice.whole):  # halves released: not integers
+                code.integer, code.dtype = False, "float64"
             if not pieces and column.bounds is not None:
                 low, high = lattice.to_units(np.array(_numeric_bounds(column)))
                 if lattice.unit is not None:
@@ -654,7 +700,18 @@ class TabularEncoder:
 
     def _refine(self, lattice: _Lattice, exact: dict, released: list[dict], resolutions: list[_Resolution]) -> None:
         """A coarser lattice read off the released exact values: their common step, when
-        enough are released and every released cell still holds a lattice value."""
+        enough are released and every released cell still holds a lattice value.
+
+        A column whose halves are undecided (whole numbers to inference, whose noise can
+        hide 2% of halves) is whole numbers unless a released exact value is a half: a half
+        held by enough rows to matter clears the release threshold, one that does not is
+        never emitted as itself, and no released cell needs it (a cell of the half lattice
+        wider than one value holds a whole number).
+        """
+        if lattice.halves:
+            if not any(int(value) % 2 for value in exact):
+                lattice.step, lattice.base = 2, 0
+            lattice.halves = False
         if lattice.unit is None or len(exact) < MIN_VALUES_FOR_STEP:
             return
         values = np.array(sorted(exact), dtype=np.int64)
@@ -780,16 +837,20 @@ class TabularEncoder:
                     continue
                 width, low, high = lattice.step, edge, edge
             else:
+                if lattice.half_units and int(edge) % 2:  # a half: in no coarser cell
+                    continue
                 key = tuple(_keys(resolution, np.array([edge], dtype=float if continuous else np.int64),
                                   lattice)[0])
-                low, high = _cell(resolution, key, lattice)
+                # In half units: on the whole numbers' cells, then back (see _keys).
+                low, high = _cell(resolution, key, _WHOLE if lattice.half_units else lattice)
                 width = (high - low) if continuous else (high - low + 1)
             if side == -1:  # upper edge: the k-th cell up starts at low + cells * width
                 end = low + cells * width
-                best = end if best is None else max(best, end)
             else:  # lower edge: the k-th cell down ends at high - cells * width (continuous: its start, exclusive)
                 end = (low - (cells - 1) * width) if continuous else (high - cells * width)
-                best = end if best is None else min(best, end)
+            if lattice.half_units and resolution.kind != "exact":
+                end = 2 * end
+            best = end if best is None else (max(best, end) if side == -1 else min(best, end))
         return best
 
     def _numeric_levels(self, pieces: list[_Piece], lattice: _Lattice) -> list[dict[str, Any]]:
@@ -829,6 +890,20 @@ class TabularEncoder:
     def drop(self, names: list[str]) -> None:
         """Leave these columns out (the caller removes them from the schema too)."""
         self.codes_ = [code for code in self.codes_ if code.name not in set(names)]
+
+    def fitted_schema(self, schema: Schema) -> Schema:
+        """``schema`` as this fit settled it: a column whose halves inference left undecided
+        is whole numbers, or, where released exact values were halves, numbers on a step of
+        0.5 (never declared integer: the synthetic column holds 5.5). Post-processing."""
+        codes = {code.name: code for code in self.codes_}
+        columns = []
+        for column in schema:
+            if column.halves_undecided:
+                code = codes.get(column.name)
+                halves = code is not None and not code.integer
+                column = replace(column, integer=not halves, step=0.5 if halves else None, halves_undecided=False)
+            columns.append(column)
+        return replace(schema, columns=tuple(columns))
 
     # ------------------------------------------------------------------ encode / decode
 
@@ -1047,7 +1122,8 @@ def _plain_category(value: Any) -> Any:
 
 
 def _output_dtype(column: Column) -> str:
-    """The pandas dtype of a synthetic column: read off the schema, never off the input's dtypes."""
+    """The pandas dtype of a synthetic column: read off the schema, never off the input's dtypes
+    (and off the encoder's released values where the schema leaves halves undecided)."""
     if column.type == "numerical":
         return "int64" if column.integer else "float64"
     if column.type == "boolean":
@@ -1167,14 +1243,17 @@ def _cell_weights(column: Column, counts: _ExactCounts, resolutions: list,
             and len(resolutions) > 1 and resolutions[0].kind == "exact"):
         return counts, [np.full(len(part), base, dtype=np.int64) for part in counts.counts] + [missing]
     values = np.array([key[0] for key in counts.keys[0]], dtype=np.int64)
+    half = (values % 2 != 0) if lattice.half_units else np.zeros(len(values), dtype=bool)
+    if lattice.half_units:  # whole numbers' cells, as on their own lattice; a half is its own cell (see _keys)
+        values = values // 2
     copies = np.zeros(len(values), dtype=np.int64)
     keys, kept = [counts.keys[0]], [counts.counts[0]]
     for resolution, cells, part in zip(resolutions[1:], counts.keys[1:], counts.counts[1:]):
-        if resolution.kind == "digits":  # a value below 10**digits is its own cell (shift 0)
-            copies += np.abs(values) < 10**resolution.size
-            own = np.array([int(key[0]) == 0 for key in cells], dtype=bool)
-        elif resolution.kind == "decade":  # zero is its own decade cell
-            copies += values == 0
+        if resolution.kind == "digits":  # a value below 10**digits is its own cell (shift 0; a half: -1)
+            copies += half | (np.abs(values) < 10**resolution.size)
+            own = np.array([int(key[0]) in (0, -1) for key in cells], dtype=bool)
+        elif resolution.kind == "decade":  # zero is its own decade cell (and a half, in half units)
+            copies += half | (values == 0)
             own = np.array([int(key[1]) == 0 for key in cells], dtype=bool)
         else:
             own = np.zeros(len(cells), dtype=bool)

@@ -450,7 +450,7 @@ class TabularGAN(Synthesizer):
         encoder = TabularEncoder(digits=self.digits, max_levels=self.max_levels, max_coarse=self.max_coarse)
         encoder.fit(None, schema, ledger=ledger, threshold_delta=ledger.threshold_delta, unit_rows=unit_rows,
                     rows=kept, counts=stats.histograms(schema))
-        schema = _drop_uninformative(schema, encoder)
+        schema = encoder.fitted_schema(_drop_uninformative(schema, encoder))  # halves found or not
         preflight(self, schema=schema, encoder=encoder, rows=kept, unit_rows=unit_rows, **checks)
         codes = stats.encode(encoder, schema, seed)
         # A declared target (public: the release names it) has its pairs measured with less noise.
