@@ -277,3 +277,26 @@ def test_sdmetrics_quality_of_identical_and_shuffled_data():
     assert shuffled["column_shapes"] == pytest.approx(1.0, abs=1e-6)
     assert shuffled["column_pair_trends"] < 0.9
     _round_trips(shuffled)
+
+
+def test_ml_utility_does_not_diverge_on_a_target_a_feature_nearly_determines():
+    # A loan's grade from its interest rate (Lending Club): each grade has its own ~10
+    # rates, two rows of grade D sit at an A rate. Unregularised, the boosting's Newton
+    # steps on leaves it already predicts with certainty blew up and the model trained on
+    # the real rows scored AUROC 0.71 on real test rows, where 0.999 is reachable.
+    rng = np.random.default_rng(1)
+    sizes = {"A": 2459, "B": 3037, "C": 2653, "D": 1446, "E": 335, "F": 58, "G": 12}
+    ranges = {"A": (5.3, 8), "B": (9.4, 12), "C": (12.6, 16), "D": (17, 21.9), "E": (22.9, 26.8),
+              "F": (28.7, 30.75), "G": (30.79, 30.94)}
+
+    def table(scale: float) -> pd.DataFrame:
+        parts = []
+        for grade, n in sizes.items():
+            rates = np.round(np.linspace(*ranges[grade], 3 if grade in "FG" else 10), 2)
+            parts.append(pd.DataFrame({"rate": rng.choice(rates, max(int(n * scale), 1)), "grade": grade}))
+        return pd.concat(parts, ignore_index=True).sample(frac=1, random_state=0)
+
+    train, test = table(0.8), table(0.2)
+    train.loc[train.index[:2], ["rate", "grade"]] = [6.0, "D"]
+    result = ml_utility(train, train, test, target="grade")
+    assert result["real"]["auroc"] > 0.99 and result["real"]["accuracy"] > 0.98, result["real"]
