@@ -286,15 +286,11 @@ def release_one(name: str, path: Path, spec: dict[str, Any], *, epsilon: float, 
 
     options = list(spec.get("options", [])) + list(extra)
     out = work / name
-    command = ["release", str(path), "--epsilon", str(epsilon), "--out", str(out),
-               "--ledger", str(work / f"{name}.ledger.json"), "--key", str(key)]
-    if spec.get("target"):
-        command += ["--target", spec["target"]]
-    command += options
-    shown = [part for i, part in enumerate(command[4:]) if command[4:][i] not in ("--out", "--ledger", "--key")
-             and (i == 0 or command[4:][i - 1] not in ("--out", "--ledger", "--key"))]
-    entry: dict[str, Any] = {"name": name, "command": shlex.join(["synthdata", "release", path.name, "--epsilon",
-                                                                  f"{epsilon:g}", *shown])}
+    # What a user types, and the places this run writes to (left out of the command shown).
+    typed = ["--epsilon", f"{epsilon:g}"] + (["--target", spec["target"]] if spec.get("target") else []) + options
+    places = ["--out", str(out), "--ledger", str(work / f"{name}.ledger.json"), "--key", str(key)]
+    command = ["release", str(path), *typed, *places]
+    entry: dict[str, Any] = {"name": name, "command": shlex.join(["synthdata", "release", path.name, *typed])}
     cpu0, start = _children_cpu(), time.perf_counter()
     try:
         done = _synthdata(*command, timeout=timeout)
