@@ -105,7 +105,12 @@ ID_DISTINCT_SHARE = 0.95
 ID_MIN_VALUES = 20
 
 #: Column names that say "identifier" (public: the header is not anyone's data).
-ID_NAME = re.compile(r"(^|[_\W])(id|ids|uuid|guid|key|no|nr|num|number|code)$|^id[_\W]|Id$|ID$", re.IGNORECASE)
+#: Column names that say "identifier": ``patient_id``, ``id``, ``case_no``, ``CustomerID``,
+#: ``orderId``. "no", "nr", "num" and "number" only after another word (``visit_num``):
+#: alone (``num``) they usually name a count. The camel-case endings are case-sensitive
+#: (``Id``/``ID`` after a letter): a case-blind "id" ending would take ``malic_acid``.
+ID_NAME = re.compile(r"(^|[_\W])(id|ids|uuid|guid|key|code)$|[_\W](no|nr|num|number)$|^id[_\W]"
+                     r"|(?-i:[a-z0-9](Id|ID|Ids|IDs)$)", re.IGNORECASE)
 _PLAIN_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 _THOUSANDS = re.compile(r"^\s*[+-]?\d{1,3}(?P<sep>[,.' \u00a0\u202f])\d{3}(?:(?P=sep)\d{3})*(?:[.,]\d+)?\s*$")
 _DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
@@ -817,6 +822,19 @@ def parse_datetimes(series: pd.Series, datetime_format: str) -> pd.Series:
         if not todo.any():
             break
         parsed[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+    todo = parsed.isna() & text.notna()
+    if "%H" in datetime_format and todo.any():
+        # A UTC marker or an offset after the time (10:00:00Z, 10:00+01:00): read as UTC.
+        zoned = text[todo].str.replace(r"\s?UTC$", "Z", regex=True).str.replace(r"\s(Z|[+-]\d{2}:?\d{2})$", r"\1",
+                                                                                regex=True)
+        for fmt in [datetime_format] + variants:
+            if "%H" not in fmt:
+                continue
+            left = parsed.isna() & text.notna()
+            if not left.any():
+                break
+            stamps = pd.to_datetime(zoned[left[todo].to_numpy()], format=fmt + "%z", errors="coerce", utc=True)
+            parsed[left] = stamps.dt.tz_localize(None).to_numpy()
     return parsed
 
 

@@ -52,7 +52,10 @@ MISSING, BOOLEAN, INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3, TEXT, ZERO, EVEN_
 _NUMBERS = [ZERO, INTEGER, HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
 _FRACTIONAL = [HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
 
-_TIME = r"(?:[ T](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d{1,9})?)?)?"
+#: A time after the date, perhaps with a UTC marker or an offset (``10:00:00Z``,
+#: ``10:00+01:00``): such cells are read as UTC (see :func:`synthdata.schema.parse_datetimes`).
+_TIME = (r"(?:[ T](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d{1,9})?)?"
+         r"(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?)?")
 
 
 @dataclass(frozen=True)
@@ -316,7 +319,9 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
         if unique and (kind == "categorical" or ID_NAME.search(name)):
             return Excluded(name, f"identifier: a distinct value on nearly every row (about {max(distinct, 0):,.0f} "
                                   f"distinct of {present:,.0f}, DP counts)")
-        if ID_NAME.search(name) and distinct >= max(_ID_MIN_VALUES, 0.05 * present):
+        # The distinct count is noisy: on a small table its noise alone could reach 5% of
+        # the rows, so a 0-6 scale named PID would be an id. Only a clear excess counts.
+        if ID_NAME.search(name) and distinct - _NOISE_MARGIN * sigma >= max(_ID_MIN_VALUES, 0.05 * present):
             return Excluded(name, "identifier: named like an id and with many distinct values, repeating over "
                                   "rows (a person's id? release it with --privacy-unit)")
     if kind == "boolean":

@@ -1,0 +1,72 @@
+"""Private type inference on tables nobody tuned it on: id-like names and ISO date-times
+with a UTC marker (issue 11's unseen-table check: anes96, wine, mplsstops)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthdata.privacy import GaussianRequest, PrivacyLedger
+from synthdata.schema import ID_NAME, Excluded, parse_datetimes
+from synthdata.tabular.inference import INTEGER, SHAPES, _decide, infer_schema_private
+
+
+@pytest.mark.parametrize("name", ["patient_id", "id", "ID", "case_no", "CustomerID", "orderId", "visit_num",
+                                  "user ids", "zip_code", "id_person", "userID"])
+def test_names_that_say_identifier(name):
+    assert ID_NAME.search(name)
+
+
+@pytest.mark.parametrize("name", ["malic_acid", "fluid", "paid", "valid", "num", "number", "no", "PID", "acid"])
+def test_names_that_only_end_in_the_letters_of_one_are_not_identifiers(name):
+    """A case-blind "id" ending took wine's ``malic_acid`` for an identifier; ``num``
+    alone (heart disease's diagnosis, a family size) is a count or a code, not an id."""
+    assert not ID_NAME.search(name)
+
+
+def _shape(present: float) -> np.ndarray:
+    shape = np.zeros(len(SHAPES))
+    shape[INTEGER] = present
+    return shape
+
+
+def test_a_small_scale_named_like_an_id_is_kept_when_only_noise_lifts_its_distinct_count():
+    """A 0-6 party scale named ``party_id`` on 944 rows: its 7 distinct values read 7 +
+    2.5 sigma (sigma 60, a small table at epsilon 1) are above 5% of the rows, but not
+    clearly: the column is a number, not an identifier."""
+    sigma, present = 60.0, 944.0
+    noisy_distinct = 7 + 2.5 * sigma
+    assert noisy_distinct >= 0.05 * present  # the old rule's bar: it dropped the column
+    column = _decide("party_id", _shape(present), noisy_distinct, sigma)
+    assert not isinstance(column, Excluded)
+    assert column.type == "numerical" and column.integer
+
+
+def test_a_repeating_id_with_many_values_is_still_an_identifier():
+    sigma, present = 60.0, 10_000.0
+    column = _decide("patient_id", _shape(present), 3_000 - 2 * sigma, sigma)
+    assert isinstance(column, Excluded) and "identifier" in column.reason
+
+
+def test_iso_date_times_with_a_utc_marker_or_an_offset_are_dates():
+    """``2013-01-01T10:00:00Z`` (mplsstops, flights) was text: left out, or taken for an
+    identifier (a distinct value per row). It is a date-time, read as UTC."""
+    rng = np.random.default_rng(3)
+    n = 3_000
+    start = pd.Timestamp("2017-01-01")
+    stamps = start + pd.to_timedelta(rng.integers(0, 365 * 24 * 3600, n), unit="s")
+    text = stamps.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy().astype(object)
+    text[:5] = ["2017-03-01T10:00:00+01:00", "2017-03-01 10:00:00 UTC", "2017-03-01T10:00Z", None, "2017-03-01"]
+    frame = pd.DataFrame({"when": text, "amount": rng.integers(1, 50, n)})
+    ledger = PrivacyLedger(epsilon=1.0, delta=1e-6)  # fresh CSPRNG noise; 3,000 rows clear it by far
+    ledger.plan(gaussians={"schema": GaussianRequest(sensitivity=1.0, share=1.0)})
+    schema = infer_schema_private(frame, ledger=ledger)
+    assert schema["when"].type == "datetime"
+    assert "%H:%M" in schema["when"].datetime_format
+    parsed = parse_datetimes(frame["when"], schema["when"].datetime_format)
+    assert parsed.isna().sum() == 1  # only the missing cell
+    assert list(parsed[:3]) == [pd.Timestamp("2017-03-01 09:00"), pd.Timestamp("2017-03-01 10:00"),
+                                pd.Timestamp("2017-03-01 10:00")]
+    assert parsed[4] == pd.Timestamp("2017-03-01")
+    assert (parsed[5:] == pd.Series(stamps[5:], index=parsed.index[5:])).all()
