@@ -248,9 +248,10 @@ class TabularGAN(Synthesizer):
 
         Before any training, :func:`~synthdata.tabular.preflight.preflight` refuses what
         cannot succeed or would take hours (from public facts and DP outputs only);
-        ``target``, the column a release scores utility on, must then be releasable; its
-        pairs are measured with less noise than the others' (public: the steward names it;
-        see :func:`~synthdata.tabular.marginals.pair_weights`).
+        ``target``, the column a release scores utility on, must then be releasable; all
+        its pairs are measured, with less noise than the others' (public: the steward names
+        it; see :func:`~synthdata.tabular.marginals.pair_weights` and
+        :func:`~synthdata.tabular.marginals.target_pairs`).
         """
         engine = isinstance(data, EngineView)  # a table an engine holds (DuckDB, Spark): counts only
         table = None if engine else from_frame(data)
@@ -453,7 +454,7 @@ class TabularGAN(Synthesizer):
         schema = encoder.fitted_schema(_drop_uninformative(schema, encoder))  # halves found or not
         preflight(self, schema=schema, encoder=encoder, rows=kept, unit_rows=unit_rows, **checks)
         codes = stats.encode(encoder, schema, seed)
-        # A declared target (public: the release names it) has its pairs measured with less noise.
+        # A declared target (public: the release names it) has all its pairs measured, with less noise.
         names = [code.name for code in encoder.codes_]
         marginals = measure_marginals(codes, encoder, ledger=ledger, rows=max(kept, 1.0),
                                       max_pairs=self.max_pairs if split["marginals"] > 0 else 0,

@@ -92,3 +92,73 @@ def test_a_declared_target_is_booked_on_the_marginals_line():
     weights = [w if "y" in pair else 1 for pair in line.parameters["pairs"]]
     assert line.parameters["target"] == "y" and line.parameters["target_pair_weight"] == w
     assert line.sensitivity == pytest.approx(math.sqrt(sum(x * x for x in weights)))
+
+
+class _Scored(_Ledger):
+    """Selection scores given by pair; noise 1 per unit of sensitivity, so weak pairs lose to their noise."""
+
+    def __init__(self, scores: dict) -> None:
+        super().__init__()
+        self.scores = scores
+
+    def noisy(self, step, values, *, sensitivity, parameters=None, **kwargs):
+        if step == "selection":
+            pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+            values = np.array([self.scores.get(pair, 0.0) for pair in pairs])
+            self.calls[step] = (values, float(sensitivity), dict(parameters or {}))
+            return values
+        return super().noisy(step, values, sensitivity=sensitivity, parameters=parameters, **kwargs)
+
+    def planned_multiplier(self, step):
+        return 1.0
+
+
+@pytest.mark.parametrize("target", [None, 3, 0])
+def test_every_pair_of_a_declared_target_is_measured_whatever_its_score(target):
+    """Only (0, 1) beats its noise; a declared target's pairs are measured all the same,
+    and the booked sensitivity counts each at its weight."""
+    sizes = [3, 4, 2, 5]
+    codes = np.stack([np.random.default_rng(2).integers(0, s, 200) for s in sizes], axis=1)
+    ledger = _Scored({(0, 1): 1e9})
+    measured = measure_marginals(codes, _encoder(sizes), ledger=ledger, rows=200.0, max_pairs=100, target=target)
+    _, sensitivity, parameters = ledger.calls["marginals"]
+    chosen = {tuple(int(name[1:]) for name in pair) for pair in parameters["pairs"]}
+    wanted = {(0, 1)} | ({pair for pair in [(i, j) for i in range(4) for j in range(i + 1, 4)] if target in pair}
+                         if target is not None else set())
+    assert chosen == wanted
+    w = marginals_module.TARGET_WEIGHT
+    assert sensitivity == pytest.approx(math.sqrt(sum(w * w if target in pair else 1 for pair in wanted)))
+    assert {(i, j) for i, j, _, weight in measured.two_way if weight == 1.0} == wanted
+    if target is not None:
+        assert parameters["target_pairs"] == "all measured"
+
+
+def test_more_target_pairs_than_max_pairs_are_ranked_by_their_noisy_scores():
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    scores = np.array([5.0, 1.0, 9.0, 0.0, 7.0, 3.0])  # target 3's pairs: (0, 3) 9, (1, 3) 7, (2, 3) 3
+    assert marginals_module.target_pairs(pairs, 3, scores, 2).tolist() == [2, 4]
+    assert marginals_module.target_pairs(pairs, 3, scores, 10).tolist() == [2, 4, 5]
+    assert marginals_module.target_pairs(pairs, None, scores, 10).tolist() == []
+    sizes = [3, 4, 2, 5]
+    codes = np.stack([np.random.default_rng(3).integers(0, s, 200) for s in sizes], axis=1)
+    ledger = _Scored({(0, 3): 9.0, (1, 3): 7.0, (2, 3): 3.0, (0, 1): 1e9})
+    measure_marginals(codes, _encoder(sizes), ledger=ledger, rows=200.0, max_pairs=2, target=3)
+    _, _, parameters = ledger.calls["marginals"]
+    assert parameters["pairs"] == [["c0", "c3"], ["c1", "c3"]]
+    assert parameters["target_pairs"] == "2 measured (max_pairs)"
+
+
+def test_a_departure_from_independence_is_shrunk_by_the_share_its_noise_explains():
+    independent = np.full(4, 0.25)
+    direction = np.array([1.0, -1.0, -1.0, 1.0]) / 2  # unit norm, sums to 0
+    sigma = 0.01
+    # Departure energy exactly what the noise of 4 cells brings: nothing is kept.
+    table = independent + direction * math.sqrt(4) * sigma
+    assert np.allclose(marginals_module.shrunk(table, independent, sigma), independent)
+    # Energy 4x the noise's: three quarters are kept; the table's total is unchanged.
+    table = independent + direction * math.sqrt(16) * sigma
+    out = marginals_module.shrunk(table, independent, sigma)
+    assert np.allclose(out, independent + 0.75 * direction * math.sqrt(16) * sigma)
+    assert out.sum() == pytest.approx(table.sum())
+    # No noise: unchanged.
+    assert np.allclose(marginals_module.shrunk(table, independent, 0.0), table)
