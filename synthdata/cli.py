@@ -99,8 +99,8 @@ def _unit_options(command):
         click.option("--max-rows-per-unit", "max_rows_per_unit", type=click.IntRange(min=1), default=None,
                      metavar="K",
                      help="With --privacy-unit: keep at most K rows per person (a uniform sample; public). "
-                          "Default: chosen with DP as the smallest power of two that keeps every row of 3 persons "
-                          "in 4 (at most 32)."),
+                          "Default: chosen with DP as the smallest of 1, 2, 3, 4, 6, 8, 12, 16, 24, 32 that keeps "
+                          "every row of 3 persons in 4."),
         click.option("--unit-noun", "unit_noun", default=None, metavar="WORD",
                      help="With --privacy-unit: what one unit is, for the report (default: from the column name, "
                           "patient_id -> patient)."),

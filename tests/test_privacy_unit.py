@@ -146,9 +146,11 @@ def test_rows_without_a_unit_are_never_read_and_the_histogram_counts_persons():
 def test_the_default_cap_keeps_every_row_of_three_persons_in_four():
     counts = np.zeros(len(ROWS_PER_UNIT_BINS))
     counts[0], counts[3], counts[6] = 500, 200, 300  # 1 row, 4 rows, 9-12 rows
-    assert choose_cap(counts) == 16  # 4 rows keep 70% of the persons whole: not enough
+    assert choose_cap(counts) == 12  # 4 rows keep 70% of the persons whole: not enough; 9-12 ends a bin
     counts[6] = 150
     assert choose_cap(counts) == 4  # 700 of 850
+    counts[6], counts[4] = 0, 400  # 1, 4 or 5 rows (people followed 3 or 5 years): 6, not the power of two 8
+    assert choose_cap(counts) == 6
     counts[-1] = 10_000  # persons with 1025+ rows: the default never goes past 32
     assert choose_cap(counts) == 32
     assert choose_cap(np.zeros(len(ROWS_PER_UNIT_BINS))) == 1

@@ -15,8 +15,9 @@ person's contribution is bounded first, before any mechanism reads the rows:
 The cap is the steward's (``--max-rows-per-unit K``: public) or chosen privately: one
 Gaussian release of the histogram of rows per person (each person is in exactly one bin,
 so its sensitivity is 1 whatever the cap), from which :func:`choose_cap` picks the
-smallest power of two that holds every row of :data:`CAP_QUANTILE` of the persons (at
-most :data:`MAX_AUTO_CAP`). The same noisy histogram estimates how many rows the cap
+smallest of the caps :data:`AUTO_CAPS` (1, 2, 3, 4, 6, 8, 12, 16, 24, 32: each ends a bin)
+that holds every row of :data:`CAP_QUANTILE` of the persons. Finer than powers of two: a
+table whose persons hold 5 rows gets a cap of 6, not 8 (every noise a third smaller). The same noisy histogram estimates how many rows the cap
 dropped and kept (post-processing: sums of the noisy bins, a bin's persons at a typical
 row count of the bin), which the report states with their noise; the cap is chosen from
 the bins that clear two noise standard deviations.
@@ -45,7 +46,7 @@ from ..errors import DataError, PrivacyError
 from .ledger import PrivacyLedger
 from .unit import PERSON, PrivacyUnit
 
-__all__ = ["CAP_QUANTILE", "MAX_AUTO_CAP", "ROWS_PER_UNIT_BINS", "BoundedRows", "UnitRequest", "bound_contributions",
+__all__ = ["AUTO_CAPS", "CAP_QUANTILE", "MAX_AUTO_CAP", "ROWS_PER_UNIT_BINS", "BoundedRows", "UnitRequest", "bound_contributions",
            "choose_cap", "noun_for_column", "unit_codes"]
 
 #: Share of persons whose rows all survive the default (private) cap.
@@ -57,6 +58,9 @@ DROPPED_COUNTED = 3
 #: Lower edges of the rows-per-person bins: every power of two (the caps chosen by default)
 #: ends a bin, so "every row of a person" is read off whole bins.
 ROWS_PER_UNIT_BINS: tuple[int, ...] = (1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 129, 257, 513, 1025)
+#: The caps chosen by default: the ends of the bins up to MAX_AUTO_CAP (so "every row of a
+#: person" is read off whole bins).
+AUTO_CAPS: tuple[int, ...] = tuple(edge - 1 for edge in ROWS_PER_UNIT_BINS[1:] if edge - 1 <= MAX_AUTO_CAP)
 #: Noisy bins below this many noise standard deviations are read as empty (noise, not persons).
 NOISE_MARGIN = 2.0
 #: Step name of the rows-per-person histogram on the ledger.
@@ -181,17 +185,17 @@ def _clean(noisy: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def choose_cap(counts: np.ndarray, *, quantile: float = CAP_QUANTILE, largest: int = MAX_AUTO_CAP) -> int:
-    """The smallest power of two holding every row of ``quantile`` of the units, by the (cleaned) histogram."""
+    """The smallest cap of :data:`AUTO_CAPS` (at most ``largest``) holding every row of
+    ``quantile`` of the units, by the (cleaned) histogram."""
     counts = np.maximum(np.asarray(counts, dtype=float), 0.0)
     total = counts.sum()
     if total <= 0:
         return 1
-    cap = 1
-    while cap < largest:  # powers of two up to 64 end a bin, so "every row" is read off whole bins
+    caps = [cap for cap in AUTO_CAPS if cap < largest] + [largest]
+    for cap in caps:  # each ends a bin, so "every row" is read off whole bins
         if counts[: int(_bin_of(np.array([cap]))[0]) + 1].sum() >= quantile * total:
-            break
-        cap *= 2
-    return cap
+            return cap
+    return largest
 
 
 def _estimates(noisy: np.ndarray, cap: int, sigma: float) -> dict[str, float]:
@@ -231,8 +235,8 @@ def bound_contributions(frame: pd.DataFrame, request: UnitRequest, ledger: Priva
     cleaned = _clean(noisy, sigma)
     if request.max_rows is None:
         cap = choose_cap(cleaned)
-        how = (f"with DP: the smallest power of two holding every row of {CAP_QUANTILE:.0%} of the "
-               f"{request.word}s by the noisy histogram (at most {MAX_AUTO_CAP})")
+        how = (f"with DP: the smallest of the caps {', '.join(map(str, AUTO_CAPS))} holding every row of "
+               f"{CAP_QUANTILE:.0%} of the {request.word}s by the noisy histogram")
     else:
         cap = request.max_rows
         how = "by the steward (public)"
