@@ -18,6 +18,15 @@ if its noisy count clears a threshold, so a value held by one person never is):
   not (the "remainder"), spread over the cell's lattice points that no finer release
   covers. Where mass concentrates, resolution is fine; in thin tails, coarse.
 
+**Where inside a spread piece the mass lies** is a second, smaller Gaussian release (a
+fixed share :data:`REFINE_SHARE` of the step's cost, on the same ledger line): every piece
+spread over many values is cut into finer cells (as many as its mass can fill above the
+noise, up to :data:`REFINE_CELLS`; chosen from the first release, so public), each row
+counted once per column in the cell holding its value. The column's ends lose the cells
+whose counts do not stand out of the noise (a 1-7 scale's decade cell stops at 7, a
+century of years at the last year held, a degree of latitude at the city's edge), and
+each piece's mass follows its cells' counts as far as they stand out of the noise.
+
 Synthetic values are drawn from these pieces on the lattice only, so every value is on
 the column's lattice, and inside the *released range* (the pieces' span) the model
 records. Every released cell holds a real value, but where inside it is unknown: at the
@@ -61,6 +70,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field, replace
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -112,6 +122,21 @@ DENSE_EDGE = 2.0
 #: Pieces beside an edge whose densities differ more than this many times are spikes (codes): the edge is cut
 #: at the densest one's density.
 SPIKY = 10.0
+#: Share of the encoder's step (of its Renyi-DP cost) spent on refining where the numbers' spread pieces hold
+#: their mass (:meth:`TabularEncoder._refine_pieces`); the first release gets the rest. Fixed in advance.
+REFINE_SHARE = 0.1
+#: Cells a spread piece is cut into for the refinement (fewer when it holds fewer lattice values).
+REFINE_CELLS = 256
+#: Cells a spread piece is cut into at least (when it holds as many values; 1: the piece itself, which the
+#: column's ends may then drop whole).
+REFINE_MIN_CELLS = 1
+#: Chance that some empty cell at a column's ends stands out of the noise (the edge margin grows with the cells).
+REFINE_MISS = 0.05
+#: A spread piece is cut into as many refinement cells as would hold this many noise standard deviations each.
+REFINE_MASS = 2.0
+#: A piece at the column's edge loses its outermost refinement cells while their noisy count, summed from the
+#: outside in, stays under this many of its standard deviations.
+REFINE_MARGIN = 2.0
 #: Powers of ten the cells of numbers without a lattice cover (beyond: the end cells).
 _MIN_EXPONENT, _MAX_EXPONENT = -12, 18
 
@@ -202,8 +227,11 @@ class _Resolution:
     10^15 put values there: the threshold's delta is the sound price.)
     """
 
-    kind: str  # "exact" | "digits" | "decade" | "width"
+    kind: str  # "exact" | "digits" | "decade" | "width" | "cuts"
     size: int = 0  # digits, or cell width in lattice units
+    #: "cuts": the refinement's cells (see :meth:`TabularEncoder._refine_pieces`), as (lows, highs, holes)
+    #: in lattice units — a value's key is the index of the cell holding it, -1 for none (or a hole).
+    cuts: tuple = ()
 
 
 class _Lattice:
@@ -265,6 +293,8 @@ def _keys(resolution: _Resolution, values: np.ndarray, lattice: _Lattice) -> np.
     """
     if resolution.kind == "exact":
         return values[:, None]
+    if resolution.kind == "cuts":
+        return _cut_keys(resolution.cuts, values, lattice.unit is None)[:, None]
     if lattice.half_units:
         odd = (values % 2) != 0
         keys = _keys(resolution, values // 2, _WHOLE)
@@ -364,7 +394,7 @@ class TabularEncoder:
         the exact histograms instead of ``frame`` (an engine's, see
         :mod:`synthdata.tabular.stats`); the same counts.
         """
-        columns = list(schema)
+        columns, counter = list(schema), counts
         lattices = [self._lattice(column) for column in columns]
         resolutions = [self._resolutions(column, lattice) for column, lattice in zip(columns, lattices)]
         histograms = sum(len(r) for r in resolutions)
@@ -373,7 +403,13 @@ class TabularEncoder:
         # at most norm (L2), the same for every column (see _cell_weights).
         norms = [_norm2(r) for r in resolutions]
         sensitivity = unit_rows * math.sqrt(max(sum(norms), 1))
-        sigma = ledger.planned_multiplier(step) * sensitivity  # of a weighted count
+        # Numbers get a second, smaller release (the refinement of their spread
+        # pieces, see _refine_pieces): the step's Gaussian is split in two of the same total
+        # Renyi-DP cost (1/z^2 = (1 - f)/z^2 + f/z^2), the share f fixed in advance.
+        refinable = [i for i, c in enumerate(columns) if c.type == "numerical" and not c.constant]
+        share = REFINE_SHARE if refinable else 0.0
+        multiplier = ledger.planned_multiplier(step)
+        sigma = multiplier / math.sqrt(1.0 - share) * sensitivity  # of a weighted count, first release
         thresholded = sum(len(r) for c, r in zip(columns, resolutions) if not _public_domain(c))
         # A unit can put up to unit_rows values no one else holds into each histogram.
         fail = threshold_delta / max(thresholded * unit_rows, 1)
@@ -400,10 +436,21 @@ class TabularEncoder:
         weights = [np.concatenate(w) for _, w in weighed]
         vector = np.concatenate([np.concatenate(c.parts()) * w for c, w in zip(exact, weights)]
                                 or [np.zeros(0, np.int64)])
-        noisy = ledger.noisy(
-            step, vector, sensitivity=sensitivity, integer=True,
-            mechanism="Gaussian sparse histograms per column (values below the threshold are not released)",
+        refine_sensitivity = unit_rows * math.sqrt(max(len(refinable), 1))
+        refine_sigma = multiplier / math.sqrt(share) * refine_sensitivity * (1 + 1e-9) if share else 0.0
+        # One ledger line for both releases, at the planned multiplier: recorded (and checked)
+        # before either draws noise; their composition is exactly that one Gaussian's cost.
+        ledger.gaussian(
+            step, sensitivity=sensitivity, sigma=multiplier * sensitivity,
+            mechanism="Gaussian sparse histograms per column (values below the threshold are not released)"
+                      + ("; then Gaussian counts of finer cells inside the numbers' spread pieces" if share else ""),
             parameters={
+                **({"refinement": f"{REFINE_SHARE:g} of this step's Renyi-DP cost: up to {REFINE_CELLS} cells per "
+                                  "spread piece of each number column (cells chosen from the first "
+                                  "release), one count per row and column",
+                    "first_release_sigma": round(sigma, 6),
+                    "refinement_sigma": round(refine_sigma, 6),
+                    "refinement_sensitivity": round(refine_sensitivity, 6)} if share else {}),
                 "columns": len(columns),
                 "histograms": histograms,
                 "resolutions": "numbers: exact lattice values, then "
@@ -417,7 +464,8 @@ class TabularEncoder:
                 "threshold_delta": threshold_delta if thresholded else 0.0,
             },
             extra_delta=threshold_delta if thresholded else 0.0,
-        ).astype(float)
+        )
+        noisy = ledger.noise.integer_gaussian(np.rint(vector).astype(np.int64), sigma).astype(float)
         lowest = min((threshold(float(w.max())) for w in weights if len(w)), default=0.0)
         if rows is not None and thresholded and rows < SMALL_TABLE_ROWS * lowest:
             warnings.warn(
@@ -427,13 +475,24 @@ class TabularEncoder:
                 f"about {SMALL_TABLE_ROWS * lowest / max(rows, 1):.1f}-fold, would let the common values "
                 "through; categories and bounds declared public in a schema need no threshold",
                 SynthdataWarning, stacklevel=3)
-        offset, self.codes_, self.dropped_ = 0, [], []
+        offset, pieces = 0, []
         for column, counts, lattice, res, weight in zip(columns, exact, lattices, resolutions, weights):
+            size = len(weight)
+            base = _base_weight(res)
+            self._threshold = threshold(base)  # this column's (read by _pieces and what it calls)
+            pieces.append(self._pieces(column, counts, noisy[offset:offset + size] / weight, sigma / base, lattice,
+                                       res, cell_sigma=sigma / weight, trim=not share))
+            offset += size
+        if share:
+            pieces = self._refine_pieces(columns, pieces, lattices, refinable, refine_sigma, frame, counter,
+                                         ledger.noise)
+        offset, self.codes_, self.dropped_ = 0, [], []
+        for column, counts, lattice, res, weight, own in zip(columns, exact, lattices, resolutions, weights, pieces):
             size = len(weight)
             base = _base_weight(res)
             self._threshold = threshold(base)  # this column's (read by _build and what it calls)
             code, note = self._build(column, counts, noisy[offset:offset + size] / weight, sigma / base, lattice,
-                                     res, rows, cell_sigma=sigma / weight)
+                                     res, rows, cell_sigma=sigma / weight, pieces=own, trim=bool(share))
             self.codes_.append(code)
             if note is not None:
                 self.dropped_.append((column.name, note))
@@ -469,13 +528,35 @@ class TabularEncoder:
             return [_Resolution("exact")] + [_Resolution("width", w) for w in DATE_CELLS if w > lattice.step]
         return [None]
 
+    def _pieces(self, column: Column, counts: _ExactCounts, noisy: np.ndarray, sigma: float, lattice: _Lattice | None,
+                resolutions: list, cell_sigma: np.ndarray | None = None, trim: bool = True) -> list[_Piece] | None:
+        """A number's or date's pieces from its noisy counts (None for other columns); may
+        coarsen ``lattice`` (:meth:`_refine`). Post-processing of the released counts."""
+        if column.type not in ("numerical", "datetime"):
+            return None
+        parts = counts.split(noisy)
+        sigmas = counts.split(np.full(len(noisy), sigma) if cell_sigma is None else cell_sigma)
+        released = [self._released(res, keys, part, noise, lattice)
+                    for res, keys, part, noise in zip(resolutions, counts.keys, parts[:-1], sigmas[:-1])]
+        if column.constant:
+            low = lattice.to_units(np.array([_numeric_bounds(column)[0]]))[0]
+            released = [{(low,): max(float(parts[0].sum()), 1.0)}]
+        exact_var = {key[0]: (float(noise) / sigma) ** 2 for key, noise in zip(counts.keys[0], sigmas[0])}
+        pieces = self._numeric_pieces(column, released, resolutions, lattice, sigma, exact_var)
+        if len(pieces) > 1:  # again, knowing the span every resolution's pieces reach (see _numeric_pieces)
+            span = (min(p.low for p in pieces), max(p.high for p in pieces))
+            pieces = self._numeric_pieces(column, released, resolutions, lattice, sigma, exact_var, span, trim=trim)
+        return pieces
+
     def _build(self, column: Column, counts: _ExactCounts, noisy: np.ndarray, sigma: float, lattice: _Lattice | None,
-               resolutions: list, rows: float | None, cell_sigma: np.ndarray | None = None
-               ) -> tuple[ColumnCode, str | None]:
+               resolutions: list, rows: float | None, cell_sigma: np.ndarray | None = None,
+               pieces: list[_Piece] | None = None, trim: bool = False) -> tuple[ColumnCode, str | None]:
         """A column's levels from its noisy counts: thresholded cells, or the declared domain.
 
         ``sigma``: the noise of a count of weight one (after division by the weights);
         ``cell_sigma``, every count's own (a cell of a larger weight has less noise).
+        ``pieces``: a number's pieces already made (:meth:`_pieces`, refined); ``trim``: their
+        edges are still to be cut (:meth:`_trim_edges`).
         """
         code = ColumnCode(
             name=column.name,
@@ -490,16 +571,10 @@ class TabularEncoder:
         sigmas = counts.split(np.full(len(noisy), sigma) if cell_sigma is None else cell_sigma)
         if column.type in ("numerical", "datetime"):
             code.unit, code.decimals = lattice.unit, lattice.decimals
-            released = [self._released(res, keys, part, noise, lattice)
-                        for res, keys, part, noise in zip(resolutions, counts.keys, parts[:-1], sigmas[:-1])]
-            if column.constant:
-                low = lattice.to_units(np.array([_numeric_bounds(column)[0]]))[0]
-                released = [{(low,): max(float(parts[0].sum()), 1.0)}]
-            exact_var = {key[0]: (float(noise) / sigma) ** 2 for key, noise in zip(counts.keys[0], sigmas[0])}
-            pieces = self._numeric_pieces(column, released, resolutions, lattice, sigma, exact_var)
-            if len(pieces) > 1:  # again, knowing the span every resolution's pieces reach (see _numeric_pieces)
-                span = (min(p.low for p in pieces), max(p.high for p in pieces))
-                pieces = self._numeric_pieces(column, released, resolutions, lattice, sigma, exact_var, span)
+            if pieces is None:
+                pieces = self._pieces(column, counts, noisy, sigma, lattice, resolutions, cell_sigma)
+            elif trim and not column.constant:  # made untrimmed (and refined): its edges are cut now
+                pieces = self._trim_edges(pieces, lattice, resolutions, sigma)
             code.step, code.base = lattice.step, lattice.base
             if lattice.halves or (column.halves_undecided and not lattice.whole):  # halves released: not integers
                 code.integer, code.dtype = False, "float64"
@@ -539,6 +614,55 @@ class TabularEncoder:
             code.counts = [1.0]
         code.coarse = self._coarse(code)
         return code, dropped
+
+    def _refine_pieces(self, columns: list[Column], pieces: list, lattices: list, refinable: list[int],
+                       sigma: float, frame: pd.DataFrame | None, counter, noise) -> list:
+        """Where inside its spread pieces each number's mass lies: a second Gaussian release.
+
+        A piece spread over many values (a cell's remainder beyond its finer releases) is
+        known only as a whole: a 1-7 scale's last decade cell reaches 9, a year column's
+        century cell [2000, 2099] 2099, coordinates' cell [44, 45) a whole degree. Each such
+        piece is cut into up to :data:`REFINE_CELLS` cells of about equal numbers of lattice
+        values (public: chosen from the first release), and every row counts once in the
+        cell holding its value (none when its value is a released exact value or in no
+        piece): per column and row one count of one, so the L2 sensitivity is the unit's
+        rows times the square root of the refinable columns. Gaussian noise ``sigma``, no
+        threshold (a fixed list of cells; the values emitted stay inside pieces the first
+        release proved). Post-processing (:func:`_shape_piece`): the column's lowest and
+        highest pieces lose their outer cells while those cells' noisy count, summed from
+        the outside, stays under :data:`REFINE_MARGIN` standard deviations (nothing proves
+        data there), and every piece's mass is shared among its cells by their noisy counts.
+        """
+        cells, resolutions = [], []
+        for i in refinable:
+            own = pieces[i] or []
+            cuts = sorted(((j, cell) for j, piece in enumerate(own) if piece.low != piece.high
+                           for cell in _sub_cells(piece, lattices[i], _refine_cells(piece.weight, sigma))),
+                          key=lambda c: c[1][0])
+            holes = sorted({p.low for p in own if p.low == p.high})
+            cells.append(cuts)
+            resolutions.append([_Resolution("cuts", cuts=(tuple(c[1][0] for c in cuts), tuple(c[1][1] for c in cuts),
+                                                          tuple(holes)))])
+        targets = [columns[i] for i in refinable]
+        chosen = [lattices[i] for i in refinable]
+        exact = counter(targets, resolutions, chosen) if counter is not None else \
+            [_exact_counts(c, frame[c.name], r, lat) for c, r, lat in zip(targets, resolutions, chosen)]
+        dense = []
+        for cuts, counted in zip(cells, exact):
+            vector = np.zeros(len(cuts), dtype=np.int64)
+            for key, value in zip(counted.keys[0], counted.counts[0]):
+                if int(key[0]) >= 0:
+                    vector[int(key[0])] = value
+            dense.append(vector)
+        sizes = [len(v) for v in dense]
+        flat = np.concatenate(dense) if sum(sizes) else np.zeros(0, dtype=np.int64)
+        noisy = noise.integer_gaussian(flat, sigma).astype(float) if len(flat) else flat.astype(float)
+        out, offset = list(pieces), 0
+        for i, cuts, size in zip(refinable, cells, sizes):
+            column_noisy, offset = noisy[offset:offset + size], offset + size
+            if out[i] and cuts:
+                out[i] = _shape_column(out[i], cuts, column_noisy, sigma, lattices[i])
+        return out
 
     def _released(self, resolution: _Resolution, keys: list, noisy: np.ndarray, sigma: np.ndarray,
                   lattice: _Lattice) -> dict:
@@ -595,7 +719,7 @@ class TabularEncoder:
 
     def _numeric_pieces(self, column: Column, released: list[dict], resolutions: list[_Resolution],
                         lattice: _Lattice, sigma: float, exact_var: dict | None = None,
-                        span: tuple | None = None) -> list[_Piece]:
+                        span: tuple | None = None, trim: bool = True) -> list[_Piece]:
         """Released cells -> pieces on the lattice: exact values, then what each coarser
         cell carries beyond its finer released cells, spread over the values they leave.
 
@@ -696,6 +820,8 @@ class TabularEncoder:
             pieces.extend(new)
             aside.extend(kept_aside)
             finer.extend(cell for cell, _ in cells[r])
+        if not trim:  # refined by a second release instead (see _refine_pieces)
+            return sorted(pieces, key=lambda p: (p.low, p.high))
         return self._trim_edges(pieces, lattice, resolutions, sigma)
 
     def _refine(self, lattice: _Lattice, exact: dict, released: list[dict], resolutions: list[_Resolution]) -> None:
@@ -998,6 +1124,134 @@ def _allowed(gap: tuple, inner: tuple | None, pieces: list[_Piece], lattice: _La
     if gap[1] > inner[1]:  # above the span: a spread piece must reach the gap's low end
         return any(p.low <= gap[0] <= p.high + step for p in spans)
     return any(p.low - step <= gap[1] <= p.high for p in spans)  # below: one must start at its high end
+
+
+def _refine_cells(weight: float, sigma: float) -> int:
+    """Cells a spread piece of (noisy) mass ``weight`` is cut into: as many as hold about
+    :data:`REFINE_MASS` noise standard deviations each were the mass even, at most
+    :data:`REFINE_CELLS` (fewer, coarser cells where the noise would swamp finer ones), at
+    least :data:`REFINE_MIN_CELLS`: an edge is found cell by cell (values past the real
+    range are cells of their own), and the counts' noise is shrunk away (:func:`_shrunk`)."""
+    if sigma <= 0:
+        return REFINE_CELLS
+    return int(min(REFINE_CELLS, max(weight / (REFINE_MASS * sigma), REFINE_MIN_CELLS)))
+
+
+def _sub_cells(piece: _Piece, lattice: _Lattice, most: int) -> list[tuple]:
+    """A spread piece cut into up to ``most`` cells: lattice values [low, high] (about as many
+    in each), or equal lengths [low, high) without a lattice (one cell: the piece less its holes)."""
+    most = max(most, 1)
+    if lattice.unit is None:
+        if not piece.high > piece.low:
+            return []
+        edges = np.linspace(float(piece.low), float(piece.high), most + 1)
+        edges[-1] = piece.high
+        return [(float(edges[k]), float(edges[k + 1])) for k in range(most) if edges[k + 1] > edges[k]]
+    first, values = lattice.first(piece.low), lattice.points(piece.low, piece.high)
+    if values < 1:
+        return []
+    holes = np.asarray(piece.holes, dtype=np.int64)
+    free = values - len(holes)  # about as many values that are not holes in each cell
+    if free < 1:
+        return []
+    points = first + np.arange(values, dtype=np.int64) * lattice.step
+    points = points[~np.isin(points, holes)]
+    bounds = np.round(np.linspace(0, free, min(most, free) + 1)).astype(np.int64)
+    return [(int(points[bounds[k]]), int(points[bounds[k + 1] - 1]))
+            for k in range(len(bounds) - 1) if bounds[k + 1] > bounds[k]]
+
+
+def _cut_keys(cuts: tuple, values: np.ndarray, continuous: bool) -> np.ndarray:
+    """The refinement cell (index) of every value, -1 for none: cells (lows, highs, holes), sorted and disjoint."""
+    lows, highs, holes = cuts
+    keys = np.full(len(values), -1, dtype=np.int64)
+    if not len(lows) or not len(values):
+        return keys
+    lows_, highs_ = np.asarray(lows), np.asarray(highs)
+    at = np.clip(np.searchsorted(lows_, values, side="right") - 1, 0, len(lows_) - 1)
+    inside = (values >= lows_[at]) & ((values < highs_[at]) if continuous else (values <= highs_[at]))
+    if len(holes):
+        inside &= ~np.isin(values, np.asarray(holes))
+    keys[inside] = at[inside]
+    return keys
+
+
+def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, sigma: float,
+                  lattice: _Lattice) -> list[_Piece]:
+    """A column's spread pieces as their refinement cells (see :meth:`TabularEncoder._refine_pieces`).
+
+    ``cuts``: (piece index, cell), sorted; ``noisy``: their counts (noise ``sigma``). From
+    each end of the column, cells go while their noisy count summed from the outside, and
+    their own, stay under a margin of :data:`REFINE_MARGIN` standard deviations or more
+    (:data:`REFINE_MISS` spread over every cell tested); a released exact value
+    stops it (it is real), and where no cell stands out at all, the one counted highest stays. A piece's mass is then
+    shared by its kept cells' noisy counts, pulled towards an even spread as far as the
+    noise explains their differences (:func:`_shrunk`); a piece without a kept cell gives its
+    mass to the pieces kept, in proportion. Post-processing of the two releases.
+    """
+    order = sorted([(float(cell[0]), 0, k) for k, (_, cell) in enumerate(cuts)] +
+                   [(float(p.low), 1, -1) for p in pieces if p.low == p.high])
+    keep = np.ones(len(cuts), dtype=bool)
+    # Each end tests up to every cell twice (its own count, the sum from the outside): the
+    # margin covers them all at once, so empty cells stand out by chance in about
+    # REFINE_MISS of the columns, not in most of a long row of them.
+    margin = max(REFINE_MARGIN, NormalDist().inv_cdf(1.0 - REFINE_MISS / (4 * max(len(cuts), 1))))
+    for sequence in (order, order[::-1]):
+        total, run = 0.0, []
+        for _, point, k in sequence:
+            if point or not keep[k]:
+                break
+            total += noisy[k]
+            if total > margin * sigma * math.sqrt(len(run) + 1) or noisy[k] > margin * sigma:
+                break
+            run.append(k)
+        if len(run) >= int(keep.sum()):  # no cell stands out at all: the one counted highest stays
+            run.remove(max(run, key=lambda k: noisy[k]))
+        keep[run] = False
+    continuous = lattice.unit is None
+    by_owner: dict[int, list[int]] = {}
+    for k, (owner, _) in enumerate(cuts):
+        by_owner.setdefault(owner, []).append(k)
+    out = [p for j, p in enumerate(pieces) if p.low == p.high or j not in by_owner]
+    for j, piece in enumerate(pieces):
+        mine = [k for k in by_owner.get(j, []) if keep[k]]
+        if piece.low == piece.high or not mine:
+            continue
+        parts = [_Piece(cuts[k][1][0], cuts[k][1][1], 0.0,
+                        () if continuous else tuple(h for h in piece.holes if cuts[k][1][0] <= h <= cuts[k][1][1]),
+                        piece.var, piece.resolution) for k in mine]
+        sizes = np.maximum(np.array([_size(p, lattice) for p in parts], dtype=float), 0.0)
+        shares = _shrunk(np.array([noisy[k] for k in mine], dtype=float), sizes, sigma)
+        if shares.sum() <= 0:
+            shares = sizes
+        if shares.sum() <= 0:
+            continue
+        shares = shares / shares.sum()
+        out.extend(replace(p, weight=piece.weight * w, var=piece.var * w) for p, w in zip(parts, shares) if w > 0)
+    out = sorted(out, key=lambda p: (p.low, p.high))
+    # A piece cut away whole keeps its mass inside the range: shared by the pieces kept, in
+    # proportion (the column's shares among its values stay as the cut left them).
+    lost = sum(p.weight for j, p in enumerate(pieces) if p.low != p.high and j in by_owner
+               and not any(keep[k] for k in by_owner[j]))
+    kept = sum(p.weight for p in out)
+    if lost > 0 and kept > 0:
+        out = [replace(p, weight=p.weight * (kept + lost) / kept) for p in out]
+    return out
+
+
+def _shrunk(counts: np.ndarray, sizes: np.ndarray, sigma: float) -> np.ndarray:
+    """Noisy counts of a piece's cells pulled towards an even spread (by size) as far as the
+    noise explains their differences: the spread of the counts around the even one, less
+    the noise's variance, is the signal's; each count keeps that share of its difference
+    (empirical Bayes). A smooth stretch stays even; where mass concentrates (years,
+    coordinates) the counts win. Clipped at zero."""
+    if sizes.sum() <= 0:
+        return np.zeros_like(counts)
+    even = max(counts.sum(), 0.0) * sizes / sizes.sum()
+    difference = counts - even
+    signal = max(float(np.mean(difference ** 2)) - sigma ** 2, 0.0)
+    keep = signal / (signal + sigma ** 2) if signal > 0 else 0.0
+    return np.maximum(even + keep * difference, 0.0) * (sizes > 0)
 
 
 def _size(piece: _Piece, lattice: _Lattice) -> float:
