@@ -137,6 +137,8 @@ REFINE_MASS = 2.0
 #: A piece at the column's edge loses its outermost refinement cells while their noisy count, summed from the
 #: outside in, stays under this many of its standard deviations.
 REFINE_MARGIN = 2.0
+#: A spread piece holding this share of its column's mass is refined wherever it lies.
+REFINE_HEAVY = 0.25
 #: Powers of ten the cells of numbers without a lattice cover (beyond: the end cells).
 _MIN_EXPONENT, _MAX_EXPONENT = -12, 18
 
@@ -636,7 +638,8 @@ class TabularEncoder:
         cells, resolutions = [], []
         for i in refinable:
             own = pieces[i] or []
-            cuts = sorted(((j, cell) for j, piece in enumerate(own) if piece.low != piece.high
+            chosen_pieces = _to_refine(own)
+            cuts = sorted(((j, cell) for j, piece in enumerate(own) if j in chosen_pieces
                            for cell in _sub_cells(piece, lattices[i], _refine_cells(piece.weight, sigma))),
                           key=lambda c: c[1][0])
             holes = sorted({p.low for p in own if p.low == p.high})
@@ -1126,6 +1129,20 @@ def _allowed(gap: tuple, inner: tuple | None, pieces: list[_Piece], lattice: _La
     return any(p.low - step <= gap[1] <= p.high for p in spans)  # below: one must start at its high end
 
 
+def _to_refine(pieces: list[_Piece]) -> set[int]:
+    """The spread pieces refined: the column's lowest and highest (where its range ends) and
+    any holding :data:`REFINE_HEAVY` of its mass or more (years, coordinates: the mass sits in
+    one coarse cell). Others keep their even spread (inside the range; rational spikes such
+    as 1/30 spread over a cell read closer to their quantiles than piled into a finer one)."""
+    spread = [j for j, p in enumerate(pieces) if p.low != p.high]
+    if not spread:
+        return set()
+    total = sum(max(p.weight, 0.0) for p in pieces)
+    chosen = {min(spread, key=lambda j: (pieces[j].low, pieces[j].high)),
+              max(spread, key=lambda j: (pieces[j].high, pieces[j].low))}
+    return chosen | {j for j in spread if total > 0 and pieces[j].weight >= REFINE_HEAVY * total}
+
+
 def _refine_cells(weight: float, sigma: float) -> int:
     """Cells a spread piece of (noisy) mass ``weight`` is cut into: as many as hold about
     :data:`REFINE_MASS` noise standard deviations each were the mass even, at most
@@ -1205,8 +1222,8 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
             if total > margin * sigma * math.sqrt(len(run) + 1) or noisy[k] > margin * sigma:
                 break
             run.append(k)
-        if len(run) >= int(keep.sum()):  # no cell stands out at all: the one counted highest stays
-            run.remove(max(run, key=lambda k: noisy[k]))
+        if len(run) >= int(keep.sum()):  # no cell stands out at all: the noise says nothing of this end
+            continue
         keep[run] = False
     continuous = lattice.unit is None
     by_owner: dict[int, list[int]] = {}
