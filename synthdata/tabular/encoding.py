@@ -1256,19 +1256,25 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
     return out
 
 
+def shrink_towards(values: np.ndarray, base: np.ndarray, sigma: float) -> np.ndarray:
+    """Noisy ``values`` pulled towards ``base`` as far as their noise (``sigma`` each)
+    explains their departure from it: the departure's squared norm is the true one's plus
+    about ``len(values) x sigma^2``, so it keeps the share ``1 - len(values) sigma^2 /
+    |departure|^2``, at least 0 (positive-part James-Stein; empirical Bayes). Post-processing."""
+    departure = values - base
+    energy = float(np.sum(departure ** 2))
+    keep = max(0.0, 1.0 - len(values) * sigma * sigma / energy) if energy > 0 else 0.0
+    return base + keep * departure
+
+
 def _shrunk(counts: np.ndarray, sizes: np.ndarray, sigma: float) -> np.ndarray:
     """Noisy counts of a piece's cells pulled towards an even spread (by size) as far as the
-    noise explains their differences: the spread of the counts around the even one, less
-    the noise's variance, is the signal's; each count keeps that share of its difference
-    (empirical Bayes). A smooth stretch stays even; where mass concentrates (years,
-    coordinates) the counts win. Clipped at zero."""
+    noise explains their differences (:func:`shrink_towards`). A smooth stretch stays even;
+    where mass concentrates (years, coordinates) the counts win. Clipped at zero."""
     if sizes.sum() <= 0:
         return np.zeros_like(counts)
     even = max(counts.sum(), 0.0) * sizes / sizes.sum()
-    difference = counts - even
-    signal = max(float(np.mean(difference ** 2)) - sigma ** 2, 0.0)
-    keep = signal / (signal + sigma ** 2) if signal > 0 else 0.0
-    return np.maximum(even + keep * difference, 0.0) * (sizes > 0)
+    return np.maximum(shrink_towards(counts, even, sigma), 0.0) * (sizes > 0)
 
 
 def _size(piece: _Piece, lattice: _Lattice) -> float:

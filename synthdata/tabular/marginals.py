@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..privacy import PrivacyLedger
-from .encoding import TabularEncoder
+from .encoding import TabularEncoder, shrink_towards
 from .stats import cross_counts
 
 __all__ = ["MAX_TRIPLES", "PRIOR_WEIGHT", "TARGET_WEIGHT", "MeasuredMarginals", "measure_marginals", "measure_triples",
@@ -185,13 +185,13 @@ def measure_marginals(codes: np.ndarray, encoder: TabularEncoder, *, ledger: Pri
     # The target's pairs are measured whatever their scores, so some hold less dependence
     # than noise (a noisy table of a pair with none is a spurious predictor): each one's
     # departure from independence is shrunk by the share the noise explains (post-processing).
-    unselected = {pairs[index] for index in forced}
+    forced_pairs = {pairs[index] for index in forced}
     sigma = measure_multiplier * math.sqrt(sum(w * w for w in scale))
     two_way, offset = [], 0
     for (i, j), w in zip(chosen, scale):
         size = len(tables[(i, j)])
         table = noisy[offset:offset + size].astype(float) / (w * rows)
-        if (i, j) in unselected:
+        if (i, j) in forced_pairs:
             table = shrunk(table, np.outer(shares[i], shares[j]).ravel(), sigma / (w * rows))
         two_way.append((i, j, table, 1.0))
         offset += size
@@ -207,11 +207,7 @@ def shrunk(table: np.ndarray, independent: np.ndarray, sigma: float) -> np.ndarr
     ``1 - cells sigma^2 / |departure|^2`` (at least 0; positive-part James-Stein) removes
     the dependence a pair with none would show from its noise alone. Post-processing.
     """
-    base = independent * float(np.sum(table))
-    departure = table - base
-    energy = float(np.sum(departure ** 2))
-    keep = max(0.0, 1.0 - len(table) * sigma * sigma / energy) if energy > 0 else 0.0
-    return base + keep * departure
+    return shrink_towards(table, independent * float(np.sum(table)), sigma)
 
 
 #: Weight of the independence prior on unmeasured pairs, relative to a measured pair.
