@@ -347,10 +347,8 @@ def _warn_missing_markers(frame, schema=None) -> None:
         declared = set()
         if schema is not None and name in schema.names:
             declared = {m.strip() for m in (getattr(schema[name], "missing_values", None) or ())}
-        short = series[series.map(lambda v: isinstance(v, str) and len(v) <= 4)]
-        if short.empty:
-            continue
-        present = set(short.str.strip().unique()) & (set(SUSPECT_MARKERS) - declared)
+        cells = series.dropna().astype(str).str.strip()  # vectorised: no Python call per cell
+        present = set(cells[cells.isin(SUSPECT_MARKERS)].unique()) - declared
         for marker in SUSPECT_MARKERS:
             if marker in present:
                 found.setdefault(marker, []).append(printable(name))
