@@ -231,7 +231,8 @@ def _markers(na_values: Iterable[str]) -> tuple[str, ...]:
 
 def _apply_markers(frame: pd.DataFrame, markers: tuple[str, ...]) -> pd.DataFrame:
     """Cells equal to a marker (spaces aside) become missing; a text column left holding
-    only numbers is read as numbers, as it would have been without the markers."""
+    only numbers is read as numbers, as it would have been without the markers (unless a
+    cell carries leading zeros: see :func:`_keep_leading_zeros`)."""
     from .schema import mark_missing
 
     out = {}
@@ -243,7 +244,7 @@ def _apply_markers(frame: pd.DataFrame, markers: tuple[str, ...]) -> pd.DataFram
                 present = marked.dropna()
                 if len(present) and present.map(lambda v: isinstance(v, str)).all():
                     numbers = pd.to_numeric(present.str.strip(), errors="coerce")
-                    if numbers.notna().all():
+                    if numbers.notna().all() and not present.str.match(LEADING_ZEROS).any():
                         marked = pd.to_numeric(marked.where(marked.isna(), marked.astype(str).str.strip()))
             series = marked
         out[name] = series
@@ -560,20 +561,39 @@ def _csv_error(exc: csv.Error, where: str, line: int) -> DataError:
 def _parse(buffer: io.StringIO, delimiter: str, numbers: tuple[str | None, str], where: str,
            na_values: tuple[str, ...] = ()) -> pd.DataFrame:
     thousands, decimal = numbers
+    options = dict(sep=delimiter, keep_default_na=False, skip_blank_lines=True, low_memory=False,
+                   na_values=list(MISSING_MARKERS) + [m for m in na_values if m not in MISSING_MARKERS])
     try:
-        return pd.read_csv(
-            buffer,
-            sep=delimiter,
-            thousands=thousands,
-            decimal=decimal,
-            keep_default_na=False,
-            na_values=list(MISSING_MARKERS) + [m for m in na_values if m not in MISSING_MARKERS],
-            skip_blank_lines=True,
-            low_memory=False,
-        )
+        frame = pd.read_csv(buffer, thousands=thousands, decimal=decimal, **options)
+        return _keep_leading_zeros(frame, buffer, options)
     except (pd.errors.ParserError, ValueError) as exc:
         message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{where} could not be parsed as CSV ({message}); check the file's format") from None
+
+
+#: A whole number written with leading zeros (``02134``, ``007``): a code, not a quantity.
+LEADING_ZEROS = re.compile(r"^\s*0+[1-9]\d*\s*$")
+
+
+def _keep_leading_zeros(frame: pd.DataFrame, buffer: io.StringIO, options: dict) -> pd.DataFrame:
+    """Columns the CSV parser read as numbers, kept as the file's text where a cell carries
+    leading zeros (zip codes ``02134``, ids ``007``): parsed, ``02134`` is ``2134`` and the
+    zeros are gone before anything can see them. Whether such a column is a code or a number
+    is then the schema's decision (declared, or private inference); reading a number from
+    its text later gives the same number."""
+    numbers = [name for name in frame.columns
+               if pd.api.types.is_numeric_dtype(frame[name].dtype) and not pd.api.types.is_bool_dtype(frame[name].dtype)]
+    if not numbers:
+        return frame
+    buffer.seek(0)
+    text = pd.read_csv(buffer, usecols=numbers, dtype=str, **options)
+    padded = [name for name in numbers if text[name].str.match(LEADING_ZEROS).any()]
+    if not padded:
+        return frame
+    frame = frame.copy()
+    for name in padded:
+        frame[name] = text[name].to_numpy()
+    return frame
 
 
 def _show(delimiter: str) -> str:

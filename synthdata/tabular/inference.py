@@ -11,7 +11,11 @@ about its columns from one Gaussian release, charged to the ledger as ``"schema"
   of 0.2), another one-decimal number, two decimals, more, one of a fixed list of date
   layouts (date only, to the minute, or to the second; with evidence for day-first or
   month-first order), a *code* (one token mixing letters and digits: ``85123A``,
-  ``B12``), or other text — and each column's class counts are released with noise;
+  ``B12``), a whole number written with *leading zeros* (``02134``: a zip code or a
+  padded id; the reader keeps such a column's text, see :mod:`synthdata.ingest`), or other
+  text — and each column's class counts are released with noise. Whole numbers of 5 or
+  more digits that are not multiples of 10 are counted by their width (5, 6, 7, 8, 9+):
+  a record number (``125024``) keeps one width and spreads its last digit evenly;
 * each column's number of distinct values is released with noise too (identifiers).
 
 One row (one unit of privacy: ``k`` rows) moves one count per column's shape histogram
@@ -46,10 +50,15 @@ __all__ = ["SHAPES", "infer_schema_private", "shape_codes"]
 
 #: Shape classes of a cell, in code order.
 _BASE = ["missing", "boolean", "integer", "half", "decimal1", "decimal2", "decimal3", "text", "zero", "even-tenth",
-         "code"]
-MISSING, BOOLEAN, INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3, TEXT, ZERO, EVEN_TENTH, CODE = range(len(_BASE))
+         "code", "leading-zeros", "wide5", "wide6", "wide7", "wide8", "wide9+"]
+(MISSING, BOOLEAN, INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3, TEXT, ZERO, EVEN_TENTH, CODE, PADDED,
+ WIDE5, WIDE6, WIDE7, WIDE8, WIDE9) = range(len(_BASE))
+#: Whole numbers of 5, 6, 7, 8 and 9 or more digits that are not a multiple of 10 (the
+#: shape of a record number such as ``125024``; amounts of money and counts are spread over
+#: widths, or round): split out of ``integer``.
+_WIDE = [WIDE5, WIDE6, WIDE7, WIDE8, WIDE9]
 #: The shapes of numbers: zero, whole, and the fractional ones.
-_NUMBERS = [ZERO, INTEGER, HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
+_NUMBERS = [ZERO, INTEGER, *_WIDE, HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
 _FRACTIONAL = [HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
 
 #: A time after the date, perhaps with a UTC marker or an offset (``10:00:00Z``,
@@ -91,6 +100,8 @@ _FIRST_DATE = len(_BASE)
 
 _TRUE_FALSE = {"true", "false"}
 _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
+#: A whole number written with leading zeros (``02134``, ``007``; not ``0`` or ``00``).
+_PADDED = re.compile(r"^\s*0+[1-9]\d*\s*$")
 _ZERO = re.compile(r"^\s*[+-]?0+\s*$")
 _DECIMAL = re.compile(r"^\s*[+-]?(\d+)?\.(\d+)\s*$")
 _EXPONENT = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+\s*$")
@@ -113,6 +124,13 @@ _ODD_SHARE = 0.25
 #: numbers), not quantities. A typo or a unit written beside a few numbers stays under it;
 #: missing markers (``?``, ``NA``, ``-``) are not codes.
 _CODE_SHARE = 0.02
+#: Whole numbers of one width (:data:`_WIDE`) above this share of a column's numbers, with
+#: many distinct values each repeating over rows on average (:data:`_REPEAT_SHARE`), read as
+#: a record number: ids spread their last digit evenly (90% off multiples of 10) and keep
+#: their width; amounts and measurements change width or are round.
+_WIDE_SHARE = 0.8
+#: At most this many distinct values per value (noisy): two rows a value or more, on average.
+_REPEAT_SHARE = 0.5
 #: A column with more distinct values than this share of its values identifies rows.
 _ID_DISTINCT_SHARE = 0.95
 #: Fewest values (noisy) for a column to be called identifier-like.
@@ -147,6 +165,7 @@ def _number_shapes(values: np.ndarray) -> np.ndarray:
     finite = np.isfinite(values)
     whole = finite & (values == np.round(values))
     out[whole] = np.where(values[whole] == 0, ZERO, INTEGER)
+    out[whole] = _widths(values[whole], out[whole])
     rest = finite & ~whole
     half = rest & (values * 2 == np.round(values * 2))
     out[half] = HALF
@@ -166,6 +185,16 @@ def _number_shapes(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _widths(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``codes`` with whole numbers of 5 digits or more, not multiples of 10, in their width's class."""
+    magnitude = np.abs(values)
+    wide = (magnitude >= 10_000) & (np.fmod(magnitude, 10) != 0) & np.isfinite(magnitude)
+    if not wide.any():
+        return codes
+    digits = np.floor(np.log10(np.where(wide, magnitude, 1.0))).astype(np.int64) + 1
+    return np.where(wide, np.array(_WIDE)[np.clip(digits, 5, 9) - 5], codes)
+
+
 def _text_shapes(values: pd.Series) -> np.ndarray:
     """Shape of cells held as text (or mixed Python objects)."""
     text = values.map(lambda v: v if isinstance(v, str) else ("true" if v is True else "false" if v is False else
@@ -178,7 +207,11 @@ def _text_shapes(values: pd.Series) -> np.ndarray:
     todo = out == TEXT
     integer = stripped.str.match(_INTEGER).to_numpy() & todo
     out[integer] = INTEGER
+    if integer.any():
+        whole = pd.to_numeric(stripped[integer], errors="coerce").to_numpy(dtype=float)
+        out[integer] = _widths(whole, out[integer])
     out[stripped.str.match(_ZERO).to_numpy() & todo] = ZERO
+    out[stripped.str.match(_PADDED).to_numpy() & todo] = PADDED
     todo &= ~integer
     decimal = stripped.str.extract(_DECIMAL)
     is_decimal = decimal[1].notna().to_numpy() & todo
@@ -300,13 +333,13 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
         return max(cleared, total) if total > _NOISE_MARGIN * sigma * math.sqrt(len(cells)) else cleared
 
     families = {"boolean": mass([BOOLEAN]), "numerical": mass(numeric_cells),
-                "datetime": float(clear[_FIRST_DATE:].sum()), "categorical": mass([TEXT, CODE])}
+                "datetime": float(clear[_FIRST_DATE:].sum()), "categorical": mass([TEXT, CODE, PADDED])}
     present = float(sum(families.values()))
     if present <= 0:
         return Excluded(name, "too few values to tell from the noise at this privacy budget")
     kind = max(families, key=families.get)
-    if kind == "numerical" and _coded(shape, sigma, present):
-        kind = "categorical"  # numbers beside many codes (85123 beside 85123A) are names too
+    if kind == "numerical" and (_coded(shape, sigma, present) or _padded(shape, sigma, present)):
+        kind = "categorical"  # numbers beside many codes (85123 beside 85123A, 2134 beside 02134) are names too
     minority = np.where(shape > _MINORITY_MARGIN * sigma, shape, 0.0)
     fractional = float(minority[_FRACTIONAL].sum())
     if not minority[[EVEN_TENTH, DECIMAL1]].any() and _used(shape, [EVEN_TENTH, DECIMAL1], sigma, present):
@@ -321,9 +354,21 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
                                   f"distinct of {present:,.0f}, DP counts)")
         # The distinct count is noisy: on a small table its noise alone could reach 5% of
         # the rows, so a 0-6 scale named PID would be an id. Only a clear excess counts.
-        if ID_NAME.search(name) and distinct - _NOISE_MARGIN * sigma >= max(_ID_MIN_VALUES, 0.05 * present):
+        many = distinct - _NOISE_MARGIN * sigma >= max(_ID_MIN_VALUES, 0.05 * present)
+        if ID_NAME.search(name) and many:
             return Excluded(name, "identifier: named like an id and with many distinct values, repeating over "
                                   "rows (a person's id? release it with --privacy-unit)")
+        # Record numbers: the distinct count's lower bound is at 2 sigma (a 5-digit zip
+        # code of 30 values on 944 rows passes 5% by noise in 1% of fits), its upper bound
+        # not at all (amounts of one width are nearly all distinct on small tables, where
+        # the noise is large; on large ones the noise is small).
+        width = _record_number(shape, clear, sigma)
+        if kind == "numerical" and width and distinct - 2 * sigma >= max(_ID_MIN_VALUES, 0.05 * present) and \
+                distinct <= _REPEAT_SHARE * present:
+            return Excluded(name, f"identifier: whole numbers of {width} digits, not round, with many distinct "
+                                  f"values repeating over rows (about {distinct:,.0f} distinct of {present:,.0f}, DP "
+                                  "counts): a person's or record's number? release it with --privacy-unit; if it "
+                                  "is a quantity, declare it numerical in a schema (--schema)")
     if kind == "boolean":
         return Column(name=name, type="boolean")
     if kind == "datetime":
@@ -345,6 +390,24 @@ def _coded(shape: np.ndarray, sigma: float, present: float) -> bool:
     minority margin and above :data:`_CODE_SHARE` of the values, both on noisy counts."""
     codes = float(shape[CODE])
     return codes > _MINORITY_MARGIN * sigma and codes > _CODE_SHARE * present
+
+
+def _padded(shape: np.ndarray, sigma: float, present: float) -> bool:
+    """Whether whole numbers written with leading zeros (``02134``) are a clear share of a
+    column's values, as :func:`_coded` asks of codes: zip codes and zero-padded ids are
+    names, and a number would lose the zeros."""
+    padded = float(shape[PADDED])
+    return padded > _MINORITY_MARGIN * sigma and padded > _CODE_SHARE * present
+
+
+def _record_number(shape: np.ndarray, clear: np.ndarray, sigma: float) -> str | None:
+    """The width (``"6"``, ``"9 or more"``) when one width of unround whole numbers
+    (:data:`_WIDE`) clears the noise margin and holds :data:`_WIDE_SHARE` of the column's
+    number cells that do, else None."""
+    best = int(np.argmax(shape[_WIDE]))
+    if clear[_WIDE[best]] <= 0 or clear[_WIDE[best]] < _WIDE_SHARE * float(clear[_NUMBERS].sum()):
+        return None
+    return "9 or more" if best == len(_WIDE) - 1 else str(best + 5)
 
 
 def _used(shape: np.ndarray, cells: list[int], sigma: float, present: float) -> bool:

@@ -1,0 +1,82 @@
+"""Whole numbers written with leading zeros (zip codes ``02134``, ids ``007``) keep their
+zeros through ingest, and private inference reads such a column as a code (issue 11,
+tables nobody tuned on): parsed as numbers, ``02134`` was ``2134`` before inference saw it.
+
+Noisy decisions are tested with fresh CSPRNG noise: each test first asserts that its data
+sits many noise standard deviations (the estimator's own σ) from the rule's threshold.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from synthdata import read_table
+from synthdata.privacy import GaussianRequest, PrivacyLedger
+from synthdata.tabular.inference import _CODE_SHARE, _MINORITY_MARGIN, PADDED, SHAPES, infer_schema_private, \
+    shape_codes
+
+MARGIN = 10.0
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    return path
+
+
+def test_leading_zeros_are_kept_as_text_and_other_numbers_are_parsed_as_before(tmp_path):
+    path = _write(tmp_path, "zip,id,amount,rate,zero\n"
+                            "02134,007,12,0.5,0\n"
+                            "98109,120,7,1.25,00\n"
+                            "10001,3,0,0.05,0\n" + "60601,44,5,2.0,0\n" * 10)
+    frame = read_table(path).frame
+    assert frame["zip"].tolist()[:3] == ["02134", "98109", "10001"]
+    assert frame["id"].tolist()[:3] == ["007", "120", "3"]
+    # Numbers without leading zeros ("0", "00", "0.5") are numbers, as pandas reads them.
+    assert frame["amount"].dtype.kind == "i" and frame["rate"].dtype.kind == "f" and frame["zero"].dtype.kind == "i"
+
+
+def test_leading_zeros_survive_missing_markers(tmp_path):
+    """A column with a declared marker (``?``) left holding only numbers was re-read as
+    numbers, losing the zeros."""
+    path = _write(tmp_path, "zip,n\n" + "02134,1\n?,2\n98109,3\n" * 5)
+    frame = read_table(path, na_values=["?"]).frame
+    assert frame["zip"].iloc[0] == "02134" and frame["zip"].isna().sum() == 5
+    assert frame["n"].dtype.kind == "i"
+
+
+def test_shape_of_zero_padded_numbers():
+    shapes = [SHAPES[c] for c in shape_codes(pd.Series(["02134", "007", "0", "00", "0.5", "-07", "98109", "10"]))]
+    assert shapes[:2] == ["leading-zeros", "leading-zeros"]
+    assert shapes[2:4] == ["zero", "zero"] and shapes[5] == "integer" and shapes[7] == "integer"
+    assert "leading-zeros" not in shapes[2:]
+
+
+def test_zip_codes_with_leading_zeros_are_a_code_column_and_a_stray_padded_number_is_not(tmp_path):
+    """Zip codes, 20% of them starting with 0, are categorical and come back with their
+    zeros; a count column where 3 cells were typed ``05`` stays a number (read as 5)."""
+    rng = np.random.default_rng(11)
+    n = 6_000
+    zips = np.where(rng.random(n) < 0.2, rng.choice(["02134", "01002", "07030"], n),
+                    rng.choice(["98109", "10001", "60601", "94110"], n))
+    count = rng.integers(1, 60, n).astype(str).astype(object)
+    count[:3] = "05"
+    path = tmp_path / "z.csv"
+    pd.DataFrame({"zip": zips, "count": count, "x": rng.normal(size=n)}).to_csv(path, index=False)
+    frame = read_table(path).frame
+    assert (frame["zip"].to_numpy() == zips).all()
+    ledger = PrivacyLedger(epsilon=1.0, delta=1e-6)  # fresh CSPRNG noise
+    ledger.plan(gaussians={"schema": GaussianRequest(sensitivity=1.0, share=1.0)})
+    sigma = ledger.planned_multiplier("schema") * math.sqrt(2 * frame.shape[1])
+    padded = int((shape_codes(frame["zip"]) == PADDED).sum())
+    threshold = max(_MINORITY_MARGIN * sigma, _CODE_SHARE * n)
+    assert padded - MARGIN * sigma > threshold > 3 + MARGIN * sigma
+    schema = infer_schema_private(frame, ledger=ledger)
+    assert schema["zip"].type == "categorical"
+    assert schema["count"].type == "numerical" and schema["count"].integer
+    conformed = schema.conform(frame)
+    assert set(conformed["zip"].astype(str)) == set(zips)
+    assert conformed["count"].iloc[0] == 5
