@@ -1,0 +1,121 @@
+"""Where inside a number's spread pieces the encoder puts their mass (issue 11, 1-way TVD).
+
+All post-processing of released counts, so every test here is deterministic: pieces and
+counts are given, no noise is drawn. What is checked is what moved the online-shoppers
+table's quantile bins: a released cell at a column's end cut away whole by the
+refinement (its rows spread over every other value), a remainder between released
+neighbours left out (a quantile emptied), a remainder spread flat between neighbours
+whose densities differ many times.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from synthdata.schema import Column
+from synthdata.tabular.encoding import (INTERIOR_MARGIN, REMAINDER_MARGIN, ColumnCode, TabularEncoder, _draw_numbers,
+                                        _follow_density, _keys, _Lattice, _Piece, _shape_column, _sub_cells)
+
+WHOLE = _Lattice(1.0, 1, 0)
+
+
+def _cut(pieces: list[_Piece], index: int, cells: int) -> list[tuple]:
+    return [(index, cell) for cell in _sub_cells(pieces[index], WHOLE, cells)]
+
+
+def _page_counts(proven: bool) -> list[_Piece]:
+    """1-4 a cell (refined: its cells stand out), 5-9 released one by one, [10, 99] a cell."""
+    return ([_Piece(1, 4, 2000.0, (), 1.0, 2, True)] + [_Piece(v, v, 500.0, ()) for v in range(5, 10)]
+            + [_Piece(10, 99, 600.0, (), 1.0, 2, proven)])
+
+
+def test_a_released_cell_at_the_end_is_never_cut_away_whole_by_the_refinement():
+    """Page counts: [10, 99] released as a cell (its whole count is its remainder: ``proven``),
+    the refinement's three cells of it all under the margin. The old rule cut the cell away
+    and spread its 600 rows over 1-9; now its innermost cell stays with them. A piece that is
+    only a share of a remainder (not proven) still goes."""
+    sigma = 100.0
+    for proven in (True, False):
+        pieces = _page_counts(proven)
+        cuts = _cut(pieces, 0, 2) + _cut(pieces, 6, 3)
+        assert [cell for _, cell in cuts] == [(1, 2), (3, 4), (10, 39), (40, 69), (70, 99)]
+        noisy = np.array([1000.0, 1000.0, 1.5 * sigma, 1.2 * sigma, 0.8 * sigma])  # the top's under the margin
+        out = _shape_column(pieces, cuts, noisy, sigma, WHOLE)
+        assert min(p.low for p in out) == 1
+        assert math.isclose(sum(p.weight for p in out), 5100.0)
+        if proven:
+            assert max(p.high for p in out) == 39
+            (top,) = [p for p in out if p.low == 10]
+            assert (top.high, top.weight) == (39, 600.0)
+        else:
+            assert max(p.high for p in out) == 9  # its rows spread over the others
+
+
+def test_a_cell_that_stands_out_still_ends_the_cut_before_a_proven_piece_is_reached():
+    sigma = 100.0
+    pieces = _page_counts(True)
+    cuts = _cut(pieces, 0, 2) + _cut(pieces, 6, 3)
+    noisy = np.array([1000.0, 1000.0, 450.0, 1.2 * sigma, 0.8 * sigma])  # data reach [10, 39] and stand out there
+    out = _shape_column(pieces, cuts, noisy, sigma, WHOLE)
+    assert max(p.high for p in out) == 39
+
+
+def _pieces(column: Column, released: list[dict], *, threshold: float = 400.0, sigma: float = 30.0):
+    encoder = TabularEncoder()
+    lattice = encoder._lattice(column)
+    resolutions = encoder._resolutions(column, lattice)
+    encoder._threshold = threshold
+    cells = []
+    for resolution, counts in zip(resolutions, released):
+        cells.append({tuple(_keys(resolution, np.array([value], dtype=float), lattice)[0]): float(weight)
+                      for value, weight in counts.items()})
+    return sorted((p.low, p.high, p.weight) for p in encoder._numeric_pieces(column, cells, resolutions, lattice, sigma))
+
+
+def test_a_remainder_between_released_neighbours_is_used_at_a_lower_margin_but_never_past_the_range():
+    """Durations: first-digit cells 100-199, 200-299, 400-499 and 1000-1999 released, 300-399
+    narrowly not (under the threshold of 400). The decade's remainder, 150, is 2.5 standard
+    deviations of its noise (30 x sqrt(4)): under the old margin of 3, over the interior one.
+    Between released pieces it is used (spread over 300-399 and 500-999 by their lengths);
+    without the piece above 1000, 500-999 would widen the range: the old margin holds."""
+    assert INTERIOR_MARGIN * 60 < 150 < REMAINDER_MARGIN * 60
+    column = Column("duration", "numerical")
+    released = [{}, {}, {150.0: 900, 250.0: 800, 450.0: 600, 1500.0: 700}, {500.0: 2450, 1500.0: 700}]
+    pieces = _pieces(column, released)
+    weights = {(low, high): w for low, high, w in pieces}
+    assert weights[(300.0, 400.0)] == pytest.approx(25.0)
+    assert weights[(500.0, 1000.0)] == pytest.approx(125.0)
+    released = [{}, {}, {150.0: 900, 250.0: 800, 450.0: 600}, {500.0: 2450}]
+    pieces = _pieces(column, released)
+    assert max(high for _, high, _ in pieces) <= 500.0
+    assert not any(low == 300.0 for low, _, _ in pieces)  # past the range's end: nothing placed
+
+
+def test_an_inner_piece_follows_the_density_between_its_neighbours():
+    """[10, 19] between a dense [0, 9] (100 a value) and a sparse [20, 29] (1 a value): drawn,
+    its values fall across it as the log-density between the neighbours' middles does; its
+    mass, span and values (less its hole) stay. End pieces and values are left even."""
+    pieces = [_Piece(0, 9, 1000.0, ()), _Piece(10, 19, 200.0, (14,)), _Piece(14, 14, 50.0, ()),
+              _Piece(20, 29, 10.0, ())]
+    out = _follow_density(pieces, WHOLE)
+    assert [replace(p, tilt=0.0) for p in out] == pieces
+    assert [p.tilt for p in out if p.low != 10] == [0.0, 0.0, 0.0]
+    (inner,) = [p for p in out if p.low == 10]
+    assert inner.tilt == pytest.approx((19 - 10) / (24.5 - 4.5) * math.log(1 / 100))
+    encoder = TabularEncoder()
+    code = ColumnCode(name="x", kind="numerical", dtype="int64", integer=True, unit=1.0, step=1, base=0,
+                      released_range=[0.0, 29.0], format=2, levels=encoder._numeric_levels(out, WHOLE))
+    assert "tilts" in code.levels[1] and "tilts" not in code.levels[0]
+    level = next(i for i, lv in enumerate(code.levels) if lv["lows"] == [10.0])
+    values = _draw_numbers(code, np.full(40_000, level), np.random.default_rng(0))
+    assert set(np.unique(values)) == set(range(10, 20)) - {14}
+    counts = np.array([np.sum(values == v) for v in (10, 11, 12, 13, 15, 16, 17, 18, 19)])
+    assert all(counts[:-1] > counts[1:])  # falls towards the sparse side
+    assert counts[0] / counts[-1] == pytest.approx(math.exp(-inner.tilt), rel=0.25)
+    even = [_Piece(0, 9, 100.0, ()), _Piece(10, 19, 200.0, ()), _Piece(20, 29, 100.0, ())]
+    assert _follow_density(even, WHOLE) == even
+
