@@ -72,6 +72,16 @@ MODEL_FORMAT = "synthdata-tabular-gan/2"
 #: histogram of rows per person) only with a privacy unit column.
 DEFAULT_BUDGET_SPLIT = {"schema": 0.15, "preprocessing": 0.35, "selection": 0.05, "marginals": 0.45,
                         "discriminator": 0.1, "audit": 0.0, "units": 0.1, "selection3": 0.0, "marginals3": 0.0}
+#: With a declared target (and no 3-way shares named in ``budget_split``), these shares
+#: replace the defaults'. Empty: off. ``{"selection3": 0.0, "marginals3": 0.2}`` measures
+#: the 3-way marginals of the target with two of its TARGET_TRIPLE_PARTNERS columns most
+#: dependent on it in the released 2-way marginals (post-processing: no selection step;
+#: see :func:`~synthdata.tabular.marginals.measure_triples`). Off because on the online-
+#: shoppers table at epsilon 1 it did not raise ML utility over paired fits (issue 11,
+#: /work/scratch/notes/issue-11-s6-ml.md). ``budget_split`` with 3-way shares and a target
+#: selects among the triples holding the target with noisy scores instead.
+TARGET_TRIPLES_SPLIT: dict[str, float] = {}
+TARGET_TRIPLE_PARTNERS = 3
 #: Share of epsilon of the DP row count, spent first (pure ε, discrete Laplace) so that
 #: the batch sampling rate and the number of steps are planned from it, never from n.
 COUNT_SHARE = 0.05
@@ -278,6 +288,9 @@ class TabularGAN(Synthesizer):
         delta = DEFAULT_DELTA if self.delta is None else self.delta
         check_privacy_parameters(epsilon=self.epsilon, delta=delta)
         split = self._split(schema_declared=schema is not None, unit_column=request is not None)
+        if (target is not None and TARGET_TRIPLES_SPLIT and split["marginals"] > 0
+                and not {"selection3", "marginals3"} & set(self.budget_split or {})):
+            split.update(TARGET_TRIPLES_SPLIT)  # public: the steward declares the target
         device = resolve_device(self.device)
         checkpoint = Checkpointer(checkpoint_dir, every=checkpoint_every) if checkpoint_dir is not None else None
         params = self._saved_params()
@@ -456,12 +469,15 @@ class TabularGAN(Synthesizer):
         codes = stats.encode(encoder, schema, seed)
         # A declared target (public: the release names it) has all its pairs measured, with less noise.
         names = [code.name for code in encoder.codes_]
+        target_index = names.index(target) if target in names else None
         marginals = measure_marginals(codes, encoder, ledger=ledger, rows=max(kept, 1.0),
                                       max_pairs=self.max_pairs if split["marginals"] > 0 else 0,
-                                      unit_rows=unit_rows, target=names.index(target) if target in names else None)
-        if split["marginals3"] > 0:
+                                      unit_rows=unit_rows, target=target_index)
+        # With a declared target, only triples holding it are candidates (none if it was left out).
+        if split["marginals3"] > 0 and (target is None or target_index is not None):
             marginals = measure_triples(codes, encoder, marginals, ledger=ledger, rows=max(kept, 1.0),
-                                        unit_rows=unit_rows)
+                                        unit_rows=unit_rows, target=target_index,
+                                        partners=TARGET_TRIPLE_PARTNERS if split["selection3"] <= 0 else None)
         training = TrainingPlan(
             generator_steps=self.generator_steps,
             generator_batch=1024,

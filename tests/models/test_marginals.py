@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from synthdata.tabular import marginals as marginals_module
-from synthdata.tabular.marginals import measure_marginals, pair_weights
+from synthdata.tabular.marginals import measure_marginals, measure_triples, pair_weights, target_triples
 
 
 def _encoder(sizes: list[int]) -> SimpleNamespace:
@@ -27,9 +27,9 @@ class _Ledger:
 
     def noisy(self, step, values, *, sensitivity, parameters=None, **_):
         values = np.asarray(values, dtype=float)
-        if step == "selection":  # descending, distinct: the order of the pairs, whatever the rows
+        self.calls[step] = (values, float(sensitivity), dict(parameters or {}))  # the exact values
+        if step in ("selection", "selection3"):  # descending, distinct: the order of the pairs, whatever the rows
             values = 1e9 - np.arange(len(values), dtype=float)
-        self.calls[step] = (values, float(sensitivity), dict(parameters or {}))
         return values
 
     def planned_multiplier(self, step):
@@ -162,3 +162,169 @@ def test_a_departure_from_independence_is_shrunk_by_the_share_its_noise_explains
     assert out.sum() == pytest.approx(table.sum())
     # No noise: unchanged.
     assert np.allclose(marginals_module.shrunk(table, independent, 0.0), table)
+
+
+# --------------------------------------------------------------------------- 3-way marginals holding a declared target
+
+
+def test_target_triples_are_the_triples_holding_the_target():
+    assert target_triples([0, 1, 2, 3], 2) == [(0, 1, 2), (0, 2, 3), (1, 2, 3)]
+    assert target_triples([0, 1, 3, 4], 0) == [(0, 1, 3), (0, 1, 4), (0, 3, 4)]
+    assert target_triples([0, 1, 3], 2) == []  # a target with one value (not usable) has none
+    assert len(target_triples(list(range(18)), 17)) == 136
+
+
+def _triple_release(codes: np.ndarray, sizes: list[int], target: int | None, pairs=None, rows=None, partners=None):
+    """Pairs (unless given: the earlier releases, fixed as the neighbour's are) then triples,
+    measured without noise; the 3-way result and the ledger's calls (exact vectors, sensitivities)."""
+    ledger = _Ledger()
+    encoder = _encoder(sizes)
+    for code in encoder.codes_:
+        code.size, code.kind, code.levels = len(code.coarse), "categorical", [{"points": [k]} for k in code.coarse]
+    rows = float(len(codes)) if rows is None else rows  # the DP count, released before
+    if pairs is None:
+        pairs = measure_marginals(codes, encoder, ledger=ledger, rows=rows, max_pairs=100, target=target)
+    measured = measure_triples(codes, encoder, pairs, ledger=ledger, rows=rows, target=target, partners=partners)
+    return measured, ledger.calls, pairs
+
+
+@pytest.mark.parametrize("target", [None, 3, 1])
+def test_one_row_moves_the_three_way_release_by_exactly_its_sensitivity(target):
+    """Add one row: each measured triple's table gains 1 in one cell (sensitivity √triples),
+    each candidate's score moves by at most 1 (√candidates), or 2 with a target (the error
+    of the target given the other two); with a target only the triples holding it are
+    scored and measured, and the ledger line says so."""
+    sizes = [3, 4, 2, 5, 2]
+    rng = np.random.default_rng(4)
+    codes = np.stack([rng.integers(0, s, 400) for s in sizes], axis=1)
+    extra = np.array([[2, 0, 1, 4, 1]])
+    measured, calls, pairs = _triple_release(codes, sizes, target)
+    # The neighbour: one more row; what was released before (count, 2-way marginals) is given.
+    _, calls_after, _ = _triple_release(np.concatenate([codes, extra]), sizes, target, pairs, float(len(codes)))
+    candidates = 10 if target is None else 6  # C(5, 3), C(4, 2)
+    bound = 1 if target is None else 2  # a triple's L1 error; the target's error given the other two
+    scores, score_sensitivity, scored = calls["selection3"]
+    scores_after = calls_after["selection3"][0]
+    assert scored["triples_scored"] == candidates and score_sensitivity == pytest.approx(bound * math.sqrt(candidates))
+    assert np.all(np.abs(scores_after - scores) <= bound + 1e-9) and np.any(np.abs(scores_after - scores) > 0.5)
+    before, sensitivity, parameters = calls["marginals3"]
+    after, sensitivity_after, _ = calls_after["marginals3"]
+    chosen = [tuple(int(name[1:]) for name in triple) for triple in parameters["triples"]]
+    assert len(chosen) == min(candidates, marginals_module.MAX_TRIPLES)
+    assert sensitivity == sensitivity_after == pytest.approx(math.sqrt(len(chosen)))
+    assert np.linalg.norm(after - before) == pytest.approx(sensitivity)
+    assert [t[:3] for t in measured.three_way] == chosen
+    if target is None:
+        assert "target" not in parameters
+    else:
+        assert all(target in triple for triple in chosen)
+        assert parameters["target"] == f"c{target}" and "declared target" in parameters["candidates"]
+        # The rows are what they are: a triple's noiseless table is kept (nothing to shrink).
+        i, j, k, shares, _ = measured.three_way[0]
+        exact = np.zeros((sizes[i], sizes[j], sizes[k]))
+        np.add.at(exact, (codes[:, i], codes[:, j], codes[:, k]), 1)
+        assert np.allclose(shares, exact.ravel() / len(codes), atol=1e-6)
+
+
+def test_a_declared_target_measures_the_three_way_structure_pairs_cannot_see():
+    """y = a XOR b: every pair independent, so only a 3-way marginal holding y carries it.
+    With the target declared and 3-way shares, only triples holding y are scored and
+    measured (booked on their own ledger lines), and the generator reproduces the XOR;
+    without a target, the default budget measures nothing 3-way."""
+    from synthdata import TabularGAN
+
+    rng = np.random.default_rng(12)
+    n = 4000
+    a, b = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    frame = pd.DataFrame({"a": np.where(a, "yes", "no").astype(object), "b": np.where(b, "up", "down").astype(object),
+                          "y": np.where(a ^ b, "odd", "even").astype(object), "d": rng.integers(0, 5, n).astype(str)})
+    model = TabularGAN(epsilon=4.0, seed=0, generator_steps=1000, device="cpu",
+                       budget_split={"discriminator": 0.0, "selection3": 0.05, "marginals3": 0.2}).fit(frame, target="y")
+    (scored,) = [spend for spend in model.ledger_.spends if spend.step == "selection3"]
+    assert scored.parameters["triples_scored"] == 3  # (a, b, y), (a, d, y), (b, d, y)
+    (line,) = [spend for spend in model.ledger_.spends if spend.step == "marginals3"]
+    assert line.parameters["target"] == "y" and all("y" in triple for triple in line.parameters["triples"])
+    assert line.parameters["triples"][0] == ["a", "b", "y"]
+    assert model.epsilon_spent_ <= 4.0
+    sample = model.sample(5000, seed=2)
+    share = float(((sample["a"] == "yes") ^ (sample["b"] == "up") == (sample["y"] == "odd")).mean())
+    assert share > 0.8, share
+    plain = TabularGAN(epsilon=4.0, seed=0, generator_steps=10, device="cpu",
+                       budget_split={"discriminator": 0.0}).fit(frame)
+    assert not {"selection3", "marginals3"} & {spend.step for spend in plain.ledger_.spends}
+
+
+def test_the_target_error_of_a_triple_moves_by_at_most_two_per_row():
+    """The conditional score's bound, on tables where it is reached or nearly: many random
+    tables and predictions, one row added to any cell."""
+    rng = np.random.default_rng(7)
+    shape = [3, 2, 4]
+    worst = 0.0
+    for _ in range(200):
+        table = rng.integers(0, 5, shape).astype(float)
+        predicted = rng.random(shape) * (rng.random(shape) > 0.3)
+        predicted /= max(predicted.sum(), 1e-12)
+        axis = int(rng.integers(0, 3))
+        before = marginals_module._conditional_error(table.ravel(), predicted.ravel(), shape, axis)
+        cell = tuple(int(rng.integers(0, s)) for s in shape)
+        table[cell] += 1
+        after = marginals_module._conditional_error(table.ravel(), predicted.ravel(), shape, axis)
+        worst = max(worst, abs(after - before))
+    assert 1.0 < worst <= 2.0 + 1e-9
+
+
+def test_the_strongest_partners_are_read_off_the_released_pairs():
+    independent = np.outer([0.5, 0.5], [0.25, 0.75])
+    pairwise = {(0, 2): independent, (1, 2): np.array([[0.4, 0.1], [0.1, 0.4]]),
+                (2, 3): np.array([[0.3, 0.2], [0.2, 0.3]])}
+    assert marginals_module.strongest_partners(pairwise, [0, 1, 2, 3, 4], 2, 2) == [1, 3]
+    assert marginals_module.strongest_partners(pairwise, [0, 1, 2, 3, 4], 2, 4) == [1, 3, 0, 4]
+
+
+@pytest.mark.parametrize("partners", [2, 3])
+def test_triples_of_the_target_and_its_strongest_partners_need_no_selection(partners):
+    """Columns 0-2 depend on the target 3, column 4 does not: the triples measured are the
+    target with two of its strongest partners, C(partners, 2) of them, with no selection
+    step; one row moves that release by exactly the booked √(triples)."""
+    rng = np.random.default_rng(5)
+    n = 2000
+    y = rng.integers(0, 2, n)
+    noisy = [np.where(rng.random(n) < p, y, rng.integers(0, 2, n)) for p in (0.9, 0.6, 0.3)]
+    codes = np.stack(noisy + [y, rng.integers(0, 3, n)], axis=1)
+    sizes = [2, 2, 2, 2, 3]
+    measured, calls, pairs = _triple_release(codes, sizes, 3, partners=partners)
+    _, calls_after, _ = _triple_release(np.concatenate([codes, [[1, 0, 1, 1, 2]]]), sizes, 3, pairs, float(n),
+                                        partners=partners)
+    assert "selection3" not in calls
+    before, sensitivity, parameters = calls["marginals3"]
+    chosen = [tuple(int(name[1:]) for name in triple) for triple in parameters["triples"]]
+    expected = {2: [(0, 1, 3)], 3: [(0, 1, 3), (0, 2, 3), (1, 2, 3)]}[partners]
+    assert chosen == expected and [t[:3] for t in measured.three_way] == expected
+    assert sensitivity == pytest.approx(math.sqrt(len(expected)))
+    assert np.linalg.norm(calls_after["marginals3"][0] - before) == pytest.approx(sensitivity)
+    assert parameters["target"] == "c3" and "partners" in parameters["candidates"]
+
+
+def test_target_triples_by_default_are_the_target_and_its_strongest_partners(monkeypatch):
+    """With TARGET_TRIPLES_SPLIT set and a target declared, the fit measures the target's
+    triples with two of its strongest partners on a "marginals3" line and spends no
+    "selection3"; without a target, nothing 3-way."""
+    from synthdata import TabularGAN
+    from synthdata.tabular import estimator
+
+    monkeypatch.setattr(estimator, "TARGET_TRIPLES_SPLIT", {"selection3": 0.0, "marginals3": 0.2})
+    rng = np.random.default_rng(8)
+    n = 3000
+    y = rng.integers(0, 2, n)
+    frame = pd.DataFrame({f"x{k}": np.where(rng.random(n) < p, y, rng.integers(0, 3, n)).astype(str)
+                          for k, p in enumerate((0.9, 0.8, 0.7, 0.0))} | {"y": np.where(y, "yes", "no")})
+    model = TabularGAN(epsilon=4.0, seed=0, generator_steps=10, device="cpu",
+                       budget_split={"discriminator": 0.0}).fit(frame, target="y")
+    steps = [spend.step for spend in model.ledger_.spends]
+    assert "selection3" not in steps and steps.count("marginals3") == 1
+    (line,) = [spend for spend in model.ledger_.spends if spend.step == "marginals3"]
+    assert sorted(map(tuple, line.parameters["triples"])) == [("x0", "x1", "y"), ("x0", "x2", "y"), ("x1", "x2", "y")]
+    assert line.sensitivity == pytest.approx(math.sqrt(3)) and model.epsilon_spent_ <= 4.0
+    plain = TabularGAN(epsilon=4.0, seed=0, generator_steps=10, device="cpu",
+                       budget_split={"discriminator": 0.0}).fit(frame)
+    assert "marginals3" not in {spend.step for spend in plain.ledger_.spends}
