@@ -119,3 +119,18 @@ def test_an_inner_piece_follows_the_density_between_its_neighbours():
     even = [_Piece(0, 9, 100.0, ()), _Piece(10, 19, 200.0, ()), _Piece(20, 29, 100.0, ())]
     assert _follow_density(even, WHOLE) == even
 
+
+def test_a_piece_that_is_both_ends_of_a_column_is_cut_at_each_end_without_moving_its_mass_up():
+    """A 1-7 scale on a small table: only 7 released as itself, the rest the decade [1, 9]'s
+    remainder around it. Cut as one piece from below, its inner end was its top: it became
+    [5, 9] and half its mass (its rows of 1-6) landed on 8 and 9. Now the part below 7 is cut
+    on its own, and 8 and 9 keep no more than their even share (two of the piece's eight values)."""
+    scale = [_Piece(1, 9, 800.0, (7,), 1.0, 3), _Piece(7, 7, 200.0, ())]
+    out = TabularEncoder()._trim_edges(scale, WHOLE)
+    above = sum(p.weight for p in out if p.low > 7)
+    below = sum(p.weight for p in out if p.high < 7)
+    assert above <= 800.0 * 2 / 8 + 1e-9
+    assert below == pytest.approx(800.0 * 6 / 8)
+    assert sum(p.weight for p in out) == pytest.approx(1000.0)
+    assert all(p.low >= 1 and p.high <= 9 for p in out)
+    assert (7, 7, 200.0) in [(p.low, p.high, p.weight) for p in out]  # the released value, as it was

@@ -892,11 +892,16 @@ class TabularEncoder:
         towards the edge), so the cut piece stays inside the real range; the further tail
         stays out of reach (issue 11: extrapolating the density's fall reached past the real
         maximum on codes and rates ending in a point mass). A piece that is one value (a
-        released exact value) is real and never cut. Post-processing of released counts.
+        released exact value) is real and never cut. A piece that is both the lowest and the
+        highest (every other piece lies inside it: a 1-7 scale's decade [1, 9] around its
+        released answers) is first split where the others start and end (:func:`_split_spanning`),
+        so that each end is cut on its own: cut as one piece from below, its inner end was its
+        top, and its mass of 1-6 moved onto 7-9. Post-processing of released counts.
         """
         pieces = sorted(pieces, key=lambda p: (p.low, p.high))
         if len(pieces) < 2:
             return pieces
+        pieces = _split_spanning(pieces, lattice)
         for side in (0, -1):
             index = 0 if side == 0 else max(range(len(pieces)), key=lambda i: (pieces[i].high, pieces[i].low))
             piece = pieces[index]
@@ -1125,6 +1130,33 @@ class _Piece:
     resolution: int = 0  # the histogram it came from (0: exact values; its finer ones released nothing inside it)
     proven: bool = False  # all of a cell's remainder, one that would clear the release threshold on its own
     tilt: float = 0.0  # log-density's rise from low to high (0: drawn evenly; see _follow_density)
+
+
+def _split_spanning(pieces: list[_Piece], lattice: _Lattice) -> list[_Piece]:
+    """The column's lowest piece, when it is also its highest (the other pieces inside it), cut
+    into its parts below, between and above the others, each with the share of its mass its
+    values hold (as it was drawn: evenly). Pieces sorted; post-processing."""
+    top = max(range(len(pieces)), key=lambda i: (pieces[i].high, pieces[i].low))
+    piece = pieces[0]
+    if top != 0 or piece.low == piece.high or len(pieces) < 2:
+        return pieces
+    others = pieces[1:]
+    low, high = min(p.low for p in others), max(p.high for p in others)
+    continuous = lattice.unit is None
+    if continuous:
+        bounds = [(piece.low, low), (low, high), (high, piece.high)]
+        bounds = [(a, b) for a, b in bounds if b > a]
+    else:
+        bounds = [(piece.low, low - 1), (low, high), (high + 1, piece.high)]
+        bounds = [(lattice.first(a), lattice.last(b)) for a, b in bounds if lattice.points(a, b) > 0]
+    parts = [_Piece(a, b, 0.0, () if continuous else tuple(h for h in piece.holes if a <= h <= b), piece.var,
+                    piece.resolution, piece.proven, piece.tilt) for a, b in bounds]
+    sizes = np.array([max(_size(p, lattice), 0.0) for p in parts], dtype=float)
+    if len(parts) < 2 or sizes.sum() <= 0:
+        return pieces
+    shares = sizes / sizes.sum()
+    parts = [replace(p, weight=piece.weight * w, var=piece.var * w) for p, w in zip(parts, shares) if w > 0]
+    return sorted(parts + others, key=lambda p: (p.low, p.high))
 
 
 def _density(pieces: list[_Piece], lattice: _Lattice) -> float | None:
