@@ -50,19 +50,15 @@ __all__ = ["SHAPES", "infer_schema_private", "shape_codes"]
 
 #: Shape classes of a cell, in code order.
 _BASE = ["missing", "boolean", "integer", "half", "decimal1", "decimal2", "decimal3", "text", "zero", "even-tenth",
-         "code", "leading-zeros", "wide5", "wide6", "wide7", "wide8", "wide9+", "x5", "x10", "x25", "x50", "x100",
-         "x1000"]
+         "code", "leading-zeros", "wide5", "wide6", "wide7", "wide8", "wide9+"]
 (MISSING, BOOLEAN, INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3, TEXT, ZERO, EVEN_TENTH, CODE, PADDED,
- WIDE5, WIDE6, WIDE7, WIDE8, WIDE9, X5, X10, X25, X50, X100, X1000) = range(len(_BASE))
-#: Whole numbers of 5, 6, 7, 8 and 9 or more digits that are not a multiple of 5 (the
+ WIDE5, WIDE6, WIDE7, WIDE8, WIDE9) = range(len(_BASE))
+#: Whole numbers of 5, 6, 7, 8 and 9 or more digits that are not a multiple of 10 (the
 #: shape of a record number such as ``125024``; amounts of money and counts are spread over
 #: widths, or round): split out of ``integer``.
 _WIDE = [WIDE5, WIDE6, WIDE7, WIDE8, WIDE9]
-#: Whole numbers (not zero) by the largest of these steps they are a multiple of (``x25``:
-#: 25, 75, 125, ...; ``x1000``: 3000): split out of ``integer`` before the widths.
-_MULTIPLES = {X5: 5, X10: 10, X25: 25, X50: 50, X100: 100, X1000: 1000}
 #: The shapes of numbers: zero, whole, and the fractional ones.
-_NUMBERS = [ZERO, INTEGER, *_WIDE, *_MULTIPLES, HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
+_NUMBERS = [ZERO, INTEGER, *_WIDE, HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
 _FRACTIONAL = [HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
 
 #: A time after the date, perhaps with a UTC marker or an offset (``10:00:00Z``,
@@ -135,20 +131,11 @@ _ODD_SHARE = 0.25
 _CODE_SHARE = 0.02
 #: Whole numbers of one width (:data:`_WIDE`) above this share of a column's numbers, with
 #: many distinct values each repeating over rows on average (:data:`_REPEAT_SHARE`), read as
-#: a record number: ids spread their last digit evenly (80% off multiples of 5) and keep
+#: a record number: ids spread their last digit evenly (90% off multiples of 10) and keep
 #: their width; amounts and measurements change width or are round.
-_WIDE_SHARE = 0.7
+_WIDE_SHARE = 0.8
 #: At most this many distinct values per value (noisy): two rows a value or more, on average.
 _REPEAT_SHARE = 0.5
-#: Share of a column's non-zero numbers the multiples of a step must clearly hold for the
-#: step to be its lattice (:func:`_whole_step`): at most 7% (more where the noise of the
-#: count hides more), hidden in the noise, is moved onto it. Loans at eps 1 (noise 190 per
-#: cell): loan_amount (96% multiples of 100, all of 25) gets the step 100 in 2 fits in 3;
-#: annual_income (85% multiples of 1000, 92% of 100) one of them in 1 fit in 4.
-_STEP_SHARE = 0.93
-#: Largest noise of the non-zero count, as a share of it, at which a step is decided: on a
-#: small table (penguins' 342 rows) half of the grams could hide off a step of 100.
-_STEP_NOISE = 0.1
 #: A column with more distinct values than this share of its values identifies rows.
 _ID_DISTINCT_SHARE = 0.95
 #: Fewest values (noisy) for a column to be called identifier-like.
@@ -204,18 +191,13 @@ def _number_shapes(values: np.ndarray) -> np.ndarray:
 
 
 def _widths(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """``codes`` with whole numbers (class ``integer``) in the class of the largest step of
-    :data:`_MULTIPLES` they are a multiple of, or else, from 5 digits on, of their width."""
-    magnitude = np.where(np.isfinite(values), np.abs(values), 0.0)
-    plain = codes == INTEGER
-    out = codes.copy()
-    for code, step in _MULTIPLES.items():  # ascending steps: the largest that divides wins
-        out[plain & (magnitude > 0) & (np.fmod(magnitude, step) == 0)] = code
-    wide = plain & (out == INTEGER) & (magnitude >= 10_000)
-    if wide.any():
-        digits = np.floor(np.log10(np.where(wide, magnitude, 1.0))).astype(np.int64) + 1
-        out[wide] = np.array(_WIDE)[np.clip(digits[wide], 5, 9) - 5]
-    return out
+    """``codes`` with whole numbers of 5 digits or more, not multiples of 10, in their width's class."""
+    magnitude = np.abs(values)
+    wide = (magnitude >= 10_000) & (np.fmod(magnitude, 10) != 0) & np.isfinite(magnitude)
+    if not wide.any():
+        return codes
+    digits = np.floor(np.log10(np.where(wide, magnitude, 1.0))).astype(np.int64) + 1
+    return np.where(wide, np.array(_WIDE)[np.clip(digits, 5, 9) - 5], codes)
 
 
 def _text_shapes(values: pd.Series) -> np.ndarray:
@@ -230,6 +212,9 @@ def _text_shapes(values: pd.Series) -> np.ndarray:
     todo = out == TEXT
     integer = stripped.str.match(_INTEGER).to_numpy() & todo
     out[integer] = INTEGER
+    if integer.any():
+        whole = pd.to_numeric(stripped[integer], errors="coerce").to_numpy(dtype=float)
+        out[integer] = _widths(whole, out[integer])
     out[stripped.str.match(_ZERO).to_numpy() & todo] = ZERO
     out[stripped.str.match(_PADDED).to_numpy() & todo] = PADDED
     todo &= ~integer
@@ -280,9 +265,6 @@ def _text_shapes(values: pd.Series) -> np.ndarray:
             left[positions] = False
         shapes[candidates.str.match(_CODE).to_numpy() & (shapes == TEXT)] = CODE
         out[np.flatnonzero(todo)] = shapes
-    whole = out == INTEGER  # 12, 12.0: by their steps and widths
-    if whole.any():
-        out[whole] = _widths(pd.to_numeric(stripped[whole], errors="coerce").to_numpy(dtype=float), out[whole])
     return out
 
 
@@ -355,9 +337,14 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
         cleared, total = float(clear[cells].sum()), float(shape[cells].sum())
         return max(cleared, total) if total > _NOISE_MARGIN * sigma * math.sqrt(len(cells)) else cleared
 
-    families = {"boolean": mass([BOOLEAN]), "numerical": mass(numeric_cells),
+    # The classes split out of whole numbers and text (record widths, leading zeros) count
+    # only where they clear the noise: summed in always, their empty cells' noise would raise
+    # the bar a family's total must clear, and a small table's column (heart disease's
+    # oldpeak, 303 rows) would be left out more often than before they were split out.
+    families = {"boolean": mass([BOOLEAN]),
+                "numerical": mass([code for code in numeric_cells if code not in _WIDE]) + float(clear[_WIDE].sum()),
                 "datetime": float(np.where(shape > _DATE_MARGIN * sigma, shape, 0.0)[_FIRST_DATE:].sum()),
-                "categorical": mass([TEXT, CODE, PADDED])}
+                "categorical": mass([TEXT, CODE]) + float(clear[PADDED])}
     present = float(sum(families.values()))
     if present <= 0:
         return Excluded(name, "too few values to tell from the noise at this privacy budget")
@@ -402,9 +389,6 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
             warnings.warn(f"column {name!r}: at this privacy budget the noise cannot tell whole numbers from "
                           "decimals; it is read as whole numbers. Declare its type in a schema (--schema) to be "
                           "sure", SynthdataWarning, stacklevel=4)
-        step = _whole_step(shape, minority, sigma, present) if whole else None
-        if step is not None:  # multiples of 25 (loan amounts), of 1000: a lattice of whole numbers
-            return Column(name=name, type="numerical", integer=True, step=step)
         # Halves (17.5 on 2% of the rows) may hide under this release's noise: whole numbers
         # are a reading the encoder's own release of exact values confirms or corrects.
         return Column(name=name, type="numerical", integer=whole, step=None if whole else _step(shape, sigma, present),
@@ -435,33 +419,6 @@ def _record_number(shape: np.ndarray, clear: np.ndarray, sigma: float) -> str | 
     if clear[_WIDE[best]] <= 0 or clear[_WIDE[best]] < _WIDE_SHARE * float(clear[_NUMBERS].sum()):
         return None
     return "9 or more" if best == len(_WIDE) - 1 else str(best + 5)
-
-
-def _whole_step(shape: np.ndarray, minority: np.ndarray, sigma: float, present: float) -> float | None:
-    """The lattice of whole numbers that are all multiples of one step (loan amounts of 25,
-    grams weighed in 25s, prices in hundreds): the largest step of :data:`_MULTIPLES`
-    whose multiples' cells clearly hold :data:`_STEP_SHARE` of the column's non-zero
-    values, while no other number cell (whole numbers off it, fractions, record widths)
-    clearly holds values, alone or together. Zero is on every lattice. None when there is
-    none, or when the noise of the non-zero count is above :data:`_STEP_NOISE` of it.
-
-    As for decimals (:func:`_step`), values too few to clear the noise are read as stray:
-    off a step of 100, multiples of 25 on 4% of the rows are moved to the nearest hundred
-    (loans at eps 1); each off cell must clear :data:`_MINORITY_MARGIN` standard deviations
-    to stop it, and the share asked of the cells on the step bounds what can hide.
-    """
-    cells = [code for code in _NUMBERS if code != ZERO]
-    nonzero = float(shape[cells].sum())  # the non-zero numbers, at the noise of their sum
-    if sigma * math.sqrt(len(cells)) > _STEP_NOISE * nonzero:
-        return None  # a small table: too noisy to tell 90% of its numbers on a step from 50%
-    for step in sorted(_MULTIPLES.values(), reverse=True):
-        on = [code for code, multiple in _MULTIPLES.items() if multiple % step == 0]
-        off = [code for code in cells if code not in on]
-        if float(minority[on].sum()) < max(_STEP_SHARE * nonzero, _MINORITY_MARGIN * sigma) or \
-                minority[off].any() or _used(shape, off, sigma, present):
-            continue
-        return float(step)
-    return None
 
 
 def _used(shape: np.ndarray, cells: list[int], sigma: float, present: float) -> bool:
