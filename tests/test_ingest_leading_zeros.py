@@ -51,7 +51,7 @@ def test_leading_zeros_survive_missing_markers(tmp_path):
 def test_shape_of_zero_padded_numbers():
     shapes = [SHAPES[c] for c in shape_codes(pd.Series(["02134", "007", "0", "00", "0.5", "-07", "98109", "10"]))]
     assert shapes[:2] == ["leading-zeros", "leading-zeros"]
-    assert shapes[2:4] == ["zero", "zero"] and shapes[5] == "integer" and shapes[7] == "x10"
+    assert shapes[2:4] == ["zero", "zero"] and shapes[5] == "integer" and shapes[7] == "integer"
     assert "leading-zeros" not in shapes[2:]
 
 
