@@ -338,8 +338,10 @@ def release_one(name: str, path: Path, spec: dict[str, Any], *, epsilon: float, 
     entry["audit_notes"] = audit.get("notes", [])
     # What the user gets: the released table beside the real one.
     real = _real_frame(path, options)
-    synthetic = pd.read_csv(out / "synthetic.csv", low_memory=False)
     kinds = _released_kinds(public)
+    text = {name: str for name, kind in kinds.items()  # codes read as text keep their zeros (02134)
+            if kind == "categorical" and name in real.columns and real[name].dtype == object}
+    synthetic = pd.read_csv(out / "synthetic.csv", low_memory=False, dtype=text or None)
     entry["kinds"] = kinds
     entry["real_columns"] = real.shape[1]
     entry["released_columns"] = synthetic.shape[1]

@@ -80,3 +80,16 @@ def test_zip_codes_with_leading_zeros_are_a_code_column_and_a_stray_padded_numbe
     conformed = schema.conform(frame)
     assert set(conformed["zip"].astype(str)) == set(zips)
     assert conformed["count"].iloc[0] == 5
+
+
+def test_the_audit_reads_a_synthetic_code_column_as_text(tmp_path):
+    """The audit read synthetic.csv with pandas' type guessing, so a released ``02134`` came
+    back as 2134 and was scored as a value the real column never holds (zip TVD 0.27 on an
+    8,000-row table whose zip codes were emitted exactly)."""
+    from synthdata.ingest import from_frame
+    from synthdata.tabular.modality import TableModality
+
+    (tmp_path / "synthetic.csv").write_text("zip,n\n02134,1\n98109,2\n")
+    modality = TableModality(from_frame(pd.DataFrame({"zip": ["02134"] * 10, "n": range(10)})))
+    frame = modality.read_synthetic(tmp_path, ("zip",))
+    assert frame["zip"].tolist() == ["02134", "98109"] and frame["n"].dtype.kind == "i"

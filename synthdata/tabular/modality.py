@@ -147,10 +147,12 @@ class TableModality:
         write_csv(model, max(n, 1), directory / "synthetic.csv", seed=seed, excel_safe=self.excel_safe)
         return ["synthetic.csv"], max(n, 1)
 
-    def read_synthetic(self, directory: Path) -> pd.DataFrame:
-        """The synthetic rows as an analyst reads them (the audit reads the file, not the model)."""
+    def read_synthetic(self, directory: Path, text: tuple[str, ...] = ()) -> pd.DataFrame:
+        """The synthetic rows as an analyst reads them (the audit reads the file, not the model);
+        ``text`` columns as text, as the real ones were read (zip codes ``02134`` keep their zeros)."""
         frame = pd.read_csv(directory / "synthetic.csv", nrows=AUDIT_SYNTHETIC_ROWS, low_memory=False,
-                            keep_default_na=False, na_values=list(MISSING_MARKERS))
+                            keep_default_na=False, na_values=list(MISSING_MARKERS),
+                            dtype={name: str for name in text} or None)
         if self.excel_safe:  # the audit compares values, not their spreadsheet-safe spelling
             from .sampling import undo_excel_safe
 
@@ -163,7 +165,10 @@ class TableModality:
         from ..audit import audit as exact_audit
         from .audit import public_audit
 
-        synthetic = self.read_synthetic(directory)
+        categorical = {column.name for column in model.schema_ if column.type == "categorical"}
+        text = tuple(name for name in train.columns if name in categorical and train[name].dtype == object) \
+            if isinstance(train, pd.DataFrame) else ()
+        synthetic = self.read_synthetic(directory, text)
         if self.engine is not None:
             train, holdout = self._audit_sample(model, train, holdout, holdout_fraction)
         column = None if self.unit is None else self.unit.column
