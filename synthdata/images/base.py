@@ -33,10 +33,21 @@ THRESHOLD_DELTA_SHARE = 0.1
 PIXEL_MAX = 255.0
 #: Images generated per batch when sampling.
 SAMPLE_BATCH = 1024
+#: The consistency filter of sampling: images generated for its classifier (in all, split evenly
+#: over the classes, at least FILTER_MIN_PER_CLASS each), its Adam steps (about 5 passes over
+#: 20,000) and batch size; the most images drawn per image asked for, before a class is filled with
+#: the best of its dropped images, and the most images generated at once.
+FILTER_POOL = 20_000
+FILTER_MIN_PER_CLASS = 100
+FILTER_STEPS = 800
+FILTER_BATCH = 128
+FILTER_MAX_DRAWS = 20
+FILTER_ROUND_IMAGES = 16 * SAMPLE_BATCH
 
-__all__ = ["COUNT_CAP", "COUNT_SHARE", "MIN_COUNT", "PIXEL_MAX", "THRESHOLD_DELTA_SHARE", "ImageSynthesizer", "ResumedFit",
-           "WeightAverage", "check_average", "check_images", "class_index", "input_fingerprint", "load_checkpoint",
-           "refuse_used_checkpoint", "write_first_checkpoint"]
+__all__ = ["COUNT_CAP", "COUNT_SHARE", "FILTER_POOL", "MIN_COUNT", "PIXEL_MAX", "THRESHOLD_DELTA_SHARE",
+           "ImageSynthesizer", "ResumedFit", "WeightAverage", "as_bytes", "check_average", "check_consistency",
+           "check_images", "class_index", "consistency_classifier", "consistent_pixels", "input_fingerprint",
+           "load_checkpoint", "refuse_used_checkpoint", "write_first_checkpoint"]
 
 
 def check_average(value: Any, what: str) -> float:
@@ -76,6 +87,16 @@ class WeightAverage:
             self.module.load_state_dict(self.weights)
 
 
+def check_consistency(value: Any) -> float | None:
+    """The threshold of the sampling's consistency filter (``consistency=``): None, or a number in [0, 1)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 <= value < 1):
+        raise ModelError(f"consistency must be None or a number in [0, 1) (the probability a classifier of the "
+                         f"generator's own images must give an image's class for it to be kept), got {value!r}")
+    return float(value)
+
+
 def check_images(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Images as N x C x H x W floats in [0, 1]; labels as a 1-D array (or None). Refusals depend on shapes only."""
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim not in (3, 4):
@@ -103,6 +124,110 @@ def class_index(labels: np.ndarray | None, classes: np.ndarray, n: int) -> np.nd
     position = {value: i for i, value in enumerate(classes.tolist())}
     return np.asarray([position.get(value, -1) for value in labels.tolist()], dtype=np.int64)
 
+
+def as_bytes(images: torch.Tensor) -> np.ndarray:
+    """Images in [0, 1] (N x C x H x W) as uint8, N x H x W x C."""
+    with torch.no_grad():
+        return torch.round(images.permute(0, 2, 3, 1) * PIXEL_MAX).clamp(0, PIXEL_MAX).to(torch.uint8).numpy()
+
+
+def _generate(pixels: Callable[[torch.Tensor, torch.Generator], torch.Tensor], labels: np.ndarray,
+              generator: torch.Generator) -> torch.Tensor:
+    with torch.no_grad():
+        parts = [pixels(torch.as_tensor(labels[s:s + SAMPLE_BATCH], dtype=torch.long), generator)
+                 for s in range(0, len(labels), SAMPLE_BATCH)]
+    return torch.cat(parts)
+
+
+def _generate_released(pixels: Callable[[torch.Tensor, torch.Generator], torch.Tensor], labels: np.ndarray,
+                       generator: torch.Generator) -> torch.Tensor:
+    """Generated images as released: rounded to the 256 levels of a byte."""
+    return torch.round(_generate(pixels, labels, generator) * PIXEL_MAX) / PIXEL_MAX
+
+
+def consistency_classifier(pixels: Callable[[torch.Tensor, torch.Generator], torch.Tensor], classes: int,
+                           generator: torch.Generator) -> torch.nn.Module:
+    """The consistency filter's classifier (:class:`~synthdata.images.networks.SampleClassifier`),
+    trained on :data:`FILTER_POOL` of the generator's own images labelled with the class each was
+    generated for (never a real image); every draw from ``generator``."""
+    from .networks import SampleClassifier
+
+    per_class = max(FILTER_MIN_PER_CLASS, FILTER_POOL // classes)
+    labels = np.repeat(np.arange(classes), per_class)
+    images = _generate_released(pixels, labels, generator)
+    targets = torch.as_tensor(labels, dtype=torch.long)
+    with torch.random.fork_rng(devices=[]):  # the weights' initialisation, from ``generator`` alone
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        model = SampleClassifier(classes=classes, channels=images.shape[1], height=images.shape[2],
+                                 width=images.shape[3])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batches: list[torch.Tensor] = []
+    with torch.enable_grad():
+        for _ in range(FILTER_STEPS):
+            if not batches:  # passes over the pool in a fresh order each
+                batches = list(torch.randperm(len(labels), generator=generator).split(FILTER_BATCH))[::-1]
+            batch = batches.pop()
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(images[batch]), targets[batch]).backward()
+            optimizer.step()
+    return model.eval()
+
+
+def consistent_pixels(pixels: Callable[[torch.Tensor, torch.Generator], torch.Tensor], index: np.ndarray,
+                      classes: int, threshold: float, generator: torch.Generator,
+                      classifier: torch.nn.Module) -> np.ndarray:
+    """Images (uint8, N x H x W x C) for the class indices ``index``, each one the filter keeps.
+
+    An image of class ``c`` (as released: in bytes) is kept when ``classifier``
+    (:func:`consistency_classifier`) finds ``c`` most likely and gives it probability at least
+    ``threshold``. Each class is drawn in rounds, sized by the share of its images kept so far
+    (:data:`FILTER_ROUND_IMAGES` at most in a round), until its count is filled or
+    :data:`FILTER_MAX_DRAWS` times its count are drawn; a class still short then (one the classifier
+    rarely gives its own images) is filled with its dropped images the classifier found most
+    likely to be of it. The images are returned in the order of ``index`` (the class mix
+    asked for, exactly)."""
+    need = np.bincount(index, minlength=classes)
+    budget = FILTER_MAX_DRAWS * need + SAMPLE_BATCH // 8
+    kept: list[list[np.ndarray]] = [[] for _ in range(classes)]
+    spare: list[tuple[np.ndarray, np.ndarray] | None] = [None] * classes  # best dropped images, most likely first
+    got, drawn, accepted = (np.zeros(classes, dtype=np.int64) for _ in range(3))
+    as_released = np.zeros((0, 1, 1, 1), dtype=np.uint8)
+    while True:  # each round draws at least one image of a class short of its count, within its budget
+        short = need - got
+        rate = np.where(drawn > 0, accepted / np.maximum(drawn, 1), 0.5).clip(1 / FILTER_MAX_DRAWS, 1.0)
+        draw = np.where(short > 0, np.minimum(np.ceil(short / rate * 1.2).astype(np.int64) + 8, budget - drawn), 0)
+        if not (draw > 0).any():
+            break
+        if draw.sum() > FILTER_ROUND_IMAGES:  # memory: at most so many images at once
+            draw = np.where(draw > 0, np.maximum(draw * FILTER_ROUND_IMAGES // draw.sum(), 1), 0)
+        labels = np.repeat(np.arange(classes), draw)
+        images = _generate_released(pixels, labels, generator)
+        with torch.no_grad():
+            probability = torch.cat([torch.softmax(classifier(images[s:s + SAMPLE_BATCH]), 1)
+                                     for s in range(0, len(labels), SAMPLE_BATCH)])
+        own = probability[torch.arange(len(labels)), torch.as_tensor(labels)].numpy()
+        keep = (probability.argmax(1).numpy() == labels) & (own >= threshold)
+        as_released = as_bytes(images)
+        for c in np.flatnonzero(draw > 0):
+            mine = np.flatnonzero(labels == c)
+            drawn[c] += len(mine)
+            accepted[c] += keep[mine].sum()
+            chosen = mine[keep[mine]][:short[c]]
+            kept[c].append(as_released[chosen])
+            got[c] += len(chosen)
+            rest = mine[~keep[mine]]
+            if got[c] < need[c] and len(rest):
+                old_images, old_own = spare[c] if spare[c] is not None else (as_released[:0], own[:0])
+                pooled_own = np.concatenate([old_own, own[rest]])
+                best = np.argsort(-pooled_own, kind="stable")[:need[c] - got[c]]
+                spare[c] = (np.concatenate([old_images, as_released[rest]])[best], pooled_own[best])
+    out = np.empty((len(index), *as_released.shape[1:]), dtype=np.uint8)
+    for c in np.flatnonzero(need):
+        images = np.concatenate(kept[c] + ([spare[c][0]] if spare[c] is not None else []))[:need[c]]
+        if len(images) < need[c]:
+            raise RuntimeError("internal error: the consistency filter drew too few images")
+        out[index == c] = images
+    return out
 
 # --------------------------------------------------------------------------- checkpoints
 # An image model's checkpoint directory (synthdata.checkpoint.Checkpointer) holds setup.json,
@@ -206,8 +331,22 @@ class ImageSynthesizer(Synthesizer):
         """Images in [0, 1], N x C x H x W, for class indices ``classes``."""
         raise NotImplementedError
 
+    def _consistency(self) -> float | None:
+        """The consistency filter's threshold (see :meth:`sample`); None: no filter."""
+        return None
+
     def sample(self, n: int, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """``n`` synthetic images (uint8, the input's layout) and their labels (None if fitted without)."""
+        """``n`` synthetic images (uint8, the input's layout) and their labels (None if fitted without).
+
+        The labels are drawn from the released class frequencies. With a consistency filter
+        (:meth:`_consistency`; labelled models of two classes or more), a small classifier is first
+        trained on :data:`FILTER_POOL` images the generator makes of each class (labelled with the
+        class asked for), and each class's images are then drawn until its count is filled by
+        images that classifier assigns to their own class, with probability at least the
+        threshold (:func:`consistency_classifier`, :func:`consistent_pixels`). It reads the
+        generator only: post-processing of the DP fit, no privacy cost. ``seed`` (None: fresh OS entropy) fixes every draw, the
+        filter's classifier included.
+        """
         self._check_fitted()
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a whole number >= 0, got {n!r}")
@@ -215,14 +354,17 @@ class ImageSynthesizer(Synthesizer):
         rng = np.random.default_rng(seed)
         torch_rng = torch.Generator().manual_seed(seed)
         index = rng.choice(len(self.classes_), size=int(n), p=self.class_weights_)
-        h, w = self.image_shape_[:2]
-        out = np.empty((int(n), h, w, self.image_shape_[2] if len(self.image_shape_) == 3 else 1), dtype=np.uint8)
-        with torch.no_grad():
-            for start in range(0, int(n), SAMPLE_BATCH):
-                rows = torch.as_tensor(index[start:start + SAMPLE_BATCH], dtype=torch.long)
-                images = self._pixels(rows, torch_rng)
-                scaled = torch.round(images.permute(0, 2, 3, 1) * PIXEL_MAX).clamp(0, PIXEL_MAX)
-                out[start:start + len(rows)] = scaled.to(torch.uint8).numpy()
+        threshold = self._consistency()
+        if threshold is not None and self.has_labels_ and len(self.classes_) > 1 and n > 0:
+            classifier = consistency_classifier(self._pixels, len(self.classes_), torch_rng)
+            out = consistent_pixels(self._pixels, index, len(self.classes_), threshold, torch_rng, classifier)
+        else:
+            h, w = self.image_shape_[:2]
+            out = np.empty((int(n), h, w, self.image_shape_[2] if len(self.image_shape_) == 3 else 1), dtype=np.uint8)
+            with torch.no_grad():
+                for start in range(0, int(n), SAMPLE_BATCH):
+                    rows = torch.as_tensor(index[start:start + SAMPLE_BATCH], dtype=torch.long)
+                    out[start:start + len(rows)] = as_bytes(self._pixels(rows, torch_rng))
         return out.reshape((int(n), *self.image_shape_)), (self.classes_[index] if self.has_labels_ else None)
 
     # ------------------------------------------------------------------ persistence

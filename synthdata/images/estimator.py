@@ -63,6 +63,7 @@ from .base import (
     ImageSynthesizer,
     WeightAverage,
     check_average,
+    check_consistency,
     check_images,
     input_fingerprint,
     load_checkpoint,
@@ -107,6 +108,10 @@ class ImageGAN(ImageSynthesizer):
             last weights are the model). The average is a function of the generator's steps only:
             post-processing, free. On MNIST at epsilon=10 (one fit, paired) a 0.999 average scored
             as the last weights (CNN 85.6% both): the cosine schedule already anneals them.
+        consistency: a consistency filter at sampling time (None: none): a small classifier is trained
+            on the generator's own images, and an image is kept only if that classifier assigns it to
+            the class it was generated for with at least this probability (a number in [0, 1));
+            others are drawn again (:meth:`sample`). Post-processing of the generator: free.
         classes: the public label domain, if known (e.g. range(10) for digits): every declared
             class is released and no threshold applies; labels outside it are refused.
             None: the classes are the observed labels, thresholded (costs rare classes).
@@ -121,8 +126,8 @@ class ImageGAN(ImageSynthesizer):
                  batch_size: int = 64, generator_steps: int = 1000, features: int = 4000,
                  length_scales: tuple[float, ...] = (0.2, 0.4), budget_split: dict[str, float] | None = None,
                  adversarial_weight: float = 0.05, max_grad_norm: float = 1.0, learning_rate: float = 2e-3,
-                 average: float = 0.0, classes: Any = None, seed: int | None = None, device: str = "auto",
-                 insecure_noise_seed: int | None = None) -> None:
+                 average: float = 0.0, consistency: float | None = None, classes: Any = None,
+                 seed: int | None = None, device: str = "auto", insecure_noise_seed: int | None = None) -> None:
         self.epsilon = epsilon
         self.delta = delta
         self.epochs = epochs
@@ -135,6 +140,7 @@ class ImageGAN(ImageSynthesizer):
         self.max_grad_norm = max_grad_norm
         self.learning_rate = learning_rate
         self.average = average
+        self.consistency = consistency
         self.classes = classes
         self.seed = seed
         self.device = device
@@ -162,6 +168,7 @@ class ImageGAN(ImageSynthesizer):
         if self.features < 2 or self.features % 2:
             raise ModelError(f"features must be an even number >= 2, got {self.features!r}")
         check_average(self.average, "generator")
+        check_consistency(self.consistency)
         device = resolve_device(self.device)
         cluster = current_cluster()  # several processes under torchrun: see synthdata.images.distributed
         if cluster is not None and checkpoint_dir is not None:
@@ -306,6 +313,9 @@ class ImageGAN(ImageSynthesizer):
             checkpoint.save_training(training.state(steps))
 
     # ------------------------------------------------------------------ sample
+
+    def _consistency(self) -> float | None:
+        return check_consistency(self.consistency)
 
     def _pixels(self, classes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         noise = torch.randn(len(classes), self.generator_.noise_dim, generator=generator)

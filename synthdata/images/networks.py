@@ -11,7 +11,8 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
 
-__all__ = ["ImageDiscriminator", "ImageGenerator", "fourier_features", "fourier_projection", "per_sample_gradients"]
+__all__ = ["ImageDiscriminator", "ImageGenerator", "SampleClassifier", "fourier_features", "fourier_projection",
+           "per_sample_gradients"]
 
 
 def fourier_projection(pixels: int, features: int, length_scales: tuple[float, ...], seed: int) -> torch.Tensor:
@@ -153,6 +154,22 @@ class ImageDiscriminator(nn.Module):
             p.grad = torch.einsum("i,i...->...", coef, g)
         self.embed.weight.grad = torch.zeros_like(self.embed.weight).index_add_(0, labels, coef[:, None] * embed_rows)
         return losses.detach()
+
+
+class SampleClassifier(nn.Sequential):
+    """A small convolutional classifier of any image size: two 3x3 convolutions, max pooling to at
+    most 7 x 7, two linear layers. The consistency filter of sampling trains it on the generator's
+    own images (never on real ones)."""
+
+    def __init__(self, *, classes: int, channels: int, height: int, width: int) -> None:
+        first = nn.MaxPool2d(2) if min(height, width) >= 8 else nn.Identity()
+        h, w = (height // 2, width // 2) if min(height, width) >= 8 else (height, width)
+        h, w = min(h, 7), min(w, 7)
+        super().__init__(
+            nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), first,
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d((h, w)), nn.Flatten(),
+            nn.Linear(32 * h * w, 64), nn.ReLU(), nn.Linear(64, classes),
+        )
 
 
 def per_sample_gradients(module: nn.Module, images: torch.Tensor, labels: torch.Tensor,

@@ -170,6 +170,98 @@ def test_seeded_fits_and_samples_repeat_only_with_the_test_noise_seed(small):
     assert not np.array_equal(first, fitted.sample(50, seed=10)[0])
 
 
+# --------------------------------------------------------------------------- consistency filter
+
+
+@pytest.fixture
+def small_pool(monkeypatch):
+    """The consistency filter's classifier trained on 1,000 generated images, not 20,000, in 150 steps (speed)."""
+    from synthdata.images import base
+
+    monkeypatch.setattr(base, "FILTER_POOL", 1000)
+    monkeypatch.setattr(base, "FILTER_STEPS", 150)
+    return base
+
+
+@pytest.fixture
+def filtering(fitted, tmp_path):
+    """A copy of ``fitted`` (saved and loaded) with the consistency filter's threshold set."""
+    fitted.save(tmp_path / "copy")
+
+    def copy_with(threshold):
+        return ImageGAN.load(tmp_path / "copy").set_params(consistency=threshold)
+
+    return copy_with
+
+
+def test_without_the_filter_samples_are_the_generators_own_draws(fitted):
+    """consistency=None (the default): classes drawn from the released frequencies, one latent draw each."""
+    assert fitted.consistency is None
+    rng, generator = np.random.default_rng(4), torch.Generator().manual_seed(4)
+    index = rng.choice(len(fitted.classes_), size=50, p=fitted.class_weights_)
+    with torch.no_grad():
+        noise = torch.randn(50, fitted.generator_.noise_dim, generator=generator)
+        pixels = fitted.generator_(noise, torch.as_tensor(index))
+    images, labels = fitted.sample(50, seed=4)
+    np.testing.assert_array_equal(images, torch.round(pixels[:, 0] * 255).clamp(0, 255).to(torch.uint8).numpy())
+    np.testing.assert_array_equal(labels, fitted.classes_[index])
+
+
+def test_the_filter_keeps_the_class_mix_asked_for_and_repeats_with_its_seed(fitted, small_pool, filtering):
+    plain, plain_labels = fitted.sample(300, seed=4)
+    model = filtering(0.6)
+    images, labels = model.sample(300, seed=4)
+    np.testing.assert_array_equal(labels, plain_labels)  # the same classes, in the same order
+    assert images.shape == plain.shape and images.dtype == np.uint8
+    assert not np.array_equal(images, plain)
+    np.testing.assert_array_equal(images, model.sample(300, seed=4)[0])  # the seed fixes the classifier too
+    assert not np.array_equal(images, model.sample(300, seed=5)[0])
+
+
+def test_the_filter_keeps_only_images_its_classifier_gives_their_own_class(fitted, small_pool):
+    generator = torch.Generator().manual_seed(0)
+    classes = len(fitted.classes_)
+    classifier = small_pool.consistency_classifier(fitted._pixels, classes, generator)
+    index = np.random.default_rng(0).choice(classes, size=400)
+
+    def own_probability(images):
+        x = torch.as_tensor(images, dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
+        with torch.no_grad():
+            return torch.softmax(classifier(x), 1)[torch.arange(len(index)), torch.as_tensor(index)].numpy()
+
+    drawn = small_pool.as_bytes(fitted._pixels(torch.as_tensor(index), generator))
+    # A threshold the generator's own draws miss one time in twenty (and above 1/2, so that an image
+    # kept is also the classifier's most likely class for it).
+    threshold = max(0.6, float(np.quantile(own_probability(drawn), 0.05)))
+    assert (own_probability(drawn) < threshold).any()
+    kept = small_pool.consistent_pixels(fitted._pixels, index, classes, threshold, generator, classifier)
+    assert kept.shape == drawn.shape
+    assert (own_probability(kept) >= threshold * (1 - 1e-5)).all()
+
+
+def test_a_class_the_filter_never_accepts_is_filled_with_its_best_images(fitted, small_pool, filtering, monkeypatch):
+    monkeypatch.setattr(small_pool, "FILTER_MAX_DRAWS", 1)
+    monkeypatch.setattr(small_pool, "FILTER_ROUND_IMAGES", 64)  # several rounds, the best of them kept
+    images, labels = filtering(0.999999).sample(200, seed=3)
+    np.testing.assert_array_equal(labels, fitted.sample(200, seed=3)[1])
+    assert images.shape == (200, 8, 8)
+
+
+def test_the_filter_setting_is_saved_with_the_model_and_checked(fitted, small, small_pool, filtering, tmp_path):
+    model = filtering(0.7)
+    model.save(tmp_path / "model")
+    loaded = ImageGAN.load(tmp_path / "model")
+    assert loaded.get_params()["consistency"] == 0.7
+    for a, b in zip(model.sample(60, seed=2), loaded.sample(60, seed=2)):
+        np.testing.assert_array_equal(a, b)
+    images, labels = small
+    for bad in (1.0, -0.1, True, "0.5"):
+        with pytest.raises(ModelError, match="consistency must be"):
+            ImageGAN(epsilon=2.0, consistency=bad, **FAST).fit(images, labels)
+        with pytest.raises(ModelError, match="consistency must be"):
+            filtering(bad).sample(3)
+
+
 def test_bad_input_is_refused_in_one_line(small):
     images, labels = small
     model = ImageGAN(epsilon=1.0, **FAST)
