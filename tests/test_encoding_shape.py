@@ -51,6 +51,9 @@ def test_a_released_cell_at_the_end_is_never_cut_away_whole_by_the_refinement():
             assert max(p.high for p in out) == 39
             (top,) = [p for p in out if p.low == 10]
             assert (top.high, top.weight) == (39, 600.0)
+            # Holding the whole piece's mass, it is cut further by the density beside it only, not
+            # by how many unreleased finer cells that mass would need (_reach: past the real range).
+            assert top.resolution == 0
         else:
             assert max(p.high for p in out) == 9  # its rows spread over the others
 

@@ -1267,14 +1267,16 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
     noise explains their differences (:func:`_shrunk`); a piece without a kept cell gives its
     mass to the pieces kept, in proportion. A ``proven`` piece (all of a released cell's
     remainder: the first release showed data in it) is never cut away whole: where none of its
-    cells stands out, its innermost cell stays, with its mass (the edge rules may cut it further).
+    cells stands out, its innermost cell stays, with its mass (the edge rules may cut it further, by
+    the density beside it only: holding the whole piece's mass, its unreleased finer cells would
+    reach past the real range).
     Cut away, its mass went to every other piece, emptying the column's tail: affairs' rates of
     [2, 3), shoppers' page counts of [100, 199] — released cells — and the top 5-10% of their
     rows with them. Post-processing of the two releases.
     """
     order = sorted([(float(cell[0]), 0, k) for k, (_, cell) in enumerate(cuts)] +
                    [(float(p.low), 1, -1) for p in pieces if p.low == p.high])
-    keep = np.ones(len(cuts), dtype=bool)
+    keep, held = np.ones(len(cuts), dtype=bool), set()
     # Each end tests up to every cell twice (its own count, the sum from the outside): the
     # margin covers them all at once, so empty cells stand out by chance in about
     # REFINE_MISS of the columns, not in most of a long row of them.
@@ -1294,7 +1296,9 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
             owner = cuts[k][0]
             own = [c for c, (o, _) in enumerate(cuts) if o == owner and keep[c]]
             if pieces[owner].proven and all(c in run for c in own):
-                run = run[:max(run.index(c) for c in own)]
+                at = max(run.index(c) for c in own)
+                held.add(run[at])
+                run = run[:at]
                 break
         keep[run] = False
     continuous = lattice.unit is None
@@ -1308,7 +1312,7 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
             continue
         parts = [_Piece(cuts[k][1][0], cuts[k][1][1], 0.0,
                         () if continuous else tuple(h for h in piece.holes if cuts[k][1][0] <= h <= cuts[k][1][1]),
-                        piece.var, piece.resolution) for k in mine]
+                        piece.var, 0 if k in held else piece.resolution) for k in mine]
         sizes = np.maximum(np.array([_size(p, lattice) for p in parts], dtype=float), 0.0)
         shares = _shrunk(np.array([noisy[k] for k in mine], dtype=float), sizes, sigma)
         if shares.sum() <= 0:
