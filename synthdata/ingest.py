@@ -17,6 +17,7 @@ import codecs
 import csv
 import hashlib
 import io
+import math
 import os
 import re
 import warnings
@@ -244,8 +245,9 @@ def _apply_markers(frame: pd.DataFrame, markers: tuple[str, ...]) -> pd.DataFram
                 present = marked.dropna()
                 if len(present) and present.map(lambda v: isinstance(v, str)).all():
                     numbers = pd.to_numeric(present.str.strip(), errors="coerce")
-                    if numbers.notna().all() and not present.str.match(LEADING_ZEROS).any():
-                        marked = pd.to_numeric(marked.where(marked.isna(), marked.astype(str).str.strip()))
+                    if numbers.notna().all():
+                        parsed = pd.to_numeric(marked.where(marked.isna(), marked.astype(str).str.strip()))
+                        marked = _codes_as_text(marked, parsed) if present.str.match(LEADING_ZEROS).any() else parsed
             series = marked
         out[name] = series
     return pd.DataFrame(out, index=frame.index)
@@ -592,8 +594,33 @@ def _keep_leading_zeros(frame: pd.DataFrame, buffer: io.StringIO, options: dict)
         return frame
     frame = frame.copy()
     for name in padded:
-        frame[name] = text[name].to_numpy()
+        frame[name] = _codes_as_text(text[name], frame[name]).to_numpy()
     return frame
+
+
+def _codes_as_text(raw: pd.Series, numbers: pd.Series) -> pd.Series:
+    """A column of numbers held as text because some cell has leading zeros: those cells
+    keep the file's text, every other cell is its parsed number written canonically
+    (``7``, ``1.5``, ``1e-05``). So one row's leading zeros change no other cell's shape
+    class in private inference: the file's ``1e3``, ``5.`` or ``1,5`` (with ``--decimal ,``)
+    would otherwise read as other shapes as text than as the numbers they are (a
+    neighbouring table with one row more would change every cell's class, not one)."""
+    padded = raw.astype(object).map(lambda v: isinstance(v, str) and LEADING_ZEROS.match(v) is not None)
+    out = numbers.astype(object).map(_number_text)
+    out[padded.to_numpy(dtype=bool)] = raw[padded.to_numpy(dtype=bool)].str.strip()
+    return out
+
+
+def _number_text(value):
+    """A parsed number as text whose shape class is the number's own (missing stays missing)."""
+    if value is None or pd.isna(value):
+        return np.nan
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))  # exact, past float precision too
+    number = float(value)
+    if not math.isfinite(number):
+        return repr(number)
+    return str(int(number)) if number == round(number) else repr(number)
 
 
 def _show(delimiter: str) -> str:

@@ -93,3 +93,20 @@ def test_the_audit_reads_a_synthetic_code_column_as_text(tmp_path):
     modality = TableModality(from_frame(pd.DataFrame({"zip": ["02134"] * 10, "n": range(10)})))
     frame = modality.read_synthetic(tmp_path, ("zip",))
     assert frame["zip"].tolist() == ["02134", "98109"] and frame["n"].dtype.kind == "i"
+
+
+def test_one_row_with_leading_zeros_changes_no_other_cells_shape(tmp_path):
+    """Neighbour check of ingest + shape classes: a table and the same table plus one row
+    whose cell has leading zeros. The column turns to text on the second; every other
+    cell must keep its shape class (the file's ``1e3`` or ``5.`` read as text would not)."""
+    cells = ["1e3", "5.", "1.50", "-0", "12345", "-7", "0.25", " 8 ", "1e-05", "123456789012345678", ""]
+    for decimal, extra in ((".", []), (",", ["3,5", "1.000,25"])):
+        rows = [c.replace(".", ",") if decimal == "," and c in ("1.50", "0.25") else c for c in cells] + extra
+        base = "x;y\n" + "".join(f"{c};a\n" for c in rows)
+        options = dict(delimiter=";", decimal=decimal, thousands="." if decimal == "," else None)
+        d = read_table(_write(tmp_path, base), **options).frame
+        d_plus = read_table(_write(tmp_path, base + "007;a\n"), **options).frame
+        assert d["x"].dtype.kind in "if" and d_plus["x"].dtype == object  # the row did turn the column to text
+        before, after = shape_codes(d["x"]), shape_codes(d_plus["x"])
+        assert len(after) == len(before) + 1 and after[-1] == PADDED
+        assert [SHAPES[c] for c in after[:-1]] == [SHAPES[c] for c in before]
