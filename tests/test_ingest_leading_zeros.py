@@ -110,3 +110,15 @@ def test_one_row_with_leading_zeros_changes_no_other_cells_shape(tmp_path):
         before, after = shape_codes(d["x"]), shape_codes(d_plus["x"])
         assert len(after) == len(before) + 1 and after[-1] == PADDED
         assert [SHAPES[c] for c in after[:-1]] == [SHAPES[c] for c in before]
+
+
+def test_one_text_row_changes_no_number_cells_shape(tmp_path):
+    """Neighbour check: a column of numbers, and the same plus one row of text, which turns
+    the column to text as read. Every other cell keeps the class its number has."""
+    cells = ["1e3", "5.", "1E3", "2.50e1", "-0", "12345", "0.25", " 8 ", ".5", "1e-05", "", "7"]
+    base = "x,y\n" + "".join(f"{c},a\n" for c in cells)
+    d = read_table(_write(tmp_path, base)).frame
+    d_plus = read_table(_write(tmp_path, base + "abc,a\n")).frame
+    assert d["x"].dtype.kind == "f" and d_plus["x"].dtype == object
+    before, after = shape_codes(d["x"]), shape_codes(d_plus["x"])
+    assert [SHAPES[c] for c in after[:-1]] == [SHAPES[c] for c in before] and SHAPES[after[-1]] == "text"

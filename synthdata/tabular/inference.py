@@ -265,6 +265,13 @@ def _text_shapes(values: pd.Series) -> np.ndarray:
             left[positions] = False
         shapes[candidates.str.match(_CODE).to_numpy() & (shapes == TEXT)] = CODE
         out[np.flatnonzero(todo)] = shapes
+    # A cell that reads as a number has the number's shape, whatever its spelling (1e3, 5.):
+    # one text cell added to a column of numbers (a neighbouring table) turns the whole
+    # column to text, and no other cell's class may change with it. Leading zeros stay a code.
+    numbers = pd.to_numeric(stripped.where(out != PADDED), errors="coerce").to_numpy(dtype=float)
+    numeric = np.isfinite(numbers) & (out != BOOLEAN)
+    if numeric.any():
+        out[numeric] = _number_shapes(numbers[numeric])
     return out
 
 
