@@ -137,3 +137,25 @@ def test_a_piece_that_is_both_ends_of_a_column_is_cut_at_each_end_without_moving
     assert sum(p.weight for p in out) == pytest.approx(1000.0)
     assert all(p.low >= 1 and p.high <= 9 for p in out)
     assert (7, 7, 200.0) in [(p.low, p.high, p.weight) for p in out]  # the released value, as it was
+
+
+def test_a_constant_whose_count_reads_low_by_its_noise_is_still_a_constant():
+    """One released value whose noisy count falls short of the DP row count by less than
+    its noise explains is a constant (left out with the warning), not 'one value beside rows
+    too rare to release' (kept): a hospital's name on every row was kept in some releases."""
+    from synthdata.schema import Column
+    from synthdata.tabular.encoding import CONSTANT_SHARE, ColumnCode, TabularEncoder
+
+    encoder = TabularEncoder.__new__(TabularEncoder)
+    encoder._threshold = 60.0
+    rows, noise = 1400.0, 20.0
+    short = CONSTANT_SHARE * rows + 12  # unexplained rows: past the bare share, within 3 noise sd
+    code = ColumnCode(name="hospital", kind="categorical", dtype="object", integer=False,
+                      levels=[{"points": ["St Olav"], "lows": [None], "highs": [None], "weights": [rows - short]}],
+                      counts=[rows - short])
+    column = Column(name="hospital", type="categorical")
+    assert "one value" in encoder._uninformative(column, code, rows, noise)
+    # Far more rows unexplained than the noise can account for: other values hide under the threshold.
+    code.levels[0]["weights"] = [rows * 0.8]
+    code.counts = [rows * 0.8]
+    assert encoder._uninformative(column, code, rows, noise) is None
