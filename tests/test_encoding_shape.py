@@ -18,7 +18,9 @@ import pytest
 
 from synthdata.schema import Column
 from synthdata.tabular.encoding import (INTERIOR_MARGIN, REMAINDER_MARGIN, ColumnCode, TabularEncoder, _draw_numbers,
-                                        _follow_density, _keys, _Lattice, _Piece, _shape_column, _sub_cells)
+                                        _follow_density, _Lattice, _Piece, _shape_column, _sub_cells)
+
+from .models.test_encoding import _pieces
 
 WHOLE = _Lattice(1.0, 1, 0)
 
@@ -65,18 +67,6 @@ def test_a_cell_that_stands_out_still_ends_the_cut_before_a_proven_piece_is_reac
     noisy = np.array([1000.0, 1000.0, 450.0, 1.2 * sigma, 0.8 * sigma])  # data reach [10, 39] and stand out there
     out = _shape_column(pieces, cuts, noisy, sigma, WHOLE)
     assert max(p.high for p in out) == 39
-
-
-def _pieces(column: Column, released: list[dict], *, threshold: float = 400.0, sigma: float = 30.0):
-    encoder = TabularEncoder()
-    lattice = encoder._lattice(column)
-    resolutions = encoder._resolutions(column, lattice)
-    encoder._threshold = threshold
-    cells = []
-    for resolution, counts in zip(resolutions, released):
-        cells.append({tuple(_keys(resolution, np.array([value], dtype=float), lattice)[0]): float(weight)
-                      for value, weight in counts.items()})
-    return sorted((p.low, p.high, p.weight) for p in encoder._numeric_pieces(column, cells, resolutions, lattice, sigma))
 
 
 def test_a_remainder_between_released_neighbours_is_used_at_a_lower_margin_but_never_past_the_range():
@@ -143,8 +133,7 @@ def test_a_constant_whose_count_reads_low_by_its_noise_is_still_a_constant():
     """One released value whose noisy count falls short of the DP row count by less than
     its noise explains is a constant (left out with the warning), not 'one value beside rows
     too rare to release' (kept): a hospital's name on every row was kept in some releases."""
-    from synthdata.schema import Column
-    from synthdata.tabular.encoding import CONSTANT_SHARE, ColumnCode, TabularEncoder
+    from synthdata.tabular.encoding import CONSTANT_SHARE
 
     encoder = TabularEncoder.__new__(TabularEncoder)
     encoder._threshold = 60.0
