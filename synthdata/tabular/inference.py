@@ -211,10 +211,7 @@ def _text_shapes(values: pd.Series) -> np.ndarray:
     out[lowered.isin(_TRUE_FALSE).to_numpy()] = BOOLEAN
     todo = out == TEXT
     integer = stripped.str.match(_INTEGER).to_numpy() & todo
-    out[integer] = INTEGER
-    if integer.any():
-        whole = pd.to_numeric(stripped[integer], errors="coerce").to_numpy(dtype=float)
-        out[integer] = _widths(whole, out[integer])
+    out[integer] = INTEGER  # (its width class, like every number's, is set below)
     out[stripped.str.match(_ZERO).to_numpy() & todo] = ZERO
     out[stripped.str.match(_PADDED).to_numpy() & todo] = PADDED
     todo &= ~integer
