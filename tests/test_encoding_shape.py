@@ -14,6 +14,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from synthdata.schema import Column
@@ -148,3 +149,53 @@ def test_a_constant_whose_count_reads_low_by_its_noise_is_still_a_constant():
     code.levels[0]["weights"] = [rows * 0.8]
     code.counts = [rows * 0.8]
     assert encoder._uninformative(column, code, rows, noise) is None
+
+
+def test_a_row_count_read_high_by_its_own_noise_does_not_keep_a_constant():
+    """The DP row count has noise of its own (discrete Laplace): read high, it leaves rows
+    'unexplained' beside a constant's one value. Within 3 sd of that noise (and the level's)
+    the column is still a constant; with the row count's noise left out of the margin it
+    was kept as 'one value beside rows too rare to release'."""
+    from synthdata.tabular.encoding import CONSTANT_SHARE
+
+    encoder = TabularEncoder.__new__(TabularEncoder)
+    encoder._threshold = 60.0
+    rows, noise, rows_noise = 1400.0, 5.0, 40.0
+    short = CONSTANT_SHARE * rows + 100  # unexplained: past 3 sd of the level's noise, within the row count's
+    code = ColumnCode(name="hospital", kind="categorical", dtype="object", integer=False,
+                      levels=[{"points": ["St Olav"], "lows": [None], "highs": [None], "weights": [rows - short]}],
+                      counts=[rows - short])
+    column = Column(name="hospital", type="categorical")
+    assert encoder._uninformative(column, code, rows, noise) is None  # the old margin: kept
+    assert "one value" in encoder._uninformative(column, code, rows, noise, rows_noise)
+    # Far more rows unexplained than both noises can account for: other values hide under the threshold.
+    assert encoder._uninformative(column, code, rows + 3 * REMAINDER_MARGIN * rows_noise, noise, rows_noise) is None
+
+
+def test_fit_reads_the_row_count_noise_it_is_given():
+    """End to end through fit (large epsilon: the column's own count is near exact): a
+    constant column of 1,000 rows beside a DP row count read 300 high is left out as a
+    constant when fit is told the count's noise (sd 150), and kept, with the 'too rare'
+    warning, when it is not."""
+    from synthdata.errors import SynthdataWarning
+    from synthdata.privacy import GaussianRequest, NoiseSource, PrivacyLedger
+    from synthdata.schema import Schema
+
+    n = 1000
+    frame = pd.DataFrame({"hospital": ["St Olav"] * n, "ward": (["A", "B", "C", "D"] * n)[:n]})
+    schema = Schema((Column("hospital", "categorical"), Column("ward", "categorical")))
+
+    def fit(rows_noise=None):
+        ledger = PrivacyLedger(epsilon=50.0, delta=1e-6, threshold_delta=1e-7, noise=NoiseSource(seed=3))
+        ledger.plan(gaussians={"preprocessing": GaussianRequest(sensitivity=1.0, share=1.0)})
+        extra = {} if rows_noise is None else {"rows_noise": rows_noise}
+        return TabularEncoder().fit(frame, schema, ledger=ledger, threshold_delta=1e-7, rows=n + 300.0, **extra)
+
+    with pytest.warns(SynthdataWarning) as told:  # 'ward' is told of the 300 rows it cannot explain
+        dropped = fit(150.0)
+    assert "hospital" in [name for name, _ in dropped.dropped_]
+    assert not any("hospital" in str(w.message) for w in told)
+    with pytest.warns(SynthdataWarning) as told:
+        kept = fit()
+    assert "hospital" not in [name for name, _ in kept.dropped_]
+    assert any("'hospital'" in str(w.message) and "too rare" in str(w.message) for w in told)

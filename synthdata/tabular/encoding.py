@@ -389,7 +389,7 @@ class TabularEncoder:
 
     def fit(self, frame: pd.DataFrame | None, schema: Schema, *, ledger: PrivacyLedger, threshold_delta: float,
             step: str = "preprocessing", unit_rows: int = 1, rows: float | None = None,
-            counts=None) -> TabularEncoder:
+            counts=None, rows_noise: float = 0.0) -> TabularEncoder:
         """Measure every column's histograms once: one Gaussian release at the noise the
         ledger's plan set for ``step``, charged to ``ledger``.
 
@@ -398,7 +398,9 @@ class TabularEncoder:
         tails), a coarser cell still carries their mass. ``unit_rows`` is the most rows one
         unit of privacy holds: its rows can move one cell of each histogram by that much.
         ``rows``, a DP count of the rows, lets the encoder say how much of each column
-        could not be released. ``counts(columns, resolutions, lattices)``, when given, returns
+        could not be released; ``rows_noise``, that count's noise standard deviation (public:
+        from its mechanism's scale), so that a count read high is not taken for rows too rare
+        to release. ``counts(columns, resolutions, lattices)``, when given, returns
         the exact histograms instead of ``frame`` (an engine's, see
         :mod:`synthdata.tabular.stats`); the same counts.
         """
@@ -433,6 +435,7 @@ class TabularEncoder:
             return noise_threshold(sigma / weight)
 
         self._threshold_of = noise_threshold
+        self._rows_noise = max(float(rows_noise), 0.0)  # this fit's (read by _uninformative), not state
         self.threshold_ = threshold(WEIGHT_SCALE)
         self.sigma_ = sigma / WEIGHT_SCALE
         exact = counts(columns, resolutions, lattices) if counts is not None else \
@@ -506,6 +509,7 @@ class TabularEncoder:
                 self.dropped_.append((column.name, note))
             offset += size
         del self._threshold_of  # a closure over this fit's noise: not state (the encoder stays picklable)
+        del self._rows_noise
         return self
 
     def _lattice(self, column: Column) -> _Lattice | None:
@@ -688,7 +692,7 @@ class TabularEncoder:
         return self._threshold if finder is None else finder(float(noise))
 
     def _uninformative(self, column: Column, code: ColumnCode, rows: float | None,
-                       noise: float = 0.0) -> str | None:
+                       noise: float = 0.0, rows_noise: float | None = None) -> str | None:
         """Why a column cannot be released usefully, or None.
 
         No released value: nothing to synthesise. One released value holding (nearly) every
@@ -711,10 +715,14 @@ class TabularEncoder:
                     "epsilon, or declare public bounds in a schema")
         released = float(sum(max(c, 0.0) for c in code.counts))
         # Rows the released levels leave unexplained count only past their counts' noise
-        # (``noise``, each level's at most): a constant's one count read low by the noise
-        # is not evidence of other values (a hospital's name on every row was kept in a few
-        # percent of releases of a 1,400-row table).
-        margin = REMAINDER_MARGIN * noise * math.sqrt(max(len(code.levels), 1))
+        # (``noise``, each level's at most) and the DP row count's own (``rows_noise``, its
+        # standard deviation): a constant's one count read low by the noise, or the row
+        # count read high by its, is not evidence of other values (a hospital's name on
+        # every row was kept in a few percent of releases of a 1,400-row table). The
+        # variances add: the difference holds every level's noise and the row count's.
+        if rows_noise is None:
+            rows_noise = getattr(self, "_rows_noise", 0.0)
+        margin = REMAINDER_MARGIN * math.sqrt(noise ** 2 * max(len(code.levels), 1) + rows_noise ** 2)
         if rows is not None and rows > 0 and rows - released > CONSTANT_SHARE * rows + margin:
             return None
         return ("it holds one value (at this privacy budget), so there is nothing to learn from it; declare it in "

@@ -448,11 +448,16 @@ class TabularGAN(Synthesizer):
         # Rows measured (kept), rows to generate by default, fake rows per discriminator batch:
         # all DP figures, never the exact counts.
         bounded, kept, rows, fake_rows = None, float(count), float(count), batch
+        # The count's noise sd (discrete Laplace of scale b: about b * sqrt(2)), from its ledger line: public.
+        kept_noise = math.sqrt(2.0) * [s.parameters["scale"] for s in ledger.spends if s.step == step][-1]
         if request is not None:  # contribution bounding, before any other mechanism reads the rows
             bounded = bound_contributions(frame, request, ledger, step=ROWS_PER_UNIT_STEP)
             frame = frame.iloc[bounded.keep].drop(columns=[request.column]).reset_index(drop=True)
             stats = FrameStats(frame)
-            kept = max(bounded.rows_kept_dp, float(count))
+            if bounded.rows_kept_dp > float(count):
+                kept, kept_noise = bounded.rows_kept_dp, float((bounded.noise_std or {}).get("kept", kept_noise))
+            else:
+                kept = float(count)
             rows = kept  # synthetic rows by default: what the model represents, at most k per person
             fake_rows = max(1, int(round(batch * kept / count)))
         unit_rows = ledger.unit.max_rows
@@ -463,7 +468,7 @@ class TabularGAN(Synthesizer):
             schema = infer_schema_private(sample, ledger=ledger, unit_rows=1)
         encoder = TabularEncoder(digits=self.digits, max_levels=self.max_levels, max_coarse=self.max_coarse)
         encoder.fit(None, schema, ledger=ledger, threshold_delta=ledger.threshold_delta, unit_rows=unit_rows,
-                    rows=kept, counts=stats.histograms(schema))
+                    rows=kept, counts=stats.histograms(schema), rows_noise=kept_noise)
         schema = encoder.fitted_schema(_drop_uninformative(schema, encoder))  # halves found or not
         preflight(self, schema=schema, encoder=encoder, rows=kept, unit_rows=unit_rows, **checks)
         codes = stats.encode(encoder, schema, seed)
