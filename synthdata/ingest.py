@@ -567,6 +567,7 @@ def _parse(buffer: io.StringIO, delimiter: str, numbers: tuple[str | None, str],
                    na_values=list(MISSING_MARKERS) + [m for m in na_values if m not in MISSING_MARKERS])
     try:
         frame = pd.read_csv(buffer, thousands=thousands, decimal=decimal, **options)
+        frame = _numbers_in_text(frame, thousands, decimal)  # before: it reads only columns read as text
         return _keep_leading_zeros(frame, buffer, options)
     except (pd.errors.ParserError, ValueError) as exc:
         message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
@@ -621,6 +622,60 @@ def _number_text(value):
     if not math.isfinite(number):
         return repr(number)
     return str(int(number)) if number == round(number) else repr(number)
+
+
+def _numbers_in_text(frame: pd.DataFrame, thousands: str | None, decimal: str) -> pd.DataFrame:
+    """Text columns' cells that read as numbers under the declared marks, written as those
+    numbers canonically (``1,5`` → ``1.5`` with ``--decimal ,``; ``1.234`` → ``1234`` with
+    ``--thousands .``); leading zeros (``007``) keep their text.
+
+    One text cell (``abc``) turns a column of numbers to text as read. Read as text, a cell
+    is later classed and parsed with a '.' decimal mark and no thousands separator (private
+    inference's shape classes, :meth:`Schema.conform`), so without this a neighbouring table
+    with that one row more changed the class of every ``1,5`` in the column (half → text),
+    not one cell. With the default marks, text already reads that way: nothing to do.
+    """
+    if decimal == "." and thousands is None:
+        return frame
+    pattern = _marked_number(thousands, decimal)
+    out = None
+    for name in frame.columns:
+        series = frame[name]
+        if series.dtype != object:
+            continue
+        text = series.map(lambda v: v.strip() if isinstance(v, str) else "")
+        parts = text.str.extract(pattern)
+        digits = (parts["whole"].fillna("") + parts["fraction"].fillna("")).str.contains("[0-9]")
+        hit = (digits & ~text.str.match(LEADING_ZEROS)).to_numpy()
+        if not hit.any():
+            continue
+        if out is None:
+            out = frame.copy()
+        column = series.astype(object).copy()
+        column[hit] = [_marked_text(*row, thousands) for row in parts[hit].fillna("").itertuples(index=False)]
+        out[name] = column
+    return frame if out is None else out
+
+
+def _marked_number(thousands: str | None, decimal: str) -> re.Pattern:
+    """A number as pandas' CSV parser reads it under these marks (spaces already stripped):
+    a sign, digits with thousands separators after the first digit, a decimal mark with
+    digits, an exponent. It accepts a few spellings pandas does not (``1.2..3,5`` with a '.'
+    separator); such a cell keeps its column text as read with or without a neighbouring
+    row, so reading it as a number moves no class between neighbours."""
+    separator = "" if thousands is None else re.escape(thousands)
+    return re.compile(rf"^(?P<sign>[+-]?)(?P<whole>(?:[0-9][0-9{separator}]*)?)"
+                      rf"(?:{re.escape(decimal)}(?P<fraction>[0-9]*))?(?P<exponent>[eE][+-]?[0-9]+)?$")
+
+
+def _marked_text(sign: str, whole: str, fraction: str, exponent: str, thousands: str | None) -> str:
+    """The parts of a cell :func:`_marked_number` matched (with a digit) as the number's
+    canonical text (:func:`_number_text`): whole numbers exactly, others as floats."""
+    if thousands is not None:
+        whole = whole.replace(thousands, "")
+    if not fraction and not exponent:
+        return str(int(sign + whole))
+    return _number_text(float(f"{sign}{whole or '0'}.{fraction}{exponent}"))
 
 
 def _show(delimiter: str) -> str:

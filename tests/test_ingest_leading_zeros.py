@@ -9,9 +9,11 @@ sits many noise standard deviations (the estimator's own σ) from the rule's thr
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from synthdata import read_table
 from synthdata.privacy import GaussianRequest, PrivacyLedger
@@ -112,13 +114,53 @@ def test_one_row_with_leading_zeros_changes_no_other_cells_shape(tmp_path):
         assert [SHAPES[c] for c in after[:-1]] == [SHAPES[c] for c in before]
 
 
-def test_one_text_row_changes_no_number_cells_shape(tmp_path):
+#: Number cells per declared decimal mark and thousands separator: what pandas' CSV parser
+#: reads as numbers in a column of numbers under those marks (``1,5`` is 1.5 with a decimal
+#: comma, ``1.234`` is 1234 with a '.' separator, ``1,5`` is 15 with a ',' separator).
+_MARKED = [
+    (".", None, ["1e3", "5.", "1E3", "2.50e1", "-0", "12345", "0.25", " 8 ", ".5", "1e-05", "", "7"]),
+    (",", None, ["1,5", "-1,5", "+2,25", ",5", "3,", "1,5e3", "1e3", " 0,2 ", "0,5", "12345", "-0", "", "7"]),
+    (",", ".", ["1,5", "1.234,5", "1.234", "1.5", "12.345.678", "0.123", "1234.", "1.,5", "2,5E-1", "-1.000", "",
+                "7"]),
+    (",", ".", ["1..234", "1.234", "-1.000", "1234.", "123456.789.012.345.678", "7"]),  # whole numbers only
+    (",", " ", ["1,5", "1 234", "1 234,5", "12 345 678", "", "7"]),
+    (".", ",", ["1,5", "1,234.5", "1,5.", "0,5", "12,345,678", "1,5e3", "1.25", "", "7"]),
+    (".", "'", ["1'234", "1'234.5", "0.5", "", "7"]),
+]
+
+
+@pytest.mark.parametrize(("decimal", "thousands", "cells"), _MARKED)
+def test_one_text_row_changes_no_number_cells_shape(tmp_path, decimal, thousands, cells):
     """Neighbour check: a column of numbers, and the same plus one row of text, which turns
-    the column to text as read. Every other cell keeps the class its number has."""
-    cells = ["1e3", "5.", "1E3", "2.50e1", "-0", "12345", "0.25", " 8 ", ".5", "1e-05", "", "7"]
-    base = "x,y\n" + "".join(f"{c},a\n" for c in cells)
-    d = read_table(_write(tmp_path, base)).frame
-    d_plus = read_table(_write(tmp_path, base + "abc,a\n")).frame
-    assert d["x"].dtype.kind == "f" and d_plus["x"].dtype == object
+    the column to text as read. Every other cell keeps the class its number has, under the
+    declared decimal mark and thousands separator too (pandas' ``to_numeric`` knows neither:
+    read as text, a decimal comma's ``1,5`` was text, where the number 1.5 is a half)."""
+    cells = cells + ["7"] * (12 - len(cells))
+    base = "x;y\n" + "".join(f"{c};a\n" for c in cells)
+    options = dict(delimiter=";", decimal=decimal, thousands=thousands)
+    d = read_table(_write(tmp_path, base), **options).frame
+    d_plus = read_table(_write(tmp_path, base + "abc;a\n"), **options).frame
+    assert d["x"].dtype.kind in "if" and d_plus["x"].dtype == object  # the row did turn the column to text
     before, after = shape_codes(d["x"]), shape_codes(d_plus["x"])
     assert [SHAPES[c] for c in after[:-1]] == [SHAPES[c] for c in before] and SHAPES[after[-1]] == "text"
+    # and the schema reads them as the same numbers: conform loses none of them
+    from synthdata.schema import Column, Schema
+
+    schema = Schema(columns=(Column(name="x", type="numerical"), Column(name="y", type="categorical")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 'abc' does not fit: read as missing, with a warning
+        numbers = schema.conform(d_plus)["x"]
+    assert numbers.iloc[:-1].equals(d["x"].astype(float).rename(numbers.name)) and pd.isna(numbers.iloc[-1])
+
+
+def test_one_spaced_missing_marker_row_changes_no_number_cells_shape(tmp_path):
+    """The same through the declared missing markers: `` ?`` (spaces around it) turns the
+    column to text as read, and the marker step reads the rest back as numbers, which it
+    did with '.' only (a decimal comma's ``1,5`` stayed text, the column with it)."""
+    cells = ["1,5", "2,25", "1.234,5", "3", "0,2", "", "7", "8", "9", "10", "11"]
+    base = "x;y\n" + "".join(f"{c};a\n" for c in cells)
+    options = dict(delimiter=";", decimal=",", thousands=".", na_values=["?"])
+    d = read_table(_write(tmp_path, base), **options).frame
+    d_plus = read_table(_write(tmp_path, base + " ? ;a\n"), **options).frame
+    assert d["x"].dtype.kind == "f" and d_plus["x"].dtype.kind == "f"
+    assert d_plus["x"].iloc[:-1].equals(d["x"]) and pd.isna(d_plus["x"].iloc[-1])
