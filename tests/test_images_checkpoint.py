@@ -98,3 +98,39 @@ def test_a_finished_fit_with_a_weight_average_resumes_to_the_same_average(tmp_pa
     again = ImageGAN(**settings).fit(images, labels, checkpoint_dir=tmp_path / "ckpt", resume=True)
     for key, value in first.generator_.state_dict().items():
         assert torch.equal(value, again.generator_.state_dict()[key]), key
+
+
+def test_a_killed_fit_with_conv_features_resumes_with_the_fits_own_filters(tmp_path, digits, monkeypatch):
+    """The random convolutional filters of conv_features are in the checkpoint: the resumed fit trains
+    against the same features its released embeddings were computed with, to the same epsilon."""
+    from synthdata.images import estimator
+    from synthdata.images.networks import ConvFeatures
+
+    path, images, labels = digits
+    checkpoints = tmp_path / "ckpt"
+    settings = {**SETTINGS, "conv_features": 0.5, "upsample": "nearest"}
+    script = textwrap.dedent(f"""
+        import time, numpy as np, torch
+        torch.set_num_threads(1)
+        from synthdata.images.estimator import ImageGAN
+        data = np.load({str(path)!r})
+        ImageGAN(**{settings!r}).fit(data["images"], data["labels"], checkpoint_dir={str(checkpoints)!r},
+                                     checkpoint_every=3, progress=lambda info: time.sleep(0.2))
+    """)
+    kill_after_second_checkpoint(script, checkpoints)
+
+    trained: list = []
+    init = estimator._Training.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        trained.append(self)
+
+    monkeypatch.setattr(estimator._Training, "__init__", recording)
+    resumed = ImageGAN(**settings).fit(images, labels, checkpoint_dir=checkpoints, resume=True)
+    assert trained[0].start > 0  # it did resume mid-fit
+    own = ConvFeatures(channels=1, filters=estimator.CONV_FILTERS, seed=settings["seed"]).weight
+    assert torch.equal(trained[0].conv.weight, own)
+    whole = ImageGAN(**settings).fit(images, labels)
+    assert resumed.epsilon_spent_ == pytest.approx(whole.epsilon_spent_, rel=1e-12)
+    assert [s.step for s in resumed.ledger_.spends].count("embeddings") == 1

@@ -71,7 +71,7 @@ from .base import (
     write_first_checkpoint,
 )
 from .distributed import current_cluster
-from .networks import ImageGenerator, fourier_features, fourier_projection
+from .networks import ConvFeatures, ImageGenerator, embedding, fourier_projection
 from .releases import DPDiscriminator, check_domain, release_embeddings, release_labels
 
 __all__ = ["ImageGAN"]
@@ -83,6 +83,11 @@ MODEL_FORMAT = "synthdata-image-gan/1"
 #: The DP-SGD discriminator's share is small: on the 8x8 digits at epsilon=10 it cost
 #: 0.8 points of accuracy (logistic regression on synthetic digits, 0.942 against 0.950
 #: without it) and a third more fit time; set it to 0 to train on the embeddings alone.
+#: Images the generator draws per step (split evenly over the classes, 8 to 64 each): its
+#: step's cost is proportional.
+GENERATED_PER_STEP = 640
+#: Random 5x5 filters of the optional convolutional features (``conv_features > 0``).
+CONV_FILTERS = 64
 DEFAULT_BUDGET_SPLIT = {"labels": 0.1, "embeddings": 0.9, "discriminator": 0.1, "audit": 0.0}
 
 
@@ -108,6 +113,14 @@ class ImageGAN(ImageSynthesizer):
             last weights are the model). The average is a function of the generator's steps only:
             post-processing, free. On MNIST at epsilon=10 (one fit, paired) a 0.999 average scored
             as the last weights (CNN 85.6% both): the cosine schedule already anneals them.
+        conv_features: weight w in [0, 1) of fixed random convolutional features in the mean
+            embeddings (0: none, pixels' random Fourier features only). With w > 0 every image's
+            embedding is [sqrt(1-w) Fourier features, sqrt(w) random conv features] (norm <= 1: the
+            same sensitivity, the same single "embeddings" release). The filters come from the seed,
+            never from the data (:class:`~synthdata.images.networks.ConvFeatures`).
+        upsample: how the generator doubles its maps: "transposed" (stride-2 transposed
+            convolutions) or "nearest" (nearest-neighbour upsampling + 3x3 convolution: no
+            checkerboard, about twice the generator's cost).
         consistency: a consistency filter at sampling time (None: none): a small classifier is trained
             on the generator's own images, and an image is kept only if that classifier assigns it to
             the class it was generated for with at least this probability (a number in [0, 1));
@@ -126,7 +139,8 @@ class ImageGAN(ImageSynthesizer):
                  batch_size: int = 64, generator_steps: int = 1000, features: int = 4000,
                  length_scales: tuple[float, ...] = (0.2, 0.4), budget_split: dict[str, float] | None = None,
                  adversarial_weight: float = 0.05, max_grad_norm: float = 1.0, learning_rate: float = 2e-3,
-                 average: float = 0.0, consistency: float | None = None, classes: Any = None,
+                 average: float = 0.0, conv_features: float = 0.0, upsample: str = "transposed",
+                 consistency: float | None = None, classes: Any = None,
                  seed: int | None = None, device: str = "auto", insecure_noise_seed: int | None = None) -> None:
         self.epsilon = epsilon
         self.delta = delta
@@ -140,6 +154,8 @@ class ImageGAN(ImageSynthesizer):
         self.max_grad_norm = max_grad_norm
         self.learning_rate = learning_rate
         self.average = average
+        self.conv_features = conv_features
+        self.upsample = upsample
         self.consistency = consistency
         self.classes = classes
         self.seed = seed
@@ -169,6 +185,9 @@ class ImageGAN(ImageSynthesizer):
             raise ModelError(f"features must be an even number >= 2, got {self.features!r}")
         check_average(self.average, "generator")
         check_consistency(self.consistency)
+        conv_weight = _check_conv_features(self.conv_features)
+        if self.upsample not in ("transposed", "nearest"):
+            raise ModelError(f"upsample must be 'transposed' or 'nearest', got {self.upsample!r}")
         device = resolve_device(self.device)
         cluster = current_cluster()  # several processes under torchrun: see synthdata.images.distributed
         if cluster is not None and checkpoint_dir is not None:
@@ -196,6 +215,10 @@ class ImageGAN(ImageSynthesizer):
             classes, counts, class_index = resumed.classes, resumed.counts, resumed.index
             projection = state["projection"].to(device)
             targets = state["targets"].to(device)
+            conv = None
+            if conv_weight > 0:
+                conv = ConvFeatures(channels=pixels.shape[1], filters=CONV_FILTERS, seed=0).to(device)
+                conv.weight.copy_(state["conv"].to(device))
         else:
             refuse_used_checkpoint(checkpoint)
             state = None
@@ -218,9 +241,12 @@ class ImageGAN(ImageSynthesizer):
             keep = class_index >= 0
             projection = fourier_projection(int(np.prod(pixels.shape[1:])), self.features,
                                             tuple(self.length_scales), seed).to(device)
+            conv = ConvFeatures(channels=pixels.shape[1], filters=CONV_FILTERS, seed=seed).to(device) \
+                if conv_weight > 0 else None
             targets = release_embeddings(torch.as_tensor(pixels[keep], device=device),
                                          torch.as_tensor(class_index[keep], dtype=torch.long, device=device),
-                                         len(classes), projection, counts, ledger=ledger)
+                                         len(classes), projection, counts, ledger=ledger, conv=conv,
+                                         conv_weight=conv_weight)
             setup = {"input": fingerprint, "params": params, "count": count, "sample_rate": sample_rate,
                      "batch": batch, "discriminator_steps": d_steps, "noise_multiplier": noise_multiplier,
                      "noise_plan": plan_dict, "classes": classes.tolist(), "classes_dtype": classes.dtype.str,
@@ -235,7 +261,8 @@ class ImageGAN(ImageSynthesizer):
 
         # (3) train the generator on the noisy embeddings (+ the DP discriminator).
         _, channels, height, width = real.shape
-        generator = ImageGenerator(classes=len(classes), height=height, width=width, channels=channels).to(device)
+        generator = ImageGenerator(classes=len(classes), height=height, width=width, channels=channels,
+                                   upsample=self.upsample).to(device)
         discriminator = None
         if d_steps:
             discriminator = DPDiscriminator(
@@ -245,7 +272,7 @@ class ImageGAN(ImageSynthesizer):
         if cluster is not None:
             cluster.prepare(generator, discriminator, ledger, seed)
         training = _Training(generator, discriminator, self.generator_steps, self.learning_rate, ledger, device,
-                             projection, targets, average=float(self.average))
+                             projection, targets, average=float(self.average), conv=conv, conv_weight=conv_weight)
         if state is not None:
             training.restore(state)
         elif checkpoint is not None:  # the releases are saved before any training step
@@ -278,7 +305,7 @@ class ImageGAN(ImageSynthesizer):
         generator, discriminator, targets = training.generator, training.discriminator, training.targets
         device, ledger, steps = training.device, training.ledger, training.steps
         classes = targets.shape[0]
-        per_class = max(8, min(64, 640 // classes))
+        per_class = max(8, min(64, GENERATED_PER_STEP // classes))
         labels = torch.arange(classes, device=device).repeat_interleave(per_class)
         # Classes weigh by their released frequency (a rare class's noisy mean is noisier).
         weights = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=device)
@@ -291,7 +318,7 @@ class ImageGAN(ImageSynthesizer):
                     and discriminator.done <= step / d_every:
                 d_loss = discriminator.step(generator)
             fake = generator(torch.randn(labels.shape[0], generator.noise_dim, device=device), labels)
-            phi = fourier_features(fake.flatten(1), training.projection)
+            phi = embedding(fake, training.projection, training.conv, training.conv_weight)
             means = torch.zeros_like(targets).index_add_(0, labels, phi) / per_class
             loss = (weights * ((means - targets) ** 2).sum(1)).sum() * classes
             if discriminator is not None and self.adversarial_weight > 0:
@@ -348,8 +375,10 @@ class _Training:
 
     def __init__(self, generator: ImageGenerator, discriminator: DPDiscriminator | None, steps: int,
                  learning_rate: float, ledger: PrivacyLedger, device: torch.device, projection: torch.Tensor,
-                 targets: torch.Tensor, average: float = 0.0) -> None:
+                 targets: torch.Tensor, average: float = 0.0, conv: ConvFeatures | None = None,
+                 conv_weight: float = 0.0) -> None:
         self.generator, self.discriminator, self.steps = generator, discriminator, steps
+        self.conv, self.conv_weight = conv, conv_weight
         self.ledger, self.device, self.projection, self.targets = ledger, device, projection, targets
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=learning_rate, betas=(0.5, 0.999))
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(steps, 1))
@@ -373,6 +402,7 @@ class _Training:
             "ledger": json.dumps(self.ledger.state_dict()),
             "projection": self.projection.cpu(), "targets": self.targets.cpu(),
             **({"averaged": self.average.state()} if self.average is not None else {}),
+            **({"conv": self.conv.weight.cpu()} if self.conv is not None else {}),
             **({"d_done": d.done, "discriminator": d.module.state_dict(),
                 "d_opt": d.optimizer.original_optimizer.state_dict()} if d is not None else {}),
         }
@@ -391,6 +421,13 @@ class _Training:
             self.discriminator.optimizer.original_optimizer.load_state_dict(state["d_opt"])
             self.discriminator.done = int(state["d_done"])
         self.start = int(state["step"])
+
+
+def _check_conv_features(value: Any) -> float:
+    """The weight of the random convolutional features: a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
+        raise ModelError(f"conv_features must be a number in [0, 1), got {value!r}")
+    return float(value)
 
 
 def _plan(ledger: PrivacyLedger, split: dict[str, float], labelled: bool, sample_rate: float, d_steps: int):

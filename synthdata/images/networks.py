@@ -11,8 +11,8 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
 
-__all__ = ["ImageDiscriminator", "ImageGenerator", "SampleClassifier", "fourier_features", "fourier_projection",
-           "per_sample_gradients"]
+__all__ = ["ConvFeatures", "ImageDiscriminator", "ImageGenerator", "SampleClassifier", "embedding",
+           "fourier_features", "fourier_projection", "per_sample_gradients"]
 
 
 def fourier_projection(pixels: int, features: int, length_scales: tuple[float, ...], seed: int) -> torch.Tensor:
@@ -34,6 +34,39 @@ def fourier_features(flat: torch.Tensor, projection: torch.Tensor) -> torch.Tens
     return torch.cat([torch.cos(z), torch.sin(z)], dim=1) / math.sqrt(projection.shape[1])
 
 
+class ConvFeatures(nn.Module):
+    """Fixed random convolutional features of an image, of L2 norm at most 1 (exactly 1 unless all zero).
+
+    One layer of ``filters`` random 5x5 filters (zero mean, unit norm, drawn from the seed alone,
+    never from the data; never trained), stride 2, ReLU, 2x2 average pooling, then the whole map
+    divided by its norm: a linear kernel on these features compares where in the image which
+    local stroke patterns are (a data-free stand-in for DP-MEPF's perceptual features).
+    """
+
+    def __init__(self, *, channels: int, filters: int, seed: int) -> None:
+        super().__init__()
+        rng = np.random.default_rng([seed, 11])
+        w = rng.standard_normal((filters, channels, 5, 5))
+        w -= w.mean(axis=(1, 2, 3), keepdims=True)
+        w /= np.linalg.norm(w.reshape(filters, -1), axis=1)[:, None, None, None]
+        self.register_buffer("weight", torch.as_tensor(w, dtype=torch.float32))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        h = F.avg_pool2d(F.relu(F.conv2d(images, self.weight, stride=2, padding=2)), 2, ceil_mode=True).flatten(1)
+        return h / torch.linalg.vector_norm(h, dim=1, keepdim=True).clamp(min=1e-12)
+
+
+def embedding(images: torch.Tensor, projection: torch.Tensor, conv: ConvFeatures | None = None,
+              conv_weight: float = 0.0) -> torch.Tensor:
+    """The mean-embedding features of images (N x C x H x W): random Fourier features of the pixels,
+    and with ``conv`` the random convolutional features beside them, the two parts weighted
+    sqrt(1 - w) and sqrt(w) so that every row still has L2 norm at most 1 (sensitivity 1)."""
+    phi = fourier_features(images.flatten(1), projection)
+    if conv is None or conv_weight <= 0:
+        return phi
+    return torch.cat([math.sqrt(1.0 - conv_weight) * phi, math.sqrt(conv_weight) * conv(images)], dim=1)
+
+
 # --------------------------------------------------------------------------- networks
 
 
@@ -47,18 +80,26 @@ class ImageGenerator(nn.Module):
     """
 
     def __init__(self, *, classes: int, height: int, width: int, channels: int,
-                 noise_dim: int = 32, base: int = 16) -> None:
+                 noise_dim: int = 32, base: int = 16, upsample: str = "transposed") -> None:
         super().__init__()
+        if upsample not in ("transposed", "nearest"):
+            raise ValueError(f"upsample must be 'transposed' or 'nearest', got {upsample!r}")
         self.classes, self.height, self.width, self.channels = classes, height, width, channels
-        self.noise_dim, self.base = noise_dim, base
+        self.noise_dim, self.base, self.upsample = noise_dim, base, upsample
         self.h0, self.w0 = math.ceil(height / 4), math.ceil(width / 4)
         self.embed = nn.Embedding(classes, noise_dim)
         self.project = nn.Linear(2 * noise_dim, 4 * base * self.h0 * self.w0)
+
+        def up(cin: int, cout: int) -> list[nn.Module]:  # x2 in each direction
+            if upsample == "nearest":  # no checkerboard: every output pixel sees the same taps
+                return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1)]
+            return [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)]
+
         self.net = nn.Sequential(
             nn.GroupNorm(8, 4 * base), nn.ReLU(),
-            nn.ConvTranspose2d(4 * base, 2 * base, 4, stride=2, padding=1),
+            *up(4 * base, 2 * base),
             nn.GroupNorm(8, 2 * base), nn.ReLU(),
-            nn.ConvTranspose2d(2 * base, base, 4, stride=2, padding=1),
+            *up(2 * base, base),
             nn.GroupNorm(8, base), nn.ReLU(),
             nn.Conv2d(base, channels, 3, padding=1),
         )
@@ -70,7 +111,8 @@ class ImageGenerator(nn.Module):
 
     def config(self) -> dict[str, int]:
         return {"classes": self.classes, "height": self.height, "width": self.width, "channels": self.channels,
-                "noise_dim": self.noise_dim, "base": self.base}
+                "noise_dim": self.noise_dim, "base": self.base,
+                **({"upsample": self.upsample} if self.upsample != "transposed" else {})}
 
 
 class ImageDiscriminator(nn.Module):

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from ..errors import DataError, ModelError
 from ..privacy import PrivacyLedger, gaussian_threshold
 from ..privacy.dpsgd import make_dp_optimizer
-from .networks import ImageDiscriminator, ImageGenerator, fourier_features
+from .networks import ConvFeatures, ImageDiscriminator, ImageGenerator, embedding
 
 __all__ = ["DPDiscriminator", "check_domain", "release_embeddings", "release_labels"]
 
@@ -82,15 +82,24 @@ def release_labels(labels: np.ndarray | None, domain: np.ndarray | None, count: 
 
 
 def release_embeddings(real: torch.Tensor, labels: torch.Tensor, classes: int, projection: torch.Tensor,
-                       counts: np.ndarray, *, ledger: PrivacyLedger) -> torch.Tensor:
-    """Per-class sums of unit-norm features + Gaussian noise (planned ``"embeddings"``), over the noisy counts."""
-    sums = torch.zeros(classes, projection.shape[1] * 2, device=real.device, dtype=torch.float64)
-    for start in range(0, real.shape[0], 2048):
-        phi = fourier_features(real[start:start + 2048].flatten(1), projection).double()
-        sums.index_add_(0, labels[start:start + 2048], phi)
-    noisy = ledger.noisy("embeddings", sums.cpu().numpy(), sensitivity=1.0,
-                         mechanism="Gaussian mechanism on per-class sums of random Fourier features (DP-MERF)",
-                         parameters={"features": int(sums.shape[1]), "classes": classes})
+                       counts: np.ndarray, *, ledger: PrivacyLedger, conv: ConvFeatures | None = None,
+                       conv_weight: float = 0.0) -> torch.Tensor:
+    """Per-class sums of features of norm <= 1 (:func:`~synthdata.images.networks.embedding`) + Gaussian
+    noise (planned ``"embeddings"``), over the noisy counts."""
+    with_conv = conv is not None and conv_weight > 0
+    width = embedding(torch.zeros(1, *real.shape[1:], device=real.device), projection, conv, conv_weight).shape[1]
+    sums = torch.zeros(classes, width, device=real.device, dtype=torch.float64)
+    with torch.no_grad():
+        for start in range(0, real.shape[0], 2048):
+            phi = embedding(real[start:start + 2048], projection, conv, conv_weight).double()
+            sums.index_add_(0, labels[start:start + 2048], phi)
+    mechanism = "Gaussian mechanism on per-class sums of random Fourier features (DP-MERF)"
+    parameters: dict[str, Any] = {"features": int(sums.shape[1]), "classes": classes}
+    if with_conv:
+        mechanism += " and of fixed random convolutional features (norm <= 1 together)"
+        parameters["conv_weight"] = conv_weight
+    noisy = ledger.noisy("embeddings", sums.cpu().numpy(), sensitivity=1.0, mechanism=mechanism,
+                         parameters=parameters)
     return torch.as_tensor(noisy / counts[:, None], dtype=torch.float32, device=real.device)
 
 

@@ -19,7 +19,14 @@ from torch.nn import functional as F
 
 from synthdata.errors import DataError, ModelError, SynthdataWarning
 from synthdata.models import ImageGAN
-from synthdata.images.networks import ImageDiscriminator, fourier_features, fourier_projection, per_sample_gradients
+from synthdata.images.networks import (
+    ConvFeatures,
+    ImageDiscriminator,
+    embedding,
+    fourier_features,
+    fourier_projection,
+    per_sample_gradients,
+)
 from synthdata.privacy import DPSGD_MECHANISM
 
 DIGITS = Path(__file__).resolve().parents[2] / "sample_datasets" / "digits.npz"
@@ -85,6 +92,74 @@ def test_fourier_features_have_unit_norm_so_one_image_has_sensitivity_one():
     torch.testing.assert_close(norms, torch.ones_like(norms))
     # Drawn from the seed alone, never from the data.
     assert torch.equal(projection, fourier_projection(64, 200, (0.2, 0.4), seed=3))
+
+
+def test_conv_features_keep_every_embedding_within_norm_one():
+    """With random convolutional features beside the Fourier features, one image still moves its class's
+    sum by a vector of norm <= 1 (exactly 1 unless the conv part is all zero); filters from the seed alone."""
+    projection = fourier_projection(64, 200, (0.2, 0.4), seed=3)
+    conv = ConvFeatures(channels=1, filters=16, seed=5)
+    images = torch.cat([torch.zeros(1, 1, 8, 8), torch.ones(1, 1, 8, 8), torch.rand(50, 1, 8, 8)])
+    parts = conv(images).norm(dim=1)
+    assert parts[0] == 0 and torch.allclose(parts[1:], torch.ones(51))
+    for weight in (0.0, 0.3, 0.9):
+        norms = embedding(images, projection, conv, weight).norm(dim=1)
+        assert bool((norms <= 1 + 1e-5).all()) and torch.allclose(norms[1:], torch.ones(51))
+    assert embedding(images, projection, conv, 0.0).shape[1] == 200
+    assert embedding(images, projection, conv, 0.5).shape[1] == 200 + 16 * 2 * 2
+    assert torch.equal(conv.weight, ConvFeatures(channels=1, filters=16, seed=5).weight)
+    assert not torch.equal(conv.weight, ConvFeatures(channels=1, filters=16, seed=6).weight)
+
+
+def test_conv_features_and_nearest_upsampling_fit_within_budget_and_round_trip(small, monkeypatch, tmp_path):
+    """conv_features=w releases the per-class sums of [sqrt(1-w) Fourier, sqrt(w) conv] features in the one
+    "embeddings" line (sensitivity 1); upsample="nearest" builds a generator without transposed convolutions."""
+    from synthdata.images import releases
+    from synthdata.privacy import PrivacyLedger
+
+    images, labels = small
+    released: dict[str, np.ndarray] = {}
+    noisy = PrivacyLedger.noisy
+
+    def recording(self, step, values, **kwargs):
+        released[step] = np.array(values, copy=True)
+        return noisy(self, step, values, **kwargs)
+
+    monkeypatch.setattr(PrivacyLedger, "noisy", recording)
+    conv_seen: list[ConvFeatures] = []
+    make = releases.release_embeddings
+
+    def keep_conv(*args, **kwargs):
+        conv_seen.append(kwargs["conv"])
+        return make(*args, **kwargs)
+
+    from synthdata.images import estimator
+    monkeypatch.setattr(estimator, "release_embeddings", keep_conv)
+    model = ImageGAN(epsilon=2.0, seed=0, classes=range(10), conv_features=0.4, upsample="nearest",
+                     **{**FAST, "generator_steps": 4}).fit(images, labels)
+    assert model.epsilon_spent_ <= 2.0
+    lines = {spend.step: spend for spend in model.ledger_.spends}
+    assert [s.step for s in model.ledger_.spends].count("embeddings") == 1
+    assert lines["embeddings"].parameters["sensitivity"] == 1.0
+    assert lines["embeddings"].parameters["features"] == FAST["features"] + 64 * 2 * 2
+    # The sums released are the hand-computed sums of the weighted features of each class's images.
+    pixels = torch.as_tensor(images, dtype=torch.float32)[:, None] / 255.0
+    projection = fourier_projection(64, FAST["features"], (0.2, 0.4), seed=0)
+    phi = torch.cat([np.sqrt(0.6) * fourier_features(pixels.flatten(1), projection),
+                     np.sqrt(0.4) * conv_seen[0](pixels)], dim=1).double()
+    expected = torch.zeros(10, phi.shape[1], dtype=torch.float64).index_add_(0, torch.as_tensor(labels), phi)
+    np.testing.assert_allclose(released["embeddings"], expected.numpy(), rtol=1e-5, atol=1e-5)
+    modules = list(model.generator_.modules())
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in modules)
+    assert any(isinstance(m, torch.nn.Upsample) for m in modules)
+    model.save(tmp_path / "model")
+    loaded = ImageGAN.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.sample(12, seed=2)[0], model.sample(12, seed=2)[0])
+    assert loaded.get_params()["upsample"] == "nearest" and loaded.get_params()["conv_features"] == 0.4
+    for bad in ({"conv_features": 1.0}, {"conv_features": -0.1}, {"conv_features": True},
+                {"upsample": "bilinear"}):
+        with pytest.raises(ModelError, match="conv_features must be|upsample must be"):
+            ImageGAN(epsilon=2.0, **{**FAST, **bad}).fit(images, labels)
 
 
 def test_a_label_held_by_one_image_is_never_sampled(small):
