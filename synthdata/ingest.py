@@ -583,11 +583,18 @@ def _keep_leading_zeros(frame: pd.DataFrame, buffer: io.StringIO, options: dict)
     leading zeros (zip codes ``02134``, ids ``007``): parsed, ``02134`` is ``2134`` and the
     zeros are gone before anything can see them. Whether such a column is a code or a number
     is then the schema's decision (declared, or private inference); reading a number from
-    its text later gives the same number."""
+    its text later gives the same number. Only the numeric columns where a scan of the raw
+    text finds a field of that shape (:func:`_leading_zero_columns`) are read again as text:
+    on Adult's train.csv that read took twice the parse's CPU time, and found nothing."""
     numbers = [name for name in frame.columns
                if pd.api.types.is_numeric_dtype(frame[name].dtype) and not pd.api.types.is_bool_dtype(frame[name].dtype)]
     if not numbers:
         return frame
+    suspects = _leading_zero_columns(buffer, options["sep"])  # a scan of the raw text first: cheap
+    if suspects is not None:
+        numbers = [name for name in numbers if frame.columns.get_loc(name) in suspects]
+        if not numbers:
+            return frame
     buffer.seek(0)
     text = pd.read_csv(buffer, usecols=numbers, dtype=str, **options)
     padded = [name for name in numbers if text[name].str.match(LEADING_ZEROS).any()]
@@ -597,6 +604,68 @@ def _keep_leading_zeros(frame: pd.DataFrame, buffer: io.StringIO, options: dict)
     for name in padded:
         frame[name] = _codes_as_text(text[name], frame[name]).to_numpy()
     return frame
+
+
+def _leading_zero_field(delimiter: str) -> re.Pattern:
+    """A field of raw CSV text that may read as a :data:`LEADING_ZEROS` cell: a ``0`` at the
+    start of a field (after the delimiter, a line break, a quote or a space; the start of
+    the text is checked apart), more zeros, a digit 1-9 and digits, then nothing but spaces
+    and a quote before the field ends. Every such cell has this shape in the raw text (a
+    quoted ``" 007"`` too); a hit on anything else (``Apt 05`` in free text) only costs the
+    exact check. The pattern starts with the literal ``0`` (its lookbehind after it), which
+    the regex engine finds fast: about 7 ms over Adult's 3.5 MB, where a lookbehind first
+    took 90."""
+    separator = re.escape(delimiter)
+    return re.compile(rf'0(?<=[{separator}\s"]0)0*[1-9]\d*(?=[\s"]*(?:[{separator}\r\n]|$))')
+
+
+#: The same at the start of a piece of text (:func:`_leading_zero_columns`).
+_LEADING_ZERO_START = re.compile(r"0+[1-9]\d*")
+
+#: Characters of raw text :func:`_leading_zero_columns` searches at a time.
+_SCAN_CHARS = 1 << 22
+
+
+def _leading_zero_columns(buffer: io.StringIO, delimiter: str) -> set[int] | None:
+    """The positions of the columns of the CSV text in ``buffer`` that may hold a cell with
+    leading zeros: those where a field of the raw text has that shape
+    (:func:`_leading_zero_field`); an empty set when none does, and None (any column may)
+    when the text holds a quote, since a quoted field may hold the delimiter or a line
+    break and the count of delimiters before a field on its line is then not its column.
+
+    Read in pieces cut after a line break, so no digit run or line is cut; a piece's start
+    counts as a field's start. Each hit costs a search back to its line's start."""
+    pattern = _leading_zero_field(delimiter)
+    found: set[int] = set()
+    buffer.seek(0)
+    while True:
+        piece = buffer.read(_SCAN_CHARS)
+        if not piece:
+            return found
+        if not piece.endswith("\n"):
+            piece += buffer.readline()
+        if '"' in piece:
+            return None if found or _may_hold_leading_zeros(buffer, delimiter, piece, pattern) else set()
+        hits = [match.start() for match in pattern.finditer(piece)]
+        if _LEADING_ZERO_START.match(piece):
+            hits.insert(0, 0)
+        for at in hits:
+            found.add(piece.count(delimiter, piece.rfind("\n", 0, at) + 1, at))
+
+
+def _may_hold_leading_zeros(buffer: io.StringIO, delimiter: str, piece: str = "",
+                            pattern: re.Pattern | None = None) -> bool:
+    """Whether the rest of the CSV text in ``buffer`` (after ``piece``, already read) may hold
+    a cell with leading zeros, in any column (see :func:`_leading_zero_columns`)."""
+    pattern = pattern or _leading_zero_field(delimiter)
+    while True:
+        if pattern.search(piece) or _LEADING_ZERO_START.match(piece):
+            return True
+        piece = buffer.read(_SCAN_CHARS)
+        if not piece:
+            return False
+        if not piece.endswith("\n"):
+            piece += buffer.readline()
 
 
 def _codes_as_text(raw: pd.Series, numbers: pd.Series) -> pd.Series:

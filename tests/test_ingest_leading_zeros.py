@@ -8,6 +8,7 @@ sits many noise standard deviations (the estimator's own σ) from the rule's thr
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 
@@ -164,3 +165,88 @@ def test_one_spaced_missing_marker_row_changes_no_number_cells_shape(tmp_path):
     d_plus = read_table(_write(tmp_path, base + " ? ;a\n"), **options).frame
     assert d["x"].dtype.kind == "f" and d_plus["x"].dtype.kind == "f"
     assert d_plus["x"].iloc[:-1].equals(d["x"]) and pd.isna(d_plus["x"].iloc[-1])
+
+
+_PADDED_CELLS = ["007", " 007", "007 ", '"007"', '" 0001 "', "02134"]
+_PLAIN_CELLS = ["0.5", "-0", "00", "0", "10", "1007", "-07", "+07", "0e5", '"0.50"', "100"]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_the_raw_text_scan_finds_every_leading_zero_cell_and_reads_as_the_exact_check(tmp_path, monkeypatch,
+                                                                                       delimiter, where):
+    """The reader looks for leading zeros in the raw text before reading numeric columns
+    again as text: it must find the column wherever the exact check finds such a cell
+    (quoted, spaced, first or last field, the file's last line without a line break), and
+    give the same frame as always reading every numeric column again; on numbers without
+    leading zeros (0.5, -0, 00, 1007, with a decimal comma 0,5) it finds none, so the
+    re-read is skipped."""
+    from synthdata import ingest
+
+    position = {"first": 0, "middle": 1, "last": 2}[where]
+
+    def table(cell: str) -> str:
+        fields = ["1", "2", "3"]
+        fields[position] = cell
+        rows = [delimiter.join(fields)] + [delimiter.join(["3", "4", "5"])] * 10
+        return delimiter.join(["a", "b", "c"]) + "\n" + "\n".join(rows[::-1])  # the cell on the last line, no \n
+
+    cases = [(cell, ".", True) for cell in _PADDED_CELLS] + [(cell, ".", False) for cell in _PLAIN_CELLS]
+    if delimiter != ",":
+        cases += [("0,5", ",", False), ("007", ",", True)]
+    scan = ingest._leading_zero_columns
+    for cell, decimal, padded in cases:
+        text = table(cell)
+        found = scan(io.StringIO(text), delimiter)
+        if '"' in text:
+            assert found is None if padded else found == set(), (cell, decimal)  # quoted: any column, if any
+        else:
+            assert found == ({position} if padded else set()), (cell, decimal)
+        path = _write(tmp_path, text)
+        fast = read_table(path, delimiter=delimiter, decimal=decimal).frame
+        assert (fast["abc"[position]].dtype == object) == padded, (cell, decimal)
+        monkeypatch.setattr(ingest, "_leading_zero_columns", lambda buffer, delimiter: None)
+        slow = read_table(path, delimiter=delimiter, decimal=decimal).frame
+        monkeypatch.setattr(ingest, "_leading_zero_columns", scan)
+        pd.testing.assert_frame_equal(fast, slow)
+
+
+def test_the_raw_text_scan_reads_in_pieces_cut_after_line_breaks(monkeypatch):
+    """Pieces of a few characters: a cell at a piece's start or end is still found, in its
+    column, and a digit run is never cut in two (``1007`` split as ``1`` + ``007`` would be
+    a false hit, ``0`` + ``07`` a miss); a quote in a later piece makes any column a suspect
+    (a quoted field may hold the delimiter)."""
+    from synthdata import ingest
+
+    monkeypatch.setattr(ingest, "_SCAN_CHARS", 3)
+    scan = ingest._leading_zero_columns
+    assert scan(io.StringIO("a,b\n1,1007\n5,100\n"), ",") == set()
+    assert scan(io.StringIO("a,b\n1,1007\n007,100\n"), ",") == {0}
+    assert scan(io.StringIO("a,b\n1,1007\n5,0007"), ",") == {1}
+    assert scan(io.StringIO('a,b\n1,007\n5,"x,y"\n'), ",") is None
+    assert scan(io.StringIO('a,b\n1,7\n5,"x,y"\n6,"08"\n'), ",") is None
+    assert scan(io.StringIO('a,b\n1,7\n5,"x,y"\n6,"8"\n'), ",") == set()
+
+
+def test_only_the_numeric_columns_the_scan_finds_are_read_again(tmp_path, monkeypatch):
+    """Zeros in one numeric column: only that column is read again as text (a text column's
+    ``Apt 05`` is a hit too, but is no number); the frame is the one of reading every
+    numeric column again."""
+    from synthdata import ingest
+
+    path = _write(tmp_path, "a,zip,c,note\n" + "1,02134,2.5,Apt 05\n" + "3,98109,4.5,x\n" * 12)
+    read = []
+    real = pd.read_csv
+
+    def spy(*args, **kwargs):
+        read.append(kwargs.get("usecols"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", spy)
+    fast = read_table(path).frame
+    assert read == [None, ["zip"]]  # the parse, then the one column
+    monkeypatch.setattr(ingest, "_leading_zero_columns", lambda buffer, delimiter: None)
+    slow = read_table(path).frame
+    assert read[-1] == ["a", "zip", "c"]
+    pd.testing.assert_frame_equal(fast, slow)
+    assert fast["zip"].tolist()[:2] == ["02134", "98109"] and fast["a"].dtype.kind == "i"
