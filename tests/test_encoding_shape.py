@@ -199,3 +199,48 @@ def test_fit_reads_the_row_count_noise_it_is_given():
         kept = fit()
     assert "hospital" not in [name for name, _ in kept.dropped_]
     assert any("'hospital'" in str(w.message) and "too rare" in str(w.message) for w in told)
+
+
+def test_an_edge_piece_beside_a_falling_density_keeps_falling_instead_of_ending_early():
+    """A long tail: [0, 9] at 200 a value, [10, 19] at 100, and the top piece [20, 99] (a
+    released cell's innermost refinement cell) holding 400. Flat at the density beside it,
+    its mass filled 3 values ([20, 22]: the real rows reach far further); falling at the rate
+    the two pieces beside it fall (half every 10 values), from the density that rate gives at
+    its inner end, the same mass fills about 8 values, drawn falling. Never past the piece;
+    without a density falling at least EDGE_FALL-fold beside it (nearly flat, rising), or with
+    a released value among the pieces beside it (spikes), the flat rules hold."""
+    encoder = TabularEncoder()
+    encoder._threshold = 60.0
+    tail = [_Piece(0, 9, 2000.0, ()), _Piece(10, 19, 1000.0, ()), _Piece(20, 99, 400.0, ())]
+    flat = encoder._trim_edges(tail, WHOLE)
+    assert (flat[-1].low, flat[-1].high, flat[-1].tilt) == (20, 22, 0.0)
+    out = encoder._trim_edges(tail, WHOLE, decay=True)
+    top = out[-1]
+    rate = math.log(2.0) / 10
+    start = 100.0 * math.exp(-rate * (20 - 14.5))
+    assert (top.low, top.high) == (20, 19 + round(-math.log1p(-400.0 * rate / start) / rate))
+    assert top.weight == 400.0 and top.tilt == pytest.approx(-rate * (top.high - top.low + 1))
+    assert out[:2] == tail[:2]
+    # Mass the falling density cannot hold inside the piece: the whole piece, falling less.
+    heavy = encoder._trim_edges(tail[:2] + [_Piece(20, 39, 2000.0, ())], WHOLE, decay=True)[-1]
+    assert (heavy.low, heavy.high) == (20, 39) and -rate * 20 < heavy.tilt <= 0.0
+    # Nearly flat towards the edge (an age cut off inside its last cell), rising, or exact values
+    # beside it: as before.
+    from synthdata.tabular.encoding import EDGE_FALL
+
+    for near in (2000.0 * 1.05 / EDGE_FALL, 2000.0, 4000.0):
+        shape = [_Piece(0, 9, 2000.0, ()), _Piece(10, 19, near, ()), _Piece(20, 99, 400.0, ())]
+        assert encoder._trim_edges(shape, WHOLE, decay=True) == encoder._trim_edges(shape, WHOLE)
+    codes = [_Piece(v, v, 500.0 / (v + 1), ()) for v in range(10)] + [_Piece(10, 99, 100.0, ())]
+    assert encoder._trim_edges(codes, WHOLE, decay=True) == encoder._trim_edges(codes, WHOLE)
+    spike = [_Piece(0, 9, 2000.0, ()), _Piece(10, 18, 900.0, ()), _Piece(19, 19, 300.0, ()), _Piece(20, 99, 400.0, ())]
+    assert encoder._trim_edges(spike, WHOLE, decay=True) == encoder._trim_edges(spike, WHOLE)
+    # Drawn: the values fall across the piece.
+    code = ColumnCode(name="x", kind="numerical", dtype="int64", integer=True, unit=1.0, step=1, base=0,
+                      released_range=[0.0, float(top.high)], format=2, levels=encoder._numeric_levels(out, WHOLE))
+    level = next(i for i, lv in enumerate(code.levels) if 20.0 in lv["lows"])
+    values = _draw_numbers(code, np.full(40_000, level), np.random.default_rng(0))
+    values = values[values >= 20]
+    assert values.max() == top.high
+    assert np.mean(values <= 22) > 3 / (top.high - 19) + 0.05  # more than an even share in the first values
+

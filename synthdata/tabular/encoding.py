@@ -125,6 +125,11 @@ INTERIOR_MARGIN = 1.0
 EDGE_MARGIN = 0.0
 #: An edge piece this many times denser than the piece beside it holds a point mass: it becomes its inner end.
 DENSE_EDGE = 2.0
+#: An edge piece keeps falling at the rate the two spread pieces beside it fall (:func:`_edge_decay`) only when
+#: the nearer is at least this many times sparser than the farther: a long tail. Nearly flat up to the edge, the
+#: column may end in a hard cut inside the piece (randhie's ages end at 64.3 inside [60, 70): extrapolating a 9%
+#: fall put 0.6% of them up to 65.1); the flat rule is the safer reading there.
+EDGE_FALL = 1.5
 #: Pieces beside an edge whose densities differ more than this many times are spikes (codes): the edge is cut
 #: at the densest one's density.
 SPIKY = 10.0
@@ -586,7 +591,7 @@ class TabularEncoder:
             if pieces is None:
                 pieces = self._pieces(column, counts, noisy, sigma, lattice, resolutions, cell_sigma)
             elif trim and not column.constant:  # made untrimmed (and refined): its edges are cut now
-                pieces = self._trim_edges(pieces, lattice, resolutions, sigma)
+                pieces = self._trim_edges(pieces, lattice, resolutions, sigma, decay=column.type == "numerical")
             if column.type == "numerical" and pieces:
                 pieces = _follow_density(pieces, lattice)
             code.step, code.base = lattice.step, lattice.base
@@ -884,7 +889,7 @@ class TabularEncoder:
         lattice.step, lattice.base = refined.step, refined.base
 
     def _trim_edges(self, pieces: list[_Piece], lattice: _Lattice, resolutions: list[_Resolution] | None = None,
-                    sigma: float = 0.0) -> list[_Piece]:
+                    sigma: float = 0.0, decay: bool = False) -> list[_Piece]:
         """The lowest and highest pieces cut to the part the data plausibly fills.
 
         A released cell or remainder holds real values, but where inside it is unknown; at
@@ -906,7 +911,15 @@ class TabularEncoder:
         Both are lower bounds of where real values reach (the first when the density falls
         towards the edge), so the cut piece stays inside the real range; the further tail
         stays out of reach (issue 11: extrapolating the density's fall reached past the real
-        maximum on codes and rates ending in a point mass). A piece that is one value (a
+        maximum on codes and rates ending in a point mass). With ``decay`` (the pieces are
+        refined: an edge piece is a refinement cell, or a released cell's innermost one), where
+        the two spread pieces nearest the edge show the density falling towards it, it keeps
+        falling at their rate (:func:`_edge_decay`): the piece fills as many values as that
+        falling density needs for its mass, never more than the piece, and is drawn falling
+        (its ``tilt``, :func:`_decay_tilt`). Flat, a long tail's edge piece put its mass in its
+        first values only (page counts of [100, 149] cut to [100, 114] while the real rows reach
+        705). Codes and rates ending in a point mass have exact values, not spread pieces,
+        beside the edge: the flat rule holds there. A piece that is one value (a
         released exact value) is real and never cut. A piece that is both the lowest and the
         highest (every other piece lies inside it: a 1-7 scale's decade [1, 9] around its
         released answers) is first split where the others start and end (:func:`_split_spanning`),
@@ -942,16 +955,27 @@ class TabularEncoder:
             if min(densities) > 0 and max(densities) > SPIKY * min(densities):
                 density = max(densities)  # codes: the values beside it are spikes, so the edge's mass is one too
             filled = piece.weight / density if density > 0 else size
+            # Only beside spread pieces: beside released values (spikes: codes, a table's round
+            # percentages) the edge's mass may be one more spike, and the flat rules above hold.
+            spiky = any(p.high == p.low for p in inward)
+            falling = _edge_decay(piece, side, others, lattice) if decay and not spiky else None
+            if falling is not None:  # the values the falling density needs for the piece's mass
+                start, rate = falling
+                need = piece.weight * rate / start
+                filled = max(filled, size if need >= 1 else -math.log1p(-need) / rate)
             reach = self._reach(piece, side, lattice, resolutions, sigma) if resolutions else None
             if lattice.unit is None:
                 if reach is not None:
                     filled = max(filled, (piece.high - reach) if side == 0 else reach - piece.low)
-                if filled >= size:
-                    continue
-                low, high = (piece.high - filled, piece.high) if side == 0 else (piece.low, piece.low + filled)
-                pieces[index] = _Piece(low, high, piece.weight, (), piece.var)
+                if filled < size:
+                    low, high = (piece.high - filled, piece.high) if side == 0 else (piece.low, piece.low + filled)
+                    piece = pieces[index] = _Piece(low, high, piece.weight, (), piece.var)
+                if falling is not None:
+                    pieces[index] = replace(piece, tilt=_decay_tilt(piece, side, lattice, *falling))
                 continue
             if filled >= size:
+                if falling is not None:
+                    pieces[index] = replace(piece, tilt=_decay_tilt(piece, side, lattice, *falling))
                 continue
             count = max(int(round(filled)), 1) + len(piece.holes)  # the values it fills, not one more
             if side == 0:
@@ -966,6 +990,8 @@ class TabularEncoder:
                     high = max(high, lattice.last(min(reach, piece.high)))
             holes = tuple(h for h in piece.holes if low <= h <= high)
             pieces[index] = _Piece(low, high, piece.weight, holes, piece.var)
+            if falling is not None:
+                pieces[index] = replace(pieces[index], tilt=_decay_tilt(pieces[index], side, lattice, *falling))
         return pieces
 
     def _reach(self, piece: _Piece, side: int, lattice: _Lattice, resolutions: list[_Resolution],
@@ -1172,6 +1198,57 @@ def _split_spanning(pieces: list[_Piece], lattice: _Lattice) -> list[_Piece]:
     shares = sizes / sizes.sum()
     parts = [replace(p, weight=piece.weight * w, var=piece.var * w) for p, w in zip(parts, shares) if w > 0]
     return sorted(parts + others, key=lambda p: (p.low, p.high))
+
+
+def _edge_decay(piece: _Piece, side: int, others: list[_Piece], lattice: _Lattice) -> tuple[float, float] | None:
+    """The density at an edge piece's inner end and its fall per value (per unit of length
+    without a lattice) outward, read off the two spread pieces nearest it inward (mass per
+    value at their middles; exact values are points, not density), or None when the density
+    does not fall towards the edge at least :data:`EDGE_FALL`-fold from the farther to the nearer.
+    ``side`` 0: the lowest piece; -1: the highest. Post-processing."""
+    spans = sorted((p for p in others if p.high > p.low), key=lambda p: (p.low, p.high))
+    near = spans[:2] if side == 0 else spans[-2:][::-1]  # nearest first
+    if len(near) < 2:
+        return None
+    densities = [_density([p], lattice) or 0.0 for p in near]
+    if min(densities) <= 0:
+        return None
+    middles = [(float(p.low) + float(p.high)) / 2 for p in near]
+    per = 1.0 if lattice.unit is None else float(lattice.step)  # lattice units per value
+    distance = abs(middles[1] - middles[0]) / per
+    if distance <= 0:
+        return None
+    if densities[1] < EDGE_FALL * densities[0]:  # flat (an age cut off at 64), or rising: not a long tail
+        return None
+    rate = math.log(densities[1] / densities[0]) / distance  # > 0: falls from the farther one towards the edge
+    inner = float(piece.high) if side == 0 else float(piece.low)
+    start = densities[0] * math.exp(-rate * abs(inner - middles[0]) / per)
+    return (start, rate) if start > 0 else None
+
+
+def _decay_tilt(piece: _Piece, side: int, lattice: _Lattice, start: float, rate: float) -> float:
+    """The tilt (:func:`_draw_numbers`) of an edge piece whose density falls outward from
+    ``start`` at its inner end: at ``rate`` per value, or less where its mass needs a flatter
+    fall to fit (``start (1 - e^(-r L)) / r`` equals the mass over its ``L`` values; never rising)."""
+    length = float(_size(piece, lattice))
+    if length <= 0 or piece.weight <= 0:
+        return 0.0
+
+    def held(r: float) -> float:  # mass of L values falling at r from start
+        return start * length if r * length < 1e-12 else start * -math.expm1(-r * length) / r
+
+    if held(0.0) <= piece.weight:
+        fall = 0.0  # even flat it needs every value: no fall
+    elif held(rate) >= piece.weight:
+        fall = rate
+    else:
+        low, high = 0.0, rate
+        for _ in range(60):
+            mid = (low + high) / 2
+            low, high = (mid, high) if held(mid) > piece.weight else (low, mid)
+        fall = (low + high) / 2
+    rise = fall * length  # the log-density's fall across the piece
+    return -rise if side == -1 else rise
 
 
 def _density(pieces: list[_Piece], lattice: _Lattice) -> float | None:
