@@ -244,3 +244,47 @@ def test_an_edge_piece_beside_a_falling_density_keeps_falling_instead_of_ending_
     assert values.max() == top.high
     assert np.mean(values <= 22) > 3 / (top.high - 19) + 0.05  # more than an even share in the first values
 
+
+def test_a_tail_past_the_last_released_cell_is_used_at_a_lower_margin_where_the_refinement_tests_it():
+    """Durations: first-digit cells 100-199 and 200-299 released, the decade [100, 1000)
+    holding 80 more (its remainder: 1.5 sd of the noise of three counts at 30). Past the pieces
+    placed, starting where one ends: a long tail going on. Where the refinement follows (its
+    cells at the column's end are tested again) it is used at TAIL_MARGIN, spread over
+    [300, 1000); without the refinement the old margin of 3 sd holds and it is left out."""
+    from synthdata.tabular.encoding import TAIL_MARGIN, _keys
+
+    assert TAIL_MARGIN * 30 * math.sqrt(3) < 80 < REMAINDER_MARGIN * 30 * math.sqrt(3)
+    column = Column("duration", "numerical")
+    released = [{}, {}, {150.0: 900, 250.0: 800}, {500.0: 1780}]
+
+    def tops(tested: bool) -> list[tuple]:
+        encoder = TabularEncoder()
+        lattice = encoder._lattice(column)
+        resolutions = encoder._resolutions(column, lattice)
+        encoder._threshold, encoder._tails_tested = 400.0, tested
+        cells = [{tuple(_keys(res, np.array([value]), lattice)[0]): float(w) for value, w in counts.items()}
+                 for res, counts in zip(resolutions, released)]
+        pieces = encoder._numeric_pieces(column, cells, resolutions, lattice, 30.0, trim=not tested)
+        return sorted((p.low, p.high, p.weight) for p in pieces)
+
+    assert tops(True)[-1] == (300.0, 1000.0, pytest.approx(80.0))
+    assert max(high for _, high, _ in tops(False)) <= 300.0
+
+
+def test_when_no_refinement_cell_stands_out_both_ends_go_where_released_values_hold_the_column():
+    """Released values 10 and 11 hold the column; a spread piece below and above, each cut into
+    refinement cells that all read as noise. Both ends go (their mass to the values kept).
+    Before, the low end's cells were cut first and the high end's one cell was then 'every cell
+    left': kept whole, as if nothing could be said (a diamond depth's remainder of noise, [70,
+    100), kept past the real maximum 79). A column that is one spread piece keeps its cells."""
+    sigma = 100.0
+    pieces = [_Piece(0, 9, 100.0, ()), _Piece(10, 10, 5000.0, ()), _Piece(11, 11, 4000.0, ()),
+              _Piece(12, 99, 100.0, ())]
+    cuts = _cut(pieces, 0, 2) + _cut(pieces, 3, 1)
+    out = _shape_column(pieces, cuts, np.array([10.0, -20.0, -35.0]), sigma, WHOLE)
+    assert [(p.low, p.high) for p in out] == [(10, 10), (11, 11)]
+    assert sum(p.weight for p in out) == pytest.approx(9200.0)
+    alone = [_Piece(0, 99, 1000.0, ())]
+    cells = _cut(alone, 0, 3)
+    out = _shape_column(alone, cells, np.array([10.0, -20.0, -35.0]), sigma, WHOLE)
+    assert (min(p.low for p in out), max(p.high for p in out)) == (0, 99)

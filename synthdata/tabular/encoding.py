@@ -120,6 +120,12 @@ REMAINDER_MARGIN = 3.0
 #: while a real one left out empties a quantile of a skewed column. (Between released exact values, a
 #: code or a half between released ones, the old margin holds: those are often truly empty.)
 INTERIOR_MARGIN = 1.0
+#: A remainder past the pieces placed, starting where a spread piece ends (a long tail going on: page
+#: durations past the last released first-digit cell), is used when it clears this many, where the refinement
+#: follows: its cells at the column's end are tested again there (cut unless they stand out, at a margin
+#: that holds over every cell, :data:`REFINE_MISS`), so a remainder of noise is cut there, and a real tail is
+#: not lost to the first release's margin (5% of a skewed column's rows past its top cell, read 2.2 sd low).
+TAIL_MARGIN = 1.0
 #: Standard deviations an edge piece's mass is read low, and an unreleased cell's count high, when they
 #: bound how far the edge's real values reach (:meth:`TabularEncoder._reach`).
 EDGE_MARGIN = 0.0
@@ -496,9 +502,11 @@ class TabularEncoder:
             size = len(weight)
             base = _base_weight(res)
             self._threshold = threshold(base)  # this column's (read by _pieces and what it calls)
+            self._tails_tested = bool(share) and column.type == "numerical" and not column.constant
             pieces.append(self._pieces(column, counts, noisy[offset:offset + size] / weight, sigma / base, lattice,
                                        res, cell_sigma=sigma / weight, trim=not share))
             offset += size
+        self._tails_tested = False
         if share:
             pieces = self._refine_pieces(columns, pieces, lattices, refinable, refine_sigma, frame, counter,
                                          ledger.noise)
@@ -783,6 +791,7 @@ class TabularEncoder:
                  for res, rel in zip(resolutions, released)]
         continuous = lattice.unit is None
         exact_var = exact_var or {}
+        tested = getattr(self, "_tails_tested", False)
         pieces = [_Piece(v, v, w, (), exact_var.get(v, 1.0)) for v, w in exact.items()]
         points = np.array(sorted(exact), dtype=float if continuous else np.int64)
         finer: list[tuple[float, float]] = []  # released cells of the resolutions done
@@ -819,7 +828,8 @@ class TabularEncoder:
             # The span of the pieces so far (exact values, remainders used): a gap inside it
             # has data placed on both sides. (Not the span of the released cells: a cell
             # whose mass is all one exact value at its low end proves nothing above it.)
-            inner = (min(p.low for p in pieces), max(p.high for p in pieces)) if pieces else span
+            placed = (min(p.low for p in pieces), max(p.high for p in pieces)) if pieces else None
+            inner = placed or span
             if span is not None and inner is not None:
                 inner = (min(inner[0], span[0]), max(inner[1], span[1]))
             new, kept_aside = [], []
@@ -837,7 +847,13 @@ class TabularEncoder:
                 if residual <= self._threshold:  # not a release on its own: a difference of releases
                     gaps = [g for g in gaps if _allowed(g, inner, pieces, lattice)]
                 interior = bool(gaps) and all(_between_spread(g, pieces, lattice) for g in gaps)
-                margin = INTERIOR_MARGIN if interior else REMAINDER_MARGIN
+                # A tail going on past the pieces placed (every gap beyond them, starting where a
+                # spread piece ends) is tested again where the refinement follows: its cells at
+                # the column's end go unless their counts stand out (_shape_column).
+                tail = (tested and bool(gaps) and bool(pieces)
+                        and all((g[0] >= placed[1] or g[1] <= placed[0]) and _allowed(g, placed, pieces, lattice)
+                                for g in gaps))
+                margin = INTERIOR_MARGIN if interior else TAIL_MARGIN if tail else REMAINDER_MARGIN
                 if residual <= margin * sigma * math.sqrt(noise) or not gaps:
                     if residual > 0 and gaps:
                         kept_aside.append((low, high, residual, noise, gaps, r))
@@ -1369,6 +1385,12 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
     order = sorted([(float(cell[0]), 0, k) for k, (_, cell) in enumerate(cuts)] +
                    [(float(p.low), 1, -1) for p in pieces if p.low == p.high])
     keep, held = np.ones(len(cuts), dtype=bool), set()
+    # Pieces the refinement does not cut (released exact values, spread pieces not refined) hold the
+    # column whatever its cells read: then every cell may go. (Checked against the cells still kept
+    # alone, a column whose lowest cells were all cut kept its highest, read below zero, whole: a
+    # diamond depth's [70, 100) remainder of noise, 0.3% of the values past the real maximum 79.)
+    owners = {owner for owner, _ in cuts}
+    elsewhere = any(p.low == p.high or j not in owners for j, p in enumerate(pieces))
     # Each end tests up to every cell twice (its own count, the sum from the outside): the
     # margin covers them all at once, so empty cells stand out by chance in about
     # REFINE_MISS of the columns, not in most of a long row of them.
@@ -1382,8 +1404,8 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
             if total > margin * sigma * math.sqrt(len(run) + 1) or noisy[k] > margin * sigma:
                 break
             run.append(k)
-        if len(run) >= int(keep.sum()):  # no cell stands out at all: the noise says nothing of this end
-            continue
+        if len(run) >= int(keep.sum()) and not elsewhere:  # no cell stands out at all, and nothing else holds
+            continue  # the column: the noise says nothing of this end
         for k in run:  # the run stops at the innermost cell of a proven piece it would cut away whole
             owner = cuts[k][0]
             own = [c for c, (o, _) in enumerate(cuts) if o == owner and keep[c]]
