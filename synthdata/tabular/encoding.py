@@ -636,7 +636,7 @@ class TabularEncoder:
         noise = float(max(float(np.max(part)) for part in sigmas if len(part)))  # the column's noisiest count
         dropped = self._uninformative(column, code, rows, noise)
         if dropped is None:
-            self._warn_unreleased(column, code, rows)
+            self._warn_unreleased(column, code, rows, noise)
         if not code.levels:  # never a column without a level: it is dropped, but must still decode
             code.levels = [{"points": [None], "lows": [None], "highs": [None], "weights": [1.0]}]
             code.counts = [1.0]
@@ -733,20 +733,28 @@ class TabularEncoder:
         # count read high by its, is not evidence of other values (a hospital's name on
         # every row was kept in a few percent of releases of a 1,400-row table). The
         # variances add: the difference holds every level's noise and the row count's.
-        if rows_noise is None:
-            rows_noise = getattr(self, "_rows_noise", 0.0)
-        margin = REMAINDER_MARGIN * math.sqrt(noise ** 2 * max(len(code.levels), 1) + rows_noise ** 2)
+        margin = self._unexplained_margin(code, noise, rows_noise)
         if rows is not None and rows > 0 and rows - released > CONSTANT_SHARE * rows + margin:
             return None
         return ("it holds one value (at this privacy budget), so there is nothing to learn from it; declare it in "
                 "a schema with equal bounds or a single category to keep it as a public constant")
 
-    def _warn_unreleased(self, column: Column, code: ColumnCode, rows: float | None) -> None:
+    def _unexplained_margin(self, code: ColumnCode, noise: float, rows_noise: float | None = None) -> float:
+        """How many rows the released levels may leave unexplained by noise alone: 3 sd of the
+        row count less the released counts (every level's noise, ``noise`` at most, and the
+        row count's own, ``rows_noise``; variances add)."""
+        if rows_noise is None:
+            rows_noise = getattr(self, "_rows_noise", 0.0)
+        return REMAINDER_MARGIN * math.sqrt(noise ** 2 * max(len(code.levels), 1) + rows_noise ** 2)
+
+    def _warn_unreleased(self, column: Column, code: ColumnCode, rows: float | None, noise: float = 0.0) -> None:
         if rows is None or rows <= 0 or _public_domain(column):
             return
         released = float(sum(max(c, 0.0) for c in code.counts))
         share = 1.0 - released / rows
-        if share > UNRELEASED_WARN_SHARE:
+        # And only past the noise of that difference: on a small table the row count's noise
+        # alone could read as 'rows too rare to release' (a warning with no cause).
+        if share > UNRELEASED_WARN_SHARE and share * rows > self._unexplained_margin(code, noise):
             what = "values" if column.type == "categorical" else "values (and value ranges)"
             warnings.warn(
                 f"column {column.name!r}: about {share:.0%} of its rows hold {what} too rare to be released at "
