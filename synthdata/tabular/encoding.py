@@ -97,6 +97,10 @@ MIN_VALUES_FOR_STEP = 5
 CONSTANT_SHARE = 0.02
 #: Warn for the whole table when it holds fewer rows than this many release thresholds.
 SMALL_TABLE_ROWS = 10
+#: A column's missing level is kept when its noisy count clears the z-score that holds the
+#: chance of a missing level invented by noise in any column of the table to this (a union
+#: bound over the columns; at least 3 sd): 3 sd per column invented one in ~2% of 18-column fits.
+MISSING_FALSE_RATE = 0.001
 #: Warn when more than this share of a column's rows falls in values too rare to release.
 UNRELEASED_WARN_SHARE = 0.1
 _POW10 = np.array([10**i for i in range(19)], dtype=np.int64)
@@ -447,6 +451,7 @@ class TabularEncoder:
 
         self._threshold_of = noise_threshold
         self._rows_noise = max(float(rows_noise), 0.0)  # this fit's (read by _uninformative), not state
+        self._missing_z = max(3.0, NormalDist().inv_cdf(1.0 - MISSING_FALSE_RATE / max(len(columns), 1)))
         self.threshold_ = threshold(WEIGHT_SCALE)
         self.sigma_ = sigma / WEIGHT_SCALE
         exact = counts(columns, resolutions, lattices) if counts is not None else \
@@ -522,7 +527,7 @@ class TabularEncoder:
                 self.dropped_.append((column.name, note))
             offset += size
         del self._threshold_of  # a closure over this fit's noise: not state (the encoder stays picklable)
-        del self._rows_noise
+        del self._rows_noise, self._missing_z
         return self
 
     def _lattice(self, column: Column) -> _Lattice | None:
@@ -628,7 +633,7 @@ class TabularEncoder:
         # The missing level is public (any column may have gaps); its count is noisy, and
         # a count indistinguishable from noise is read as "no missing values".
         noisy_missing = float(parts[-1][0])
-        has_missing = noisy_missing > 3 * float(sigmas[-1][0])
+        has_missing = noisy_missing > getattr(self, "_missing_z", 3.0) * float(sigmas[-1][0])
         if has_missing:
             levels.append({"points": [None], "lows": [None], "highs": [None], "weights": [noisy_missing]})
         code.levels = levels
