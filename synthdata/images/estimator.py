@@ -117,7 +117,9 @@ class ImageGAN(ImageSynthesizer):
             embeddings (0: none, pixels' random Fourier features only). With w > 0 every image's
             embedding is [sqrt(1-w) Fourier features, sqrt(w) random conv features] (norm <= 1: the
             same sensitivity, the same single "embeddings" release). The filters come from the seed,
-            never from the data (:class:`~synthdata.images.networks.ConvFeatures`).
+            never from the data (:class:`~synthdata.images.networks.ConvFeatures`). On 4,000 MNIST
+            digits at epsilon=10, w=0.5 read 89.4-90.2% (CNN on synthetic, two fits) against 87.1-88.6%
+            without, at 1.4-1.6x the fit's CPU (benchmarks/README.md, session 7).
         upsample: how the generator doubles its maps: "transposed" (stride-2 transposed
             convolutions) or "nearest" (nearest-neighbour upsampling + 3x3 convolution: no
             checkerboard, about twice the generator's cost).
