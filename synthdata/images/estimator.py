@@ -114,12 +114,13 @@ class ImageGAN(ImageSynthesizer):
             post-processing, free. On MNIST at epsilon=10 (one fit, paired) a 0.999 average scored
             as the last weights (CNN 85.6% both): the cosine schedule already anneals them.
         conv_features: weight w in [0, 1) of fixed random convolutional features in the mean
-            embeddings (0: none, pixels' random Fourier features only). With w > 0 every image's
+            embeddings (default 0.5; 0: none, pixels' random Fourier features only). With w > 0 every image's
             embedding is [sqrt(1-w) Fourier features, sqrt(w) random conv features] (norm <= 1: the
             same sensitivity, the same single "embeddings" release). The filters come from the seed,
             never from the data (:class:`~synthdata.images.networks.ConvFeatures`). On 4,000 MNIST
             digits at epsilon=10, w=0.5 read 89.4-90.2% (CNN on synthetic, two fits) against 87.1-88.6%
-            without, at 1.4-1.6x the fit's CPU (benchmarks/README.md, session 7).
+            without, at epsilon=1 74.9-78.6% (two fits) against 73.2-76.6%, at up to 1.6x the fit's CPU
+            (benchmarks/README.md, session 7). Models saved before this option load with it unset (0).
         upsample: how the generator doubles its maps: "transposed" (stride-2 transposed
             convolutions) or "nearest" (nearest-neighbour upsampling + 3x3 convolution: no
             checkerboard, about twice the generator's cost).
@@ -135,13 +136,14 @@ class ImageGAN(ImageSynthesizer):
     """
 
     model_format = MODEL_FORMAT
+    older_defaults = {"conv_features": 0.0}  # the default until session 7 (files saved before it lack it)
     model_name = "image-gan"
 
     def __init__(self, *, epsilon: float, delta: float | None = None, epochs: float = 2.0,
                  batch_size: int = 64, generator_steps: int = 1000, features: int = 4000,
                  length_scales: tuple[float, ...] = (0.2, 0.4), budget_split: dict[str, float] | None = None,
                  adversarial_weight: float = 0.05, max_grad_norm: float = 1.0, learning_rate: float = 2e-3,
-                 average: float = 0.0, conv_features: float = 0.0, upsample: str = "transposed",
+                 average: float = 0.0, conv_features: float = 0.5, upsample: str = "transposed",
                  consistency: float | None = None, classes: Any = None,
                  seed: int | None = None, device: str = "auto", insecure_noise_seed: int | None = None) -> None:
         self.epsilon = epsilon

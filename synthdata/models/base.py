@@ -56,6 +56,9 @@ class Synthesizer:
 
     #: ``format`` written in model.json; loading refuses any other.
     model_format: ClassVar[str] = ""
+    #: Parameters whose default changed, with the value files saved before they existed were fit
+    #: with (a file without the parameter loads with this value, not the new default).
+    older_defaults: ClassVar[dict[str, Any]] = {}
     #: Registry name (``synthdata.models.MODELS``), shown in reports.
     model_name: ClassVar[str] = ""
     #: What ``fit`` takes, for messages ("fit(data) first").
@@ -156,7 +159,7 @@ class Synthesizer:
             params = meta["params"]
             if not isinstance(params, dict):
                 raise TypeError("params is not an object")
-            model = cls(**params)
+            model = cls(**{**cls.older_defaults, **params})
             model._restore_state(meta["state"], tensors)
         except ModelError:
             raise

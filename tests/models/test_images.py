@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from synthdata.errors import DataError, ModelError, SynthdataWarning
 from synthdata.models import ImageGAN
+from synthdata.images.estimator import CONV_FILTERS
 from synthdata.images.networks import (
     ConvFeatures,
     ImageDiscriminator,
@@ -74,7 +75,9 @@ def test_epsilon_is_never_exceeded_and_every_release_is_booked(small, epsilon, d
     assert set(steps) == expected
     assert steps["labels"].parameters["sensitivity"] == 1.0
     assert steps["embeddings"].parameters["sensitivity"] == 1.0
-    assert steps["embeddings"].parameters["features"] == FAST["features"]
+    # The default conv_features (0.5): 64 random filters on a 2x2 grid of the 8x8 images beside the Fourier ones.
+    assert steps["embeddings"].parameters["features"] == FAST["features"] + CONV_FILTERS * 2 * 2
+    assert steps["embeddings"].parameters["conv_weight"] == 0.5
     if discriminator:
         line = steps["discriminator"]
         assert line.mechanism == DPSGD_MECHANISM
@@ -156,6 +159,12 @@ def test_conv_features_and_nearest_upsampling_fit_within_budget_and_round_trip(s
     loaded = ImageGAN.load(tmp_path / "model")
     np.testing.assert_array_equal(loaded.sample(12, seed=2)[0], model.sample(12, seed=2)[0])
     assert loaded.get_params()["upsample"] == "nearest" and loaded.get_params()["conv_features"] == 0.4
+    # A file saved before the option existed was fit without it: it loads as 0, not the new default 0.5.
+    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    del meta["params"]["conv_features"]
+    (tmp_path / "model" / "model.json").write_text(json.dumps(meta))
+    assert ImageGAN.load(tmp_path / "model").get_params()["conv_features"] == 0.0
+    assert ImageGAN(epsilon=1.0).conv_features == 0.5
     for bad in ({"conv_features": 1.0}, {"conv_features": -0.1}, {"conv_features": True},
                 {"upsample": "bilinear"}):
         with pytest.raises(ModelError, match="conv_features must be|upsample must be"):
