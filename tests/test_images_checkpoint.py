@@ -35,19 +35,24 @@ def digits(tmp_path_factory):
     return path, images, labels
 
 
-def test_a_killed_image_fit_resumes_to_the_same_epsilon(tmp_path, digits):
-    path, images, labels = digits
-    checkpoints = tmp_path / "ckpt"
-    # Progress reports slow the first process down so that it is killed mid-fit.
+def _fit_killed_mid_way(path, checkpoints, settings: dict) -> None:
+    """Fit ImageGAN(**settings) on the saved digits in another process, killed after its second checkpoint."""
+    # Progress reports slow the process down so that it is killed mid-fit.
     script = textwrap.dedent(f"""
         import time, numpy as np, torch
         torch.set_num_threads(1)
         from synthdata.images.estimator import ImageGAN
         data = np.load({str(path)!r})
-        ImageGAN(**{SETTINGS!r}).fit(data["images"], data["labels"], checkpoint_dir={str(checkpoints)!r},
+        ImageGAN(**{settings!r}).fit(data["images"], data["labels"], checkpoint_dir={str(checkpoints)!r},
                                      checkpoint_every=3, progress=lambda info: time.sleep(0.2))
     """)
     kill_after_second_checkpoint(script, checkpoints)
+
+
+def test_a_killed_image_fit_resumes_to_the_same_epsilon(tmp_path, digits):
+    path, images, labels = digits
+    checkpoints = tmp_path / "ckpt"
+    _fit_killed_mid_way(path, checkpoints, SETTINGS)
 
     resumed = ImageGAN(**SETTINGS).fit(images, labels, checkpoint_dir=checkpoints, resume=True)
     whole = ImageGAN(**SETTINGS).fit(images, labels)
@@ -109,15 +114,7 @@ def test_a_killed_fit_with_conv_features_resumes_with_the_fits_own_filters(tmp_p
     path, images, labels = digits
     checkpoints = tmp_path / "ckpt"
     settings = {**SETTINGS, "conv_features": 0.5, "upsample": "nearest"}
-    script = textwrap.dedent(f"""
-        import time, numpy as np, torch
-        torch.set_num_threads(1)
-        from synthdata.images.estimator import ImageGAN
-        data = np.load({str(path)!r})
-        ImageGAN(**{settings!r}).fit(data["images"], data["labels"], checkpoint_dir={str(checkpoints)!r},
-                                     checkpoint_every=3, progress=lambda info: time.sleep(0.2))
-    """)
-    kill_after_second_checkpoint(script, checkpoints)
+    _fit_killed_mid_way(path, checkpoints, settings)
 
     trained: list = []
     init = estimator._Training.__init__
