@@ -95,6 +95,13 @@ _MAX_DECIMALS = 6
 MIN_VALUES_FOR_STEP = 5
 #: A column whose one released value leaves at most this share of the rows unexplained is a constant.
 CONSTANT_SHARE = 0.02
+#: ... past this many standard deviations of the noise of that difference (the level's and the
+#: DP row count's). The two errors are not alike: a constant read as 'one value beside rows too
+#: rare to release' is kept as the one value it is; a real column read as a constant is lost.
+#: At 3 sd, Adult's native_country on 2,000 rows at epsilon 1 (one value released, ~9% of rows
+#: under the threshold, sd 44) was left out in about a third of releases; at 1 sd in ~1%, while a
+#: hospital name on every row of 1,400 (sd 15) is kept in ~0.2%.
+CONSTANT_MARGIN = 1.0
 #: Warn for the whole table when it holds fewer rows than this many release thresholds.
 SMALL_TABLE_ROWS = 10
 #: A column's missing level is kept when its noisy count clears the z-score that holds the
@@ -738,19 +745,21 @@ class TabularEncoder:
         # count read high by its, is not evidence of other values (a hospital's name on
         # every row was kept in a few percent of releases of a 1,400-row table). The
         # variances add: the difference holds every level's noise and the row count's.
-        margin = self._unexplained_margin(code, noise, rows_noise)
+        # CONSTANT_MARGIN sd of it, not more: a real column called a constant is lost.
+        margin = self._unexplained_margin(code, noise, rows_noise, sds=CONSTANT_MARGIN)
         if rows is not None and rows > 0 and rows - released > CONSTANT_SHARE * rows + margin:
             return None
         return ("it holds one value (at this privacy budget), so there is nothing to learn from it; declare it in "
                 "a schema with equal bounds or a single category to keep it as a public constant")
 
-    def _unexplained_margin(self, code: ColumnCode, noise: float, rows_noise: float | None = None) -> float:
-        """How many rows the released levels may leave unexplained by noise alone: 3 sd of the
-        row count less the released counts (every level's noise, ``noise`` at most, and the
-        row count's own, ``rows_noise``; variances add)."""
+    def _unexplained_margin(self, code: ColumnCode, noise: float, rows_noise: float | None = None, *,
+                            sds: float = REMAINDER_MARGIN) -> float:
+        """How many rows the released levels may leave unexplained by noise alone: ``sds``
+        standard deviations of the row count less the released counts (every level's noise,
+        ``noise`` at most, and the row count's own, ``rows_noise``; variances add)."""
         if rows_noise is None:
             rows_noise = getattr(self, "_rows_noise", 0.0)
-        return REMAINDER_MARGIN * math.sqrt(noise ** 2 * max(len(code.levels), 1) + rows_noise ** 2)
+        return sds * math.sqrt(noise ** 2 * max(len(code.levels), 1) + rows_noise ** 2)
 
     def _warn_unreleased(self, column: Column, code: ColumnCode, rows: float | None, noise: float = 0.0) -> None:
         if rows is None or rows <= 0 or _public_domain(column):
