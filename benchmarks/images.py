@@ -13,8 +13,10 @@ training digits and 1,000 held-out real test digits; ``--data digits`` the 1,797
 digits of ``sample_datasets/digits.npz``, 80/20. For each epsilon (delta 1e-5, the label
 domain 0..9 declared public, every other setting the model's default):
 
-* fit time of ``ImageGAN.fit``: wall clock, and CPU seconds of this process (on a shared
-  machine the wall clock mostly measures the others; the load average is printed);
+* fit time of ``ImageGAN.fit``: wall clock, CPU seconds of this process (on a shared
+  machine the wall clock mostly measures the others; the load average is printed), and the
+  torch threads the fit ran on (``fit_threads``: ``--threads``, default 2, reaches the fit through
+  :func:`synthdata.runtime.configure_threads`, as ``synthdata release --threads`` does);
 * train on synthetic, test on real: a small CNN and a logistic regression on raw pixels,
   trained on synthetic digits and scored on the held-out real digits, beside the same
   classifiers trained on the real training digits. ``--synthetic`` says how many synthetic
@@ -36,12 +38,17 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
+# As the command line does (synthdata/cli.py): OpenMP threads waiting for work sleep instead of
+# spinning against the other processes on a shared machine; set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from synthdata import ImageGAN
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from synthdata import ImageGAN  # noqa: E402
+from synthdata.runtime import configure_threads  # noqa: E402
 
 DIGITS = Path(__file__).resolve().parents[1] / "sample_datasets" / "digits.npz"
 
@@ -121,7 +128,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=["mnist", "digits"], default="mnist")
     parser.add_argument("--epsilons", type=float, nargs="+", default=[10.0, 1.0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads of the fit and the classifiers (as synthdata --threads: every fit follows)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=JSON",
                         help="an ImageGAN parameter, e.g. generator_steps=500 (repeat for several)")
@@ -134,12 +142,14 @@ def main() -> None:
     parser.add_argument("--save", type=Path, metavar="DIR", help="save each fitted model in DIR/epsilon=E")
     parser.add_argument("--load", type=Path, metavar="DIR", help="score the models saved in DIR/epsilon=E (no fit)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    # Not torch.set_num_threads alone: every model's fit runs under the runtime's thread policy
+    # (one thread unless --threads / SYNTHDATA_THREADS say otherwise), which would set it back to 1.
+    threads = configure_threads(args.threads)
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
 
     train_x, train_y, test_x, test_y = load(args.data)
     results = {"data": f"{args.data}: {len(train_x)} train, {len(test_x)} real test, {train_x.shape[1:]} pixels",
-               "threads": args.threads, "device": args.device, "options": options}
+               "threads": threads, "device": args.device, "options": options}
     if not args.no_real:
         results["trained_on_real"] = {"cnn": cnn_accuracy(train_x, train_y, test_x, test_y),
                                       "logreg": logreg_accuracy(train_x, train_y, test_x, test_y)}
@@ -148,17 +158,18 @@ def main() -> None:
     for epsilon in args.epsilons:
         where = f"epsilon={epsilon:g}"
         load_before = os.getloadavg()[0]
+        fit_threads: set[int] = set()
         if args.load is not None:
             # Options a fitted model still reads (sampling's consistency=) apply to the loaded one.
             model, fit_s, fit_cpu_s = ImageGAN.load(args.load / where).set_params(**options), None, None
         else:
             model = ImageGAN(epsilon=epsilon, delta=1e-5, classes=list(range(10)), device=args.device, **options)
             start, cpu = time.perf_counter(), time.process_time()
-            model.fit(train_x, train_y)
+            model.fit(train_x, train_y, progress=lambda _: fit_threads.add(torch.get_num_threads()))
             fit_s, fit_cpu_s = round(time.perf_counter() - start, 1), round(time.process_time() - cpu, 1)
             if args.save is not None:
                 model.save(args.save / where)
-        entry = {"fit_s": fit_s, "fit_cpu_s": fit_cpu_s,
+        entry = {"fit_s": fit_s, "fit_cpu_s": fit_cpu_s, "fit_threads": sorted(fit_threads),
                  "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                  "epsilon_spent": model.epsilon_spent_, **score(model, counts, test_x, test_y, tuple(args.cnn_seeds)),
                  "ledger": [[s.step, round(s.epsilon, 4)] for s in model.ledger_.spends]}
