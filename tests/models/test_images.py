@@ -393,6 +393,31 @@ def test_the_generator_is_the_moving_average_of_its_steps(small, monkeypatch):
             ImageGAN(epsilon=2.0, average=bad, **settings).fit(images, labels)
 
 
+
+def test_threads_asked_for_reach_every_step_of_the_fit(small, monkeypatch):
+    """SYNTHDATA_THREADS (what --threads sets) reaches the generator's and the discriminator's steps;
+    without it the fit runs on one thread whatever the caller's torch setting (benchmarks/images.py
+    once set only torch's count, and its '--threads 2' fits ran on one thread). Either way the
+    caller's count is left as it was."""
+    from synthdata import runtime
+
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    images, labels = small
+    caller = torch.get_num_threads()
+    for asked, expected in ((None, {1}), ("2", {2})):
+        if asked is None:
+            monkeypatch.delenv(runtime.THREADS_ENV, raising=False)
+            torch.set_num_threads(2)  # the caller's own setting does not reach the fit
+        else:
+            monkeypatch.setenv(runtime.THREADS_ENV, asked)
+        before, seen = torch.get_num_threads(), set()
+        ImageGAN(epsilon=2.0, seed=0, classes=range(10), **{**FAST, "generator_steps": 2}).fit(
+            images, labels, progress=lambda _: seen.add(torch.get_num_threads()))
+        assert seen == expected
+        assert torch.get_num_threads() == before
+    torch.set_num_threads(caller)
+
 # --------------------------------------------------------------------------- persistence
 
 
