@@ -8,6 +8,9 @@ pairs pull gently towards independence, the maximum-entropy default.
 
 With a declared target, all of its pairs are measured (the selection picks the others),
 each shrunk towards independence by the share of its departure the noise explains.
+With :data:`STRATA` > 1 each of them is measured apart within the strata of the target's
+strongest partner instead (:func:`measure_marginals`): how the partner and another
+column act on the target together, at no extra sensitivity.
 
 Then the same for triples of columns (:func:`measure_triples`), on coarser groups:
 each triple's score is how far its real 3-way counts are from what the released 2-way
@@ -48,19 +51,35 @@ class MeasuredMarginals:
     groups: list[list[int]] | None = None
     #: Noisy pair scores of the selection (post-processing input of the triple candidates); not saved.
     pair_scores: dict | None = None
+    #: With a declared target: its pairs measured apart within each group of one column
+    #: (the stratifier). ``(s, t, s_groups, [(x, table), ...])``: ``s_groups`` maps s's
+    #: coarse groups to its strata, each table holds shares per (stratum, x's coarse
+    #: group, t's coarse group), row-major. None: not measured so.
+    stratified: tuple | None = None
 
     def to_dict(self) -> dict:
         out = {"two_way": [[i, j, t.tolist(), w] for i, j, t, w in self.two_way]}
         if self.three_way:
             out["three_way"] = [[i, j, k, t.tolist(), w] for i, j, k, t, w in self.three_way]
             out["groups"] = self.groups
+        if self.stratified:
+            column, target, strata, tables = self.stratified
+            out["stratified"] = [column, target, list(strata), [[x, t.tolist()] for x, t in tables]]
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> MeasuredMarginals:
         return cls(two_way=[(i, j, np.asarray(t), float(w)) for i, j, t, w in data["two_way"]],
                    three_way=[(i, j, k, np.asarray(t), float(w)) for i, j, k, t, w in data.get("three_way", [])],
-                   groups=data.get("groups"))
+                   groups=data.get("groups"),
+                   stratified=_stratified_from(data.get("stratified")))
+
+
+def _stratified_from(data) -> tuple | None:
+    if not data:
+        return None
+    column, target, strata, tables = data
+    return int(column), int(target), [int(g) for g in strata], [(int(x), np.asarray(t, dtype=float)) for x, t in tables]
 
 
 #: Weight of the declared target's pairs in the 2-way release (an integer: the counts
@@ -172,31 +191,131 @@ def measure_marginals(codes: np.ndarray, encoder: TabularEncoder, *, ledger: Pri
 
     chosen = [pairs[index] for index in best_order]
     scale = [int(weights[index]) for index in best_order]
+    forced_pairs = {pairs[index] for index in forced}
+    # With a target, its pairs may be measured apart within each stratum of its strongest
+    # partner (noisy scores: post-processing); each such pair's release is then its 3-way
+    # table (stratum, x, target), whose cells sum to the pair's: one row still adds w to one cell.
+    stratifier = _stratifier(pairs, forced, noisy_scores, target, encoder, shares) if STRATA > 1 else None
+    released = dict(tables)
+    if stratifier is not None:
+        column, strata = stratifier
+        smaps = list(maps)
+        smaps[column] = np.asarray(strata, dtype=np.int64)[maps[column]]
+        ssizes = list(coarse_sizes)
+        ssizes[column] = max(strata) + 1
+        split = [pair for pair in chosen if pair in forced_pairs and column not in pair]
+        for pair, counts in zip(split, cross_counts(codes, [(column, *pair) for pair in split], smaps, ssizes,
+                                                    what="stratified pair tables")):
+            released[pair] = counts
     # One row adds 1 to one cell of every pair's table, so w to a weighted pair's: the
     # weighted vector's L2 sensitivity is sqrt(sum of w^2) (times the rows a unit may hold).
-    exact = np.concatenate([tables[pair] * w for pair, w in zip(chosen, scale)])
+    exact = np.concatenate([released[pair] * w for pair, w in zip(chosen, scale)])
     parameters = {"pairs": [[encoder.codes_[i].name, encoder.codes_[j].name] for i, j in chosen]}
     if target is not None:
         parameters.update(target=encoder.codes_[target].name, target_pair_weight=target_weight,
                           target_pairs="all measured" if len(forced) == sum(target in p for p in pairs)
                           else f"{len(forced)} measured (max_pairs)")
+    if stratifier is not None:
+        parameters.update(stratified_by=encoder.codes_[stratifier[0]].name, strata=max(stratifier[1]) + 1)
     noisy = ledger.noisy("marginals", exact, sensitivity=unit_rows * math.sqrt(sum(w * w for w in scale)),
                          integer=True, mechanism="Gaussian mechanism on 2-way marginals", parameters=parameters)
     # The target's pairs are measured whatever their scores, so some hold less dependence
     # than noise (a noisy table of a pair with none is a spurious predictor): each one's
     # departure from independence is shrunk by the share the noise explains (post-processing).
-    forced_pairs = {pairs[index] for index in forced}
     sigma = measure_multiplier * math.sqrt(sum(w * w for w in scale))
-    two_way, offset = [], 0
+    two_way, split_tables, offset = [], [], 0
     for (i, j), w in zip(chosen, scale):
-        size = len(tables[(i, j)])
+        size = len(released[(i, j)])
         table = noisy[offset:offset + size].astype(float) / (w * rows)
-        if (i, j) in forced_pairs:
-            table = shrunk(table, np.outer(shares[i], shares[j]).ravel(), sigma / (w * rows))
-        two_way.append((i, j, table, 1.0))
         offset += size
+        cell_sigma = sigma / (w * rows)
+        if size != len(tables[(i, j)]):  # stratified: (stratum, i, j) shares
+            layered = table.reshape(-1, len(tables[(i, j)]))
+            table = layered.sum(axis=0)
+            cell_sigma *= math.sqrt(layered.shape[0])
+            split_tables.append(((i, j), layered))
+        if (i, j) in forced_pairs:
+            table = shrunk(table, np.outer(shares[i], shares[j]).ravel(), cell_sigma)
+        two_way.append((i, j, table, 1.0))
+    stratified = None
+    if split_tables:
+        column, strata = stratifier
+        pair_tables = {(i, j): table for i, j, table, _ in two_way}
+        out = []
+        for (i, j), layered in split_tables:
+            x = j if i == target else i
+            # Shrunk towards the pair's table spread over the strata as the released
+            # (stratifier, x) and (stratifier, target) tables imply (post-processing).
+            base = _strata_prediction(pair_tables, (i, j), column, strata, coarse_sizes, shares)
+            layer_sigma = sigma / (scale[chosen.index((i, j))] * rows)
+            kept = shrink_towards(layered.ravel(), base.ravel() * float(layered.sum()), layer_sigma)
+            table = kept.reshape(layered.shape[0], coarse_sizes[i], coarse_sizes[j])
+            if i == target:  # stored as (stratum, x, target)
+                table = table.transpose(0, 2, 1)
+            out.append((x, np.ascontiguousarray(table).ravel()))
+        stratified = (column, target, list(strata), out)
     return MeasuredMarginals(two_way=two_way + _independent(pairs, chosen, shares),
-                             pair_scores={pair: float(score) for pair, score in zip(pairs, noisy_scores)})
+                             pair_scores={pair: float(score) for pair, score in zip(pairs, noisy_scores)},
+                             stratified=stratified)
+
+
+#: With a declared target, its pairs are measured within this many strata of its
+#: strongest partner (0 or 1: not stratified).
+STRATA = 0
+
+
+def _stratifier(pairs, forced, noisy_scores, target, encoder, shares):
+    """(column, its coarse groups -> strata): the target's partner with the highest noisy
+    selection score, its coarse groups cut into STRATA runs of about equal released mass
+    (numbers, dates: in value order; categories: the heaviest alone, the rest together).
+    Post-processing of DP releases; None when nothing is forced."""
+    if target is None or len(forced) < 2:
+        return None
+    best = forced[int(np.argmax(np.asarray(noisy_scores)[forced]))]
+    column = pairs[best][0] if pairs[best][1] == target else pairs[best][1]
+    mass = shares[column]
+    strata = [0] * len(mass)
+    if getattr(encoder.codes_[column], "kind", None) in ("numerical", "datetime"):
+        for group, members in enumerate(_split(mass, STRATA)):
+            for member in members:
+                strata[member] = group
+    else:
+        for rank, g in enumerate(sorted(range(len(mass)), key=lambda g: -mass[g])):
+            strata[g] = min(rank, STRATA - 1)
+    if max(strata) < 1:
+        return None
+    return column, strata
+
+
+def _strata_prediction(pair_tables, pair, column, strata, coarse_sizes, shares) -> np.ndarray:
+    """(stratum, i, j) shares with the pair's table and the stratifier's tables with i and j
+    as margins and nothing more (IPF over the released or prior 2-way targets)."""
+    i, j = pair
+    k = max(strata) + 1
+    merge = np.zeros((coarse_sizes[column], k))
+    merge[np.arange(coarse_sizes[column]), strata] = 1.0
+
+    def with_column(c):
+        a, b = min(c, column), max(c, column)
+        table = pair_tables.get((a, b))
+        if table is None:
+            table = np.outer(shares[a], shares[b]).ravel()
+        table = np.maximum(np.asarray(table, dtype=float), 0).reshape(coarse_sizes[a], coarse_sizes[b])
+        if a == column:
+            table = table.T  # (c, column)
+        out = table @ merge  # (c, stratum)
+        return out.T / max(out.sum(), 1e-12)  # (stratum, c)
+
+    si, sj = with_column(i), with_column(j)
+    pij = np.maximum(np.asarray(pair_tables[pair], dtype=float), 0).reshape(coarse_sizes[i], coarse_sizes[j])
+    pij = pij / max(pij.sum(), 1e-12)
+    table = np.full((k, coarse_sizes[i], coarse_sizes[j]), 1.0 / (k * pij.size))
+    for _ in range(30):
+        for target, axis in ((pij, 0), (si, 2), (sj, 1)):
+            current = table.sum(axis=axis)
+            ratio = np.divide(target, current, out=np.zeros_like(current), where=current > 0)
+            table *= np.expand_dims(ratio, axis)
+    return table / max(table.sum(), 1e-12)
 
 
 def shrunk(table: np.ndarray, independent: np.ndarray, sigma: float) -> np.ndarray:
@@ -338,7 +457,7 @@ def _measure_chosen(chosen, tables, predicted, marginals, codes_, groups, sizes,
         three_way.append((i, j, k, table, 1.0))
         offset += size
     return MeasuredMarginals(two_way=marginals.two_way, three_way=three_way, groups=groups,
-                             pair_scores=marginals.pair_scores)
+                             pair_scores=marginals.pair_scores, stratified=marginals.stratified)
 
 
 def strongest_partners(pairwise: dict, usable: list[int], target: int, partners: int) -> list[int]:

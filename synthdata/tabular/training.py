@@ -252,6 +252,10 @@ def _discriminator_step(discriminator: Discriminator, optimizer, generator: Gene
     return float(losses.mean())
 
 
+#: Weight of each stratified target-pair table in the generator's loss (a pair's is 1).
+STRATA_LOSS_WEIGHT = 1.0
+
+
 class _MarginalTargets:
     """Hellinger distance between generated and noisy marginals, 1-, 2- and 3-way.
 
@@ -291,7 +295,30 @@ class _MarginalTargets:
         self.has_triples = bool(marginals.three_way)
         if self.has_triples:
             self._triples(marginals, codes, fine_offsets, tensor)
-        self.norm = 1e2 / (len(codes) + len(marginals.two_way) + len(marginals.three_way))
+        stratified = getattr(marginals, "stratified", None)
+        self.has_strata = bool(stratified and stratified[3])
+        if self.has_strata:
+            column, target, strata, tables = stratified
+            k, ct = max(strata) + 1, codes[target].coarse_size
+            merge = np.zeros((codes[column].coarse_size, k), dtype=np.float32)
+            merge[np.arange(len(strata)), strata] = 1.0
+            self.strata_merge = tensor(merge)
+            self.strata_span = (int(coarse_offsets[column]), int(coarse_offsets[column]) + codes[column].coarse_size)
+            self.target_span = (int(coarse_offsets[target]), int(coarse_offsets[target]) + ct)
+            # Cell (stratum s, x's group g, target's group t) is entry (s * ct + t, offset of x + g).
+            srows, scols, starget = [], [], []
+            for x, table in tables:
+                cx = codes[x].coarse_size
+                s_, g_, t_ = np.meshgrid(np.arange(k), np.arange(cx), np.arange(ct), indexing="ij")
+                srows.append((s_ * ct + t_).ravel())
+                scols.append((coarse_offsets[x] + g_).ravel())
+                starget.append(_shares(table))
+            self.strata_rows = tensor(np.concatenate(srows), torch.long)
+            self.strata_cols = tensor(np.concatenate(scols), torch.long)
+            self.strata_target = tensor(np.concatenate(starget))
+            self.strata_weight = STRATA_LOSS_WEIGHT
+        self.norm = 1e2 / (len(codes) + len(marginals.two_way) + len(marginals.three_way)
+                           + (len(stratified[3]) if self.has_strata else 0))
 
     def _triples(self, marginals: MeasuredMarginals, codes, fine_offsets, tensor) -> None:
         """Fine levels -> 3-way groups, and per triple the group columns of its three
@@ -324,10 +351,17 @@ class _MarginalTargets:
     def loss(self, fine: torch.Tensor) -> torch.Tensor:
         """``fine``: per-column level probabilities of a generated batch, concatenated."""
         total = _hellinger(fine.mean(0), self.one_target, 1.0)
-        if self.has_pairs:
+        if self.has_pairs or self.has_strata:
             coarse = fine @ self.aggregate
+        if self.has_pairs:
             gram = coarse.t() @ coarse / coarse.shape[0]
             total = total + _hellinger(gram[self.rows, self.cols], self.two_target, self.two_weight)
+        if self.has_strata:
+            strata = coarse[:, self.strata_span[0]:self.strata_span[1]] @ self.strata_merge
+            target = coarse[:, self.target_span[0]:self.target_span[1]]
+            both = (strata[:, :, None] * target[:, None, :]).reshape(coarse.shape[0], -1)
+            joint = both.t() @ coarse / coarse.shape[0]
+            total = total + _hellinger(joint[self.strata_rows, self.strata_cols], self.strata_target, self.strata_weight)
         if self.has_triples:
             grouped = fine @ self.aggregate3
             a, b, c = (grouped[:, self.index3[p]] for p in range(3))  # rows x triples x width

@@ -328,3 +328,81 @@ def test_target_triples_by_default_are_the_target_and_its_strongest_partners(mon
     plain = TabularGAN(epsilon=4.0, seed=0, generator_steps=10, device="cpu",
                        budget_split={"discriminator": 0.0}).fit(frame)
     assert "marginals3" not in {spend.step for spend in plain.ledger_.spends}
+
+
+# --------------------------------------------------------------------------- target pairs within strata of a partner
+
+
+@pytest.mark.parametrize("target", [3, 0])
+def test_stratified_target_pairs_move_by_exactly_the_booked_sensitivity(monkeypatch, target):
+    """With STRATA on, each target pair (but the stratifier's own) is released as its
+    (stratum, column, target) table: one row still adds w to one cell of each, so the
+    release moves by exactly the same booked sqrt(sum w^2). Without noise the stratified
+    tables are the exact 3-way shares and the pairs' tables their sums over the strata."""
+    monkeypatch.setattr(marginals_module, "STRATA", 2)
+    sizes = [3, 4, 2, 5]
+    rng = np.random.default_rng(4)
+    codes = np.stack([rng.integers(0, s, 300) for s in sizes], axis=1)
+    extra = np.array([[2, 0, 1, 4]])
+    measured, (before, sensitivity, parameters) = _release(codes, sizes, target)
+    _, (after, _, _) = _release(np.concatenate([codes, extra]), sizes, target)
+    w = marginals_module.TARGET_WEIGHT
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    assert sensitivity == pytest.approx(math.sqrt(sum(w * w if target in p else 1 for p in pairs)))
+    assert np.linalg.norm(after - before) == pytest.approx(sensitivity)
+    # The first target pair scores highest (the test ledger's order): its other column stratifies.
+    first = next(p for p in pairs if target in p)
+    column = first[0] if first[1] == target else first[1]
+    assert parameters["stratified_by"] == f"c{column}" and parameters["strata"] == 2
+    stratifier, tgt, strata, tables = measured.stratified
+    assert (stratifier, tgt) == (column, target)
+    assert strata == [0] + [1] * (sizes[column] - 1)  # flat released counts: the first group alone, the rest
+    assert sorted(x for x, _ in tables) == sorted(c for c in range(4) if c not in (column, target))
+    for x, table in tables:
+        exact = np.zeros((2, sizes[x], sizes[target]))
+        np.add.at(exact, (np.asarray(strata)[codes[:, column]], codes[:, x], codes[:, target]), 1)
+        assert np.allclose(table, exact.ravel() / len(codes), atol=1e-6)
+    for i, j, shares, _ in measured.two_way:
+        if target in (i, j):
+            exact = np.zeros((sizes[i], sizes[j]))
+            np.add.at(exact, (codes[:, i], codes[:, j]), 1)
+            assert np.allclose(shares, exact.ravel() / len(codes), atol=1e-6)
+    again = marginals_module.MeasuredMarginals.from_dict(measured.to_dict())
+    assert again.stratified[:3] == measured.stratified[:3]
+    assert all(x == y and np.allclose(a, b) for (x, a), (y, b) in zip(again.stratified[3], tables))
+
+
+def test_without_strata_or_target_nothing_is_stratified(monkeypatch):
+    sizes = [3, 4, 2, 5]
+    codes = np.stack([np.random.default_rng(6).integers(0, s, 200) for s in sizes], axis=1)
+    assert _release(codes, sizes, 3)[0].stratified is None  # off by default
+    monkeypatch.setattr(marginals_module, "STRATA", 2)
+    measured, (_, _, parameters) = _release(codes, sizes, None)
+    assert measured.stratified is None and "stratified_by" not in parameters
+
+
+def test_stratified_pairs_carry_how_two_columns_act_on_the_target_together(monkeypatch):
+    """y = a XOR b (90% of rows): every pair is flat, so a model of pairs cannot carry it.
+    Stratified by one of a and b, the target's pair with the other is measured within
+    each of its strata, and the generator fitted to those tables reproduces the XOR."""
+    from synthdata import TabularGAN
+
+    rng = np.random.default_rng(9)
+    n = 4000
+    a, b = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    y = (a ^ b) ^ (rng.random(n) < 0.1)
+    frame = pd.DataFrame({"a": np.where(a, "yes", "no"), "b": np.where(b, "up", "down"),
+                          "y": np.where(y, "odd", "even")})
+
+    def agreement(strata: int) -> float:
+        monkeypatch.setattr(marginals_module, "STRATA", strata)
+        model = TabularGAN(epsilon=8.0, seed=0, generator_steps=1200, device="cpu", insecure_noise_seed=3,
+                           budget_split={"discriminator": 0.0}).fit(frame, target="y")
+        (line,) = [spend for spend in model.ledger_.spends if spend.step == "marginals"]
+        assert (line.parameters.get("stratified_by") in ("a", "b")) == (strata > 1)
+        s = model.sample(6000, seed=1)
+        return float((((s["a"] == "yes") ^ (s["b"] == "up")) == (s["y"] == "odd")).mean())
+
+    stratified, plain = agreement(2), agreement(0)
+    assert stratified > 0.8, stratified
+    assert plain < 0.65, plain
