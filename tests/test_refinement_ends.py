@@ -12,6 +12,7 @@ it once kept. Post-processing of the same releases: these tests draw no noise.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -80,3 +81,25 @@ def test_a_merged_end_cell_is_cut_flat_instead_of_filled_by_a_falling_density():
     density = sum(p.weight for p in beside) / (beside[-1].high - beside[0].low + 1)
     assert (top.low, top.weight) == (140, 197.0) and top.high == 140 + round(197.0 / density) - 1 < 183
     assert top.tilt == 0.0
+
+
+def test_a_tail_reaches_one_finer_cell_further_only_when_its_mass_needs_it_past_its_noise():
+    """A decade's remainder past 3000 (none of its first-digit cells cleared the threshold 400):
+    its mass needs at least ceil(mass / 400) of them. Read at face value, a remainder of 450 (the
+    difference of several noisy counts: sd 30 x 2) reached into [4000, 5000) although 400 real rows
+    at most fill [3000, 4000); it is read EDGE_MARGIN sd low, and the cap as many sd high."""
+    from synthdata.schema import Column
+    from synthdata.tabular.encoding import EDGE_MARGIN
+
+    encoder = TabularEncoder()
+    column = Column("duration", "numerical")
+    lattice = encoder._lattice(column)
+    resolutions = encoder._resolutions(column, lattice)
+    encoder._threshold = 400.0
+    sigma = 30.0
+    tail = _Piece(3000.0, 10_000.0, 450.0, (), 4.0, len(resolutions) - 1)
+    assert EDGE_MARGIN >= 2.0
+    assert encoder._reach(tail, -1, lattice, resolutions, sigma) is None
+    # A mass that needs three cells whatever its noise still reaches the third.
+    heavy = replace(tail, weight=1200.0)
+    assert encoder._reach(heavy, -1, lattice, resolutions, sigma) == 5000.0
