@@ -372,11 +372,13 @@ def test_stratified_target_pairs_move_by_exactly_the_booked_sensitivity(monkeypa
     assert all(x == y and np.allclose(a, b) for (x, a), (y, b) in zip(again.stratified[3], tables))
 
 
-def test_without_strata_or_target_nothing_is_stratified(monkeypatch):
+def test_without_strata_or_without_a_target_nothing_is_stratified(monkeypatch):
     sizes = [3, 4, 2, 5]
     codes = np.stack([np.random.default_rng(6).integers(0, s, 200) for s in sizes], axis=1)
-    assert _release(codes, sizes, 3)[0].stratified is None  # off by default
+    monkeypatch.setattr(marginals_module, "STRATA", 0)
+    assert _release(codes, sizes, 3)[0].stratified is None
     monkeypatch.setattr(marginals_module, "STRATA", 2)
+    assert _release(codes, sizes, 3)[0].stratified is not None
     measured, (_, _, parameters) = _release(codes, sizes, None)
     assert measured.stratified is None and "stratified_by" not in parameters
 
