@@ -77,17 +77,21 @@ from .releases import DPDiscriminator, check_domain, release_embeddings, release
 __all__ = ["ImageGAN"]
 
 MODEL_FORMAT = "synthdata-image-gan/1"
+#: Images the generator draws per step, split evenly over the classes, MIN_PER_CLASS to
+#: MAX_PER_CLASS each: a step's cost is proportional. Until session 8 it was 640 (64 per class)
+#: for 1,000 steps; half as many images per step for twice the steps (``generator_steps=2000``)
+#: costs the same CPU at 28x28 and read 91.3-91.7% instead of 89.4-90.2% on MNIST at
+#: epsilon=10 (benchmarks/README.md, images.py, session 8). Post-processing: no privacy cost.
+GENERATED_PER_STEP = 320
+MIN_PER_CLASS, MAX_PER_CLASS = 8, 32
+#: Random 5x5 filters of the optional convolutional features (``conv_features > 0``).
+CONV_FILTERS = 64
 #: Relative weights of the budget (normalised to sum 1; RDP composition lets each part
 #: get more than its slice of an additive split). The mean embeddings carry the image
 #: signal, so they get most of it.
 #: The DP-SGD discriminator's share is small: on the 8x8 digits at epsilon=10 it cost
 #: 0.8 points of accuracy (logistic regression on synthetic digits, 0.942 against 0.950
 #: without it) and a third more fit time; set it to 0 to train on the embeddings alone.
-#: Images the generator draws per step (split evenly over the classes, 8 to 64 each): its
-#: step's cost is proportional.
-GENERATED_PER_STEP = 640
-#: Random 5x5 filters of the optional convolutional features (``conv_features > 0``).
-CONV_FILTERS = 64
 DEFAULT_BUDGET_SPLIT = {"labels": 0.1, "embeddings": 0.9, "discriminator": 0.1, "audit": 0.0}
 
 
@@ -102,7 +106,10 @@ class ImageGAN(ImageSynthesizer):
         delta: defaults to min(1/(n ln n), 1e-5), well below 1/n.
         epochs: passes of the DP discriminator over the data (in expectation), if used.
         batch_size: expected size of the discriminator's Poisson-sampled real batches.
-        generator_steps: optimisation steps of the generator (post-processing: free).
+        generator_steps: optimisation steps of the generator (post-processing: free in privacy; each
+            step draws GENERATED_PER_STEP images, 32 per class for up to 10 classes). 2000 since
+            session 8 (1000 steps of 64 images per class before: the same CPU at 28x28; models saved
+            before keep the steps they were fit with).
         features: random Fourier features of the mean embeddings (even).
         length_scales: kernel widths, relative to sqrt(pixels), the features are split over.
         budget_split: relative shares of epsilon for labels, embeddings, discriminator.
@@ -140,7 +147,7 @@ class ImageGAN(ImageSynthesizer):
     model_name = "image-gan"
 
     def __init__(self, *, epsilon: float, delta: float | None = None, epochs: float = 2.0,
-                 batch_size: int = 64, generator_steps: int = 1000, features: int = 4000,
+                 batch_size: int = 64, generator_steps: int = 2000, features: int = 4000,
                  length_scales: tuple[float, ...] = (0.2, 0.4), budget_split: dict[str, float] | None = None,
                  adversarial_weight: float = 0.05, max_grad_norm: float = 1.0, learning_rate: float = 2e-3,
                  average: float = 0.0, conv_features: float = 0.5, upsample: str = "transposed",
@@ -309,7 +316,7 @@ class ImageGAN(ImageSynthesizer):
         generator, discriminator, targets = training.generator, training.discriminator, training.targets
         device, ledger, steps = training.device, training.ledger, training.steps
         classes = targets.shape[0]
-        per_class = max(8, min(64, GENERATED_PER_STEP // classes))
+        per_class = max(MIN_PER_CLASS, min(MAX_PER_CLASS, GENERATED_PER_STEP // classes))
         labels = torch.arange(classes, device=device).repeat_interleave(per_class)
         # Classes weigh by their released frequency (a rare class's noisy mean is noisier).
         weights = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=device)
