@@ -310,16 +310,11 @@ def _strata_prediction(pair_tables, pair, column, strata, coarse_sizes, shares) 
         out = table @ merge  # (c, stratum)
         return out.T / max(out.sum(), 1e-12)  # (stratum, c)
 
-    si, sj = with_column(i), with_column(j)
     pij = np.maximum(np.asarray(pair_tables[pair], dtype=float), 0).reshape(coarse_sizes[i], coarse_sizes[j])
     pij = pij / max(pij.sum(), 1e-12)
-    table = np.full((k, coarse_sizes[i], coarse_sizes[j]), 1.0 / (k * pij.size))
-    for _ in range(30):
-        for target, axis in ((pij, 0), (si, 2), (sj, 1)):
-            current = table.sum(axis=axis)
-            ratio = np.divide(target, current, out=np.zeros_like(current), where=current > 0)
-            table *= np.expand_dims(ratio, axis)
-    return table / max(table.sum(), 1e-12)
+    # The three margins of a (stratum, i, j) table, as _max_entropy reads a triple's pairs.
+    margins = {(0, 1): with_column(i), (0, 2): with_column(j), (1, 2): pij}
+    return _max_entropy(margins, [k, coarse_sizes[i], coarse_sizes[j]], (0, 1, 2))
 
 
 def shrunk(table: np.ndarray, independent: np.ndarray, sigma: float) -> np.ndarray:

@@ -295,7 +295,7 @@ class _MarginalTargets:
         self.has_triples = bool(marginals.three_way)
         if self.has_triples:
             self._triples(marginals, codes, fine_offsets, tensor)
-        stratified = getattr(marginals, "stratified", None)
+        stratified = marginals.stratified
         self.has_strata = bool(stratified and stratified[3])
         if self.has_strata:
             column, target, strata, tables = stratified
