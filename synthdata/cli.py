@@ -667,8 +667,9 @@ def verify_command(release_dir, public_key):
 @click.option("--schema", "schema_path", type=click.Path(path_type=Path), default=None,
               help="Schema JSON (from `synthdata inspect --schema-out`): public and free. Without it the column "
                    "types are decided with DP from a small share of epsilon.")
-@click.option("--holdout-fraction", type=float, default=0.2, show_default=True,
-              help="Share of rows kept from the generator for the membership audit; 0 turns the audit off.")
+@click.option("--holdout-fraction", type=float, default=None,
+              help="Share of rows (or images) kept from the generator for the audits; 0 turns the membership "
+                   "audit off. Default: 0.2 for tables and --items data, 0.1 for images.")
 @click.option("--rows", type=click.IntRange(min=1), default=None,
               help="Synthetic rows (or images) to write (default: the DP count of the training rows).")
 @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -38,10 +38,12 @@ from .files import os_error_message, printable
 from .privacy import NoiseSource, check_privacy_parameters, watch_ledgers
 
 __all__ = ["DEFAULT_AUDIT_SHARE", "DEFAULT_HOLDOUT_FRACTION", "REPORT_FORMAT", "STAGES", "STEWARD_SUFFIX",
-           "Modality", "ReleaseResult", "release", "staged_release"]
+           "Modality", "ReleaseResult", "default_holdout_fraction", "release", "staged_release"]
 
 REPORT_FORMAT = "synthdata-report/2"
 STEWARD_FORMAT = "synthdata-steward-audit/1"
+#: Share of the input held out for the audits when the modality names none (tables and
+#: interaction data); a modality may set its own ``default_holdout_fraction`` (images: 0.1).
 DEFAULT_HOLDOUT_FRACTION = 0.2
 #: Relative share of the budget for the public audit figures (see synthdata.audit.private).
 DEFAULT_AUDIT_SHARE = 0.05
@@ -53,7 +55,12 @@ _VERSIONS = ("torch", "opacus", "opendp", "numpy", "pandas", "scikit-learn", "sd
 
 
 class Modality(Protocol):
-    """What the release needs from a kind of data (see :class:`synthdata.tabular.modality.TableModality`)."""
+    """What the release needs from a kind of data (see :class:`synthdata.tabular.modality.TableModality`).
+
+    A modality may also carry ``default_holdout_fraction``, the share held out when the
+    caller names none (a public constant, never computed from the data); without it,
+    :data:`DEFAULT_HOLDOUT_FRACTION`.
+    """
 
     name: str
     source: str
@@ -83,7 +90,7 @@ class ReleaseResult:
 
 
 def release(modality: Modality, *, epsilon: float, delta: float | None = None,
-            holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION, rows: int | None = None, key=None,
+            holdout_fraction: float | None = None, rows: int | None = None, key=None,
             key_path: Path | None = None, out: str | os.PathLike | None = None, seed: int | None = None,
             ledger: str | os.PathLike | None = None, budget_limit: float = DEFAULT_BUDGET_LIMIT,
             dataset_id: str | None = None, model_options: dict[str, Any] | None = None,
@@ -98,12 +105,15 @@ def release(modality: Modality, *, epsilon: float, delta: float | None = None,
     exist (default: a new directory under ``privacy_reports/``); ``ledger`` is the budget
     ledger (default: beside the release), keyed by ``dataset_id`` or by a keyed
     fingerprint of the data's content; a release that would take the dataset's cumulative
-    ε above ``budget_limit`` is refused before any training.
+    ε above ``budget_limit`` is refused before any training. ``holdout_fraction`` None: the
+    modality's default (:func:`default_holdout_fraction`).
     """
     from .fingerprint import keyed_fingerprint, ledger_key, steward_secret
     from .models.base import fresh_seed
 
     say = progress or (lambda _message: None)
+    if holdout_fraction is None:
+        holdout_fraction = default_holdout_fraction(modality)
     _check_options(modality, epsilon=epsilon, delta=delta, holdout_fraction=holdout_fraction, rows=rows,
                    audit_share=audit_share)
     directory = release_directory(out, modality.source)
@@ -350,6 +360,12 @@ def _check_options(modality: Modality, *, epsilon: float, delta: float | None, h
     if not 0 <= audit_share < 1:
         raise DataError(f"the audit share must be in [0, 1), got {audit_share:g}")
     modality.check(holdout_fraction=holdout_fraction, rows=rows)
+
+
+def default_holdout_fraction(modality: Modality) -> float:
+    """The share of ``modality``'s input held out when the caller names none: its
+    ``default_holdout_fraction`` (a public constant), else :data:`DEFAULT_HOLDOUT_FRACTION`."""
+    return float(getattr(modality, "default_holdout_fraction", DEFAULT_HOLDOUT_FRACTION))
 
 
 def release_directory(out: str | os.PathLike | None, source: str) -> Path:

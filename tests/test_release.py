@@ -85,6 +85,7 @@ def test_release_writes_a_verifiable_signed_directory_and_the_stewards_audit_bes
     assert "seed" not in json.dumps(predicate["model"])
     assert set(predicate["data"]["input_fingerprint"]) == {"algorithm", "salt", "mac"}
     assert predicate["audit"]["figures"]["ml_utility"]["target"] == "high"
+    assert predicate["data"]["holdout_fraction"] == 0.2  # the tables' default (images hold out 0.1)
     synthetic = pd.read_csv(directory / "synthetic.csv")
     assert list(synthetic.columns) == list(_frame().columns)
     assert len(synthetic) == predicate["data"]["rows_synthetic"] == predicate["data"]["rows_train_dp"]
@@ -243,6 +244,8 @@ def test_cli_release_then_verify_then_budget(invoke, tmp_path, data_csv, keys):
     assert public.exists() and str(public) in result.output  # the default key, created on first use
     verified = invoke("verify", out, "--public-key", public)
     assert verified.exit_code == 0, verified.output
+    # Without --holdout-fraction a table release holds out 0.2, as before the images got their own default.
+    assert verify_release(out, public)["predicate"]["data"]["holdout_fraction"] == 0.2
     steward = invoke("verify", tmp_path / "rel.steward-audit", "--public-key", public)
     assert steward.exit_code == 0 and "NOT FOR RELEASE" in steward.output, steward.output
     listed = invoke("budget", "--ledger", tmp_path / "budget-ledger.json")

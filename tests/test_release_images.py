@@ -123,10 +123,12 @@ def test_image_release_verifies_and_a_changed_png_fails(tmp_path, keys, digits_n
     assert predicate["modality"] == "image" and predicate["data"]["image_shape"] == [8, 8, 1]
     assert predicate["privacy"]["unit"] == "one image of the input"
     assert predicate["audit"]["figures"]["ml_utility"] is not None
-    # 300 images leave about 60 in the holdout: too few for the public membership attack's noise.
+    # 300 images leave about 30 in the holdout (the images' default, 0.1): too few for the public
+    # membership attack's noise.
+    assert predicate["data"]["holdout_fraction"] == 0.1
     assert predicate["audit"]["figures"]["membership"] is None and "not tested" in predicate["audit"]["verdict"]
     assert "seed" not in json.dumps(predicate["model"])
-    # The generator saw only the training images (about 240: each image held out with probability 0.2).
+    # The generator saw only the training images (about 270: each image held out with probability 0.1).
     steward = verify_release(result.steward_directory, keys[1])["predicate"]
     assert len(stub.seen) == 1 and len(stub.seen[0]) == steward["data"]["images_train"]
     assert steward["data"]["images_train"] + steward["data"]["images_holdout"] == 300
@@ -162,6 +164,31 @@ def test_unlabelled_folder_release_and_an_added_png_fails(tmp_path, keys, digits
         verify_release(directory, keys[1])
 
 
+def test_images_hold_out_a_tenth_by_default_and_the_option_overrides_it(tmp_path, keys, digits_npz, stub,
+                                                                         monkeypatch):
+    from synthdata.release import DEFAULT_HOLDOUT_FRACTION, default_holdout_fraction
+    from synthdata.tabular.modality import TableModality
+
+    asked = []
+    split = ImageModality.split
+
+    def spy(self, fraction, noise):
+        asked.append(fraction)
+        return split(self, fraction, noise)
+
+    monkeypatch.setattr(ImageModality, "split", spy)
+    # A public constant per modality, never read off the data: tables (and interaction data) keep 0.2.
+    assert default_holdout_fraction(ImageModality(read_images(digits_npz))) == 0.1
+    assert default_holdout_fraction(TableModality) == DEFAULT_HOLDOUT_FRACTION == 0.2
+    first = _release(tmp_path, keys, digits_npz)
+    second = _release(tmp_path, keys, digits_npz, out=tmp_path / "second", holdout_fraction=0.3)
+    assert asked == [0.1, 0.3]
+    assert [r.predicate["data"]["holdout_fraction"] for r in (first, second)] == [0.1, 0.3]
+    held = [verify_release(r.steward_directory, keys[1])["predicate"]["data"]["images_holdout"]
+            for r in (first, second)]
+    assert held[0] < 60 < held[1]  # about 30 and 90 of 300 (each image independently)
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_a_fault_at_any_stage_leaves_nothing(tmp_path, keys, digits_npz, stub, stage):
     def fail_at(message: str) -> None:
@@ -191,6 +218,8 @@ def test_cli_release_images_with_progress_then_verify(invoke, tmp_path, keys, di
     assert "eps=" in result.output  # the progress bar ran
     verified = invoke("verify", out, "--public-key", public)
     assert verified.exit_code == 0, verified.output
+    # Without --holdout-fraction an image release holds out the images' default share, and says so.
+    assert verify_release(out, public)["predicate"]["data"]["holdout_fraction"] == 0.1
     refused = invoke("release", digits_npz, "--epsilon", "4", "--target", "label", "--out", tmp_path / "x")
     assert_one_line_error(refused, "tables only")
     (tmp_path / "empty").mkdir()
