@@ -25,7 +25,11 @@ noise, up to :data:`REFINE_CELLS`; chosen from the first release, so public), ea
 counted once per column in the cell holding its value. The column's ends lose the cells
 whose counts do not stand out of the noise (a 1-7 scale's decade cell stops at 7, a
 century of years at the last year held, a degree of latitude at the city's edge), and
-each piece's mass follows its cells' counts as far as they stand out of the noise.
+each piece's mass follows its cells' counts as far as they stand out of the noise. A
+piece of a few lattice values among released ones (codes the threshold kept back: a
+browser code between released ones) is counted value by value wherever it lies, the
+pieces of one remainder share its mass by their cells' counts, and at the column's end
+it keeps as many values as the first release says its mass needs.
 
 Synthetic values are drawn from these pieces on the lattice only, so every value is on
 the column's lattice, and inside the *released range* (the pieces' span) the model
@@ -179,6 +183,9 @@ REFINE_END_MASS = 6.0
 REFINE_MARGIN = 2.0
 #: A spread piece holding this share of its column's mass is refined wherever it lies.
 REFINE_HEAVY = 0.25
+#: A spread piece of at most this many lattice values (less its holes: codes, small counts between or beside
+#: released ones) is refined wherever it lies, each value its own cell (:func:`_code_pieces`).
+CODE_VALUES = 16
 #: Powers of ten the cells of numbers without a lattice cover (beyond: the end cells).
 _MIN_EXPONENT, _MAX_EXPONENT = -12, 18
 
@@ -686,16 +693,21 @@ class TabularEncoder:
         data there), and every piece's mass is shared among its cells by their noisy counts.
         A piece that is all a released cell's remainder (``proven``) is never cut away whole.
         """
-        cells, resolutions, ends = [], [], []
+        cells, resolutions, ends, protected = [], [], [], []
         for i in refinable:
             own = pieces[i] or []
-            chosen_pieces = _to_refine(own)
+            chosen_pieces = _to_refine(own, lattices[i])
+            codes = chosen_pieces & _code_pieces(own, lattices[i])
             marked = sorted(((j, cell, end) for j, piece in enumerate(own) if j in chosen_pieces
-                             for cell, end in _end_cells(_sub_cells(piece, lattices[i],
-                                                                    _refine_cells(piece.weight, sigma)),
-                                                         _column_ends(piece, own))),
+                             for cell, end in (((c, False) for c in _sub_cells(piece, lattices[i],
+                                                                              _size(piece, lattices[i])))
+                                               if j in codes else
+                                               _end_cells(_sub_cells(piece, lattices[i],
+                                                                     _refine_cells(piece.weight, sigma)),
+                                                          _column_ends(piece, own)))),
                             key=lambda c: c[1][0])
             cuts = [(j, cell) for j, cell, _ in marked]
+            protected.append(self._code_reach(columns[i], own, codes, cuts, lattices[i]))
             holes = sorted({p.low for p in own if p.low == p.high})
             cells.append(cuts)
             ends.append(frozenset(k for k, (_, _, end) in enumerate(marked) if end))
@@ -716,11 +728,59 @@ class TabularEncoder:
         flat = np.concatenate(dense) if sum(sizes) else np.zeros(0, dtype=np.int64)
         noisy = noise.integer_gaussian(flat, sigma).astype(float) if len(flat) else flat.astype(float)
         out, offset = list(pieces), 0
-        for i, cuts, size, merged in zip(refinable, cells, sizes, ends):
+        for i, cuts, size, merged, sure in zip(refinable, cells, sizes, ends, protected):
             column_noisy, offset = noisy[offset:offset + size], offset + size
             if out[i] and cuts:
-                out[i] = _shape_column(out[i], cuts, column_noisy, sigma, lattices[i], merged)
+                out[i] = _shape_column(out[i], cuts, column_noisy, sigma, lattices[i], merged, sure)
         return out
+
+    def _code_reach(self, column: Column, pieces: list[_Piece], codes: set[int], cuts: list[tuple],
+                    lattice: _Lattice) -> frozenset:
+        """The refinement cells of code pieces that real values surely reach, by the first release.
+
+        A code piece (:func:`_code_pieces`) is a remainder spread over lattice values none of which
+        was released: each holds at most about its threshold plus :data:`EDGE_MARGIN` noise sd
+        (``cap``, at the exact count's own weight: a small whole number's is lower than the
+        column's), so the remainder's mass, read :data:`EDGE_MARGIN` sd low, fills at least
+        ``k = ceil(mass / cap)`` of them: the column reaches at least the ``k``-th value from the
+        remainder's inner side. Those cells are kept whatever the refinement's noise says at the
+        column's ends (:func:`_shape_column`). The pieces of one remainder (a group) count together.
+        Post-processing of the first release (which values were released, the noise levels)."""
+        finder = getattr(self, "_threshold_of", None)
+        if not codes or finder is None or not getattr(self, "sigma_", 0):
+            return frozenset()
+        resolutions = self._resolutions(column, lattice)
+        sigma = self.sigma_ * WEIGHT_SCALE  # of a weighted count, first release
+        base = _base_weight(resolutions)
+        units: dict[tuple, list[int]] = {}
+        for j in codes:
+            units.setdefault(("group", pieces[j].group) if pieces[j].group >= 0 else ("piece", j), []).append(j)
+        sure = set()
+        for members in units.values():
+            mass = sum(pieces[j].weight for j in members)
+            var = sum(pieces[j].var for j in members)
+            mine = sorted((cell[0], k) for k, (j, cell) in enumerate(cuts) if j in members)
+            if not mine:
+                continue
+            caps = []
+            for value, _ in mine:
+                noise = sigma / _exact_weight(value, resolutions, lattice, base)
+                caps.append(finder(noise) + EDGE_MARGIN * noise)
+            low = mass - EDGE_MARGIN * (sigma / base) * math.sqrt(max(var, 0.0))
+            cap = max(caps)
+            if low <= 0 or cap <= 0:
+                continue
+            needed = min(math.ceil(low / cap), len(mine))
+            others = [p for j, p in enumerate(pieces) if j not in members]
+            ordered = [k for _, k in mine]
+            # Inner side: away from the column's end the remainder's values lie at (inside: no end).
+            top = not others or cuts[ordered[-1]][1][1] > max(p.high for p in others)
+            bottom = not others or cuts[ordered[0]][1][0] < min(p.low for p in others)
+            if top and not bottom:
+                sure.update(ordered[:needed])
+            elif bottom and not top:
+                sure.update(ordered[-needed:])
+        return frozenset(sure)
 
     def _released(self, resolution: _Resolution, keys: list, noisy: np.ndarray, sigma: np.ndarray,
                   lattice: _Lattice) -> dict:
@@ -835,7 +895,10 @@ class TabularEncoder:
         finer: list[tuple[float, float]] = []  # released cells of the resolutions done
         aside: list[tuple] = []  # (low, high, remainder, noise, gaps, resolution) too small to use
 
+        groups = iter(range(1 << 30))
+
         def spread(low, high, weight, noise, gaps, resolution):
+            group = next(groups)
             sizes, holes_of = [], []
             for gap_low, gap_high in gaps:
                 if continuous:
@@ -853,7 +916,7 @@ class TabularEncoder:
                     if not continuous:
                         gap_low, gap_high = lattice.first(gap_low), lattice.last(gap_high)
                     out.append(_Piece(gap_low, gap_high, weight * size / total, holes, noise * size / total,
-                                      resolution, proven))
+                                      resolution, proven, group=group))
             return out
 
         for r in range(1, len(resolutions)):
@@ -891,7 +954,15 @@ class TabularEncoder:
                 tail = (tested and bool(gaps) and bool(pieces)
                         and all((g[0] >= placed[1] or g[1] <= placed[0]) and _allowed(g, placed, pieces, lattice)
                                 for g in gaps))
-                margin = INTERIOR_MARGIN if interior else TAIL_MARGIN if tail else REMAINDER_MARGIN
+                # Codes between released values (a few lattice values inside the pieces placed, none
+                # released): the refinement counts them one by one (_code_pieces), and a wrong
+                # remainder there costs a little mass inside the range, never a value past it.
+                codes = (tested and not continuous and bool(gaps) and placed is not None
+                         and _free_values(gaps, points, lattice, CODE_VALUES + 1) is not None)
+                if codes:
+                    free = _free_values(gaps, points, lattice, CODE_VALUES + 1)
+                    codes = 0 < len(free) <= CODE_VALUES and placed[0] < free[0] and free[-1] < placed[1]
+                margin = INTERIOR_MARGIN if interior or codes else TAIL_MARGIN if tail else REMAINDER_MARGIN
                 if residual <= margin * sigma * math.sqrt(noise) or not gaps:
                     if residual > 0 and gaps:
                         kept_aside.append((low, high, residual, noise, gaps, r))
@@ -1008,6 +1079,13 @@ class TabularEncoder:
             density = _density(inward, lattice) or 0.0
             if min(densities) > 0 and max(densities) > SPIKY * min(densities):
                 density = max(densities)  # codes: the values beside it are spikes, so the edge's mass is one too
+            if all(p.high == p.low for p in inward) and any(p.resolution > 0 for p in inward):
+                # Beside a code piece's cells (values the threshold kept from release, counted one by one:
+                # what the released codes leave), the edge's mass is one more code: at the density of the
+                # released codes nearest it (the cells' own density is that of the leftovers).
+                released = [p for p in others if p.high == p.low and p.resolution == 0]
+                released = released[:3] if side == 0 else released[-3:]
+                density = max([density] + [_density([p], lattice) or 0.0 for p in released])
             filled = piece.weight / density if density > 0 else size
             # Only beside spread pieces: beside released values (spikes: codes, a table's round
             # percentages) the edge's mass may be one more spike, and the flat rules above hold.
@@ -1229,6 +1307,7 @@ class _Piece:
     proven: bool = False  # all of a cell's remainder, one that would clear the release threshold on its own
     tilt: float = 0.0  # log-density's rise from low to high (0: drawn evenly; see _follow_density)
     merged: bool = False  # a column's end cell of the refinement, merged (see _end_cells): its edge is cut flat
+    group: int = -1  # the remainder it is part of (pieces spread from one cell's remainder over its gaps), -1: none
 
 
 def _split_spanning(pieces: list[_Piece], lattice: _Lattice) -> list[_Piece]:
@@ -1340,10 +1419,11 @@ def _allowed(gap: tuple, inner: tuple | None, pieces: list[_Piece], lattice: _La
     return any(p.low - step <= gap[1] <= p.high for p in spans)  # below: one must start at its high end
 
 
-def _to_refine(pieces: list[_Piece]) -> set[int]:
-    """The spread pieces refined: the column's lowest and highest (where its range ends) and
+def _to_refine(pieces: list[_Piece], lattice: _Lattice | None = None) -> set[int]:
+    """The spread pieces refined: the column's lowest and highest (where its range ends),
     any holding :data:`REFINE_HEAVY` of its mass or more (years, coordinates: the mass sits in
-    one coarse cell). Others keep their even spread (inside the range; rational spikes such
+    one coarse cell), and code pieces (:func:`_code_pieces`: a few lattice values between or beside
+    released ones). Others keep their even spread (inside the range; rational spikes such
     as 1/30 spread over a cell read closer to their quantiles than piled into a finer one)."""
     spread = [j for j, p in enumerate(pieces) if p.low != p.high]
     if not spread:
@@ -1351,7 +1431,48 @@ def _to_refine(pieces: list[_Piece]) -> set[int]:
     total = sum(max(p.weight, 0.0) for p in pieces)
     chosen = {min(spread, key=lambda j: (pieces[j].low, pieces[j].high)),
               max(spread, key=lambda j: (pieces[j].high, pieces[j].low))}
-    return chosen | {j for j in spread if total > 0 and pieces[j].weight >= REFINE_HEAVY * total}
+    chosen |= {j for j in spread if total > 0 and pieces[j].weight >= REFINE_HEAVY * total}
+    if lattice is not None:
+        chosen |= {j for j in _code_pieces(pieces, lattice)
+                   if not any(k != j and pieces[k].low <= pieces[j].high and pieces[j].low <= pieces[k].high
+                              for k in spread)}
+    return chosen
+
+
+def _free_values(gaps: list[tuple], points: np.ndarray, lattice: _Lattice, most: int) -> list[int] | None:
+    """The lattice values of ``gaps`` that are not released exact values (``points``), sorted; None
+    when there are more than ``most``."""
+    free: list[int] = []
+    for low, high in gaps:
+        if lattice.points(low, high) - int(((points >= low) & (points <= high)).sum()) + len(free) > most:
+            return None
+        values = lattice.first(low) + np.arange(lattice.points(low, high), dtype=np.int64) * lattice.step
+        free.extend(int(v) for v in values[~np.isin(values, points)])
+    return sorted(free)
+
+
+def _code_pieces(pieces: list[_Piece], lattice: _Lattice) -> set[int]:
+    """The spread pieces that are codes: at most :data:`CODE_VALUES` lattice values (less their
+    holes) among released values — released values inside them (holes), or beside them on both
+    sides with no spread piece (a column's end counts as a released value): codes, small counts or
+    ratings the threshold kept from being released one by one. Each is refined value by value
+    (each value its own cell), wherever it lies. A few values beside a spread piece are a smooth
+    stretch (counts of 10-19 between 9 and 20-29): cells by mass, as before."""
+    if lattice.unit is None:
+        return set()
+    out = set()
+    for j, piece in enumerate(pieces):
+        if piece.low == piece.high or not 1 <= _size(piece, lattice) <= CODE_VALUES:
+            continue
+        if not piece.holes:
+            below = [p for k, p in enumerate(pieces) if k != j and p.high < piece.low]
+            above = [p for k, p in enumerate(pieces) if k != j and p.low > piece.high]
+            near = ([max(below, key=lambda p: (p.high, p.low))] if below else []) + \
+                   ([min(above, key=lambda p: (p.low, p.high))] if above else [])
+            if any(p.high > p.low for p in near):
+                continue
+        out.add(j)
+    return out
 
 
 def _refine_cells(weight: float, sigma: float) -> int:
@@ -1427,7 +1548,7 @@ def _cut_keys(cuts: tuple, values: np.ndarray, continuous: bool) -> np.ndarray:
 
 
 def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, sigma: float,
-                  lattice: _Lattice, merged: frozenset = frozenset()) -> list[_Piece]:
+                  lattice: _Lattice, merged: frozenset = frozenset(), sure: frozenset = frozenset()) -> list[_Piece]:
     """A column's spread pieces as their refinement cells (see :meth:`TabularEncoder._refine_pieces`).
 
     ``cuts``: (piece index, cell), sorted; ``noisy``: their counts (noise ``sigma``); ``merged``:
@@ -1447,23 +1568,30 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
     [2, 3), shoppers' page counts of [100, 199] — released cells — and the top 5-10% of their
     rows with them. Post-processing of the two releases.
     """
+    owners = {owner for owner, _ in cuts}
+    # A released exact value, or a spread piece the refinement does not cut (inside the range), stops it.
     order = sorted([(float(cell[0]), 0, k) for k, (_, cell) in enumerate(cuts)] +
-                   [(float(p.low), 1, -1) for p in pieces if p.low == p.high])
+                   [(float(p.low), 1, -1) for j, p in enumerate(pieces) if p.low == p.high or j not in owners])
     keep, held = np.ones(len(cuts), dtype=bool), set()
     # Pieces the refinement does not cut (released exact values, spread pieces not refined) hold the
     # column whatever its cells read: then every cell may go. (Checked against the cells still kept
     # alone, a column whose lowest cells were all cut kept its highest, read below zero, whole: a
     # diamond depth's [70, 100) remainder of noise, 0.3% of the values past the real maximum 79.)
-    owners = {owner for owner, _ in cuts}
     elsewhere = any(p.low == p.high or j not in owners for j, p in enumerate(pieces))
-    # Each end tests up to every cell twice (its own count, the sum from the outside): the
-    # margin covers them all at once, so empty cells stand out by chance in about
-    # REFINE_MISS of the columns, not in most of a long row of them.
-    margin = max(REFINE_MARGIN, NormalDist().inv_cdf(1.0 - REFINE_MISS / (4 * max(len(cuts), 1))))
+    # Each end tests up to every cell it can reach twice (its own count, the sum from the outside;
+    # it stops at a released value or a piece not refined): the margin covers them all at once, so
+    # empty cells stand out by chance in about REFINE_MISS of the columns, not in most of a long row.
+    tests = 0
+    for sequence in (order, order[::-1]):
+        for _, point, _ in sequence:
+            if point:
+                break
+            tests += 2
+    margin = max(REFINE_MARGIN, NormalDist().inv_cdf(1.0 - REFINE_MISS / max(tests, 1)))
     for sequence in (order, order[::-1]):
         total, run = 0.0, []
         for _, point, k in sequence:
-            if point or not keep[k]:
+            if point or not keep[k] or k in sure:
                 break
             total += noisy[k]
             if total > margin * sigma * math.sqrt(len(run) + 1) or noisy[k] > margin * sigma:
@@ -1485,26 +1613,34 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
     for k, (owner, _) in enumerate(cuts):
         by_owner.setdefault(owner, []).append(k)
     out = [p for j, p in enumerate(pieces) if p.low == p.high or j not in by_owner]
+    # The refined pieces spread from one remainder (a group) share its mass by their cells' counts
+    # (spread, it was split between its gaps by their sizes); any other refined piece, its own.
+    units: dict[tuple, list[int]] = {}
     for j, piece in enumerate(pieces):
-        mine = [k for k in by_owner.get(j, []) if keep[k]]
-        if piece.low == piece.high or not mine:
+        if piece.low != piece.high and j in by_owner:
+            units.setdefault(("group", piece.group) if piece.group >= 0 else ("piece", j), []).append(j)
+    lost = 0.0
+    for members in units.values():
+        mass = sum(pieces[j].weight for j in members)
+        var = sum(pieces[j].var for j in members)
+        mine = [(j, k) for j in members for k in by_owner[j] if keep[k]]
+        if not mine:
+            lost += mass
             continue
         parts = [_Piece(cuts[k][1][0], cuts[k][1][1], 0.0,
-                        () if continuous else tuple(h for h in piece.holes if cuts[k][1][0] <= h <= cuts[k][1][1]),
-                        piece.var, 0 if k in held else piece.resolution, merged=k in merged) for k in mine]
+                        () if continuous else tuple(h for h in pieces[j].holes if cuts[k][1][0] <= h <= cuts[k][1][1]),
+                        var, 0 if k in held else pieces[j].resolution, merged=k in merged) for j, k in mine]
         sizes = np.maximum(np.array([_size(p, lattice) for p in parts], dtype=float), 0.0)
-        shares = _shrunk(np.array([noisy[k] for k in mine], dtype=float), sizes, sigma)
+        shares = _shrunk(np.array([noisy[k] for _, k in mine], dtype=float), sizes, sigma)
         if shares.sum() <= 0:
             shares = sizes
         if shares.sum() <= 0:
             continue
         shares = shares / shares.sum()
-        out.extend(replace(p, weight=piece.weight * w, var=piece.var * w) for p, w in zip(parts, shares) if w > 0)
+        out.extend(replace(p, weight=mass * w, var=var * w) for p, w in zip(parts, shares) if w > 0)
     out = sorted(out, key=lambda p: (p.low, p.high))
     # A piece cut away whole keeps its mass inside the range: shared by the pieces kept, in
     # proportion (the column's shares among its values stay as the cut left them).
-    lost = sum(p.weight for j, p in enumerate(pieces) if p.low != p.high and j in by_owner
-               and not any(keep[k] for k in by_owner[j]))
     kept = sum(p.weight for p in out)
     if lost > 0 and kept > 0:
         out = [replace(p, weight=p.weight * (kept + lost) / kept) for p in out]
@@ -1825,6 +1961,17 @@ def _cell_weights(column: Column, counts: _ExactCounts, resolutions: list,
     exact = np.array([math.isqrt(base * base * (1 + c)) for c in copies], dtype=np.int64)
     weights = [exact] + [np.full(len(part), base, dtype=np.int64) for part in kept[1:]] + [missing]
     return _ExactCounts(keys, kept, counts.missing), weights
+
+
+def _exact_weight(value: int, resolutions: list, lattice: _Lattice, base: int) -> int:
+    """The weight of a lattice value's exact count (lattice units), as :func:`_cell_weights` sets it:
+    a function of the value alone."""
+    if lattice.half_units and value % 2:  # a half: its own cell at every coarser resolution
+        return math.isqrt(base * base * len(resolutions))
+    whole = value // 2 if lattice.half_units else value
+    copies = sum(1 for r in resolutions[1:] if (r.kind == "digits" and abs(whole) < 10**r.size)
+                 or (r.kind == "decade" and whole == 0))
+    return math.isqrt(base * base * (1 + copies))
 
 
 def _public_domain(column: Column) -> bool:
