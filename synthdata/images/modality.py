@@ -24,10 +24,10 @@ AUDIT_SYNTHETIC_IMAGES = 5_000
 #: audits keep at 0.1 (default audit share, delta 1e-6): the steward's exact audit scores
 #: membership on about 200 members against 200 held-out images (200 more as the density attack's
 #: reference) and utility on about 400 real images, per 4,000; the public membership figure is
-#: skipped at epsilon=1 whatever the fraction (its noise would need more than 6,000 held-out
-#: images) and at epsilon=10 needs about 720 held-out images: from about 7,200 images at 0.1
-#: (3,600 at 0.2); the public utility figure's noise std at epsilon=10 is about 14 divided by the
-#: held-out images (0.035 on 400).
+#: skipped at epsilon=1 whatever the fraction and the image count (its noise would need about
+#: 3,100 members, above the 2,000 it scores) and at epsilon=10 needs about 720 held-out images:
+#: from about 7,200 images at 0.1 (3,600 at 0.2); the public utility figure's noise std at
+#: epsilon=10 is about 14 divided by the held-out images (0.035 on 400, 0.3 at epsilon=1).
 IMAGE_HOLDOUT_FRACTION = 0.1
 
 
