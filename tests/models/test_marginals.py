@@ -408,3 +408,55 @@ def test_stratified_pairs_carry_how_two_columns_act_on_the_target_together(monke
     stratified, plain = agreement(2), agreement(0)
     assert stratified > 0.8, stratified
     assert plain < 0.65, plain
+
+
+@pytest.mark.parametrize("target", [3, 0, None])
+def test_the_target_pair_scores_weigh_more_in_the_selection_and_the_sensitivity_says_so(monkeypatch, target):
+    """With STRATA on, the target's pair scores enter the selection release times
+    TARGET_SCORE_WEIGHT (their noise, divided back, is that many times smaller: they pick the
+    stratifier). One row moves a score by at most 1, so a weighted one by at most w: the booked
+    sqrt(sum of weights^2) must cover what one row moves, and the scores come back unweighted."""
+    monkeypatch.setattr(marginals_module, "STRATA", 2)
+    sizes = [3, 4, 2, 5]
+    rng = np.random.default_rng(11)
+    codes = np.stack([rng.integers(0, s, 300) for s in sizes], axis=1)
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    w = marginals_module.TARGET_SCORE_WEIGHT
+    assert w > 1
+    weights = marginals_module.score_weights(pairs, target)
+    assert weights.tolist() == [w if target is not None and target in p else 1 for p in pairs]
+
+    def selection(rows_codes):
+        ledger = _Ledger()
+        measured = measure_marginals(rows_codes, _encoder(sizes), ledger=ledger, rows=300.0, max_pairs=100,
+                                     target=target)
+        return measured, ledger.calls["selection"]
+
+    measured, (before, sensitivity, parameters) = selection(codes)
+    moved = []
+    for extra in ([[2, 0, 1, 4]], [[0, 3, 0, 0]], [[1, 1, 1, 1]]):
+        _, (after, sensitivity_after, _) = selection(np.concatenate([codes, np.array(extra)]))
+        assert sensitivity_after == sensitivity
+        moved.append(np.linalg.norm(after - before))
+        assert np.all(np.abs(after - before) <= weights + 1e-9)
+    assert max(moved) <= sensitivity + 1e-9
+    assert sensitivity == pytest.approx(math.sqrt(float(np.sum(weights ** 2))))
+    assert parameters.get("target_score_weight") == (None if target is None else w)
+    # The released values are the weighted scores; the scores kept are unweighted again.
+    for index, (i, j) in enumerate(pairs):
+        table = np.zeros((sizes[i], sizes[j]))
+        np.add.at(table, (codes[:, i], codes[:, j]), 1)
+        expected = np.outer(np.full(sizes[i], 1 / sizes[i]), np.full(sizes[j], 1 / sizes[j])) * 300
+        assert before[index] == pytest.approx(weights[index] * np.abs(table - expected).sum())
+    kept = measured.pair_scores
+    fixed = 1e9 - np.arange(len(pairs), dtype=float)  # what the test ledger returns
+    assert [kept[p] for p in pairs] == pytest.approx((fixed / weights).tolist())
+
+
+def test_without_strata_the_target_pair_scores_weigh_as_the_others(monkeypatch):
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    monkeypatch.setattr(marginals_module, "STRATA", 0)
+    assert marginals_module.score_weights(pairs, 2).tolist() == [1, 1, 1]
+    monkeypatch.setattr(marginals_module, "STRATA", 2)
+    assert marginals_module.score_weights(pairs, 2).tolist() == [1, 2, 2]
+    assert marginals_module.score_weights([(0, 1), (1, 2)], 0).tolist() == [1, 1]  # one target pair: nothing to choose
