@@ -954,15 +954,10 @@ class TabularEncoder:
                 tail = (tested and bool(gaps) and bool(pieces)
                         and all((g[0] >= placed[1] or g[1] <= placed[0]) and _allowed(g, placed, pieces, lattice)
                                 for g in gaps))
-                # Codes between released values (a few lattice values inside the pieces placed, none
-                # released): the refinement counts them one by one (_code_pieces), and a wrong
-                # remainder there costs a little mass inside the range, never a value past it.
-                codes = (tested and not continuous and bool(gaps) and placed is not None
-                         and _free_values(gaps, points, lattice, CODE_VALUES + 1) is not None)
-                if codes:
-                    free = _free_values(gaps, points, lattice, CODE_VALUES + 1)
-                    codes = 0 < len(free) <= CODE_VALUES and placed[0] < free[0] and free[-1] < placed[1]
-                margin = INTERIOR_MARGIN if interior or codes else TAIL_MARGIN if tail else REMAINDER_MARGIN
+                # Codes between released values keep the remainder margin: at 1 sd (INTERIOR_MARGIN) a
+                # remainder of noise alone was used in a large share of fits and put values no row holds
+                # between released ones (halves 1.5 between whole numbers: test_codes_and_halves).
+                margin = INTERIOR_MARGIN if interior else TAIL_MARGIN if tail else REMAINDER_MARGIN
                 if residual <= margin * sigma * math.sqrt(noise) or not gaps:
                     if residual > 0 and gaps:
                         kept_aside.append((low, high, residual, noise, gaps, r))
@@ -1437,18 +1432,6 @@ def _to_refine(pieces: list[_Piece], lattice: _Lattice | None = None) -> set[int
                    if not any(k != j and pieces[k].low <= pieces[j].high and pieces[j].low <= pieces[k].high
                               for k in spread)}
     return chosen
-
-
-def _free_values(gaps: list[tuple], points: np.ndarray, lattice: _Lattice, most: int) -> list[int] | None:
-    """The lattice values of ``gaps`` that are not released exact values (``points``), sorted; None
-    when there are more than ``most``."""
-    free: list[int] = []
-    for low, high in gaps:
-        if lattice.points(low, high) - int(((points >= low) & (points <= high)).sum()) + len(free) > most:
-            return None
-        values = lattice.first(low) + np.arange(lattice.points(low, high), dtype=np.int64) * lattice.step
-        free.extend(int(v) for v in values[~np.isin(values, points)])
-    return sorted(free)
 
 
 def _code_pieces(pieces: list[_Piece], lattice: _Lattice) -> set[int]:
