@@ -752,13 +752,8 @@ class TabularEncoder:
         resolutions = self._resolutions(column, lattice)
         sigma = self.sigma_ * WEIGHT_SCALE  # of a weighted count, first release
         base = _base_weight(resolutions)
-        units: dict[tuple, list[int]] = {}
-        for j in codes:
-            units.setdefault(("group", pieces[j].group) if pieces[j].group >= 0 else ("piece", j), []).append(j)
         sure = set()
-        for members in units.values():
-            mass = sum(pieces[j].weight for j in members)
-            var = sum(pieces[j].var for j in members)
+        for members, mass, var in _remainder_units(pieces, codes):
             mine = sorted((cell[0], k) for k, (j, cell) in enumerate(cuts) if j in members)
             if not mine:
                 continue
@@ -1305,6 +1300,16 @@ class _Piece:
     group: int = -1  # the remainder it is part of (pieces spread from one cell's remainder over its gaps), -1: none
 
 
+def _remainder_units(pieces: list[_Piece], chosen) -> list[tuple[list[int], float, float]]:
+    """The ``chosen`` pieces grouped by the remainder they were spread from (a piece of no group
+    alone), in order, each with its summed mass and variance: ``(members, weight, var)``."""
+    units: dict[tuple, list[int]] = {}
+    for j in sorted(chosen):
+        units.setdefault(("group", pieces[j].group) if pieces[j].group >= 0 else ("piece", j), []).append(j)
+    return [(members, sum(pieces[j].weight for j in members), sum(pieces[j].var for j in members))
+            for members in units.values()]
+
+
 def _split_spanning(pieces: list[_Piece], lattice: _Lattice) -> list[_Piece]:
     """The column's lowest piece, when it is also its highest (the other pieces inside it), cut
     into its parts below, between and above the others, each with the share of its mass its
@@ -1598,14 +1603,9 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
     out = [p for j, p in enumerate(pieces) if p.low == p.high or j not in by_owner]
     # The refined pieces spread from one remainder (a group) share its mass by their cells' counts
     # (spread, it was split between its gaps by their sizes); any other refined piece, its own.
-    units: dict[tuple, list[int]] = {}
-    for j, piece in enumerate(pieces):
-        if piece.low != piece.high and j in by_owner:
-            units.setdefault(("group", piece.group) if piece.group >= 0 else ("piece", j), []).append(j)
     lost = 0.0
-    for members in units.values():
-        mass = sum(pieces[j].weight for j in members)
-        var = sum(pieces[j].var for j in members)
+    for members, mass, var in _remainder_units(pieces, [j for j, p in enumerate(pieces)
+                                                         if p.low != p.high and j in by_owner]):
         mine = [(j, k) for j in members for k in by_owner[j] if keep[k]]
         if not mine:
             lost += mass
