@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["available_cpus", "configure_threads", "resolve_device", "thread_count", "torch_threads"]
+__all__ = ["available_cpus", "configure_threads", "resolve_device", "resolve_precision", "thread_count",
+           "torch_threads", "training_autocast"]
 
 THREADS_ENV = "SYNTHDATA_THREADS"
 
@@ -130,3 +131,41 @@ def resolve_device(device):
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ModelError("device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu")
     return resolved
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def resolve_precision(precision, device) -> str:
+    """The arithmetic a model's *generator* trains in: ``"float32"`` or ``"bfloat16"``.
+
+    ``"auto"`` is bfloat16 where the device computes it natively — a CUDA GPU that supports
+    it, or a CPU whose oneDNN kernels have bfloat16 instructions (AVX-512 BF16 or AMX) — and
+    float32 elsewhere, where bfloat16 would be emulated and slower. Only post-processing
+    runs in it (the generator and the features of its own images): every computation on the
+    private data, and so every sensitivity bound, stays in float32.
+    """
+    import torch
+
+    from .errors import ModelError
+
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    if device.type == "cpu":
+        try:
+            native = torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # an older or differently built torch: say no
+            native = False
+        return "bfloat16" if native else "float32"
+    return "float32"
+
+
+def training_autocast(precision: str, device):
+    """A context in which the generator's training arithmetic runs at ``precision`` (torch autocast)."""
+    import torch
+
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")

@@ -57,7 +57,7 @@ from ..privacy import (
     check_privacy_parameters,
 )
 from ..privacy.distributed import SharedReleaseLedger
-from ..runtime import resolve_device
+from ..runtime import resolve_device, resolve_precision, training_autocast
 from .base import (
     THRESHOLD_DELTA_SHARE,
     ImageSynthesizer,
@@ -140,10 +140,18 @@ class ImageGAN(ImageSynthesizer):
             None: the classes are the observed labels, thresholded (costs rare classes).
         seed: makes a CPU run reproducible; drawn at random when None.
         device: "auto" (CUDA when present), "cpu" or "cuda".
+        precision: the arithmetic of the generator's training steps: "auto" (bfloat16 where the device
+            computes it natively: a CPU with AVX-512 BF16 or AMX, a CUDA GPU that supports it; float32
+            elsewhere), "float32" or "bfloat16". Only the generator and the features of its own images
+            run in it (post-processing); the releases and the DP discriminator read the real images in
+            float32 whatever it is, so the sensitivities hold. On MNIST with 2 CPU threads a generator
+            step costs about half as much in bfloat16 (benchmarks/README.md, session 10). A seeded
+            fit is reproducible on one machine; "auto" may choose differently on another.
     """
 
     model_format = MODEL_FORMAT
-    older_defaults = {"conv_features": 0.0}  # the default until session 7 (files saved before it lack it)
+    # Files saved before an option existed lack it: conv_features (session 7), precision (session 10).
+    older_defaults = {"conv_features": 0.0, "precision": "float32"}
     model_name = "image-gan"
 
     def __init__(self, *, epsilon: float, delta: float | None = None, epochs: float = 2.0,
@@ -152,7 +160,8 @@ class ImageGAN(ImageSynthesizer):
                  adversarial_weight: float = 0.05, max_grad_norm: float = 1.0, learning_rate: float = 2e-3,
                  average: float = 0.0, conv_features: float = 0.5, upsample: str = "transposed",
                  consistency: float | None = None, classes: Any = None,
-                 seed: int | None = None, device: str = "auto", insecure_noise_seed: int | None = None) -> None:
+                 seed: int | None = None, device: str = "auto", precision: str = "auto",
+                 insecure_noise_seed: int | None = None) -> None:
         self.epsilon = epsilon
         self.delta = delta
         self.epochs = epochs
@@ -171,6 +180,7 @@ class ImageGAN(ImageSynthesizer):
         self.classes = classes
         self.seed = seed
         self.device = device
+        self.precision = precision
         self.insecure_noise_seed = insecure_noise_seed
 
     # ------------------------------------------------------------------ fit
@@ -200,6 +210,7 @@ class ImageGAN(ImageSynthesizer):
         if self.upsample not in ("transposed", "nearest"):
             raise ModelError(f"upsample must be 'transposed' or 'nearest', got {self.upsample!r}")
         device = resolve_device(self.device)
+        precision = resolve_precision(self.precision, device)
         cluster = current_cluster()  # several processes under torchrun: see synthdata.images.distributed
         if cluster is not None and checkpoint_dir is not None:
             raise ModelError("checkpoints are not supported when training on several processes (torchrun)")
@@ -283,7 +294,8 @@ class ImageGAN(ImageSynthesizer):
         if cluster is not None:
             cluster.prepare(generator, discriminator, ledger, seed)
         training = _Training(generator, discriminator, self.generator_steps, self.learning_rate, ledger, device,
-                             projection, targets, average=float(self.average), conv=conv, conv_weight=conv_weight)
+                             projection, targets, average=float(self.average), conv=conv, conv_weight=conv_weight,
+                             precision=precision)
         if state is not None:
             training.restore(state)
         elif checkpoint is not None:  # the releases are saved before any training step
@@ -328,8 +340,10 @@ class ImageGAN(ImageSynthesizer):
             while discriminator is not None and discriminator.done < discriminator.steps \
                     and discriminator.done <= step / d_every:
                 d_loss = discriminator.step(generator)
-            fake = generator(torch.randn(labels.shape[0], generator.noise_dim, device=device), labels)
-            phi = embedding(fake, training.projection, training.conv, training.conv_weight)
+            with training_autocast(training.precision, device):  # post-processing: the generator's own images
+                fake = generator(torch.randn(labels.shape[0], generator.noise_dim, device=device), labels)
+                phi = embedding(fake, training.projection, training.conv, training.conv_weight)
+            fake, phi = fake.float(), phi.float()
             means = torch.zeros_like(targets).index_add_(0, labels, phi) / per_class
             loss = (weights * ((means - targets) ** 2).sum(1)).sum() * classes
             if discriminator is not None and self.adversarial_weight > 0:
@@ -387,8 +401,9 @@ class _Training:
     def __init__(self, generator: ImageGenerator, discriminator: DPDiscriminator | None, steps: int,
                  learning_rate: float, ledger: PrivacyLedger, device: torch.device, projection: torch.Tensor,
                  targets: torch.Tensor, average: float = 0.0, conv: ConvFeatures | None = None,
-                 conv_weight: float = 0.0) -> None:
+                 conv_weight: float = 0.0, precision: str = "float32") -> None:
         self.generator, self.discriminator, self.steps = generator, discriminator, steps
+        self.precision = precision
         self.conv, self.conv_weight = conv, conv_weight
         self.ledger, self.device, self.projection, self.targets = ledger, device, projection, targets
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=learning_rate, betas=(0.5, 0.999))

@@ -29,8 +29,12 @@ def fourier_projection(pixels: int, features: int, length_scales: tuple[float, .
 
 
 def fourier_features(flat: torch.Tensor, projection: torch.Tensor) -> torch.Tensor:
-    """Random Fourier features [cos, sin] / sqrt(features/2): every row has L2 norm exactly 1."""
-    z = flat @ projection
+    """Random Fourier features [cos, sin] / sqrt(features/2): every row has L2 norm exactly 1.
+
+    Always in float32, even inside a bfloat16 autocast (a training generator's images): a
+    rounded projection would move each phase by up to ~1% of its size."""
+    with torch.autocast(device_type=flat.device.type, enabled=False):
+        z = flat.float() @ projection
     return torch.cat([torch.cos(z), torch.sin(z)], dim=1) / math.sqrt(projection.shape[1])
 
 
@@ -64,7 +68,7 @@ def embedding(images: torch.Tensor, projection: torch.Tensor, conv: ConvFeatures
     phi = fourier_features(images.flatten(1), projection)
     if conv is None or conv_weight <= 0:
         return phi
-    return torch.cat([math.sqrt(1.0 - conv_weight) * phi, math.sqrt(conv_weight) * conv(images)], dim=1)
+    return torch.cat([math.sqrt(1.0 - conv_weight) * phi, math.sqrt(conv_weight) * conv(images).float()], dim=1)
 
 
 # --------------------------------------------------------------------------- networks

@@ -89,7 +89,8 @@ def release_embeddings(real: torch.Tensor, labels: torch.Tensor, classes: int, p
     with_conv = conv is not None and conv_weight > 0
     width = embedding(torch.zeros(1, *real.shape[1:], device=real.device), projection, conv, conv_weight).shape[1]
     sums = torch.zeros(classes, width, device=real.device, dtype=torch.float64)
-    with torch.no_grad():
+    # float32 even inside a caller's autocast: rounded features could leave norm 1 (the sensitivity).
+    with torch.no_grad(), torch.autocast(device_type=real.device.type, enabled=False):
         for start in range(0, real.shape[0], 2048):
             phi = embedding(real[start:start + 2048], projection, conv, conv_weight).double()
             sums.index_add_(0, labels[start:start + 2048], phi)
@@ -148,6 +149,11 @@ class DPDiscriminator:
         self.device = device
 
     def step(self, generator: ImageGenerator) -> float:
+        # float32 even inside a caller's autocast: the clipping reads each real image's gradient norm.
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            return self._step(generator)
+
+    def _step(self, generator: ImageGenerator) -> float:
         # Each image in independently with probability q (images of unreleased classes
         # were dropped before: they are in no batch, which only helps them).
         chosen = self.sampler.poisson_sample(self.real.shape[0], self.sample_rate)
