@@ -886,6 +886,8 @@ def release_summary(result) -> list[str]:
         lines.append(f"  utility (DP figure): a model trained on the synthetic data scores {utility['accuracy']:.3f} "
                      "accuracy" + (f" (noise std {std:.3f})" if std is not None else "") + f" on real holdout {held}"
                      + (f"; always guessing the most common class: {majority:.3f}" if majority is not None else ""))
+    if not utility and figures.get("ml_utility_note"):
+        lines.append(f"  utility (DP figure): {figures['ml_utility_note']}")
     recommended = figures.get("recommender")
     if recommended:
         lines.append(f"  recommender (DP figures, held-out real {what}): recall@10 "

@@ -311,8 +311,11 @@ def test_a_hospital_table_releases_in_one_command_with_the_unit_one_patient(invo
     section = predicate["data"]["privacy_unit"]
     assert section["column"] == "patient_id" and section["max_rows"] >= 1 and "rows_dropped_by_cap_dp" in section
     figures = predicate["audit"]["figures"]
-    # Counts of patients: one patient moves each by at most 1 (3 or 5 counts, with or without the attack).
-    assert figures["sensitivity"] in (pytest.approx(np.sqrt(3)), pytest.approx(np.sqrt(5)))
+    # Counts of patients: one patient moves each by at most 1 — copies, and the utility's two counts and the
+    # attack's two where they are released (~600 holdout patients at epsilon 1: the utility's noise too large).
+    utility, attack = figures["ml_utility"] is not None, figures["membership"] is not None
+    assert figures["sensitivity"] == pytest.approx(np.sqrt(1 + 2 * utility + 2 * attack))
+    assert utility or figures["ml_utility_note"].startswith("not released: at this budget and holdout size")
     assert "patients" in json.dumps(figures["copies"])
     synthetic = pd.read_csv(out / "synthetic.csv")
     assert "patient_id" not in synthetic.columns

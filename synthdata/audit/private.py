@@ -44,11 +44,19 @@ import numpy as np
 
 from ..privacy import PrivacyLedger
 
-__all__ = ["AUDIT_STEP", "MAX_AUC_NOISE", "membership_sample_size", "release_audit_figures"]
+__all__ = ["AUDIT_STEP", "MAX_ACCURACY_NOISE", "MAX_AUC_NOISE", "UTILITY_SKIPPED", "membership_sample_size",
+           "release_audit_figures", "utility_worth_releasing"]
 
 AUDIT_STEP = "audit"
 #: Largest noise standard deviation of the public membership AUC worth releasing.
 MAX_AUC_NOISE = 0.05
+#: Largest noise standard deviation of the public ML-utility accuracy worth releasing: past it
+#: the error bar (± 2 sd) spans most of [0, 1] and cannot tell a useful model from guessing
+#: (4,000 MNIST digits at epsilon=1 gave 0.3-0.48; the affairs demo's 1,250 holdout rows 0.07).
+MAX_ACCURACY_NOISE = 0.1
+#: Why the report carries no utility figure when :func:`utility_worth_releasing` says no.
+UTILITY_SKIPPED = ("not released: at this budget and holdout size its noise would hide any signal "
+                   "(the steward's audit has the exact figure)")
 
 
 def mann_whitney_u(members: np.ndarray, non_members: np.ndarray) -> float:
@@ -67,6 +75,21 @@ def _sensitivity(unit_rows: int, *, utility: bool, membership: bool) -> float:
     holdout = (2 if utility else 0) + (2 if membership else 0) + 1  # correct, holdout; U, fp; copies
     train = (2 if membership else 0) + 1  # U, tp; copies
     return unit_rows * math.sqrt(max(holdout, train))
+
+
+def utility_worth_releasing(ledger: PrivacyLedger, *, n_holdout: float, unit_rows: int = 1,
+                            step: str = AUDIT_STEP) -> bool:
+    """Whether the public ML-utility accuracy is worth its share of the audit's sensitivity.
+
+    From DP counts and the plan only (``n_holdout`` a DP count), before any real row is read:
+    no when even with the utility counts alone released its noise standard deviation,
+    σ / n_holdout, would exceed :data:`MAX_ACCURACY_NOISE`. Skipping it also lowers the
+    sensitivity of the figures that are released.
+    """
+    if ledger.plan_ is None or step not in ledger.plan_.sigmas:
+        return False
+    sigma = ledger.planned_multiplier(step) * _sensitivity(unit_rows, utility=True, membership=False)
+    return n_holdout >= 1 and sigma / n_holdout <= MAX_ACCURACY_NOISE
 
 
 def membership_sample_size(ledger: PrivacyLedger, *, n_train: float, n_holdout: float, unit_rows: int = 1,
@@ -88,7 +111,8 @@ def release_audit_figures(ledger: PrivacyLedger, *, unit_rows: int = 1, correct:
                           member_scores: np.ndarray | None, non_member_scores: np.ndarray | None,
                           threshold: float | None, copies_train: int, copies_holdout: int,
                           majority_share: float | None = None, step: str = AUDIT_STEP,
-                          what: str = "rows", membership_skipped: str | None = None) -> dict[str, Any]:
+                          what: str = "rows", membership_skipped: str | None = None,
+                          utility_skipped: str | None = None) -> dict[str, Any]:
     """Noisy audit figures for the public report (see the module docstring); spends ``step``.
 
     ``correct``: per holdout unit, whether the model trained on synthetic data predicted
@@ -96,7 +120,8 @@ def release_audit_figures(ledger: PrivacyLedger, *, unit_rows: int = 1, correct:
     membership attack's scores on exactly ``m`` members and ``m`` non-members (higher =
     "member"), and ``threshold`` the public score above which a unit is flagged; None when
     :func:`membership_sample_size` said to skip it (``membership_skipped`` says why). The
-    sensitivity covers only the counts released.
+    sensitivity covers only the counts released. ``utility_skipped`` says why ``correct`` is None
+    when a target was asked for (:func:`utility_worth_releasing`).
     """
     m = 0 if member_scores is None else len(member_scores)
     utility = correct is not None
@@ -126,6 +151,8 @@ def release_audit_figures(ledger: PrivacyLedger, *, unit_rows: int = 1, correct:
                                  "accuracy_noise_std": sigma / max(noisy[1], 1.0)}
     else:
         figures["ml_utility"] = None
+        if utility_skipped:
+            figures["ml_utility_note"] = utility_skipped
     if m:
         auc = _clip01(noisy[2] / m)
         tpr_low = max(noisy[3] - 2 * sigma, 0.0) / m

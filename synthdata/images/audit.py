@@ -507,7 +507,8 @@ def public_image_audit(model, train_images: np.ndarray, train_labels: np.ndarray
     """
     import torch
 
-    from ..audit.private import AUDIT_STEP, membership_sample_size, release_audit_figures
+    from ..audit.private import (AUDIT_STEP, UTILITY_SKIPPED, membership_sample_size, release_audit_figures,
+                                 utility_worth_releasing)
 
     result: dict[str, Any] = {"fidelity": _class_fidelity(model, synthetic_labels)}
     ledger = model.ledger_
@@ -520,15 +521,17 @@ def public_image_audit(model, train_images: np.ndarray, train_labels: np.ndarray
     synthetic = _as_images(synthetic_images, "synthetic")
     holdout = _as_images(holdout_images, "holdout") if holdout_images is not None and len(holdout_images) else None
     correct = None
-    if holdout is not None and holdout_labels is not None and synthetic_labels is not None:
+    n_train = float(model.n_images_)  # a DP count; the fraction is public
+    n_holdout = n_train * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
+    wanted = holdout is not None and holdout_labels is not None and synthetic_labels is not None
+    worth = wanted and utility_worth_releasing(ledger, n_holdout=n_holdout)
+    if worth:  # else the CNN is not even trained: its figure would not be released
         classes = int(max(np.max(holdout_labels), np.max(synthetic_labels))) + 1
         generator = torch.Generator().manual_seed(int(seed))
         net = _train(synthetic, np.asarray(synthetic_labels, dtype=np.int64), classes, generator, CNN_EPOCHS)
         with torch.no_grad():
             predicted = torch.cat([net(chunk).argmax(1) for chunk in _tensor(holdout).split(1024)]).numpy()
         correct = predicted == np.asarray(holdout_labels)
-    n_train = float(model.n_images_)
-    n_holdout = n_train * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
     m = membership_sample_size(ledger, n_train=n_train, n_holdout=n_holdout, utility=correct is not None,
                                limit=PUBLIC_MEMBERSHIP_SAMPLE)
     members = non_members = threshold = None
@@ -550,7 +553,7 @@ def public_image_audit(model, train_images: np.ndarray, train_labels: np.ndarray
                                     majority_share=_majority(model), what="images",
                                     membership_skipped=None if m else "not released: at this budget and holdout "
                                     "size its AUC's noise would hide any signal (the steward's audit has the exact "
-                                    "figure)")
+                                    "figure)", utility_skipped=UTILITY_SKIPPED if wanted and not worth else None)
     result["figures"] = figures
     membership = figures.get("membership")
     result["verdict"] = ("membership not tested publicly: too few images for the attack at this budget" if membership is None

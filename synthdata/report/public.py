@@ -126,6 +126,7 @@ def _audit(audit: Mapping[str, Any], privacy: dict[str, Any]) -> dict[str, Any]:
         "sensitivity": number(figures, "sensitivity"),
         "unit": text(figures, "unit"),
         "utility": _utility(mapping(figures, "ml_utility")),
+        "utility_note": text(figures, "ml_utility_note"),
         "membership": _membership(mapping(figures, "membership"), sigma, privacy["epsilon"]),
         "copies": _copies(mapping(figures, "copies"), sigma),
     }

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..audit.leakage import _closest_record_scores, _Embedding, _row_hashes
-from ..audit.private import AUDIT_STEP, membership_sample_size, release_audit_figures
+from ..audit.private import (AUDIT_STEP, UTILITY_SKIPPED, membership_sample_size, release_audit_figures,
+                             utility_worth_releasing)
 from ..audit.quality import synthetic_model_correct
 from ..audit.tables import prepare
 
@@ -101,16 +102,19 @@ def public_audit(model, train: pd.DataFrame, holdout: pd.DataFrame | None, synth
     rng = ledger.noise.generator()
     kinds = tables.kinds
     correct, majority = None, None
-    if target is not None and target in model.columns_ and len(tables.holdout):
+    # The sample sizes and what is worth releasing come from DP counts only: the model's unit
+    # count and the public fraction.
+    n_train = float(model.n_units_ if per_unit else model.n_rows_)
+    n_holdout = n_train * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
+    wanted = target is not None and target in model.columns_ and len(tables.holdout) > 0
+    worth = wanted and utility_worth_releasing(ledger, n_holdout=n_holdout)
+    if worth:
         correct = synthetic_model_correct(tables.synthetic, tables.holdout, target=target, kinds=kinds, seed=seed)
         if per_unit and correct is not None:  # each holdout unit's share of rows predicted right: at most 1 per unit
             correct = _per_unit_mean(np.asarray(correct, dtype=float), holdout_units)
         code = next(c for c in model.encoder_.codes_ if c.name == target)
         weights = np.maximum(np.asarray(code.counts, dtype=float), 0.0)
         majority = float(weights.max() / weights.sum()) if weights.sum() > 0 else None
-    # The sample size comes from DP counts only: the model's unit count and the public fraction.
-    n_train = float(model.n_units_ if per_unit else model.n_rows_)
-    n_holdout = n_train * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
     m = membership_sample_size(ledger, n_train=n_train, n_holdout=n_holdout, utility=correct is not None,
                                limit=MAX_MEMBERSHIP_SAMPLE)
     members = non_members = None
@@ -134,7 +138,8 @@ def public_audit(model, train: pd.DataFrame, holdout: pd.DataFrame | None, synth
         copies_holdout=copies_holdout, majority_share=majority,
         what=f"{ledger.unit.noun}s" if per_unit else "rows",
         membership_skipped="not released: at this budget and holdout size its AUC's noise would hide any signal "
-                           "(the steward's audit has the exact figure)" if not m else None)
+                           "(the steward's audit has the exact figure)" if not m else None,
+        utility_skipped=UTILITY_SKIPPED if wanted and not worth else None)
     if figures["ml_utility"] is not None:
         figures["ml_utility"]["target"] = target
         if per_unit:
