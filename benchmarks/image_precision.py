@@ -33,12 +33,13 @@ from synthdata import ImageGAN  # noqa: E402
 from synthdata.runtime import configure_threads, resolve_precision  # noqa: E402
 
 
-def fit_seconds(images, labels, precision: str, steps: int) -> float:
+def fit_seconds(images, labels, precision: str, steps: int) -> tuple[float, float]:
+    """Wall and CPU seconds of one fit (CPU time is the steadier figure on a shared machine)."""
     model = ImageGAN(epsilon=10.0, delta=1e-6, classes=range(10), seed=0, device="cpu", generator_steps=steps,
                      precision=precision, budget_split={"discriminator": 0.0})
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model.fit(images, labels)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> None:
@@ -57,17 +58,20 @@ def main() -> None:
     labels = rng.integers(0, 10, args.images)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, images {shape}, "
           f"auto = {resolve_precision('auto', torch.device('cpu'))}", flush=True)
-    per_step: dict[str, list[float]] = {"float32": [], "bfloat16": []}
+    per_step: dict[str, dict[str, list[float]]] = {p: {"wall": [], "cpu": []} for p in ("float32", "bfloat16")}
     for _ in range(args.repeats):
-        for precision in per_step:
+        for precision, figures in per_step.items():
             short = fit_seconds(images, labels, precision, 5)
             long = fit_seconds(images, labels, precision, 5 + args.steps)
-            per_step[precision].append((long - short) / args.steps)
-    for precision, values in per_step.items():
-        print(f"{precision:9s} generator step: median {1000 * statistics.median(values):7.1f} ms "
-              f"(runs {', '.join(f'{1000 * v:.0f}' for v in values)})")
-    ratio = statistics.median(per_step["bfloat16"]) / statistics.median(per_step["float32"])
-    print(f"bfloat16 / float32: {ratio:.2f}")
+            figures["wall"].append((long[0] - short[0]) / args.steps)
+            figures["cpu"].append((long[1] - short[1]) / args.steps)
+    for precision, figures in per_step.items():
+        print(f"{precision:9s} generator step: " + "; ".join(
+            f"{kind} median {1000 * statistics.median(values):6.1f} ms (runs "
+            f"{', '.join(f'{1000 * v:.0f}' for v in values)})" for kind, values in figures.items()))
+    for kind in ("wall", "cpu"):
+        ratio = statistics.median(per_step["bfloat16"][kind]) / statistics.median(per_step["float32"][kind])
+        print(f"bfloat16 / float32 ({kind}): {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -102,5 +102,10 @@ def test_precision_is_checked_and_auto_follows_the_hardware(monkeypatch):
         resolve_precision("half", cpu)
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
     assert resolve_precision("auto", cpu) == "float32"
+    # A GPU that only emulates bfloat16 (before Ampere) trains in float32.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert resolve_precision("auto", torch.device("cuda")) == "float32"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_precision("auto", torch.device("cuda")) == "bfloat16"
     with pytest.raises(ModelError, match="precision must be"):
         ImageGAN(epsilon=1.0, precision="fp8", device="cpu").fit(np.zeros((20, 8, 8), np.uint8))
