@@ -110,8 +110,8 @@ class ImageGAN(ImageSynthesizer):
             step draws GENERATED_PER_STEP images, 32 per class for up to 10 classes). 3000 since
             session 10, when bfloat16 training (``precision``) made a step about a third cheaper:
             3,000 bfloat16 steps cost the CPU 2,000 float32 steps did, and on MNIST (paired fits)
-            read 91.7 / 90.7% against 88.7 / 90.6% at epsilon=10 and 78.7 / 78.0% against
-            78.9 / 76.3% at epsilon=1 (benchmarks/README.md, session 10). 2000 from session 8, 1000
+            read 91.7 / 90.7% against 88.7 / 90.6% at epsilon=10; at epsilon=1 two pairs moved by
+            +0.75 and -0.35 points (benchmarks/README.md, session 10). 2000 from session 8, 1000
             of 64 images per class before; models saved before keep the steps they were fit with.
         features: random Fourier features of the mean embeddings (even).
         length_scales: kernel widths, relative to sqrt(pixels), the features are split over.
