@@ -108,8 +108,9 @@ class ImageGAN(ImageSynthesizer):
         batch_size: expected size of the discriminator's Poisson-sampled real batches.
         generator_steps: optimisation steps of the generator (post-processing: free in privacy; each
             step draws GENERATED_PER_STEP images, 32 per class for up to 10 classes). 3000 since
-            session 10, when bfloat16 training (``precision``) made a step about a third cheaper:
-            3,000 bfloat16 steps cost the CPU 2,000 float32 steps did, and on MNIST (paired fits)
+            session 10, when bfloat16 training (``precision``) made a step 13-35% cheaper (about a
+            quarter over whole quiet releases): 3,000 bfloat16 steps cost ~5-10% more CPU than 2,000
+            float32 ones did, and on MNIST (paired fits)
             read 91.7 / 90.7% against 88.7 / 90.6% at epsilon=10; at epsilon=1 two pairs moved by
             +0.75 and -0.35 points (benchmarks/README.md, session 10). 2000 from session 8, 1000
             of 64 images per class before; models saved before keep the steps they were fit with.
@@ -148,8 +149,8 @@ class ImageGAN(ImageSynthesizer):
             elsewhere), "float32" or "bfloat16". Only the generator and the features of its own images
             run in it (post-processing); the releases and the DP discriminator read the real images in
             float32 whatever it is, so the sensitivities hold. On 3,577 MNIST digits a fit took 490-494
-            CPU s in bfloat16 against 736-749 s in float32 (one thread, AVX-512 BF16), with the same
-            accuracy on three paired fits (benchmarks/README.md, session 10). A seeded fit is
+            CPU s in bfloat16 against 736-749 s in float32 (one thread, AVX-512 BF16, beside other fits;
+            13-35% less a step over other measures), with the same accuracy on three paired fits (benchmarks/README.md, session 10). A seeded fit is
             reproducible on one machine; "auto" may choose differently on another.
     """
 
