@@ -44,8 +44,8 @@ import numpy as np
 
 from ..privacy import PrivacyLedger
 
-__all__ = ["AUDIT_STEP", "MAX_ACCURACY_NOISE", "MAX_AUC_NOISE", "UTILITY_SKIPPED", "membership_sample_size",
-           "release_audit_figures", "utility_worth_releasing"]
+__all__ = ["AUDIT_STEP", "MAX_ACCURACY_NOISE", "MAX_AUC_NOISE", "MEMBERSHIP_SKIPPED", "UTILITY_SKIPPED",
+           "holdout_count", "membership_sample_size", "release_audit_figures", "utility_worth_releasing"]
 
 AUDIT_STEP = "audit"
 #: Largest noise standard deviation of the public membership AUC worth releasing.
@@ -57,6 +57,15 @@ MAX_ACCURACY_NOISE = 0.1
 #: Why the report carries no utility figure when :func:`utility_worth_releasing` says no.
 UTILITY_SKIPPED = ("not released: at this budget and holdout size its noise would hide any signal "
                    "(the steward's audit has the exact figure)")
+#: Why the report carries no membership figure when :func:`membership_sample_size` says 0.
+MEMBERSHIP_SKIPPED = ("not released: at this budget and holdout size its AUC's noise would hide any signal "
+                      "(the steward's audit has the exact figure)")
+
+
+def holdout_count(n_train: float, holdout_fraction: float) -> float:
+    """The holdout size implied by a DP training count and the public holdout fraction: what the
+    audit's sample sizes and skips are decided from, so no exact count of real rows is read."""
+    return n_train * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
 
 
 def mann_whitney_u(members: np.ndarray, non_members: np.ndarray) -> float:

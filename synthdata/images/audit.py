@@ -507,8 +507,8 @@ def public_image_audit(model, train_images: np.ndarray, train_labels: np.ndarray
     """
     import torch
 
-    from ..audit.private import (AUDIT_STEP, UTILITY_SKIPPED, membership_sample_size, release_audit_figures,
-                                 utility_worth_releasing)
+    from ..audit.private import (AUDIT_STEP, MEMBERSHIP_SKIPPED, UTILITY_SKIPPED, holdout_count,
+                                 membership_sample_size, release_audit_figures, utility_worth_releasing)
 
     result: dict[str, Any] = {"fidelity": _class_fidelity(model, synthetic_labels)}
     ledger = model.ledger_
@@ -522,7 +522,7 @@ def public_image_audit(model, train_images: np.ndarray, train_labels: np.ndarray
     holdout = _as_images(holdout_images, "holdout") if holdout_images is not None and len(holdout_images) else None
     correct = None
     n_train = float(model.n_images_)  # a DP count; the fraction is public
-    n_holdout = n_train * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
+    n_holdout = holdout_count(n_train, holdout_fraction)
     wanted = holdout is not None and holdout_labels is not None and synthetic_labels is not None
     worth = wanted and utility_worth_releasing(ledger, n_holdout=n_holdout)
     if worth:  # else the CNN is not even trained: its figure would not be released
@@ -551,9 +551,8 @@ def public_image_audit(model, train_images: np.ndarray, train_labels: np.ndarray
     figures = release_audit_figures(ledger, correct=correct, member_scores=members, non_member_scores=non_members,
                                     threshold=threshold, copies_train=copies_train, copies_holdout=copies_holdout,
                                     majority_share=_majority(model), what="images",
-                                    membership_skipped=None if m else "not released: at this budget and holdout "
-                                    "size its AUC's noise would hide any signal (the steward's audit has the exact "
-                                    "figure)", utility_skipped=UTILITY_SKIPPED if wanted and not worth else None)
+                                    membership_skipped=None if m else MEMBERSHIP_SKIPPED,
+                                    utility_skipped=UTILITY_SKIPPED if wanted and not worth else None)
     result["figures"] = figures
     membership = figures.get("membership")
     result["verdict"] = ("membership not tested publicly: too few images for the attack at this budget" if membership is None

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..audit.private import AUDIT_STEP, mann_whitney_u
+from ..audit.private import AUDIT_STEP, holdout_count, mann_whitney_u
 from .data import Baskets, baskets_from_frame
 from .estimator import ACTIVITY_BINS, _bin_of
 from .recommender import ItemKNN, Popularity, evaluate, make_queries, recommender
@@ -135,7 +135,7 @@ def public_interaction_audit(model, train: Baskets, holdout: Baskets | None, syn
             counts[2 * k], counts[2 * k + 1] = recall.sum(), ndcg.sum()
         counts[6] = len(queries)
     n_train = float(model.n_users_)
-    n_holdout = n_train * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
+    n_holdout = holdout_count(n_train, holdout_fraction)
     m = int(min(MAX_MEMBERSHIP_SAMPLE, n_train / 2, n_holdout / 2))
     catalogue = np.asarray(model.catalogue_, dtype=object)
     synthetic_matrix = synthetic.restricted(catalogue)

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..audit.leakage import _closest_record_scores, _Embedding, _row_hashes
-from ..audit.private import (AUDIT_STEP, UTILITY_SKIPPED, membership_sample_size, release_audit_figures,
-                             utility_worth_releasing)
+from ..audit.private import (AUDIT_STEP, MEMBERSHIP_SKIPPED, UTILITY_SKIPPED, holdout_count, membership_sample_size,
+                             release_audit_figures, utility_worth_releasing)
 from ..audit.quality import synthetic_model_correct
 from ..audit.tables import prepare
 
@@ -105,7 +105,7 @@ def public_audit(model, train: pd.DataFrame, holdout: pd.DataFrame | None, synth
     # The sample sizes and what is worth releasing come from DP counts only: the model's unit
     # count and the public fraction.
     n_train = float(model.n_units_ if per_unit else model.n_rows_)
-    n_holdout = n_train * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
+    n_holdout = holdout_count(n_train, holdout_fraction)
     wanted = target is not None and target in model.columns_ and len(tables.holdout) > 0
     worth = wanted and utility_worth_releasing(ledger, n_holdout=n_holdout)
     if worth:
@@ -137,8 +137,7 @@ def public_audit(model, train: pd.DataFrame, holdout: pd.DataFrame | None, synth
         non_member_scores=non_members, threshold=threshold, copies_train=copies_train,
         copies_holdout=copies_holdout, majority_share=majority,
         what=f"{ledger.unit.noun}s" if per_unit else "rows",
-        membership_skipped="not released: at this budget and holdout size its AUC's noise would hide any signal "
-                           "(the steward's audit has the exact figure)" if not m else None,
+        membership_skipped=MEMBERSHIP_SKIPPED if not m else None,
         utility_skipped=UTILITY_SKIPPED if wanted and not worth else None)
     if figures["ml_utility"] is not None:
         figures["ml_utility"]["target"] = target

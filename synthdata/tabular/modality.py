@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from ..audit.private import holdout_count
 from ..engines import Engine, EngineView, Split
 from ..errors import DataError, SynthdataWarning
 from ..fingerprint import content_digest
@@ -252,7 +253,7 @@ class TableModality:
         sample = self.engine.sample(train.split, "train", rate, salt)
         held = None
         if holdout is not None:
-            expected = rows * holdout_fraction / max(1.0 - holdout_fraction, 1e-9)
+            expected = holdout_count(rows, holdout_fraction)
             self._audit_rates["holdout"] = min(1.0, AUDIT_REAL_ROWS / max(expected, 1.0))
             held = self.engine.sample(holdout.split, "holdout", self._audit_rates["holdout"], salt)
         return sample, held
