@@ -231,8 +231,9 @@ def test_fit_reads_the_row_count_noise_it_is_given():
 
 def test_an_edge_piece_beside_a_falling_density_keeps_falling_instead_of_ending_early():
     """A long tail: [0, 9] at 200 a value, [10, 19] at 100, and the top piece [20, 99] (a
-    released cell's innermost refinement cell) holding 400. Flat at the density beside it,
-    its mass filled 3 values ([20, 22]: the real rows reach far further); falling at the rate
+    released cell's innermost refinement cell) holding 400. Flat at the density beside it
+    (the middle piece's: the other end's is not read), its mass filled 4 values ([20, 23]: the
+    real rows reach far further); falling at the rate
     the two pieces beside it fall (half every 10 values), from the density that rate gives at
     its inner end, the same mass fills about 8 values, drawn falling. Never past the piece;
     without a density falling at least EDGE_FALL-fold beside it (nearly flat, rising), or with
@@ -241,7 +242,7 @@ def test_an_edge_piece_beside_a_falling_density_keeps_falling_instead_of_ending_
     encoder._threshold = 60.0
     tail = [_Piece(0, 9, 2000.0, ()), _Piece(10, 19, 1000.0, ()), _Piece(20, 99, 400.0, ())]
     flat = encoder._trim_edges(tail, WHOLE)
-    assert (flat[-1].low, flat[-1].high, flat[-1].tilt) == (20, 22, 0.0)
+    assert (flat[-1].low, flat[-1].high, flat[-1].tilt) == (20, 23, 0.0)
     out = encoder._trim_edges(tail, WHOLE, decay=True)
     top = out[-1]
     rate = math.log(2.0) / 10
@@ -338,3 +339,22 @@ def test_no_missing_level_is_invented_by_the_noise_of_one_column_among_many():
     gappy = frame.assign(c0=frame["c0"].where(rng.random(n) > 0.1))
     encoder = _fit(gappy, schema, epsilon=5.0, seed=15)
     assert any(level["points"] == [None] for level in encoder.codes_[0].levels)
+
+
+def test_an_edge_reads_the_density_of_the_pieces_inside_not_of_the_other_edge():
+    """A date spread evenly (3.2 rows a day) from day 17,897 to day 18,895, released at epsilon 1
+    only as its ~384-day cells: the two inner ones full, the two at the ends partly filled. The
+    lower end read the density of the next three pieces, the upper end among them (mass 256 over
+    384 days), so 2.4 rows a day: it started 54 days before the first real date (5% of the
+    synthetic dates out of range). Each end now reads the inner pieces alone and stops at the
+    real first and last days; the masses do not move."""
+    cells = [_Piece(17664, 18047, 483.2, (), 1.0, 2), _Piece(18048, 18431, 1228.8, (), 1.0, 2),
+             _Piece(18432, 18815, 1228.8, (), 1.0, 2), _Piece(18816, 19199, 256.0, (), 1.0, 2)]
+    out = TabularEncoder()._trim_edges(cells, WHOLE)
+    assert out[0].low == pytest.approx(17897, abs=1) and out[0].high == 18047
+    assert out[-1].low == 18816 and out[-1].high == pytest.approx(18895, abs=1)
+    assert [p.weight for p in out] == [p.weight for p in cells]
+    # Three pieces: the one inner piece is what each end reads.
+    three = TabularEncoder()._trim_edges(cells[:2] + [_Piece(18432, 18815, 600.0, (), 1.0, 2)], WHOLE)
+    assert three[0].low == pytest.approx(17897, abs=1)
+    assert three[-1].high == pytest.approx(18432 + 600.0 / 3.2 - 1, abs=1)

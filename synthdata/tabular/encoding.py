@@ -1051,9 +1051,10 @@ class TabularEncoder:
             if piece.low == piece.high:
                 continue
             others = pieces[:index] + pieces[index + 1:]
-            inward = others[:3] if side == 0 else others[-3:]
+            inside = _without_far_edge(others, side)
+            inward = inside[:3] if side == 0 else inside[-3:]
             if lattice.unit is None:  # a point of a continuous column has mass but no width: not density
-                spans = [p for p in others if p.high > p.low]
+                spans = [p for p in inside if p.high > p.low]
                 inward = spans[:3] if side == 0 else spans[-3:]
             if not inward:
                 continue
@@ -1386,6 +1387,22 @@ def _decay_tilt(piece: _Piece, side: int, lattice: _Lattice, start: float, rate:
         fall = (low + high) / 2
     rise = fall * length  # the log-density's fall across the piece
     return -rise if side == -1 else rise
+
+
+def _without_far_edge(others: list[_Piece], side: int) -> list[_Piece]:
+    """The pieces an edge's density is read from: ``others`` (sorted) less the column's other edge
+    piece when it is spread and something else is left.
+
+    That piece is only partly filled too (uncut, or cut by this same rule), so its mass over its
+    whole width reads the density low, and the edge reaches further than the data: a date spread
+    evenly over 1,000 days, released as three ~384-day cells and its two ends, read the density
+    of the middle cells and the upper end's together (2.4 rows a day for 3.1) and started the
+    synthetic dates 72 days before the first real one (5% of them).
+    """
+    far = others[-1] if side == 0 else others[0]
+    if len(others) < 2 or far.high == far.low:
+        return others
+    return others[:-1] if side == 0 else others[1:]
 
 
 def _density(pieces: list[_Piece], lattice: _Lattice) -> float | None:
