@@ -358,3 +358,25 @@ def test_an_edge_reads_the_density_of_the_pieces_inside_not_of_the_other_edge():
     three = TabularEncoder()._trim_edges(cells[:2] + [_Piece(18432, 18815, 600.0, (), 1.0, 2)], WHOLE)
     assert three[0].low == pytest.approx(17897, abs=1)
     assert three[-1].high == pytest.approx(18432 + 600.0 / 3.2 - 1, abs=1)
+
+
+def test_a_date_columns_end_reads_its_mass_one_noise_sd_low_a_numbers_does_not():
+    """Records end on a day (the extraction's): a date past it is plainly impossible. The upper
+    end cell of an evenly spread date column, its mass read high by its noise (+1.5 sd), filled
+    98 days where the real dates stop after 80. With ``hard_ends`` (the encoder's datetime
+    columns) its mass is read EDGE_MARGIN sd low first, as the reach rule reads it; numbers
+    keep the plain reading (a tail that thins out costs more cut than passed), and the cut
+    never takes more than half the piece's values from the reading."""
+    from synthdata.tabular.encoding import EDGE_MARGIN
+
+    sigma = 38.5
+    cells = [_Piece(18048, 18431, 1228.8, (), 1.0, 2), _Piece(18432, 18815, 1228.8, (), 1.0, 2),
+             _Piece(18816, 19199, 256.0 + 1.5 * sigma, (), 1.0, 2)]
+    plain = TabularEncoder()._trim_edges(cells, WHOLE, sigma=sigma)[-1]
+    dates = TabularEncoder()._trim_edges(cells, WHOLE, sigma=sigma, hard_ends=True)[-1]
+    assert plain.high == pytest.approx(18816 + (256.0 + 1.5 * sigma) / 3.2 - 1, abs=1)  # 98 days: past day 80
+    assert dates.high == pytest.approx(18816 + (256.0 + (1.5 - EDGE_MARGIN) * sigma) / 3.2 - 1, abs=1)
+    assert dates.weight == plain.weight  # where the mass goes, not how much
+    tiny = cells[:2] + [_Piece(18816, 19199, 20.0, (), 1.0, 2)]  # a mass under 1 sd: half of it read
+    assert TabularEncoder()._trim_edges(tiny, WHOLE, sigma=sigma, hard_ends=True)[-1].high == \
+        pytest.approx(18816 + 10.0 / 3.2 - 1, abs=1)
