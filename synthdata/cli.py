@@ -671,7 +671,8 @@ def verify_command(release_dir, public_key):
               help="Share of rows (or images) kept from the generator for the audits; 0 turns the membership "
                    "audit off. Default: 0.2 for tables and --items data, 0.1 for images.")
 @click.option("--rows", type=click.IntRange(min=1), default=None,
-              help="Synthetic rows (or images) to write (default: the DP count of the training rows).")
+              help="Synthetic rows (or images) to write (default: the DP count of the training rows; "
+                   "images: three per training image, up to 30,000).")
 @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ed25519 private key (PEM) to sign with (default: your default key, created on first use).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
