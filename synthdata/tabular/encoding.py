@@ -1083,9 +1083,7 @@ class TabularEncoder:
                 released = [p for p in others if p.high == p.low and p.resolution == 0]
                 released = released[:3] if side == 0 else released[-3:]
                 density = max([density] + [_density([p], lattice) or 0.0 for p in released])
-            mass = piece.weight
-            if hard_ends and sigma > 0:
-                mass = max(mass - EDGE_MARGIN * sigma * math.sqrt(max(piece.var, 0.0)), mass / 2)
+            mass = max(_mass_read_low(piece, sigma), piece.weight / 2) if hard_ends else piece.weight
             filled = mass / density if density > 0 else size
             # Only beside spread pieces: beside released values (spikes: codes, a table's round
             # percentages) the edge's mass may be one more spike, and the flat rules above hold.
@@ -1145,7 +1143,7 @@ class TabularEncoder:
         """
         if piece.resolution <= 0 or sigma <= 0:
             return None
-        mass = piece.weight - EDGE_MARGIN * sigma * math.sqrt(max(piece.var, 0.0))
+        mass = _mass_read_low(piece, sigma)
         cap = self._threshold + EDGE_MARGIN * sigma
         cells = math.ceil(mass / cap) - 1 if mass > 0 and cap > 0 else 0
         if cells < 1:
@@ -1396,6 +1394,12 @@ def _decay_tilt(piece: _Piece, side: int, lattice: _Lattice, start: float, rate:
         fall = (low + high) / 2
     rise = fall * length  # the log-density's fall across the piece
     return -rise if side == -1 else rise
+
+
+def _mass_read_low(piece: _Piece, sigma: float) -> float:
+    """An edge piece's mass read :data:`EDGE_MARGIN` noise standard deviations low (its weight's
+    noise is ``sigma`` times the square root of its ``var``): what the edge rules bound its reach by."""
+    return piece.weight - EDGE_MARGIN * sigma * math.sqrt(max(piece.var, 0.0))
 
 
 def _without_far_edge(others: list[_Piece], side: int) -> list[_Piece]:
