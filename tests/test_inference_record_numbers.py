@@ -26,7 +26,8 @@ MARGIN = 10.0
 def test_wide_whole_numbers_are_counted_by_width_as_numbers_and_as_text():
     numbers = pd.Series([125024, 125020, 12345, 1234, -123457, 1234567891, 0])
     text = numbers.astype(str)
-    expected = ["wide6", "integer", "wide5", "integer", "wide6", "wide9+", "zero"]
+    # 125020, a multiple of 10, is no record width: a round number (of 10, the largest round step dividing it).
+    expected = ["wide6", "round10", "wide5", "integer", "wide6", "wide9+", "zero"]
     assert [SHAPES[c] for c in shape_codes(numbers)] == expected
     assert [SHAPES[c] for c in shape_codes(text)] == expected
     assert [SHAPES[c] for c in shape_codes(numbers.astype(float))] == expected

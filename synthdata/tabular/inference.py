@@ -15,14 +15,18 @@ about its columns from one Gaussian release, charged to the ledger as ``"schema"
   padded id; the reader keeps such a column's text, see :mod:`synthdata.ingest`), or other
   text — and each column's class counts are released with noise. Whole numbers of 5 or
   more digits that are not multiples of 10 are counted by their width (5, 6, 7, 8, 9+):
-  a record number (``125024``) keeps one width and spreads its last digit evenly;
+  a record number (``125024``) keeps one width and spreads its last digit evenly; other
+  whole numbers of 100 or more that are multiples of 5 (and those of a width that are
+  multiples of 25: ``12075``) are counted by the largest of 5, 10, 25, 50, 100 and 1000
+  that divides them (*round* numbers: ``12500`` is a multiple of 100, ``7525`` of 25), so
+  that amounts of money keep their lattice;
 * each column's number of distinct values is released with noise too (identifiers).
 
 One row (one unit of privacy: ``k`` rows) moves one count per column's shape histogram
 and one distinct count per column, so the vector's L2 sensitivity is ``k·√(2·columns)``.
 Every decision below — the type, whether numbers are whole, the *lattice* they lie on (a
-step of 0.5, 0.2, 0.1 or 0.01 for decimals; dates to the day, minute or second; the encoder
-keeps every synthetic value on it) — is post-processing of those noisy counts, made with
+step of 0.5, 0.2, 0.1 or 0.01 for decimals, of 5 to 1000 for round whole numbers; dates to
+the day, minute or second; the encoder keeps every synthetic value on it) — is post-processing of those noisy counts, made with
 margins well above the noise, so two tables that differ in one row get the same schema
 except with the small probability that the noise itself decides. Column names are the header, not
 data about anyone, and are public.
@@ -50,15 +54,24 @@ __all__ = ["SHAPES", "infer_schema_private", "shape_codes"]
 
 #: Shape classes of a cell, in code order.
 _BASE = ["missing", "boolean", "integer", "half", "decimal1", "decimal2", "decimal3", "text", "zero", "even-tenth",
-         "code", "leading-zeros", "wide5", "wide6", "wide7", "wide8", "wide9+"]
+         "code", "leading-zeros", "wide5", "wide6", "wide7", "wide8", "wide9+",
+         "round5", "round10", "round25", "round50", "round100", "round1000"]
 (MISSING, BOOLEAN, INTEGER, HALF, DECIMAL1, DECIMAL2, DECIMAL3, TEXT, ZERO, EVEN_TENTH, CODE, PADDED,
- WIDE5, WIDE6, WIDE7, WIDE8, WIDE9) = range(len(_BASE))
+ WIDE5, WIDE6, WIDE7, WIDE8, WIDE9, ROUND5, ROUND10, ROUND25, ROUND50, ROUND100, ROUND1000) = range(len(_BASE))
 #: Whole numbers of 5, 6, 7, 8 and 9 or more digits that are not a multiple of 10 (the
 #: shape of a record number such as ``125024``; amounts of money and counts are spread over
 #: widths, or round): split out of ``integer``.
 _WIDE = [WIDE5, WIDE6, WIDE7, WIDE8, WIDE9]
+#: Whole numbers of 100 or more that are multiples of 5 (of 25 among the record widths), by the
+#: largest of :data:`ROUND_STEPS` that divides them (:func:`_rounds`): split out of ``integer``, so
+#: that a column of amounts (loans in multiples of 25, prices in multiples of 5) keeps its lattice.
+_ROUND = [ROUND5, ROUND10, ROUND25, ROUND50, ROUND100, ROUND1000]
+ROUND_STEPS = (5, 10, 25, 50, 100, 1000)
+#: Round numbers start here: below it a multiple of 5 is as common as chance makes it (ages,
+#: counts), and reading it as a lattice would move the other values.
+_ROUND_FROM = 100
 #: The shapes of numbers: zero, whole, and the fractional ones.
-_NUMBERS = [ZERO, INTEGER, *_WIDE, HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
+_NUMBERS = [ZERO, INTEGER, *_WIDE, *_ROUND, HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
 _FRACTIONAL = [HALF, EVEN_TENTH, DECIMAL1, DECIMAL2, DECIMAL3]
 
 #: A time after the date, perhaps with a UTC marker or an offset (``10:00:00Z``,
@@ -131,7 +144,7 @@ _ODD_SHARE = 0.25
 _CODE_SHARE = 0.02
 #: Whole numbers of one width (:data:`_WIDE`) above this share of a column's numbers, with
 #: many distinct values each repeating over rows on average (:data:`_REPEAT_SHARE`), read as
-#: a record number: ids spread their last digit evenly (90% off multiples of 10) and keep
+#: a record number: ids spread their last digit evenly (88% off multiples of 10 and 25) and keep
 #: their width; amounts and measurements change width or are round.
 _WIDE_SHARE = 0.8
 #: At most this many distinct values per value (noisy): two rows a value or more, on average.
@@ -170,7 +183,7 @@ def _number_shapes(values: np.ndarray) -> np.ndarray:
     finite = np.isfinite(values)
     whole = finite & (values == np.round(values))
     out[whole] = np.where(values[whole] == 0, ZERO, INTEGER)
-    out[whole] = _widths(values[whole], out[whole])
+    out[whole] = _rounds(values[whole], _widths(values[whole], out[whole]))
     rest = finite & ~whole
     half = rest & (values * 2 == np.round(values * 2))
     out[half] = HALF
@@ -187,6 +200,22 @@ def _number_shapes(values: np.ndarray) -> np.ndarray:
         out[on] = code
         rest &= ~on
     out[~finite] = TEXT  # inf or -inf: not a number we can model
+    return out
+
+
+def _rounds(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``codes`` with whole numbers of :data:`_ROUND_FROM` or more that are multiples of 5 in the
+    class of the largest of :data:`ROUND_STEPS` dividing them: those still ``integer``, and those of
+    a record width (not multiples of 10) that are multiples of 25 — amounts such as ``12075``; a
+    record number ends in 25 or 75 in 2% of rows only, so its width keeps 88% of them."""
+    magnitude = np.abs(values)
+    width = np.isin(codes, _WIDE) & (np.fmod(magnitude, 25) == 0)
+    candidates = ((codes == INTEGER) | width) & (magnitude >= _ROUND_FROM) & np.isfinite(magnitude)
+    if not candidates.any():
+        return codes
+    out = codes.copy()
+    for step, code in zip(ROUND_STEPS, _ROUND):  # each larger step that divides overrides the smaller
+        out[candidates & (np.fmod(magnitude, step) == 0)] = code
     return out
 
 
@@ -345,8 +374,11 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
     # only where they clear the noise: summed in always, their empty cells' noise would raise
     # the bar a family's total must clear, and a small table's column (heart disease's
     # oldpeak, 303 rows) would be left out more often than before they were split out.
+    # Round numbers (split out of whole numbers too, but a column's usual values: amounts) count
+    # as a family of their own: their cells' sum at its own noise, beside the other numbers'.
     families = {"boolean": mass([BOOLEAN]),
-                "numerical": mass([code for code in numeric_cells if code not in _WIDE]) + float(clear[_WIDE].sum()),
+                "numerical": mass([code for code in numeric_cells if code not in _WIDE and code not in _ROUND])
+                + float(clear[_WIDE].sum()) + mass(_ROUND),
                 "datetime": float(np.where(shape > _DATE_MARGIN * sigma, shape, 0.0)[_FIRST_DATE:].sum()),
                 "categorical": mass([TEXT, CODE]) + float(clear[PADDED])}
     present = float(sum(families.values()))
@@ -395,8 +427,10 @@ def _decide(name: str, shape: np.ndarray, distinct: float, sigma: float) -> Colu
                           "sure", SynthdataWarning, stacklevel=4)
         # Halves (17.5 on 2% of the rows) may hide under this release's noise: whole numbers
         # are a reading the encoder's own release of exact values confirms or corrects.
-        return Column(name=name, type="numerical", integer=whole, step=None if whole else _step(shape, sigma, present),
-                      halves_undecided=whole)
+        # Round whole numbers (amounts in multiples of 25) are on a lattice of their own.
+        step = (_round_step(shape, sigma, present) if whole else _step(shape, sigma, present))
+        return Column(name=name, type="numerical", integer=whole, step=step,
+                      halves_undecided=whole and step is None)
     return Column(name=name, type="categorical")
 
 
@@ -452,6 +486,28 @@ def _step(shape: np.ndarray, sigma: float, present: float) -> float | None:
             shape[DECIMAL1] > max(_ODD_SHARE * shape[EVEN_TENTH], _NOISE_MARGIN * sigma)
         return 0.1 if odd else 0.2
     return 0.5 if _used(shape, [HALF], sigma, present) else None
+
+
+def _round_step(shape: np.ndarray, sigma: float, present: float) -> float | None:
+    """The lattice of a column of whole numbers: the largest of :data:`ROUND_STEPS` that divides
+    its values, or None (every whole number).
+
+    A step is read when the round classes it divides clearly hold values (:func:`_used`) and
+    the other whole numbers — ``integer`` (not round, or under :data:`_ROUND_FROM`), the record
+    widths, the round classes of steps it does not divide — do not: none clears the minority
+    margin alone, and together they are not :func:`_used`. Decimals are no concern here (the
+    column is whole); zero lies on every lattice.
+    """
+    whole = [INTEGER, *_WIDE, *_ROUND]
+    for step in sorted(ROUND_STEPS, reverse=True):
+        on = [cell for cell, size in zip(_ROUND, ROUND_STEPS) if size % step == 0]
+        off = [cell for cell in whole if cell not in on]
+        if not _used(shape, on, sigma, present):
+            continue
+        if float(shape[off].max()) > _MINORITY_MARGIN * sigma or _used(shape, off, sigma, present):
+            continue
+        return float(step)
+    return None
 
 
 def _date_format(clear: np.ndarray, minority: np.ndarray, present: float) -> str:
