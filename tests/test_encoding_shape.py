@@ -380,3 +380,32 @@ def test_a_date_columns_end_reads_its_mass_one_noise_sd_low_a_numbers_does_not()
     tiny = cells[:2] + [_Piece(18816, 19199, 20.0, (), 1.0, 2)]  # a mass under 1 sd: half of it read
     assert TabularEncoder()._trim_edges(tiny, WHOLE, sigma=sigma, hard_ends=True)[-1].high == \
         pytest.approx(18816 + 10.0 / 3.2 - 1, abs=1)
+
+
+def _ages(pieces: list[tuple], tilts: list[float] | None = None) -> ColumnCode:
+    """An age column's code (whole numbers) from (low, high, weight) pieces, one level each."""
+    levels = [{"points": [(low + high) / 2], "lows": [low], "highs": [high], "holes": [[]], "weights": [weight],
+               **({"tilts": [tilts[i]]} if tilts else {})} for i, (low, high, weight) in enumerate(pieces)]
+    return ColumnCode(name="age", kind="numerical", dtype="int64", integer=True, levels=levels,
+                      counts=[weight for _, _, weight in pieces], unit=1.0, step=1, format=2,
+                      released_range=[pieces[0][0], pieces[-1][1]])
+
+
+def test_one_cell_split_evenly_into_pieces_is_one_range_and_left_out():
+    """A 442-row table's ages at epsilon 1: only the decade [10, 99] released, cut into two levels of
+    equal mass (or refinement cells the noise pulled to even): evenly over 10-99, 31% of the values
+    past the real 19-79. That is the one wide range the encoder leaves out with its reason, however
+    many pieces it is drawn from; pieces of different densities, a gap or a tilt are a shape, kept."""
+    encoder = TabularEncoder.__new__(TabularEncoder)
+    encoder._threshold = 366.0
+    column = Column(name="age", type="numerical", integer=True)
+    even = _ages([(10, 54, 266.9), (55, 99, 266.9)])
+    assert even.one_range and _ages([(10, 99, 533.8)]).one_range
+    reason = encoder._uninformative(column, even, 442.0, 62.0)
+    assert reason.startswith("only one wide range of its values (10 to 99)") and "raise epsilon" in reason.lower()
+    for shaped in (_ages([(10, 54, 200.0), (55, 99, 333.8)]),  # two densities: the refinement saw a shape
+                   _ages([(10, 44, 266.9), (55, 99, 266.9)]),  # a gap between them
+                   _ages([(10, 54, 266.9), (55, 99, 266.9)], tilts=[0.0, -0.4]),  # drawn falling
+                   _ages([(10, 54, 266.9), (55, 55, 100.0), (56, 99, 266.9)])):  # a released value
+        assert not shaped.one_range
+        assert encoder._uninformative(column, shaped, 442.0, 62.0) is None
