@@ -409,3 +409,22 @@ def test_one_cell_split_evenly_into_pieces_is_one_range_and_left_out():
                    _ages([(10, 54, 266.9), (55, 55, 100.0), (56, 99, 266.9)])):  # a released value
         assert not shaped.one_range
         assert encoder._uninformative(column, shaped, 442.0, 62.0) is None
+
+
+def test_a_cell_that_stood_out_from_one_end_stops_the_other_ends_run():
+    """A 442-row table's ``sex`` (1 and 2), released only as the decade [1, 9] and refined value by
+    value at a noise of 93: from below, 1 and 2 summed stand out at 2; from above, nothing stands out
+    down to and through 2, so the old rule read "the noise says nothing of this end" and kept 2-9, the
+    noise shares giving 7 (a value no row holds) 44% of the column. The cell that stood out from one end
+    is real and stops the other end's run, as a released value does: 3-9 go."""
+    sigma = 93.3
+    pieces = [_Piece(1, 9, 401.9, (), 1.0, 3, True)]
+    cuts = [(0, (v, v)) for v in range(1, 10)]
+    noisy = np.array([218.0, 226.0, -36.0, 8.0, -194.0, -21.0, 185.0, -137.0, -46.0])  # real: 235 at 1, 207 at 2
+    out = _shape_column(pieces, cuts, noisy, sigma, WHOLE)
+    assert [(p.low, p.high) for p in out] == [(2, 2)]
+    assert out[0].weight == pytest.approx(401.9)
+    # Where a cell stands out from the top too (real rows at 7), it stays.
+    noisy[6] = 400.0
+    out = _shape_column(pieces, cuts, noisy, sigma, WHOLE)
+    assert [p.low for p in out][0] == 2 and max(p.high for p in out) == 7

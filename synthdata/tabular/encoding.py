@@ -1620,13 +1620,18 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
                 break
             tests += 2
     margin = max(REFINE_MARGIN, NormalDist().inv_cdf(1.0 - REFINE_MISS / max(tests, 1)))
+    # A cell that stood out from one end is real, as a released value is: it stops the other end's run.
+    # (Read through it, the other end found nothing standing out in every cell left and kept them all:
+    # a 442-row table's sex, 1 and 2, refined over 1-9 at a noise of 93, came out at 2, 4 and 7.)
+    stood: set[int] = set()
     for sequence in (order, order[::-1]):
         total, run = 0.0, []
         for _, point, k in sequence:
-            if point or not keep[k] or k in sure:
+            if point or not keep[k] or k in sure or k in stood:
                 break
             total += noisy[k]
             if total > margin * sigma * math.sqrt(len(run) + 1) or noisy[k] > margin * sigma:
+                stood.add(k)
                 break
             run.append(k)
         if len(run) >= int(keep.sum()) and not elsewhere:  # no cell stands out at all, and nothing else holds
