@@ -401,6 +401,9 @@ def test_one_cell_split_evenly_into_pieces_is_one_range_and_left_out():
     column = Column(name="age", type="numerical", integer=True)
     even = _ages([(10, 54, 266.9), (55, 99, 266.9)])
     assert even.one_range and _ages([(10, 99, 533.8)]).one_range
+    assert _ages([(v, v, 50.0) for v in range(1, 10)]).one_range  # a code piece's values, each the same share
+    assert not _ages([(1, 1, 235.0), (2, 2, 207.0)]).one_range  # released values: their own counts
+    assert not _ages([(1, 1, 235.0)]).one_range
     reason = encoder._uninformative(column, even, 442.0, 62.0)
     assert reason.startswith("only one wide range of its values (10 to 99)") and "raise epsilon" in reason.lower()
     for shaped in (_ages([(10, 54, 200.0), (55, 99, 333.8)]),  # two densities: the refinement saw a shape

@@ -261,10 +261,11 @@ class ColumnCode:
         pieces = sorted((low, high, weight, tilt) for level in self.levels if level["points"] != [None]
                         for low, high, weight, tilt in zip(level["lows"], level["highs"], level["weights"],
                                                            level.get("tilts") or [0.0] * len(level["lows"])))
-        if not pieces or any(low is None or low == high or tilt for low, high, _, tilt in pieces):
+        if not pieces or any(low is None or tilt for low, _, _, tilt in pieces):
             return False
         if len(pieces) == 1:
-            return True
+            return pieces[0][0] != pieces[0][1]
+        # (Lattice values one by one count too: a code piece's cells, each given the same share.)
         gap = 0.0 if self.unit is None or self.step is None or self.format < 2 else self.unit * self.step
         size = [(high - low) + gap for low, high, _, _ in pieces]  # values (or length) each piece spans, in value units
         density = [weight / width for (_, _, weight, _), width in zip(pieces, size) if width > 0]
@@ -1624,6 +1625,7 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
     # (Read through it, the other end found nothing standing out in every cell left and kept them all:
     # a 442-row table's sex, 1 and 2, refined over 1-9 at a noise of 93, came out at 2, 4 and 7.)
     stood: set[int] = set()
+    silent = 0  # ends whose run read every cell left without one standing out
     for sequence in (order, order[::-1]):
         total, run = 0.0, []
         for _, point, k in sequence:
@@ -1635,6 +1637,7 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
                 break
             run.append(k)
         if len(run) >= int(keep.sum()) and not elsewhere:  # no cell stands out at all, and nothing else holds
+            silent += 1
             continue  # the column: the noise says nothing of this end
         for k in run:  # the run stops at the innermost cell of a proven piece it would cut away whole
             owner = cuts[k][0]
@@ -1663,7 +1666,10 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
                         () if continuous else tuple(h for h in pieces[j].holes if cuts[k][1][0] <= h <= cuts[k][1][1]),
                         var, 0 if k in held else pieces[j].resolution, merged=k in merged) for j, k in mine]
         sizes = np.maximum(np.array([_size(p, lattice) for p in parts], dtype=float), 0.0)
-        shares = _shrunk(np.array([noisy[k] for _, k in mine], dtype=float), sizes, sigma)
+        # Read from both ends, no cell stood out: the refinement said nothing of where the mass lies, and
+        # its noise shares alone put a 442-row table's sex (1 and 2) half on 7-9. Then the piece stays even.
+        shares = sizes.copy() if silent == 2 else \
+            _shrunk(np.array([noisy[k] for _, k in mine], dtype=float), sizes, sigma)
         if shares.sum() <= 0:
             shares = sizes
         if shares.sum() <= 0:
