@@ -431,3 +431,17 @@ def test_a_cell_that_stood_out_from_one_end_stops_the_other_ends_run():
     noisy[6] = 400.0
     out = _shape_column(pieces, cuts, noisy, sigma, WHOLE)
     assert [p.low for p in out][0] == 2 and max(p.high for p in out) == 7
+
+
+def test_where_no_cell_stands_out_from_either_end_the_piece_stays_even():
+    """The same column in another fit: from neither end does any cell stand out (1 and 2 at 167 and
+    198 beside 7 and 8 at 162 and 136 of noise). The noise shares put 49% of the column on 7-9; the
+    refinement said nothing of where the mass lies, so every cell keeps an even share, and the column
+    is the one wide range the encoder leaves out."""
+    sigma = 93.3
+    pieces = [_Piece(1, 9, 401.9, (), 1.0, 3, True)]
+    cuts = [(0, (v, v)) for v in range(1, 10)]
+    noisy = np.array([167.0, 198.0, -112.0, -136.0, -128.0, -139.0, 162.0, 136.0, 41.0])
+    out = _shape_column(pieces, cuts, noisy, sigma, WHOLE)
+    assert [(p.low, p.high) for p in out] == [(v, v) for v in range(1, 10)]
+    assert [p.weight for p in out] == pytest.approx([401.9 / 9] * 9)
