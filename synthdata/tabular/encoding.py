@@ -1589,9 +1589,11 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
     each end of the column, cells go while their noisy count summed from the outside, and
     their own, stay under a margin of :data:`REFINE_MARGIN` standard deviations or more
     (:data:`REFINE_MISS` spread over every cell tested); a released exact value
-    stops it (it is real), and where no cell stands out at all, the one counted highest stays. A piece's mass is then
+    stops it (it is real), and so does a cell that stood out from the other end; where no cell stands out at all,
+    the one counted highest stays. A piece's mass is then
     shared by its kept cells' noisy counts, pulled towards an even spread as far as the
-    noise explains their differences (:func:`_shrunk`); a piece without a kept cell gives its
+    noise explains their differences (:func:`_shrunk`) — evenly when neither end found a cell that stands
+    out (the refinement then says nothing of where the mass lies); a piece without a kept cell gives its
     mass to the pieces kept, in proportion. A ``proven`` piece (all of a released cell's
     remainder: the first release showed data in it) is never cut away whole: where none of its
     cells stands out, its innermost cell stays, with its mass (the edge rules may cut it further, by
