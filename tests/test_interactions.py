@@ -62,9 +62,12 @@ def data() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted(data) -> InteractionGAN:
+    # The generator at its default steps: at FAST's 300 the mixture has barely begun to split into
+    # user types (item-kNN 0.24-0.28 against 0.22-0.25 with the items dealt out at random, over ten
+    # fits under fresh noise), at 1000 it reads 0.59-0.64 (2000: 0.63). ~15 s.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return InteractionGAN(epsilon=4.0, seed=0, **FAST).fit(data, user="customer_id", item="sku")
+        return InteractionGAN(epsilon=4.0, seed=0, epochs=0.5).fit(data, user="customer_id", item="sku")
 
 
 def test_baskets_are_distinct_items_per_user_and_rows_without_a_user_are_left_out():
@@ -195,7 +198,7 @@ def test_synthetic_users_are_new_ids_with_realistic_activity(data, fitted):
 
 def test_synthetic_users_carry_co_occurrence_a_recommender_can_use(data, fitted):
     """Trained on synthetic users only, item-kNN finds held-out real users' items better than on the same
-    items dealt out at random, and about as well as the private popularity ranking or better."""
+    items dealt out at random, and better than the private popularity ranking."""
     rng = np.random.default_rng(5)
     fresh = shop(users=600, seed=9, singles=0)
     held = baskets_from_frame(fresh, user="customer_id", item="sku")
@@ -208,9 +211,10 @@ def test_synthetic_users_carry_co_occurrence_a_recommender_can_use(data, fitted)
     shuffled = sampled.assign(sku=rng.permutation(sampled["sku"].to_numpy()))
     dealt = baskets_from_frame(shuffled, user="customer_id", item="sku")
     knn_dealt, _ = evaluate(ItemKNN(dealt.matrix), dealt.items, queries)
-    # Paired on the same queries; 0.27 against 0.25 and popularity 0.24 in runs under fresh noise.
-    assert knn.mean() > knn_dealt.mean(), (knn.mean(), knn_dealt.mean())
-    assert knn.mean() > popular.mean() - 0.02, (knn.mean(), popular.mean())
+    # Paired on the same queries; over ten fits under fresh noise, 0.59-0.64 against 0.21-0.24
+    # dealt out and popularity 0.22-0.24.
+    assert knn.mean() > knn_dealt.mean() + 0.15, (knn.mean(), knn_dealt.mean())
+    assert knn.mean() > popular.mean() + 0.15, (knn.mean(), popular.mean())
 
 
 def test_a_budget_too_small_for_any_item_is_refused_with_dp_figures_only(data):
