@@ -15,7 +15,7 @@ import pytest
 from synthdata.budget import BudgetLedger
 from synthdata.errors import DataError, VerificationError
 from synthdata.images import read_images
-from synthdata.images.modality import MAX_EXTRA_IMAGES, ImageModality, default_image_count
+from synthdata.images.modality import MAX_DEFAULT_IMAGES, ImageModality, default_image_count
 from synthdata.privacy import DEFAULT_DELTA, IMAGE, GaussianRequest, NoiseSource, PrivacyLedger
 from synthdata.release import STAGES, release
 from synthdata.signing import generate_keypair, load_private_key, verify_release
@@ -363,6 +363,6 @@ def test_the_default_image_count_is_three_per_dp_counted_image_up_to_a_cap():
     plenty, writes its count: never fewer than the count, never more than the cap unless the count is."""
     assert default_image_count(3560.6) == 3 * 3561
     assert default_image_count(10.2) == 30
-    assert default_image_count(MAX_EXTRA_IMAGES / 2) == MAX_EXTRA_IMAGES
-    assert default_image_count(MAX_EXTRA_IMAGES * 2) == MAX_EXTRA_IMAGES * 2
+    assert default_image_count(MAX_DEFAULT_IMAGES / 2) == MAX_DEFAULT_IMAGES
+    assert default_image_count(MAX_DEFAULT_IMAGES * 2) == MAX_DEFAULT_IMAGES * 2
     assert default_image_count(0.4) == 0  # (write() then draws at least 2)

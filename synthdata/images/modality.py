@@ -13,7 +13,7 @@ from ..files import printable
 from ..privacy import NoiseSource
 from .ingest import ImageSet, write_images
 
-__all__ = ["IMAGE_HOLDOUT_FRACTION", "IMAGES_PER_TRAINING_IMAGE", "MAX_EXTRA_IMAGES", "ImageModality",
+__all__ = ["IMAGE_HOLDOUT_FRACTION", "IMAGES_PER_TRAINING_IMAGE", "MAX_DEFAULT_IMAGES", "ImageModality",
            "default_image_count"]
 
 #: Most synthetic images the audit reads.
@@ -38,15 +38,15 @@ IMAGES_PER_TRAINING_IMAGE = 3
 #: (benchmarks/README.md, images.py, session 11), the same fits sampled at 10,000 digits instead of
 #: their ~3,560: a CNN trained on them scored +1.65 to +2.4 points at epsilon=1 (three noise seeds;
 #: logistic regression +4 to +7.7) and +1.2 at epsilon=10 (one fit; logistic regression -0.2).
-MAX_EXTRA_IMAGES = 30_000
+MAX_DEFAULT_IMAGES = 30_000
 
 
 def default_image_count(dp_count: float) -> int:
     """How many images a release writes by default, from the DP count of the training images
     (post-processing of it): :data:`IMAGES_PER_TRAINING_IMAGE` times it, never more than
-    :data:`MAX_EXTRA_IMAGES` unless the count itself is larger."""
+    :data:`MAX_DEFAULT_IMAGES` unless the count itself is larger."""
     n = int(round(dp_count))
-    return max(n, min(IMAGES_PER_TRAINING_IMAGE * n, MAX_EXTRA_IMAGES))
+    return max(n, min(IMAGES_PER_TRAINING_IMAGE * n, MAX_DEFAULT_IMAGES))
 
 
 class ImageModality:
