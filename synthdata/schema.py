@@ -161,7 +161,9 @@ class Column:
     ``halves_undecided`` is set by private inference only (never read from or written to
     JSON): it read the column as whole numbers, but halves (``17.5``) too few to clear its
     noise may be there; the encoder's own release of exact values decides, and the schema
-    a fit ends with says which (whole numbers, or ``step`` 0.5).
+    a fit ends with says which (whole numbers, or ``step`` 0.5). ``clock`` marks whole numbers
+    that are times of day written HHMM (``830`` is 8:30, ``2359`` one minute to midnight):
+    their last two digits are minutes, so synthetic values never end in 60 to 99.
     """
 
     name: str
@@ -173,6 +175,7 @@ class Column:
     step: float | None = None
     missing_values: tuple[str, ...] | None = None
     halves_undecided: bool = False
+    clock: bool = False
 
     def __post_init__(self) -> None:
         where = f"column {self.name!r}"
@@ -182,6 +185,11 @@ class Column:
             raise SchemaError(f"{where}: unknown type {self.type!r}; use one of {', '.join(COLUMN_TYPES)}")
         if self.integer and self.type != "numerical":
             raise SchemaError(f"{where}: 'integer' applies to numerical columns only")
+        if not isinstance(self.clock, bool):
+            raise SchemaError(f"{where}: 'clock' must be true or false, got {self.clock!r}")
+        if self.clock and not (self.type == "numerical" and self.integer):
+            raise SchemaError(f"{where}: 'clock' (times of day written HHMM, such as 830 for 8:30) applies to "
+                              "numerical columns of whole numbers only: set \"integer\": true")
         if self.halves_undecided and not (self.integer and self.step is None):
             raise SchemaError(f"{where}: only a column of whole numbers without a step can leave halves undecided")
         if self.categories is not None:
@@ -205,6 +213,9 @@ class Column:
             object.__setattr__(self, "datetime_format", _ISO)
         if self.step is not None:
             self._check_step(where)
+            if self.clock and 20 % self.step:
+                raise SchemaError(f"{where}: a column of times (clock) takes a step of 1, 2, 4, 5, 10 or 20 minutes "
+                                  f"only (one that steps HHMM and minutes alike), got {self.step:g}")
         if self.missing_values is not None:
             object.__setattr__(self, "missing_values", tuple(self.missing_values))
             for marker in self.missing_values:
@@ -277,6 +288,8 @@ class Column:
             facts.append(f"{len(self.categories)} categories")
         if self.step is not None:
             facts.append(f"step {self.step:g}")
+        if self.clock:
+            facts.append("times of day HHMM")
         return facts
 
     @property
@@ -300,6 +313,8 @@ class Column:
             out["bounds"] = list(self.bounds) if self.bounds is not None else None
         if self.type == "numerical":
             out["step"] = _plain_number(self.step) if self.step is not None else None
+            if self.clock:  # (only when set: the other columns' JSON stays as it was)
+                out["clock"] = True
         if self.type == "categorical":
             out["categories"] = list(self.categories) if self.categories is not None else None
         if self.missing_values:
@@ -310,7 +325,7 @@ class Column:
     def from_dict(cls, data: Any) -> Column:
         if not isinstance(data, dict):
             raise SchemaError(f"each entry of 'columns' must be an object, got {data!r}")
-        known = {"name", "type", "integer", "bounds", "categories", "format", "step", "missing_values"}
+        known = {"name", "type", "integer", "bounds", "categories", "format", "step", "missing_values", "clock"}
         name = data.get("name")
         unknown = sorted(k for k in data if k not in known and not str(k).startswith("_"))
         if unknown:
@@ -335,6 +350,7 @@ class Column:
             datetime_format=data.get("format"),
             step=data.get("step"),
             missing_values=data.get("missing_values") or None,
+            clock=data.get("clock", False),
         )
 
 

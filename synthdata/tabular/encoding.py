@@ -237,6 +237,9 @@ class ColumnCode:
     decimals: int | None = None
     released_range: list[float] | None = None
     format: int = 1
+    #: Times of day written HHMM (:attr:`synthdata.schema.Column.clock`): the levels are in minutes
+    #: since midnight (:func:`clock_minutes`), and drawn values are written back as HHMM.
+    clock: bool = False
 
     @property
     def size(self) -> int:
@@ -274,7 +277,10 @@ class ColumnCode:
         return meets and len(density) == len(pieces) and max(density) <= min(density) * (1 + 1e-6) and min(density) > 0
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        if not self.clock:  # (only when set: the other columns' saved layout stays as it was)
+            out.pop("clock")
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColumnCode:
@@ -637,6 +643,7 @@ class TabularEncoder:
             bounds=list(_numeric_bounds(column)) if column.bounds is not None else None,
             datetime_format=column.datetime_format,
             format=2,
+            clock=column.clock,
         )
         parts = counts.split(noisy)
         sigmas = counts.split(np.full(len(noisy), sigma) if cell_sigma is None else cell_sigma)
@@ -647,6 +654,8 @@ class TabularEncoder:
             elif trim and not column.constant:  # made untrimmed (and refined): its edges are cut now
                 pieces = self._trim_edges(pieces, lattice, resolutions, sigma, decay=column.type == "numerical",
                                           hard_ends=column.type == "datetime")
+            if column.clock and pieces and lattice.unit is not None:
+                pieces = _within_day(pieces, lattice)
             if column.type == "numerical" and pieces:
                 pieces = _follow_density(pieces, lattice)
             code.step, code.base = lattice.step, lattice.base
@@ -819,7 +828,7 @@ class TabularEncoder:
             return (f"no value is frequent enough to be released at this privacy budget ({threshold}); raise "
                     "epsilon, or declare its categories or bounds in a schema (public, no threshold)")
         if code.kind in ("numerical", "datetime") and code.one_range:
-            low, high = code.released_range
+            low, high = clock_hhmm(np.array(code.released_range)) if code.clock else code.released_range
             return (f"only one wide range of its values ({low:g} to {high:g}) is frequent enough to be released at "
                     f"this privacy budget ({threshold}); drawn uniformly it would show nothing of the column. Raise "
                     "epsilon, or declare public bounds in a schema")
@@ -1280,8 +1289,8 @@ class TabularEncoder:
         for j, code in enumerate(self.codes_):
             column = levels[:, j]
             if code.kind in ("numerical", "datetime"):
-                yield code, (_draw_numbers(code, column, rng) if code.format >= 2 else
-                             _draw_numbers_v1(code, column, rng))
+                raw = _draw_numbers(code, column, rng) if code.format >= 2 else _draw_numbers_v1(code, column, rng)
+                yield code, (clock_hhmm(raw) if code.clock else raw)
             else:
                 yield code, column
 
@@ -1321,6 +1330,24 @@ class _Piece:
     tilt: float = 0.0  # log-density's rise from low to high (0: drawn evenly; see _follow_density)
     merged: bool = False  # a column's end cell of the refinement, merged (see _end_cells): its edge is cut flat
     group: int = -1  # the remainder it is part of (pieces spread from one cell's remainder over its gaps), -1: none
+
+
+def _within_day(pieces: list[_Piece], lattice: _Lattice) -> list[_Piece]:
+    """A clock column's spread pieces cut to the day, minutes 0 to 1439 (0000 to 2359), their weight
+    kept: an edge piece's cut reads the density beside it (:meth:`TabularEncoder._trim_edges`),
+    and late evening's rising density took scheduled arrivals to 2368 (0.5-0.9% of them). A released
+    value (one lattice value: ``2400`` where the data writes midnight so) is real and kept.
+    Post-processing."""
+    first, last = lattice.to_units(np.array([0.0, 1439.0]))
+    first, last = lattice.first(first), lattice.last(last)
+    out = []
+    for piece in pieces:
+        if piece.low < piece.high and (piece.low < first or piece.high > last) and \
+                piece.high >= first and piece.low <= last:
+            low, high = max(piece.low, first), min(piece.high, last)
+            piece = replace(piece, low=low, high=high, holes=tuple(h for h in piece.holes if low <= h <= high))
+        out.append(piece)
+    return out
 
 
 def _remainder_units(pieces: list[_Piece], chosen) -> list[tuple[list[int], float, float]]:
@@ -2022,7 +2049,24 @@ def _numeric_bounds(column: Column) -> tuple[float, float]:
     low, high = column.bounds
     if column.type == "datetime":
         return (pd.Timestamp(low).value / _DAY_NS, pd.Timestamp(high).value / _DAY_NS)
+    if column.clock:
+        low, high = clock_minutes(np.array([float(low), float(high)]))
     return float(low), float(high)
+
+
+def clock_minutes(values: np.ndarray) -> np.ndarray:
+    """Times of day written HHMM (``830``, ``2359``; ``2400`` is midnight at the end of the day)
+    as minutes since midnight, the whole numbers the encoder works in: consecutive times are
+    consecutive minutes, so no level spans the endings 60 to 99 no time has. A value ending past
+    59 (not a time) is read as its hour's last minute. NaN stays NaN."""
+    hours = np.floor(values / 100.0)
+    return hours * 60.0 + np.minimum(values - hours * 100.0, 59.0)
+
+
+def clock_hhmm(minutes: np.ndarray) -> np.ndarray:
+    """Minutes since midnight written back as HHMM (the inverse of :func:`clock_minutes` on times)."""
+    hours = np.floor(minutes / 60.0)
+    return hours * 100.0 + (minutes - hours * 60.0)
 
 
 def _to_number(column: Column, series: pd.Series) -> np.ndarray:
@@ -2032,7 +2076,8 @@ def _to_number(column: Column, series: pd.Series) -> np.ndarray:
             series = series.dt.tz_convert("UTC").dt.tz_localize(None)
         stamps = series.astype("datetime64[ns]")
         return np.where(stamps.isna(), np.nan, stamps.astype("int64") / _DAY_NS)
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    return clock_minutes(numbers) if column.clock else numbers
 
 
 def _split_by_mass(weights: np.ndarray, parts: int) -> list[list[int]]:
