@@ -19,6 +19,7 @@ import pytest
 
 from synthdata.errors import DataError
 from synthdata.ingest import read_table
+from synthdata.tabular.inference import schema_noise
 
 from .conftest import assert_one_line_error
 
@@ -375,7 +376,6 @@ def test_sample_from_a_model_folder_with_a_fifo_for_model_json_does_not_block(in
 def test_the_schema_share_is_computed_from_the_plan_not_searched_for(count):
     """A small table's schema share was raised 1.5-fold per plan: six plans (11 s at a high
     sampling rate) before a 400-row table was refused. Now: the share needed, in one step."""
-    import math
     import warnings
 
     from synthdata.errors import SynthdataWarning
@@ -393,7 +393,7 @@ def test_the_schema_share_is_computed_from_the_plan_not_searched_for(count):
             plans += 1
             if not estimator._raise_schema_share(split, ledger, count, columns, "rows"):
                 break
-    most = count / (estimator.SCHEMA_NOISE_ROWS * math.sqrt(2 * columns))
+    most = count / (estimator.SCHEMA_NOISE_ROWS * schema_noise(1.0, columns))
     multiplier = ledger.planned_multiplier("schema")
     warned = [w for w in caught if issubclass(w.category, SynthdataWarning)]
     assert plans <= 2, plans

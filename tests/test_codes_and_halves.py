@@ -7,7 +7,6 @@ and thresholds) away from the rule's threshold, so the decision cannot hinge on 
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 from synthdata.privacy import GaussianRequest, PrivacyLedger
 from synthdata.schema import Column, Schema
 from synthdata.tabular.encoding import TabularEncoder
+from synthdata.tabular.inference import schema_noise
 from synthdata.tabular.inference import _CODE_SHARE, _MINORITY_MARGIN, infer_schema_private
 
 #: Standard deviations between the data and a rule's threshold: a wrong side by noise has
@@ -46,7 +46,7 @@ def test_numbers_beside_many_codes_are_a_code_column_and_a_few_typos_are_not():
     frame = pd.DataFrame({"stock": np.where(coded, lettered, digits), "amount": amount,
                           "qty": rng.integers(1, 20, n)})
     ledger = _schema_ledger(1.0)
-    sigma = ledger.planned_multiplier("schema") * math.sqrt(2 * frame.shape[1])
+    sigma = schema_noise(ledger.planned_multiplier("schema"), frame.shape[1])
     # The rule (noisy codes above both MINORITY_MARGIN sigma and CODE_SHARE of the values)
     # is far from both columns: 1,000 codes on one side, 30 typos on the other.
     threshold = max(_MINORITY_MARGIN * sigma, _CODE_SHARE * n)

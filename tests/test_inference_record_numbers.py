@@ -17,6 +17,7 @@ import pandas as pd
 
 from synthdata.privacy import GaussianRequest, PrivacyLedger
 from synthdata.schema import Excluded
+from synthdata.tabular.inference import schema_noise
 from synthdata.tabular.inference import _REPEAT_SHARE, _WIDE_SHARE, INTEGER, SHAPES, WIDE5, WIDE6, _decide, \
     infer_schema_private, shape_codes
 
@@ -76,7 +77,7 @@ def test_an_unnamed_repeating_person_number_is_left_out_and_a_weight_is_kept():
     })
     ledger = PrivacyLedger(epsilon=1.0, delta=1e-6)  # fresh CSPRNG noise
     ledger.plan(gaussians={"schema": GaussianRequest(sensitivity=1.0, share=1.0)})
-    sigma = ledger.planned_multiplier("schema") * math.sqrt(2 * frame.shape[1])
+    sigma = schema_noise(ledger.planned_multiplier("schema"), frame.shape[1])
     codes = shape_codes(frame["respondent"])
     wide = int((codes == WIDE6).sum())
     distinct = frame["respondent"].nunique()

@@ -9,7 +9,6 @@ sits many noise standard deviations (the estimator's own σ) from the rule's thr
 from __future__ import annotations
 
 import io
-import math
 import warnings
 
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 
 from synthdata import read_table
 from synthdata.privacy import GaussianRequest, PrivacyLedger
+from synthdata.tabular.inference import schema_noise
 from synthdata.tabular.inference import _CODE_SHARE, _MINORITY_MARGIN, PADDED, SHAPES, infer_schema_private, \
     shape_codes
 
@@ -73,7 +73,7 @@ def test_zip_codes_with_leading_zeros_are_a_code_column_and_a_stray_padded_numbe
     assert (frame["zip"].to_numpy() == zips).all()
     ledger = PrivacyLedger(epsilon=1.0, delta=1e-6)  # fresh CSPRNG noise
     ledger.plan(gaussians={"schema": GaussianRequest(sensitivity=1.0, share=1.0)})
-    sigma = ledger.planned_multiplier("schema") * math.sqrt(2 * frame.shape[1])
+    sigma = schema_noise(ledger.planned_multiplier("schema"), frame.shape[1])
     padded = int((shape_codes(frame["zip"]) == PADDED).sum())
     threshold = max(_MINORITY_MARGIN * sigma, _CODE_SHARE * n)
     assert padded - MARGIN * sigma > threshold > 3 + MARGIN * sigma

@@ -16,6 +16,7 @@ import pandas as pd
 
 from synthdata.privacy import GaussianRequest, PrivacyLedger
 from synthdata.tabular.encoding import TabularEncoder
+from synthdata.tabular.inference import schema_noise
 from synthdata.tabular.inference import (_MINORITY_MARGIN, _STRAY_SHARE, INTEGER, ROUND25, ROUND100, ROUND1000,
                                          SHAPES, _decide, infer_schema_private, shape_codes)
 
@@ -54,7 +55,7 @@ def test_round_amounts_get_their_step_and_other_whole_numbers_none():
     frame = _frame()
     ledger = PrivacyLedger(epsilon=1.0, delta=1e-6)  # fresh CSPRNG noise
     ledger.plan(gaussians={"schema": GaussianRequest(sensitivity=1.0, share=1.0)})
-    sigma = ledger.planned_multiplier("schema") * math.sqrt(2 * frame.shape[1])
+    sigma = schema_noise(ledger.planned_multiplier("schema"), frame.shape[1])
     n = len(frame)
     # Every class the loans use holds thousands of rows; the classes off 25 hold none.
     loan = np.bincount(shape_codes(frame["loan"]), minlength=len(SHAPES))

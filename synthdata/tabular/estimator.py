@@ -47,7 +47,7 @@ from ..privacy.bounding import ROWS_PER_UNIT_STEP, UnitRequest, bound_contributi
 from ..runtime import resolve_device
 from ..schema import Excluded, Schema
 from .encoding import TabularEncoder
-from .inference import infer_schema_private
+from .inference import infer_schema_private, schema_noise
 from .marginals import MeasuredMarginals, measure_marginals, measure_triples
 from .networks import Generator, Segments
 from .preflight import preflight
@@ -133,7 +133,7 @@ def _raise_schema_share(split: dict[str, float], ledger: PrivacyLedger, count: i
 
     Post-processing of the DP count: the shares depend on it, never on the exact rows.
     """
-    most = count / (SCHEMA_NOISE_ROWS * math.sqrt(2 * max(columns, 1)))  # the noise multiplier that still tells
+    most = count / (SCHEMA_NOISE_ROWS * schema_noise(1.0, columns))  # the noise multiplier that still tells
     multiplier = ledger.planned_multiplier("schema")
     if multiplier <= most:
         return False

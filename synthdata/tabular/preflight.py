@@ -50,6 +50,7 @@ from scipy.stats import norm
 from ..errors import DataError
 from ..files import printable
 from ..privacy import PrivacyLedger, gaussian_threshold
+from .inference import schema_noise
 
 if TYPE_CHECKING:
     from ..schema import Schema
@@ -158,7 +159,7 @@ def preflight(model, *, count: float, columns: int, ledger: PrivacyLedger, schem
     if encoder is None:
         least = least_sigma(float(ledger.epsilon), float(ledger.delta))
         if schema is None:
-            sigma = least * math.sqrt(2 * max(columns, 1))  # the schema's release, unit_rows 1
+            sigma = schema_noise(least, columns)  # the schema's release, unit_rows 1
             if count <= TYPE_NOISE_MARGIN * sigma:
                 raise DataError(
                     f"no column's type can be told from the noise at epsilon {ledger.epsilon:g}: {about}, but a "

@@ -58,7 +58,7 @@ from .encoding import (
     _to_number,
     reassign_weights,
 )
-from .inference import SHAPES, _distinct, shape_codes
+from .inference import SHAPES, _distinct, clock_codes, shape_codes
 
 __all__ = ["EncodeKernel", "EngineStats", "FrameStats", "TableStats", "cross_counts", "table_stats"]
 
@@ -98,7 +98,8 @@ class TableStats:
         raise NotImplementedError
 
     def shape_counts(self, names: Sequence[str]) -> np.ndarray:
-        """Per column: the count of cells of each shape (:data:`SHAPES`), then the number of distinct values."""
+        """Per column: the count of cells of each shape (:data:`SHAPES`), the number of distinct values, then
+        the time-of-day evidence (cells that read as times, cells no time is written as: :func:`clock_codes`)."""
         raise NotImplementedError
 
     def histograms(self, schema: Schema) -> Callable:
@@ -132,10 +133,11 @@ class FrameStats(TableStats):
 
     def shape_counts(self, names: Sequence[str]) -> np.ndarray:
         shapes = len(SHAPES)
-        counts = np.zeros((len(names), shapes + 1), dtype=np.int64)
+        counts = np.zeros((len(names), shapes + 3), dtype=np.int64)
         for j, name in enumerate(names):
             counts[j, :shapes] = np.bincount(shape_codes(self.frame[name]), minlength=shapes)
             counts[j, shapes] = _distinct(self.frame[name])
+            counts[j, shapes + 1:] = np.bincount(clock_codes(self.frame[name]), minlength=3)[1:]
         return counts
 
     def histograms(self, schema: Schema) -> Callable:
@@ -190,11 +192,12 @@ class EngineStats(TableStats):
 
     def shape_counts(self, names: Sequence[str]) -> np.ndarray:
         shapes = len(SHAPES)
-        counts = np.zeros((len(names), shapes + 1), dtype=np.int64)
+        counts = np.zeros((len(names), shapes + 3), dtype=np.int64)
         for j, name in enumerate(names):
             values, weights = self._present(name)
             counts[j, :shapes] = _weighted_bincount(shape_codes(values), weights, shapes)
             counts[j, shapes] = _distinct(values)
+            counts[j, shapes + 1:] = _weighted_bincount(clock_codes(values), weights, 3)[1:]
         return counts
 
     def histograms(self, schema: Schema) -> Callable:
