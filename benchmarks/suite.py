@@ -462,13 +462,23 @@ def _restore_types(raw: pd.DataFrame, train: pd.DataFrame, kinds: dict[str, str]
 # --------------------------------------------------------------------------- metrics
 
 
+def _times_of_day(observed: np.ndarray) -> bool:
+    """Whether real numbers are times of day written HHMM: all whole, 0 to 2400, none ending in 60
+    to 99, and at least 100 distinct values from 100 (not a handful of codes)."""
+    if observed.size == 0 or not np.all(observed == np.round(observed)) or observed.min() < 0 or \
+            observed.max() > 2400 or np.any(np.fmod(observed, 100) >= 60):
+        return False
+    return np.unique(observed[observed >= 100]).size >= 100
+
+
 def impossible_values(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, Any]:
     """Share of synthetic values no real value could be: off range, off lattice, unseen.
 
     Numbers (and date-times): outside the real training column's [min, max], or off its
     lattice — the smallest step the real values sit on (whole numbers; 0.5 steps from
     17.5; 25 g; whole minutes), read from real values that need at most
-    MAX_LATTICE_DECIMALS decimals (columns that need more are measurements: range only).
+    MAX_LATTICE_DECIMALS decimals (columns that need more are measurements: range only);
+    real times of day written HHMM (:func:`_times_of_day`) put a value ending in 60 to 99 off.
     Categories: a value the real training column never holds. Any column: a missing
     value where the real column has none. Each synthetic cell counts once however many
     of these it breaks. Returns shares of all cells and of rows with at least one such
@@ -499,12 +509,15 @@ def impossible_values(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, 
             out_of_range = present & ((sv < low) | (sv > high))
             lattice = _lattice(observed)
             on = _on_lattice(sv, lattice)
+            clock = kind == "continuous" and _times_of_day(observed)
+            if clock:  # a minute's ending is 00 to 59: 1275 is no time
+                on &= np.fmod(np.where(present, sv, 0.0), 100) < 60
             off_lattice = present & ~on & ~out_of_range
             bad = out_of_range | off_lattice | invented_missing | unreadable
             distinct = np.unique(observed)
             entry.update(
                 out_of_range=_share(out_of_range), off_lattice=_share(off_lattice), unseen_value=_share(unreadable),
-                lattice=_lattice_text(lattice, kind),
+                lattice=_lattice_text(lattice, kind) + (", times HHMM" if clock else ""),
                 off_support=_share(present & ~np.isin(sv, distinct)) if distinct.size <= SMALL_SUPPORT else None,
             )
         else:
