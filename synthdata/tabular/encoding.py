@@ -2057,10 +2057,12 @@ def _numeric_bounds(column: Column) -> tuple[float, float]:
 def clock_minutes(values: np.ndarray) -> np.ndarray:
     """Times of day written HHMM (``830``, ``2359``; ``2400`` is midnight at the end of the day)
     as minutes since midnight, the whole numbers the encoder works in: consecutive times are
-    consecutive minutes, so no level spans the endings 60 to 99 no time has. A value ending past
-    59 (not a time) is read as its hour's last minute. NaN stays NaN."""
+    consecutive minutes, so no level spans the endings 60 to 99 no time has. A value ending in 60
+    to 99 (not a time: a column misread as times by the noise) is read as the nearest time, its
+    hour's last minute or the next hour (``1998`` is ``2000``, never ``1959``). NaN stays NaN."""
     hours = np.floor(values / 100.0)
-    return hours * 60.0 + np.minimum(values - hours * 100.0, 59.0)
+    ending = values - hours * 100.0
+    return np.where(ending >= 80, (hours + 1) * 60.0, hours * 60.0 + np.minimum(ending, 59.0))
 
 
 def clock_hhmm(minutes: np.ndarray) -> np.ndarray:
