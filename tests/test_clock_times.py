@@ -20,7 +20,7 @@ from synthdata.errors import SchemaError
 from synthdata.privacy import GaussianRequest, PrivacyLedger
 from synthdata.schema import Column, Schema
 from synthdata.tabular.encoding import ColumnCode, TabularEncoder, clock_hhmm, clock_minutes
-from synthdata.tabular.inference import (_MINORITY_MARGIN, INTEGER, SHAPES, _decide, clock_codes,
+from synthdata.tabular.inference import (_MINORITY_MARGIN, INTEGER, SHAPES, ZERO, _decide, clock_codes,
                                          infer_schema_private)
 
 #: Standard deviations between the data and a rule's threshold.
@@ -93,9 +93,15 @@ def test_a_few_cells_that_are_no_time_within_the_noise_do_not_stop_the_reading()
     column = _decide("dep_time", shape, 1300.0, sigma, clock=(5400.0, 3600.0, 4 * sigma))  # spread over hundreds
     assert not column.clock and column.halves_undecided
     assert not _decide("dep_time", shape, 1300.0, sigma, clock=(80.0, 0.0, 30.0)).clock  # times within the noise
-    # A deductible: 450, 750, 1000 read as times, 660 and 294 on 8% of as many do not, within a large noise.
-    assert not _decide("mdeoff", shape, 1300.0, sigma, clock=(10635.0, 886.0, 700.0)).clock
-    assert not _decide("mdeoff", shape, 1300.0, sigma, clock=(10324.0, 206.0, 699.0)).clock  # read low by noise
+    # Whole numbers no time is written as on 12% of as many as the times: not times, however clear.
+    assert not _decide("dep_time", shape, 1300.0, sigma, clock=(9000.0, 1080.0, 4 * sigma)).clock
+    # A deductible: 450, 750, 1000 read as times, 660 and 294 on 8% of as many not, a third of it zeros:
+    # times on half its values are not a column of times, even where the noise reads no past-59 value.
+    deductible = shape.copy()
+    deductible[[INTEGER, ZERO]] = [13000.0, 7000.0]
+    for evidence in ((10635.0, 886.0, 700.0), (10324.0, 206.0, 699.0), (10635.0, 0.0, 120.0)):
+        assert not _decide("mdeoff", deductible, 1300.0, sigma, clock=evidence).clock
+    assert _decide("mdeoff", deductible, 1300.0, sigma, clock=(19000.0, 0.0, 120.0)).clock
 
 
 def test_the_schema_says_clock_in_json_and_refuses_it_on_other_columns():
