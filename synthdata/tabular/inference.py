@@ -26,9 +26,9 @@ about its columns from one Gaussian release, charged to the ledger as ``"schema"
   numbers no time is written as (60 or more ending in 60 to 99, or past 2400). These two
   counts are released beside the others at a quarter of their weight (the others are counted
   :data:`_MAIN_WEIGHT` times): their noise is four times the others', and the others' grows
-  by 1.6% only; a column that splits this way with a clear margin has times in it, a
-  column of times needs no finer reading (flights' departure times, not read so, came out
-  40% impossible: 12:75).
+  by 1.6% only. A column whose values clearly read as times, and clearly not otherwise, is
+  read as times of day (:func:`_clock`; ``clock`` in the schema): flights' departure times,
+  read as every whole number, came out 40% impossible (12:75).
 
 One row (one unit of privacy: ``k`` rows) moves one count per column's shape histogram,
 one distinct count per column and at most one evidence count, each counted
