@@ -821,6 +821,9 @@ def parse_datetimes(series: pd.Series, datetime_format: str) -> pd.Series:
     """
     if ptypes.is_datetime64_any_dtype(series.dtype):
         return series
+    # Hourly stamps written "%H:00" (a literal 00) read as any time: the data's own minutes and
+    # seconds, its "Z" or offset, parse as for "%H:%M"; the hour's lattice is the encoder's.
+    datetime_format = datetime_format.replace("%H:00", "%H:%M")
     text = series.astype(object).where(series.notna(), None)
     parsed = pd.to_datetime(text, format=datetime_format, errors="coerce")
     variants = []

@@ -9,7 +9,7 @@ import pytest
 
 from synthdata.privacy import GaussianRequest, PrivacyLedger
 from synthdata.schema import ID_NAME, Excluded, parse_datetimes
-from synthdata.tabular.inference import INTEGER, SHAPES, _decide, infer_schema_private
+from synthdata.tabular.inference import INTEGER, SHAPES, _decide, infer_schema_private, shape_codes
 
 
 @pytest.mark.parametrize("name", ["patient_id", "id", "ID", "case_no", "CustomerID", "orderId", "visit_num",
@@ -70,6 +70,44 @@ def test_iso_date_times_with_a_utc_marker_or_an_offset_are_dates():
                                 pd.Timestamp("2017-03-01 10:00")]
     assert parsed[4] == pd.Timestamp("2017-03-01")
     assert (parsed[5:] == pd.Series(stamps[5:], index=parsed.index[5:])).all()
+
+
+def test_hourly_stamps_are_read_on_the_hour_and_released_on_it():
+    """flights' ``time_hour`` (``2013-01-01T10:00:00Z``, every stamp on the hour) was read to the
+    minute, and 98% of its synthetic stamps fell between hours. A time on the hour is a shape of
+    its own; a column of them gets the format ``%H:00`` and the hour's lattice. Stamps spread over
+    the minutes keep ``%H:%M``."""
+    from synthdata.tabular.encoding import TabularEncoder
+
+    rng = np.random.default_rng(4)
+    n = 6_000
+    hours = pd.Timestamp("2013-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24, n), unit="h")
+    minutes = pd.Timestamp("2013-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24 * 60, n), unit="min")
+    frame = pd.DataFrame({"time_hour": hours.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                          "departed": minutes.strftime("%Y-%m-%d %H:%M"),
+                          "stamp": pd.Series(hours)})  # held as date-times, not text
+    assert [SHAPES[c] for c in shape_codes(pd.Series(["2013-01-01T10:00:00Z", "2013-01-01 10:30",
+                                                      "01/02/2013 11:00", "2013-01-01"]))] == [
+        "date:iso:hour:either", "date:iso:minute:either", "date:slash:hour:either", "date:iso:date:either"]
+    ledger = PrivacyLedger(epsilon=1.0, delta=1e-6, threshold_delta=1e-7)  # fresh CSPRNG noise
+    ledger.plan(gaussians={"schema": GaussianRequest(sensitivity=1.0, share=0.3),
+                           "preprocessing": GaussianRequest(sensitivity=1.0, share=0.7)})
+    schema = infer_schema_private(frame, ledger=ledger)
+    assert schema["time_hour"].datetime_format == "%Y-%m-%d %H:00"
+    assert schema["stamp"].datetime_format == "%Y-%m-%d %H:00"
+    assert schema["departed"].datetime_format == "%Y-%m-%d %H:%M"
+    parsed = parse_datetimes(frame["time_hour"], schema["time_hour"].datetime_format)
+    assert (parsed == pd.Series(hours)).all()
+    encoder = TabularEncoder().fit(schema.conform(frame[schema.names]), schema, ledger=ledger,
+                                   threshold_delta=1e-7, rows=float(n))
+    draw = np.random.default_rng()
+    levels = np.stack([draw.choice(c.size, size=5_000, p=np.maximum(c.counts, 0) / np.maximum(c.counts, 0).sum())
+                       for c in encoder.codes_], axis=1)
+    synthetic = encoder.decode(levels, rng=draw)
+    stamps = pd.to_datetime(synthetic["time_hour"].dropna(), format="%Y-%m-%d %H:00")
+    assert len(stamps) > 4_000 and (stamps == stamps.dt.floor("h")).all() and stamps.dt.hour.nunique() > 12
+    departed = pd.to_datetime(synthetic["departed"].dropna(), format="%Y-%m-%d %H:%M")
+    assert (departed != departed.dt.floor("h")).mean() > 0.5
 
 
 def test_one_noisy_date_cell_does_not_make_a_small_tables_numbers_dates():

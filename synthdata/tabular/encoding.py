@@ -588,7 +588,7 @@ class TabularEncoder:
             return _Lattice(10.0**-decimals, max(int(round(step * 10**decimals)), 1), decimals)
         if column.type == "datetime":
             fmt = column.datetime_format or ""
-            step = 86_400 if "%H" not in fmt else 60 if "%S" not in fmt else 1
+            step = 86_400 if "%H" not in fmt else 3_600 if "%M" not in fmt else 60 if "%S" not in fmt else 1
             return _Lattice(_SECOND, step, None)
         return None
 
