@@ -61,7 +61,7 @@ from ..errors import DataError, IdentifierColumnWarning, SynthdataWarning
 from ..privacy import PrivacyLedger
 from ..schema import ID_NAME, Column, Excluded, Schema
 
-__all__ = ["SHAPES", "clock_codes", "infer_schema_private", "schema_noise", "shape_codes"]
+__all__ = ["SHAPES", "clock_codes", "column_counts", "infer_schema_private", "schema_noise", "shape_codes"]
 
 #: Shape classes of a cell, in code order.
 _BASE = ["missing", "boolean", "integer", "half", "decimal1", "decimal2", "decimal3", "text", "zero", "even-tenth",
@@ -323,7 +323,7 @@ def _text_shapes(values: pd.Series) -> np.ndarray:
     # A cell that reads as a number has the number's shape, whatever its spelling (1e3, 5.):
     # one text cell added to a column of numbers (a neighbouring table) turns the whole
     # column to text, and no other cell's class may change with it. Leading zeros stay a code.
-    numbers = pd.to_numeric(stripped.where(out != PADDED), errors="coerce").to_numpy(dtype=float)
+    numbers = _text_numbers(stripped)
     numeric = np.isfinite(numbers) & (out != BOOLEAN)
     if numeric.any():
         out[numeric] = _number_shapes(numbers[numeric])
@@ -348,15 +348,29 @@ def clock_codes(series: pd.Series) -> np.ndarray:
     if ptypes.is_numeric_dtype(series.dtype):
         numbers = series.to_numpy(dtype=float, na_value=np.nan)
     else:
-        text = series.astype("string").str.strip()
-        numbers = pd.to_numeric(text.where(~text.str.match(_PADDED).fillna(False).astype(bool)),
-                                errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        numbers = _text_numbers(series.astype("string").str.strip())
     with np.errstate(invalid="ignore"):
         whole = np.isfinite(numbers) & (numbers == np.round(numbers))
         last = np.fmod(np.where(whole, numbers, 0.0), 100)
         time = whole & (numbers >= 100) & (numbers <= 2400) & (last < 60)
         past = whole & (((numbers >= 60) & (last >= 60)) | (numbers > 2400))
     return np.where(time, 1, np.where(past, 2, 0)).astype(np.int64)
+
+
+def _text_numbers(stripped: pd.Series) -> np.ndarray:
+    """The number each stripped text cell reads as (NaN for none, and for a whole number written
+    with leading zeros: a code, ``02134``)."""
+    padded = stripped.str.match(_PADDED).fillna(False).astype(bool)
+    return pd.to_numeric(stripped.where(~padded), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def column_counts(series: pd.Series) -> np.ndarray:
+    """What the schema release counts of one column: its cells by shape (:data:`SHAPES`), its
+    number of distinct values, then its time-of-day evidence (cells that read as times, cells no
+    time is written as: :func:`clock_codes`)."""
+    shapes = len(SHAPES)
+    return np.concatenate([np.bincount(shape_codes(series), minlength=shapes), [_distinct(series)],
+                           np.bincount(clock_codes(series), minlength=3)[1:]]).astype(np.int64)
 
 
 def _distinct(series: pd.Series) -> int:
@@ -377,11 +391,8 @@ def infer_schema_private(frame, *, ledger: PrivacyLedger, unit_rows: int = 1, st
     shapes = len(SHAPES)
     if isinstance(frame, pd.DataFrame):
         names = [str(name) for name in frame.columns]
-        counts = np.zeros((len(names), shapes + 3), dtype=np.int64)
-        for j, name in enumerate(names):
-            counts[j, :shapes] = np.bincount(shape_codes(frame[name]), minlength=shapes)
-            counts[j, shapes] = _distinct(frame[name])
-            counts[j, shapes + 1:] = np.bincount(clock_codes(frame[name]), minlength=3)[1:]
+        counts = np.stack([column_counts(frame[name]) for name in frame.columns]) if names else \
+            np.zeros((0, shapes + 3), dtype=np.int64)
     else:
         names = list(frame.columns)
         counts = frame.shape_counts(names)

@@ -58,7 +58,7 @@ from .encoding import (
     _to_number,
     reassign_weights,
 )
-from .inference import SHAPES, _distinct, clock_codes, shape_codes
+from .inference import SHAPES, _distinct, clock_codes, column_counts, shape_codes
 
 __all__ = ["EncodeKernel", "EngineStats", "FrameStats", "TableStats", "cross_counts", "table_stats"]
 
@@ -132,13 +132,9 @@ class FrameStats(TableStats):
         return [str(c) for c in self.frame.columns]
 
     def shape_counts(self, names: Sequence[str]) -> np.ndarray:
-        shapes = len(SHAPES)
-        counts = np.zeros((len(names), shapes + 3), dtype=np.int64)
-        for j, name in enumerate(names):
-            counts[j, :shapes] = np.bincount(shape_codes(self.frame[name]), minlength=shapes)
-            counts[j, shapes] = _distinct(self.frame[name])
-            counts[j, shapes + 1:] = np.bincount(clock_codes(self.frame[name]), minlength=3)[1:]
-        return counts
+        if not names:
+            return np.zeros((0, len(SHAPES) + 3), dtype=np.int64)
+        return np.stack([column_counts(self.frame[name]) for name in names])
 
     def histograms(self, schema: Schema) -> Callable:
         from .encoding import _exact_counts
