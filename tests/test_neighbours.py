@@ -6,7 +6,7 @@ run on D but different on D′ — is a certain distinguisher, so it is a bug. T
 runs the real pipeline (``release`` and ``fit`` + ``save``) several times on D and once on
 D′ = D + one crafted row (a new category, an extreme number, a fraction in a whole-number
 column, a date in another format, a near-identifier, an all-missing row, text in a number
-column) and compares every published field: the public report (JSON, and the HTML with
+column, 12:75 in a column of times written HHMM, a stamp off the hour among hourly ones) and compares every published field: the public report (JSON, and the HTML with
 its numbers masked), the synthetic CSV's header, dtypes and length, and the saved model's
 ``model.json``. A field that differs between the runs on D is noisy (it is allowed to
 differ on D′); any other field must be identical on D′.
@@ -53,6 +53,9 @@ def _table(n: int = 400, seed: int = 0) -> pd.DataFrame:
         "joined": pd.to_datetime("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D"),
         "smoker": rng.random(n) < 0.3,
         "note": rng.choice(["none", "mild", "severe"], n).astype(object),
+        "departs": (lambda m: (m // 60) * 100 + m % 60)(rng.integers(6 * 60, 22 * 60, n)),  # times HHMM
+        "checked_in": (pd.to_datetime("2021-01-01") + pd.to_timedelta(rng.integers(0, 24 * 200, n), unit="h"))
+        .strftime("%Y-%m-%dT%H:%M:%SZ"),  # hourly stamps
     }).assign(joined=lambda f: f["joined"].dt.strftime("%Y-%m-%d"))
 
 
@@ -65,6 +68,8 @@ CRAFTED_ROWS = {
     "all missing": {"age": None, "city": None, "income": None, "visits": None, "joined": None,
                     "smoker": None, "note": None},
     "text in a number column": {"income": "n/a-ish", "age": "forty"},
+    "a number that is no time": {"departs": 1275},
+    "a stamp off the hour": {"checked_in": "2021-03-04T10:17:00Z"},
 }
 
 
@@ -219,8 +224,9 @@ def _release_table(frame: pd.DataFrame, tmp: Path, keys, epsilon: float, tag: st
 
 # Each crafted row is tried at one budget (both budgets are covered) to keep the suite's time.
 @pytest.mark.parametrize("epsilon, crafted", [
-    (1.0, ["new category", "fraction in a whole-number column", "date in another format", "all missing"]),
-    (10.0, ["extreme number", "near-identifier", "text in a number column"]),
+    (1.0, ["new category", "fraction in a whole-number column", "date in another format", "all missing",
+           "a stamp off the hour"]),
+    (10.0, ["extreme number", "near-identifier", "text in a number column", "a number that is no time"]),
 ])
 def test_no_published_table_field_tells_d_from_d_plus_one_crafted_row(tmp_path, keys, monkeypatch, epsilon,
                                                                         crafted):
