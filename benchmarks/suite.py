@@ -517,7 +517,7 @@ def impossible_values(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, 
             distinct = np.unique(observed)
             entry.update(
                 out_of_range=_share(out_of_range), off_lattice=_share(off_lattice), unseen_value=_share(unreadable),
-                lattice=_lattice_text(lattice, kind) + (", times HHMM" if clock else ""),
+                lattice=_lattice_text(lattice, kind, clock=clock),
                 off_support=_share(present & ~np.isin(sv, distinct)) if distinct.size <= SMALL_SUPPORT else None,
             )
         else:
@@ -588,9 +588,11 @@ def _on_lattice(values: np.ndarray, lattice: tuple[int, int, int] | None) -> np.
     return on
 
 
-def _lattice_text(lattice: tuple[int, int, int] | None, kind: str) -> str | None:
-    if lattice is None:
+def _lattice_text(lattice: tuple[int, int, int] | None, kind: str, *, clock: bool = False) -> str | None:
+    if lattice is None:  # measurements (more decimals than a lattice is read from): range only
         return None
+    if clock:
+        return _lattice_text(lattice, kind) + ", times HHMM"
     decimals, base, step = lattice
     if kind == "datetime":
         return f"every {step * 10.0 ** -decimals:g} s" if step else "one instant"
