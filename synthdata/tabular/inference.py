@@ -51,6 +51,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +62,8 @@ from ..errors import DataError, IdentifierColumnWarning, SynthdataWarning
 from ..privacy import PrivacyLedger
 from ..schema import ID_NAME, Column, Excluded, Schema
 
-__all__ = ["SHAPES", "clock_codes", "column_counts", "infer_schema_private", "schema_noise", "shape_codes"]
+__all__ = ["SHAPES", "clock_codes", "column_counts", "frame_counts", "infer_schema_private", "schema_noise",
+           "shape_codes"]
 
 #: Shape classes of a cell, in code order.
 _BASE = ["missing", "boolean", "integer", "half", "decimal1", "decimal2", "decimal3", "text", "zero", "even-tenth",
@@ -338,11 +340,17 @@ def _text_shapes(values: pd.Series) -> np.ndarray:
     return out
 
 
+def _schema_sensitivity(columns: int, unit_rows: int = 1) -> float:
+    """The L2 sensitivity of the schema's one release: ``k·√((2W² + 1)·columns)`` (a shape count and
+    the distinct count at weight ``W`` = :data:`_MAIN_WEIGHT`, one evidence count at weight 1, per column)."""
+    return unit_rows * math.sqrt((2 * _MAIN_WEIGHT ** 2 + 1) * max(columns, 1))
+
+
 def schema_noise(multiplier: float, columns: int, unit_rows: int = 1) -> float:
     """The noise (standard deviation) of one shape count of the schema's release, for the ledger's
-    noise ``multiplier``: its sensitivity ``k·√((2W² + 1)·columns)`` over the weight ``W``
+    noise ``multiplier``: its sensitivity (:func:`_schema_sensitivity`) over the weight ``W``
     (:data:`_MAIN_WEIGHT`; the time-of-day evidence's noise is ``W`` times this)."""
-    return multiplier * unit_rows * math.sqrt((2 * _MAIN_WEIGHT ** 2 + 1) * max(columns, 1)) / _MAIN_WEIGHT
+    return multiplier * _schema_sensitivity(columns, unit_rows) / _MAIN_WEIGHT
 
 
 def clock_codes(series: pd.Series) -> np.ndarray:
@@ -372,6 +380,13 @@ def _text_numbers(stripped: pd.Series) -> np.ndarray:
     return pd.to_numeric(stripped.where(~padded), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
+def frame_counts(frame: pd.DataFrame, columns: Sequence) -> np.ndarray:
+    """:func:`column_counts` of each of ``columns`` (labels of ``frame``), one row each."""
+    if not len(columns):
+        return np.zeros((0, len(SHAPES) + 3), dtype=np.int64)
+    return np.stack([column_counts(frame[name]) for name in columns])
+
+
 def column_counts(series: pd.Series) -> np.ndarray:
     """What the schema release counts of one column: its cells by shape (:data:`SHAPES`), its
     number of distinct values, then its time-of-day evidence (cells that read as times, cells no
@@ -399,14 +414,13 @@ def infer_schema_private(frame, *, ledger: PrivacyLedger, unit_rows: int = 1, st
     shapes = len(SHAPES)
     if isinstance(frame, pd.DataFrame):
         names = [str(name) for name in frame.columns]
-        counts = np.stack([column_counts(frame[name]) for name in frame.columns]) if names else \
-            np.zeros((0, shapes + 3), dtype=np.int64)
+        counts = frame_counts(frame, list(frame.columns))
     else:
         names = list(frame.columns)
         counts = frame.shape_counts(names)
     weighted = counts.copy()
     weighted[:, :shapes + 1] *= _MAIN_WEIGHT
-    sensitivity = unit_rows * math.sqrt((2 * _MAIN_WEIGHT ** 2 + 1) * len(names))
+    sensitivity = _schema_sensitivity(len(names), unit_rows)
     noisy = ledger.noisy(step, weighted, sensitivity=sensitivity, integer=True,
                          mechanism="Gaussian mechanism on per-column shape histograms and distinct counts (each "
                                    f"counted {_MAIN_WEIGHT} times) and time-of-day evidence",

@@ -58,7 +58,7 @@ from .encoding import (
     _to_number,
     reassign_weights,
 )
-from .inference import SHAPES, _distinct, clock_codes, column_counts, shape_codes
+from .inference import SHAPES, _distinct, clock_codes, frame_counts, shape_codes
 
 __all__ = ["EncodeKernel", "EngineStats", "FrameStats", "TableStats", "cross_counts", "table_stats"]
 
@@ -132,9 +132,7 @@ class FrameStats(TableStats):
         return [str(c) for c in self.frame.columns]
 
     def shape_counts(self, names: Sequence[str]) -> np.ndarray:
-        if not names:
-            return np.zeros((0, len(SHAPES) + 3), dtype=np.int64)
-        return np.stack([column_counts(self.frame[name]) for name in names])
+        return frame_counts(self.frame, names)
 
     def histograms(self, schema: Schema) -> Callable:
         from .encoding import _exact_counts
