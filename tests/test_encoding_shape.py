@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from synthdata.schema import Column, Schema
-from synthdata.tabular.encoding import (INTERIOR_MARGIN, REMAINDER_MARGIN, ColumnCode, TabularEncoder, _draw_numbers,
+from synthdata.tabular.encoding import (FALL_HELD, INTERIOR_MARGIN, REMAINDER_MARGIN, ColumnCode, TabularEncoder, _draw_numbers,
                                         _follow_density, _Lattice, _Piece, _shape_column, _sub_cells)
 
 from .models.test_encoding import _pieces
@@ -445,3 +445,23 @@ def test_where_no_cell_stands_out_from_either_end_the_piece_stays_even():
     out = _shape_column(pieces, cuts, noisy, sigma, WHOLE)
     assert [(p.low, p.high) for p in out] == [(v, v) for v in range(1, 10)]
     assert [p.weight for p in out] == pytest.approx([401.9 / 9] * 9)
+
+
+def test_a_falling_edge_piece_past_all_its_fall_could_hold_stops_where_the_fall_does():
+    """[0, 99] at 8 a value, [100, 199] at 4, and a wide top piece [200, 9999] holding 600: more
+    than a density falling at their rate could hold however far it ran (600 x rate / start > 1).
+    It was filled whole (to 9,999, when a few rows less stopped it near 500: a cliff that took a
+    thin tail of half-years past its real end); it now stops where the fall has held FALL_HELD of
+    all it could (the density down to 1% of its start), drawn falling less."""
+    encoder = TabularEncoder()
+    encoder._threshold = 60.0
+    tail = [_Piece(0, 99, 800.0, ()), _Piece(100, 199, 400.0, ())]
+    rate = math.log(2.0) / 100
+    start = 4.0 * math.exp(-rate * (200 - 149.5))
+    assert 600.0 * rate / start > 1.0  # past all the fall could hold
+    top = encoder._trim_edges(tail + [_Piece(200, 9999, 600.0, ())], WHOLE, decay=True)[-1]
+    assert top.low == 200 and top.high == 199 + round(-math.log1p(-FALL_HELD) / rate)
+    assert top.high < 1000 and top.weight == 600.0 and top.tilt < 0.0
+    # A mass the fall holds well inside the piece is cut where it needs, as before.
+    light = encoder._trim_edges(tail + [_Piece(200, 9999, 200.0, ())], WHOLE, decay=True)[-1]
+    assert light.high == 199 + round(-math.log1p(-200.0 * rate / start) / rate)

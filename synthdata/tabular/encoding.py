@@ -155,6 +155,12 @@ DENSE_EDGE = 2.0
 #: column may end in a hard cut inside the piece (randhie's ages end at 64.3 inside [60, 70): extrapolating a 9%
 #: fall put 0.6% of them up to 65.1); the flat rule is the safer reading there.
 EDGE_FALL = 1.5
+#: A falling edge piece (:func:`_edge_decay`) reaches at most where the falling density has held this share of
+#: the mass it could ever hold (where it has fallen to 1% of its start). A mass past all it could hold was read as
+#: a piece filled whole: a cliff (a few more rows' mass took a thin tail of half-years from 36 to the piece's 99.5,
+#: past the real 52.5; interest rates from 20-25% to 20-59.99%, 7% of them past the real 30.94%); the flat rule
+#: and the finer cells' reach (:meth:`TabularEncoder._reach`) still read how far such a mass needs.
+FALL_HELD = 0.99
 #: Pieces beside an edge whose densities differ more than this many times are spikes (codes): the edge is cut
 #: at the densest one's density.
 SPIKY = 10.0
@@ -1118,8 +1124,8 @@ class TabularEncoder:
             falling = _edge_decay(piece, side, others, lattice) if decay and not spiky and not piece.merged else None
             if falling is not None:  # the values the falling density needs for the piece's mass
                 start, rate = falling
-                need = piece.weight * rate / start
-                filled = max(filled, size if need >= 1 else -math.log1p(-need) / rate)
+                need = min(piece.weight * rate / start, FALL_HELD)
+                filled = max(filled, -math.log1p(-need) / rate)
             reach = self._reach(piece, side, lattice, resolutions, sigma) if resolutions else None
             if lattice.unit is None:
                 if reach is not None:
