@@ -60,7 +60,11 @@ def test_half_points_stay_half_points_and_years_stay_years():
     assert set(synthetic["year"].unique()) == {2007, 2008, 2009}
     assert synthetic["year"].dtype == np.int64
     assert _on_lattice(synthetic["yrs"].to_numpy(), 0.5).all()
-    assert synthetic["yrs"].between(frame["yrs"].min(), frame["yrs"].max()).all()
+    # A thin tail's last values are read off noisy counts: the range holds every value drawn, and the real
+    # range all but a few of the furthest (here 1 in 20,000 at 54 past a real 52.5, in 1 of 30 noise seeds).
+    low, high = encoder.codes_[2].released_range
+    assert synthetic["yrs"].between(low, high).all()
+    assert (~synthetic["yrs"].between(frame["yrs"].min(), frame["yrs"].max())).mean() < 0.001
     # Exact values keep their shares.
     for value in (22.0, 27.0):
         assert abs((synthetic["age"] == value).mean() - (frame["age"] == value).mean()) < 0.02
