@@ -18,11 +18,13 @@ their margins many noise standard deviations wide).
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
-from synthdata.tabular.encoding import (START, START_MARGIN, TabularEncoder, _column_ends, _combined_mass, _end_cells,
+from synthdata.tabular.encoding import (REFINE_MISS, START, START_MARGIN, TabularEncoder, _column_ends, _combined_mass, _end_cells,
                                         _join_quiet_starts, _Lattice, _Piece, _refine_cells, _shape_column,
-                                        _start_apart, _sub_cells)
+                                        _start_apart, _start_margin, _sub_cells)
 
 HUNDREDS = _Lattice(1.0, 100, 0)  # whole numbers in steps of 100
 CONTINUOUS = _Lattice(None, None, None)
@@ -57,13 +59,13 @@ def test_a_quiet_first_value_is_joined_back_and_a_loud_one_stays():
     starts, merged, sure = frozenset({0, 3}), frozenset({1}), frozenset({4})
     loud = START_MARGIN * sigma + 1.0
     quiet = START_MARGIN * sigma - 1.0
-    out, counts, new_merged, new_sure = _join_quiet_starts(cuts, np.array([loud, 10.0, 5.0, quiet, 7.0]), sigma,
-                                                           merged, sure, starts)
+    out, counts, new_merged, new_sure = _join_quiet_starts(cuts, np.array([loud, 10.0, 5.0, quiet, 7.0]),
+                                                           START_MARGIN * sigma, merged, sure, starts)
     assert out == [(0, (40000, 40000)), (0, (40100, 59900)), (0, (60000, 99900)), (1, (100000, 199900))]
     assert counts.tolist() == [loud, 10.0, 5.0, quiet + 7.0]
     assert new_merged == frozenset({1}) and new_sure == frozenset({3})
     # Without start cells nothing changes.
-    same = _join_quiet_starts(cuts, np.ones(5), sigma, merged, sure, frozenset())
+    same = _join_quiet_starts(cuts, np.ones(5), START_MARGIN * sigma, merged, sure, frozenset())
     assert same[0] == cuts and same[2] == merged and same[3] == sure
 
 
@@ -76,7 +78,7 @@ def test_a_cap_at_a_round_value_stays_the_cap_instead_of_spreading_past_it():
     assert cuts[0][1] == (1000, 1000) or cuts[0][1][0] == 40000
     exact = np.array([440.0 if cell == (40000, 40000) else 0.0 for _, cell in cuts])
     assert 440.0 > 2 * START_MARGIN * sigma  # far from the rule's threshold
-    joined = _join_quiet_starts(cuts, exact, sigma, merged, frozenset(), starts)
+    joined = _join_quiet_starts(cuts, exact, START_MARGIN * sigma, merged, frozenset(), starts)
     shaped = _shape_column(pieces, joined[0], joined[1], sigma, HUNDREDS, joined[2], joined[3])
     trimmed = TabularEncoder()._trim_edges(shaped, HUNDREDS, None, 0.0, decay=True)
     top = max(trimmed, key=lambda p: p.high)
@@ -124,3 +126,15 @@ def test_a_top_remainder_read_high_by_the_first_release_keeps_what_both_releases
     empty = _shape_column(pieces, cuts, np.array([-300.0, -200.0]), 70.7, tenths, first_sigma=100.0)
     assert not any(p.low >= 300 for p in empty)
     assert abs(sum(p.weight for p in empty) - (669.0 + 323.0)) < 1e-6
+
+
+def test_the_first_values_margin_grows_with_the_table_s_start_cells():
+    """One start cell standing out by chance is a false point mass of that many sd (5% of a loan
+    amount's rows at one value on a 55-column table): the margin holds the chance of any, over the
+    table, to REFINE_MISS."""
+    assert _start_margin(0) == _start_margin(1) == START_MARGIN
+    assert _start_margin(100) == NormalDist().inv_cdf(1 - REFINE_MISS / 100) > START_MARGIN
+    assert _start_margin(1000) > _start_margin(100)
+    # At the margin, the chance that any of the cells stands out by chance stays at most REFINE_MISS.
+    for cells in (10, 100, 1000):
+        assert cells * (1 - NormalDist().cdf(_start_margin(cells))) <= REFINE_MISS + 1e-12

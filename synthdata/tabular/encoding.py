@@ -171,8 +171,10 @@ SPIKY = 10.0
 #: their mass (:meth:`TabularEncoder._refine_pieces`); the first release gets the rest. Fixed in advance.
 REFINE_SHARE = 0.1
 #: A spread piece's first value, counted apart in the refinement (:func:`_start_apart`), stays apart only when its
-#: noisy count stands out of this many noise standard deviations (one such cell per refined piece: at 3 sd, an
-#: empty one passes in about 0.1% of them).
+#: noisy count stands out of this many noise standard deviations, or more: the margin that holds the chance of
+#: any empty one standing out, over every such cell of the table, to :data:`REFINE_MISS`. One that stands out by
+#: chance is a false point mass of that many sd (at 3 sd a cell, in about 1 of 8 fits of a 55-column table, 5%
+#: of a loan amount's rows at one value).
 START_MARGIN = 3.0
 #: Cells a spread piece is cut into for the refinement (fewer when it holds fewer lattice values).
 REFINE_CELLS = 256
@@ -768,10 +770,12 @@ class TabularEncoder:
         flat = np.concatenate(dense) if sum(sizes) else np.zeros(0, dtype=np.int64)
         noisy = noise.integer_gaussian(flat, sigma).astype(float) if len(flat) else flat.astype(float)
         out, offset = list(pieces), 0
+        margin = _start_margin(sum(len(k) for k in starts))
         for i, cuts, size, merged, sure, start in zip(refinable, cells, sizes, ends, protected, starts):
             column_noisy, offset = noisy[offset:offset + size], offset + size
             if out[i] and cuts:
-                cuts, column_noisy, merged, sure = _join_quiet_starts(cuts, column_noisy, sigma, merged, sure, start)
+                cuts, column_noisy, merged, sure = _join_quiet_starts(cuts, column_noisy, margin * sigma, merged, sure,
+                                                                      start)
                 out[i] = _shape_column(out[i], cuts, column_noisy, sigma, lattices[i], merged, sure,
                                        first_sigma=first_sigmas[i])
         return out
@@ -1596,7 +1600,7 @@ def _start_apart(cells: list[tuple[tuple, bool]], lattice: _Lattice) -> list[tup
     a point mass there stands out as itself, and the cells beside it, empty, are cut at the
     column's end (Lending Club's loans capped at 40,000, 4% of them, had been spread over
     40,000-42,600, past the real maximum, as the piece's first refinement cell). Where no mass sits
-    there, its count does not stand out of :data:`START_MARGIN` noise sd and it is joined back to
+    there, its count does not stand out of the noise (:data:`START_MARGIN`) and it is joined back to
     the cell beside it before anything reads the counts (:func:`_join_quiet_starts`). The
     cells stay public (chosen from the first release); each row still counts once. Not without a
     lattice (cells there are intervals)."""
@@ -1608,11 +1612,18 @@ def _start_apart(cells: list[tuple[tuple, bool]], lattice: _Lattice) -> list[tup
     return [((low, low), START), ((low + lattice.step, high), merged)] + cells[1:]
 
 
-def _join_quiet_starts(cuts: list[tuple], noisy: np.ndarray, sigma: float, merged: frozenset, sure: frozenset,
+def _start_margin(cells: int) -> float:
+    """Noise sd a piece's first value must stand out of to stay apart, with ``cells`` such cells in
+    the table: :data:`START_MARGIN`, or the margin that holds the chance of any empty one standing
+    out to :data:`REFINE_MISS` (a union bound), whichever is larger."""
+    return max(START_MARGIN, NormalDist().inv_cdf(1.0 - REFINE_MISS / max(cells, 1)))
+
+
+def _join_quiet_starts(cuts: list[tuple], noisy: np.ndarray, stands: float, merged: frozenset, sure: frozenset,
                        starts: frozenset) -> tuple[list[tuple], np.ndarray, frozenset, frozenset]:
     """The refinement's cells with each piece's first value (:func:`_start_apart`) joined back to
-    the cell beside it, their counts summed, unless its noisy count stands out of
-    :data:`START_MARGIN` noise standard deviations (a point mass: a cap, a floor, a round amount).
+    the cell beside it, their counts summed, unless its noisy count stands out above ``stands``
+    (:data:`START_MARGIN` noise standard deviations or more: a point mass, a cap, a floor, a round amount).
     Quiet, a one-value cell is noise: held as a proven piece's innermost cell it took the piece's
     whole mass as one value (Seattle's 30.0, 18% of its temperatures), and shared by the counts it
     drew mass by chance. ``merged`` and ``sure`` (cell indices) follow. Post-processing."""
@@ -1621,7 +1632,7 @@ def _join_quiet_starts(cuts: list[tuple], noisy: np.ndarray, sigma: float, merge
     out, counts, new_merged, new_sure, k = [], [], set(), set(), 0
     while k < len(cuts):
         owner, cell = cuts[k]
-        join = (k in starts and noisy[k] <= START_MARGIN * sigma and k + 1 < len(cuts) and cuts[k + 1][0] == owner)
+        join = (k in starts and noisy[k] <= stands and k + 1 < len(cuts) and cuts[k + 1][0] == owner)
         last = k + 1 if join else k
         if last in merged:
             new_merged.add(len(out))
