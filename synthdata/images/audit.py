@@ -92,7 +92,7 @@ def audit_images(
     delta: float | None = None,
     seed: int = 0,
     max_images: int = MAX_IMAGES,
-    epochs: int = CNN_EPOCHS,
+    epochs: int | None = None,
 ) -> dict[str, Any]:
     """Audit synthetic images against the training images they were made from.
 
@@ -101,10 +101,11 @@ def audit_images(
     without them (or with fewer than 40) membership inference, ML utility and the Fréchet
     feature CNN's training are skipped with a note. ``epsilon``/``delta`` are the privacy
     claim under test (``delta`` defaults to ``min(1/(n ln n), 1e-5)``). The same inputs and
-    ``seed`` give the same result.
+    ``seed`` give the same result. ``epochs`` of the CNNs: ``CNN_EPOCHS`` unless given.
     """
     import torch
 
+    epochs = CNN_EPOCHS if epochs is None else epochs
     log = AuditLog()
     train, synthetic = _as_images(train_images, "training"), _as_images(synthetic_images, "synthetic")
     holdout = None if holdout_images is None else _as_images(holdout_images, "holdout")
