@@ -31,9 +31,11 @@ demo: $(STAMP)
 	$(BIN)/synthdata verify $(DEMO)/affairs-release --public-key $(DEMO)/keys/signing_key.pub.pem
 	@echo "Release: $(DEMO)/affairs-release (open report.html in a browser)"
 
+# Two worker processes (pytest-xdist), each test file on one of them (its module fixtures are
+# fitted once): 6.7 minutes instead of 11.8 on two cores. 'pytest' alone runs in one process.
 test: $(STAMP)
 	$(BIN)/ruff check synthdata tests benchmarks scripts
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
