@@ -1698,7 +1698,9 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
     shared by its kept cells' noisy counts, pulled towards an even spread as far as the
     noise explains their differences (:func:`_shrunk`) — evenly when neither end found a cell that stands
     out (the refinement then says nothing of where the mass lies); a piece without a kept cell gives its
-    mass to the pieces kept, in proportion. A ``proven`` piece (all of a released cell's
+    mass to the pieces kept, in proportion. Where the outermost kept cell's share clearly exceeds its own
+    count, the excess lies in the cells cut beyond it, and is a piece of its own there
+    (:func:`_spill_past_cut`). A ``proven`` piece (all of a released cell's
     remainder: the first release showed data in it) is never cut away whole: where none of its
     cells stands out, its innermost cell stays, with its mass (the edge rules may cut it further, by
     the density beside it only: holding the whole piece's mass, its unreleased finer cells would
@@ -1784,7 +1786,13 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
         if shares.sum() <= 0:
             continue
         shares = shares / shares.sum()
-        out.extend(replace(p, weight=mass * w, var=var * w) for p, w in zip(parts, shares) if w > 0)
+        placed = [(replace(p, weight=mass * w, var=var * w), -1 if k in held else k)
+                  for p, (_, k), w in zip(parts, mine, shares) if w > 0]
+        cut = [k for j in members for k in by_owner[j] if not keep[k]]
+        unit = first_sigma if first_sigma > 0 else sigma
+        beside = [(p.low, p.high) for j, p in enumerate(pieces) if j not in members and p.high > p.low]
+        out.extend(_spill_past_cut(placed, [cuts[k][1] for k in cut], noisy, sigma, math.sqrt(var) * unit, lattice,
+                                   pieces[members[0]].holes, beside))
     out = sorted(out, key=lambda p: (p.low, p.high))
     # A piece cut away whole keeps its mass inside the range: shared by the pieces kept, in
     # proportion (the column's shares among its values stay as the cut left them).
@@ -1792,6 +1800,48 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
     if lost > 0 and kept > 0:
         out = [replace(p, weight=p.weight * (kept + lost) / kept) for p in out]
     return out
+
+
+def _spill_past_cut(placed: list[tuple[_Piece, int]], cut: list[tuple], noisy: np.ndarray, sigma: float,
+                    mass_sd: float, lattice: _Lattice, holes: tuple = (), beside: list[tuple] = ()) -> list[_Piece]:
+    """A refined remainder's kept cells (pieces with their cell's index), with the mass its end cells
+    cut away (``cut``, the cells the end test removed: nothing proved data in any one of them) held
+    outside the outermost kept cell instead of inside it. The remainder's mass is measured whole;
+    shared by the kept cells' counts, the outermost kept cell took all the cut cells' real rows: where
+    its share clearly exceeds its own noisy count (by :data:`REFINE_MARGIN` standard deviations of the
+    difference: the mass's ``mass_sd`` at its share, and the cell's ``sigma``), the excess is a piece
+    of its own over the cut cells beside it, which the edge rules then cut by the density beside it
+    (:meth:`TabularEncoder._trim_edges`). Held inside, the cell was many times denser than its
+    neighbours and read as a cap, one value: Seattle's temperatures from 20 degrees (~40% of the days,
+    to 35.6) all at 20.0. A cap's cell counts its own mass and keeps it; so does a cell kept only as a
+    proven piece's innermost (index -1: nothing stood out, and its mass stays inside, see
+    :func:`_shape_column`). Only where a spread piece lies
+    inward of the kept cell (another of its cells, or ``beside``: other spread pieces' spans) to give
+    the edge rules a density: alone, the kept cell and the excess were each other's only neighbour,
+    and a 944-row table's ages came out as two values. Post-processing."""
+    pieces = [p for p, _ in placed]
+    if not cut or not pieces:
+        return pieces
+    total = sum(p.weight for p in pieces)
+    for side in (0, -1):
+        index = min(range(len(pieces)), key=lambda i: pieces[i].low) if side == 0 else \
+            max(range(len(pieces)), key=lambda i: pieces[i].high)
+        piece, k = pieces[index], placed[index][1]
+        beyond = [c for c in cut if (c[1] < piece.low if side == 0 else c[0] > piece.high)]
+        spans = [(p.low, p.high) for i, p in enumerate(pieces) if i != index and p.high > p.low] + list(beside)
+        inward = [span for span in spans if (span[0] > piece.low if side == 0 else span[1] < piece.high)]
+        if not beyond or not inward or k < 0:
+            continue
+        share = piece.weight / total if total > 0 else 0.0
+        excess = piece.weight - max(float(noisy[k]), 0.0)
+        if excess <= REFINE_MARGIN * math.sqrt((mass_sd * share) ** 2 + sigma ** 2):
+            continue
+        low, high = (min(c[0] for c in beyond), max(c[1] for c in beyond))
+        own = tuple(h for h in holes if low <= h <= high) if lattice.unit is not None else ()
+        var = piece.var * excess / piece.weight
+        pieces[index] = replace(piece, weight=piece.weight - excess, var=piece.var - var)
+        pieces.append(replace(piece, low=low, high=high, weight=excess, holes=own, var=var, merged=False, tilt=0.0))
+    return pieces
 
 
 def _combined_mass(mass: float, var: float, first_sigma: float, counts: list[float], sigma: float
