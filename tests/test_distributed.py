@@ -156,8 +156,11 @@ def two_processes(tmp_path_factory, digits):
     out = tmp_path_factory.mktemp("ranks")
     script = out / "worker.py"
     script.write_text(WORKER, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1", "XDG_CONFIG_HOME": str(out / "config")}  # the release's signing key
+    # The release's signing key is made under XDG_CONFIG_HOME: a SYNTHDATA_CONFIG_DIR of the caller's
+    # would take precedence (the key went there, and the check below found none).
+    inherited = {name: value for name, value in os.environ.items() if name != "SYNTHDATA_CONFIG_DIR"}
+    env = {**inherited, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1", "XDG_CONFIG_HOME": str(out / "config")}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
                "--master_port", str(_free_port()), str(script), str(out), json.dumps(SETTINGS), str(digits[0])]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
