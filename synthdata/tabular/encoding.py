@@ -1792,7 +1792,7 @@ def _shape_column(pieces: list[_Piece], cuts: list[tuple], noisy: np.ndarray, si
         unit = first_sigma if first_sigma > 0 else sigma
         beside = [(p.low, p.high) for j, p in enumerate(pieces) if j not in members and p.high > p.low]
         out.extend(_spill_past_cut(placed, [cuts[k][1] for k in cut], noisy, sigma, math.sqrt(var) * unit, lattice,
-                                   pieces[members[0]].holes, beside))
+                                   tuple(h for j in members for h in pieces[j].holes), beside))
     out = sorted(out, key=lambda p: (p.low, p.high))
     # A piece cut away whole keeps its mass inside the range: shared by the pieces kept, in
     # proportion (the column's shares among its values stay as the cut left them).
