@@ -42,8 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # appended: a PYTHONPATH checkout comes first
 
-SHARED = ROOT.parent / "shared" / "datasets"
-UNSEEN = ROOT / "benchmarks" / ".cache" / "unseen"
+from suite import SHARED, _numbers  # noqa: E402  (after the path: suite keeps a PYTHONPATH checkout first)
+from unseen import CACHE as UNSEEN  # noqa: E402
+
 TABLES = {
     "adult": (SHARED / "adult" / "train.csv", ","),
     "shoppers": (SHARED / "online_shoppers" / "online_shoppers_intention.csv", ";"),
@@ -99,10 +100,9 @@ def fit_encoder(frame: pd.DataFrame, *, epsilon: float, noise_seed: int, privacy
 
 
 def _as_numbers(series: pd.Series, kind: str) -> np.ndarray:
-    if kind == "datetime":
-        stamps = pd.to_datetime(series, errors="coerce", format="mixed").dropna()
-        return stamps.astype("int64").to_numpy() / 1e9
-    return pd.to_numeric(series, errors="coerce").dropna().to_numpy(dtype=float)
+    """Numbers, or dates as seconds since 1970, without missing values (the suite's reading)."""
+    values = _numbers(series, kind)
+    return values[~np.isnan(values)]
 
 
 def column_figures(encoder, frame: pd.DataFrame, *, seed: int, columns: list[str] | None = None,
